@@ -1,0 +1,142 @@
+"""``python -m bot …``: run the bot, or render from a shell without Discord."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import shutil
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from bot.errors import ConfigError, ImagineError
+from bot.events import EventKind, JobEvent
+from bot.jobs import Origin, Status
+from bot.logs import setup_logging
+from config.settings import Settings, load_settings
+
+log = logging.getLogger(__name__)
+
+CONSOLE_USER_ID = 0
+"""Jobs started from a shell belong to this user id (no Discord user has it)."""
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_CONFIG = 2
+
+TOKEN_HELP = """\
+error: no Discord bot token is configured (setting discord_token, environment variable IMAGINE_DISCORD_TOKEN).
+
+To get one: open https://discord.com/developers/applications, create an application (or pick yours),
+open "Bot", press "Reset Token" and copy it. Then either
+  - put IMAGINE_DISCORD_TOKEN=<token> in a .env file in this folder, or
+  - export IMAGINE_DISCORD_TOKEN=<token> before starting the bot.
+Invite the bot with the "bot" and "applications.commands" scopes.
+To try everything without Discord: python -m bot generate "a red fox --ar 3:2" -o fox.png"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bot", description="imaginebot: images for Discord")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    commands.add_parser("run", help="connect to Discord and serve /imagine")
+
+    generate = commands.add_parser("generate", help="render a prompt to a grid PNG without Discord")
+    generate.add_argument("prompt", help='the prompt with flags, e.g. "a red fox --ar 3:2 --seed 7"')
+    generate.add_argument("-o", "--output", type=Path, help="where to write the grid PNG")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+    token = settings.discord_token.get_secret_value() if settings.discord_token else ""
+    setup_logging(settings.log_level, secrets=[token])
+    if args.command == "run":
+        return run_bot(settings)
+    if args.command == "generate":
+        return asyncio.run(generate(settings, args.prompt, args.output))
+    raise AssertionError(f"unhandled command {args.command}")
+
+
+def run_bot(settings: Settings) -> int:
+    if settings.discord_token is None or not settings.discord_token.get_secret_value().strip():
+        print(TOKEN_HELP, file=sys.stderr)
+        return EXIT_CONFIG
+    import discord
+
+    from bot.discord_bot import ImagineBot
+
+    async def serve() -> None:
+        async with ImagineBot(settings) as bot:
+            assert settings.discord_token is not None
+            await bot.start(settings.discord_token.get_secret_value().strip())
+
+    try:
+        asyncio.run(serve())
+    except discord.LoginFailure:
+        print(
+            "error: Discord rejected the token (IMAGINE_DISCORD_TOKEN). Reset it in the developer portal "
+            "(Bot -> Reset Token) and paste the new one.",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
+    except discord.PrivilegedIntentsRequired:
+        print("error: the bot asked for a privileged intent that is not enabled in the portal", file=sys.stderr)
+        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        pass
+    return EXIT_OK
+
+
+async def generate(settings: Settings, prompt: str, output: Path | None) -> int:
+    """Render one /imagine through the queue and a real engine process; print the image paths."""
+    from bot.service import ImagineService
+
+    try:
+        service = await ImagineService.open(settings, only_own_jobs=True)
+    except ImagineError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    service.events.subscribe(_print_progress)
+    try:
+        try:
+            submitted = await service.submit_imagine(CONSOLE_USER_ID, prompt, origin=Origin(source="cli"))
+        except ImagineError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return EXIT_CONFIG
+        try:
+            await service.worker.run_until_idle()
+        except ImagineError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return EXIT_FAILED
+        job = await service.queue.get(submitted.job.id)
+        if job.status is not Status.COMPLETED or job.grid_path is None:
+            print(f"error: job {job.id} {job.status.value}: {job.error}", file=sys.stderr)
+            return EXIT_FAILED
+        images = await service.queue.images(job.id)
+        grid = Path(job.grid_path)
+        if output is not None:
+            output.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(grid, output)
+            grid = output
+        print(f"grid: {grid}", file=sys.stderr)
+        for image in images:
+            print(image.path)
+        return EXIT_OK
+    finally:
+        await service.close()
+
+
+def _print_progress(event: JobEvent) -> None:
+    if event.kind is EventKind.PROGRESS:
+        print(f"\rrendering job {event.job.id}: step {event.step}/{event.total}", end="", file=sys.stderr)
+        if event.step == event.total:
+            print(file=sys.stderr)
+    elif event.kind is EventKind.FAILED:
+        print(f"job {event.job.id} failed: {event.message}", file=sys.stderr)

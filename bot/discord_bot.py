@@ -1,0 +1,84 @@
+"""The discord.py ``Bot`` subclass: wires the service to Discord and loads one cog per feature."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import discord
+from discord.ext import commands
+
+from bot.engine_supervisor import EngineSupervisor
+from bot.events import JobEvent
+from bot.service import ImagineService
+from bot.waiting import ExternalWait, passthrough
+from config.settings import Settings
+
+log = logging.getLogger(__name__)
+
+EXTENSIONS = ("cogs.imagine", "cogs.results")
+
+
+class ImagineBot(commands.Bot):
+    """The bot. ``engine`` lets a caller share an already running engine (tests do)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        engine: EngineSupervisor | None = None,
+        external_wait: ExternalWait = passthrough,
+    ) -> None:
+        intents = discord.Intents.default()
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            intents=intents,
+            help_command=None,
+            allowed_mentions=discord.AllowedMentions(everyone=False, roles=False, users=True),
+        )
+        self.settings = settings
+        self.external_wait = external_wait
+        self._shared_engine = engine
+        self._service: ImagineService | None = None
+        self.failed_extensions: dict[str, str] = {}
+
+    @property
+    def service(self) -> ImagineService:
+        if self._service is None:
+            raise RuntimeError("the service is opened in setup_hook; it is not ready yet")
+        return self._service
+
+    async def _external_wait(self, awaitable: Any, *, reason: str) -> Any:
+        return await self.external_wait(awaitable, reason=reason)
+
+    async def setup_hook(self) -> None:
+        self._service = await ImagineService.open(
+            self.settings, engine=self._shared_engine, external_wait=self._external_wait
+        )
+        self._service.events.subscribe(self._relay_job_event)
+        for extension in EXTENSIONS:
+            try:
+                await self.load_extension(extension)
+            except Exception as error:  # a broken cog is logged, the rest of the bot still starts
+                log.exception("could not load %s", extension)
+                self.failed_extensions[extension] = f"{type(error).__name__}: {error}"
+        self._service.start()
+        await self._sync_commands()
+
+    async def _sync_commands(self) -> None:
+        guild_id = self.settings.sync_guild_id
+        if guild_id is not None:
+            guild = discord.Object(id=guild_id)
+            self.tree.copy_global_to(guild=guild)
+            synced = await self.tree.sync(guild=guild)
+        else:
+            synced = await self.tree.sync()
+        log.info("synced %d application command(s)%s", len(synced), f" to guild {guild_id}" if guild_id else "")
+
+    def _relay_job_event(self, event: JobEvent) -> None:
+        self.dispatch("job_event", event)
+
+    async def close(self) -> None:
+        if self._service is not None:
+            await self._service.close()
+        await super().close()

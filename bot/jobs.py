@@ -1,0 +1,171 @@
+"""Jobs: what a member asked the engine to render, and the states a job moves through."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class Status(StrEnum):
+    """Where a job is in its life. A job ends in exactly one of the terminal states."""
+
+    QUEUED = "queued"
+    """Waiting for the engine; survives restarts."""
+    RUNNING = "running"
+    """Handed to the engine. A job found running at start-up was interrupted and goes back to the queue."""
+    COMPLETED = "completed"
+    """Rendered; its images are on disk and listed in ``results``."""
+    FAILED = "failed"
+    """Gave up, with the reason in ``error``."""
+    CANCELLED = "cancelled"
+    """Stopped by the member or a moderator before it finished."""
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL
+
+
+TERMINAL = frozenset({Status.COMPLETED, Status.FAILED, Status.CANCELLED})
+
+# Which states a job may move to from each state.
+TRANSITIONS: dict[Status, frozenset[Status]] = {
+    Status.QUEUED: frozenset({Status.RUNNING, Status.CANCELLED, Status.FAILED}),
+    Status.RUNNING: frozenset({Status.COMPLETED, Status.FAILED, Status.CANCELLED, Status.QUEUED}),
+    Status.COMPLETED: frozenset(),
+    Status.FAILED: frozenset(),
+    Status.CANCELLED: frozenset(),
+}
+
+
+def can_move(source: Status, target: Status) -> bool:
+    """True when a job in ``source`` may move to ``target``."""
+    return target in TRANSITIONS[source]
+
+
+class Kind(StrEnum):
+    """What the engine is asked to do."""
+
+    IMAGINE = "imagine"
+    """txt2img: a fresh grid from a prompt."""
+
+
+class Lane(StrEnum):
+    """Priority lanes: turbo is served first, relax last."""
+
+    TURBO = "turbo"
+    FAST = "fast"
+    RELAX = "relax"
+
+
+LANE_ORDER: dict[Lane, int] = {Lane.TURBO: 0, Lane.FAST: 1, Lane.RELAX: 2}
+
+
+@dataclass(frozen=True)
+class RenderParams:
+    """Everything the engine needs to render a job, resolved from the prompt and the model's defaults."""
+
+    prompt: str
+    negative: str
+    model: str
+    width: int
+    height: int
+    steps: int
+    cfg: float
+    seed: int
+    images: int = 4
+    sampler: str = "euler_a"
+
+    @property
+    def seeds(self) -> tuple[int, ...]:
+        """One seed per image: image ``i`` of a grid uses ``seed + i``, so any one image can be redone."""
+        return tuple((self.seed + index) % 2**32 for index in range(self.images))
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> RenderParams:
+        return cls(**json.loads(text))
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a job came from, so its result can be posted back there (also after a restart)."""
+
+    source: str = "discord"
+    guild_id: int | None = None
+    channel_id: int | None = None
+    message_id: int | None = None
+    interaction_id: int | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Origin:
+        return cls(**json.loads(text)) if text else cls()
+
+
+@dataclass(frozen=True)
+class Job:
+    """One row of the ``jobs`` table."""
+
+    id: int
+    user_id: int
+    kind: Kind
+    status: Status
+    lane: Lane
+    prompt: str
+    params: RenderParams
+    origin: Origin
+    created_at: float
+    attempts: int = 0
+    error: str | None = None
+    grid_path: str | None = None
+    parent_id: int | None = None
+    parent_index: int | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+
+    @classmethod
+    def from_row(cls, row: Any) -> Job:
+        return cls(
+            id=row["id"],
+            user_id=row["user_id"],
+            kind=Kind(row["kind"]),
+            status=Status(row["status"]),
+            lane=Lane(row["lane"]),
+            prompt=row["prompt"],
+            params=RenderParams.from_json(row["params"]),
+            origin=Origin.from_json(row["origin"]),
+            created_at=row["created_at"],
+            attempts=row["attempts"],
+            error=row["error"],
+            grid_path=row["grid_path"],
+            parent_id=row["parent_id"],
+            parent_index=row["parent_index"],
+            started_at=row["started_at"],
+            finished_at=row["finished_at"],
+        )
+
+
+@dataclass(frozen=True)
+class ImageResult:
+    """One rendered image of a job."""
+
+    job_id: int
+    index: int
+    path: str
+    seed: int
+    width: int
+    height: int
+
+
+@dataclass(frozen=True)
+class JobResult:
+    """A finished job with its images and the grid that shows them."""
+
+    job: Job
+    images: tuple[ImageResult, ...] = field(default=())

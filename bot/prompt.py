@@ -1,0 +1,171 @@
+"""The Midjourney-style prompt parser: ``a red fox --ar 3:2 --seed 7 --no blur, text``.
+
+A pure function: text in, a :class:`ParsedPrompt` out, or a :class:`PromptError` that names the flag and shows
+its valid form. Flags follow the prompt text; ``—`` (an em dash, what phones make of ``--``) counts as ``--``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.errors import PromptError
+
+MAX_SEED = 2**32 - 1
+MAX_ASPECT_SIDE = 64
+MAX_ASPECT_RATIO = 4.0
+MAX_CFG = 30.0
+
+_FLAG = re.compile(r"^(?:--|—|–)([a-zA-Z][a-zA-Z0-9_-]*)$")
+# Zero-width and bidirectional control characters: invisible, and used to smuggle words past filters.
+_INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
+
+
+@dataclass(frozen=True)
+class ParsedPrompt:
+    """What a member asked for. ``None`` means "use the model's default"."""
+
+    text: str
+    negative: str = ""
+    aspect: tuple[int, int] = (1, 1)
+    seed: int | None = None
+    steps: int | None = None
+    cfg: float | None = None
+    flags: tuple[str, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class _Flag:
+    name: str
+    form: str
+    parse: Callable[[str, str, int], Any]
+    field: str
+    greedy: bool = False
+
+
+def _int_in(value: str, flag: str, form: str, low: int, high: int) -> int:
+    if not re.fullmatch(r"[+]?\d{1,12}", value):
+        raise PromptError(f"`--{flag} {value}` is not valid: use {form}", flag=flag)
+    number = int(value)
+    if not low <= number <= high:
+        raise PromptError(f"`--{flag} {value}` is out of range: use {form}", flag=flag)
+    return number
+
+
+def _parse_seed(value: str, flag: str, max_steps: int) -> int:
+    return _int_in(value, flag, f"--seed N with N a whole number from 0 to {MAX_SEED}", 0, MAX_SEED)
+
+
+def _parse_steps(value: str, flag: str, max_steps: int) -> int:
+    return _int_in(value, flag, f"--steps N with N from 1 to {max_steps}", 1, max_steps)
+
+
+def _parse_cfg(value: str, flag: str, max_steps: int) -> float:
+    form = f"--cfg X with X a number from 0 to {MAX_CFG:g}, for example --cfg 7"
+    if not re.fullmatch(r"[+]?(\d{1,3}(\.\d{0,3})?|\.\d{1,3})", value):
+        raise PromptError(f"`--{flag} {value}` is not valid: use {form}", flag=flag)
+    number = float(value)
+    if not (math.isfinite(number) and 0.0 <= number <= MAX_CFG):
+        raise PromptError(f"`--{flag} {value}` is out of range: use {form}", flag=flag)
+    return number
+
+
+def _parse_aspect(value: str, flag: str, max_steps: int) -> tuple[int, int]:
+    form = (
+        f"--ar W:H with whole numbers from 1 to {MAX_ASPECT_SIDE} and a ratio between 1:4 and 4:1, for example --ar 3:2"
+    )
+    match = re.fullmatch(r"(\d{1,3}):(\d{1,3})", value)
+    if match is None:
+        raise PromptError(f"`--{flag} {value}` is not valid: use {form}", flag=flag)
+    width, height = int(match.group(1)), int(match.group(2))
+    if not (1 <= width <= MAX_ASPECT_SIDE and 1 <= height <= MAX_ASPECT_SIDE):
+        raise PromptError(f"`--{flag} {value}` is out of range: use {form}", flag=flag)
+    ratio = width / height
+    if not 1 / MAX_ASPECT_RATIO <= ratio <= MAX_ASPECT_RATIO:
+        raise PromptError(f"`--{flag} {value}` is too extreme: use {form}", flag=flag)
+    divisor = math.gcd(width, height)
+    return width // divisor, height // divisor
+
+
+def _parse_negative(value: str, flag: str, max_steps: int) -> str:
+    words = ", ".join(part.strip() for part in value.split(",") if part.strip())
+    if not words:
+        raise PromptError("`--no` needs words after it, for example --no blur, text", flag=flag)
+    return words
+
+
+_FLAGS: dict[str, _Flag] = {
+    spec.name: spec
+    for spec in (
+        _Flag("ar", "--ar W:H", _parse_aspect, "aspect"),
+        _Flag("seed", "--seed N", _parse_seed, "seed"),
+        _Flag("no", "--no words", _parse_negative, "negative", greedy=True),
+        _Flag("steps", "--steps N", _parse_steps, "steps"),
+        _Flag("cfg", "--cfg X", _parse_cfg, "cfg"),
+    )
+}
+_ALIASES = {"aspect": "ar", "negative": "no"}
+
+
+def known_flags() -> tuple[str, ...]:
+    """The flag forms, for help texts."""
+    return tuple(spec.form for spec in _FLAGS.values())
+
+
+def clean_text(text: str) -> str:
+    """Drop invisible and control characters and collapse runs of whitespace."""
+    text = unicodedata.normalize("NFC", text)
+    text = _INVISIBLE.sub("", text)
+    text = "".join(" " if unicodedata.category(char) in {"Cc", "Zl", "Zp"} else char for char in text)
+    return " ".join(text.split())
+
+
+def parse_prompt(raw: str, *, max_chars: int = 1500, max_steps: int = 60) -> ParsedPrompt:
+    """Parse a member's prompt. Raises PromptError naming the problem and what to write instead."""
+    text = clean_text(raw)
+    if len(text) > max_chars:
+        raise PromptError(
+            f"the prompt is {len(text)} characters long; the limit is {max_chars}. Shorten it and try again."
+        )
+    tokens = text.split(" ") if text else []
+    words: list[str] = []
+    index = 0
+    while index < len(tokens) and _FLAG.match(tokens[index]) is None:
+        words.append(tokens[index])
+        index += 1
+    values: dict[str, Any] = {}
+    seen: list[str] = []
+    while index < len(tokens):
+        match = _FLAG.match(tokens[index])
+        if match is None:
+            previous = seen[-1] if seen else ""
+            raise PromptError(
+                f"unexpected text `{tokens[index]}` after `--{previous}`: put the prompt before the flags",
+                flag=previous or None,
+            )
+        name = match.group(1).lower()
+        name = _ALIASES.get(name, name)
+        spec = _FLAGS.get(name)
+        if spec is None:
+            raise PromptError(f"unknown flag `--{match.group(1)}`. Known flags: {', '.join(known_flags())}", flag=name)
+        if name in seen:
+            raise PromptError(f"`--{name}` is given twice; give it once", flag=name)
+        seen.append(name)
+        index += 1
+        start = index
+        while index < len(tokens) and _FLAG.match(tokens[index]) is None:
+            index += 1
+            if not spec.greedy:
+                break
+        argument = " ".join(tokens[start:index])
+        if not argument:
+            raise PromptError(f"`--{name}` needs a value: use {spec.form}", flag=name)
+        values[spec.field] = spec.parse(argument, name, max_steps)
+    prompt_text = " ".join(words).strip()
+    if not prompt_text:
+        raise PromptError("the prompt is empty: describe the image before any flags, e.g. `a red fox --ar 3:2`")
+    return ParsedPrompt(text=prompt_text, flags=tuple(seen), **values)

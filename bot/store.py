@@ -1,0 +1,157 @@
+"""The SQLite store: one writer connection whose transactions are serialised, and a separate reader.
+
+SQLite in WAL mode lets readers run beside the writer. Every transaction that reads and then writes starts
+with ``BEGIN IMMEDIATE`` so it takes the write lock up front (a deferred transaction that upgrades gets
+SQLITE_BUSY at once, ignoring busy_timeout). aiosqlite runs each connection on its own thread, and
+transactions on one shared connection would interleave between coroutines, so writes go through an
+``asyncio.Lock``. Migrations are numbered ``.sql`` files applied in order at start-up (``PRAGMA user_version``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import sqlite3
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+log = logging.getLogger(__name__)
+
+BUSY_TIMEOUT_MS = 10_000
+_MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+
+def load_migrations() -> list[Migration]:
+    """The numbered migrations shipped in ``bot/migrations``, in order; gaps or duplicates are a bug."""
+    folder = resources.files("bot") / "migrations"
+    found: list[Migration] = []
+    for entry in folder.iterdir():
+        match = _MIGRATION_NAME.match(entry.name)
+        if match:
+            found.append(Migration(int(match.group(1)), entry.name, entry.read_text(encoding="utf-8")))
+    found.sort(key=lambda migration: migration.version)
+    expected = list(range(1, len(found) + 1))
+    if [migration.version for migration in found] != expected:
+        raise RuntimeError(f"migrations must be numbered 0001.. without gaps, found {[m.name for m in found]}")
+    return found
+
+
+async def _configure(connection: aiosqlite.Connection) -> None:
+    connection.row_factory = sqlite3.Row
+    await connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    await connection.execute("PRAGMA foreign_keys = ON")
+    await connection.execute("PRAGMA synchronous = NORMAL")
+
+
+class Store:
+    """The bot's database. Open with :meth:`open`, close with :meth:`close`."""
+
+    def __init__(self, path: Path, writer: aiosqlite.Connection, reader: aiosqlite.Connection) -> None:
+        self.path = path
+        self._writer = writer
+        self._reader = reader
+        self._write_lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, path: Path) -> Store:
+        """Open (creating if needed) the database at ``path`` and bring its schema up to date."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        writer = await aiosqlite.connect(path, isolation_level=None)
+        try:
+            await _configure(writer)
+            mode = await (await writer.execute("PRAGMA journal_mode = WAL")).fetchone()
+            if mode is None or str(mode[0]).lower() != "wal":
+                log.warning("SQLite did not switch %s to WAL mode (got %s)", path, mode)
+            await _migrate(writer)
+            reader = await aiosqlite.connect(path, isolation_level=None)
+            await _configure(reader)
+            await reader.execute("PRAGMA query_only = ON")
+        except BaseException:
+            await writer.close()
+            raise
+        return cls(path, writer, reader)
+
+    async def close(self) -> None:
+        async with self._write_lock:
+            await self._reader.close()
+            await self._writer.close()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """A write transaction (``BEGIN IMMEDIATE``), committed on success and rolled back on any error."""
+        async with self._write_lock:
+            await self._writer.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._writer
+            except BaseException:
+                await self._writer.execute("ROLLBACK")
+                raise
+            else:
+                await self._writer.execute("COMMIT")
+
+    async def fetch_one(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Row | None:
+        async with self._reader.execute(sql, tuple(params)) as cursor:
+            return await cursor.fetchone()
+
+    async def fetch_all(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
+        async with self._reader.execute(sql, tuple(params)) as cursor:
+            return list(await cursor.fetchall())
+
+    async def fetch_value(self, sql: str, params: Iterable[Any] = ()) -> Any:
+        row = await self.fetch_one(sql, params)
+        return None if row is None else row[0]
+
+    async def schema_version(self) -> int:
+        return int(await self.fetch_value("PRAGMA user_version"))
+
+
+async def _migrate(connection: aiosqlite.Connection) -> None:
+    current = int((await (await connection.execute("PRAGMA user_version")).fetchone())[0])
+    migrations = load_migrations()
+    if current > len(migrations):
+        raise RuntimeError(
+            f"the database is at schema version {current}, newer than this bot knows ({len(migrations)}); "
+            "upgrade imaginebot or restore a backup"
+        )
+    for migration in migrations[current:]:
+        log.info("applying database migration %s", migration.name)
+        await connection.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _statements(migration.sql):
+                await connection.execute(statement)
+            await connection.execute(f"PRAGMA user_version = {migration.version}")
+        except BaseException:
+            await connection.execute("ROLLBACK")
+            raise
+        await connection.execute("COMMIT")
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration into statements (executescript would commit our transaction behind our back)."""
+    statements: list[str] = []
+    buffer = ""
+    for line in script.splitlines(keepends=True):
+        if line.strip().startswith("--"):
+            continue
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            if buffer.strip():
+                statements.append(buffer.strip())
+            buffer = ""
+    if buffer.strip():
+        raise RuntimeError(f"incomplete SQL statement at the end of a migration: {buffer.strip()[:80]}")
+    return statements

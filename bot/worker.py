@@ -1,0 +1,155 @@
+"""The worker: take the next job from the queue, have the engine render it, record and announce the result."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Collection
+from pathlib import Path
+
+from bot.engine_supervisor import EngineSupervisor
+from bot.errors import EngineCrashedError, EngineStartError, JobNotFoundError, RenderFailedError
+from bot.events import EventBus, EventKind, JobEvent
+from bot.grid import write_grid
+from bot.jobs import ImageResult, Job
+from bot.queue import JobQueue
+from bot.waiting import ExternalWait, passthrough
+from engine.metadata import ImageParameters, format_parameters
+from engine.protocol import Progress, RenderTask, TaskDone
+from engine.samplers import sampler_label
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 3
+
+
+def should_retry(attempts: int, max_attempts: int = MAX_ATTEMPTS) -> bool:
+    """A job interrupted by an engine crash is retried until it has been tried ``max_attempts`` times."""
+    return attempts < max_attempts
+
+
+def render_task_for(job: Job, images_dir: Path) -> RenderTask:
+    params = job.params
+    return RenderTask(
+        job_id=job.id,
+        prompt=params.prompt,
+        negative_prompt=params.negative,
+        width=params.width,
+        height=params.height,
+        steps=params.steps,
+        cfg=params.cfg,
+        seeds=params.seeds,
+        sampler=params.sampler,
+        output_dir=str(images_dir / str(job.id)),
+    )
+
+
+class Worker:
+    """Runs jobs one at a time on one engine. ``only`` restricts it to some job ids (the CLI's own jobs)."""
+
+    def __init__(
+        self,
+        queue: JobQueue,
+        engine: EngineSupervisor,
+        events: EventBus,
+        images_dir: Path,
+        *,
+        external_wait: ExternalWait = passthrough,
+        only: Collection[int] | None = None,
+    ) -> None:
+        self.queue = queue
+        self.engine = engine
+        self.events = events
+        self.images_dir = images_dir
+        self.external_wait = external_wait
+        self.only = only
+        self._wake = asyncio.Event()
+        self._stopping = False
+
+    def wake(self) -> None:
+        """Tell the worker a job was queued."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Serve the queue until stopped."""
+        try:
+            await self.engine.wait_ready()
+        except EngineStartError as error:
+            log.error("the engine cannot start, so no job will run: %s", error)
+            raise
+        while not self._stopping:
+            self._wake.clear()
+            job = await self.queue.claim_next(self.only)
+            if job is None:
+                await self.external_wait(self._wake.wait(), reason="waiting for queued jobs")
+                continue
+            await self.run_job(job)
+
+    async def run_until_idle(self) -> None:
+        """Run jobs until none are queued (a "burst" for the CLI and tests)."""
+        await self.engine.wait_ready()
+        while (job := await self.queue.claim_next(self.only)) is not None:
+            await self.run_job(job)
+
+    async def run_job(self, job: Job) -> None:
+        await self.events.emit(JobEvent(EventKind.STARTED, job))
+        task = render_task_for(job, self.images_dir)
+
+        def on_progress(progress: Progress) -> None:
+            event = JobEvent(EventKind.PROGRESS, job, step=progress.step, total=progress.total)
+            asyncio.get_running_loop().create_task(self.events.emit(event))
+
+        try:
+            done = await self.engine.render(task, on_progress)
+        except EngineCrashedError as error:
+            await self._after_crash(job, str(error))
+        except RenderFailedError as error:
+            failed = await self.queue.fail(job.id, str(error))
+            await self.events.emit(JobEvent(EventKind.FAILED, failed, message=str(error)))
+        except EngineStartError as error:
+            failed = await self.queue.fail(job.id, f"the engine could not start: {error}")
+            await self.events.emit(JobEvent(EventKind.FAILED, failed, message=str(error)))
+        else:
+            await self._record(job, done)
+
+    async def _after_crash(self, job: Job, reason: str) -> None:
+        if should_retry(job.attempts):
+            log.warning("job %s interrupted (%s); retrying (attempt %d)", job.id, reason, job.attempts)
+            requeued = await self.queue.requeue(job.id, reason)
+            await self.events.emit(JobEvent(EventKind.REQUEUED, requeued, message=reason))
+            self.wake()
+        else:
+            message = f"the engine crashed {job.attempts} times on this job; giving up ({reason})"
+            failed = await self.queue.fail(job.id, message)
+            await self.events.emit(JobEvent(EventKind.FAILED, failed, message=message))
+
+    async def _record(self, job: Job, done: TaskDone) -> None:
+        images = tuple(
+            ImageResult(job.id, index, path, seed, done.width, done.height)
+            for index, (path, seed) in enumerate(zip(done.paths, done.seeds, strict=True))
+        )
+        params = job.params
+        parameters = format_parameters(
+            ImageParameters(
+                prompt=params.prompt,
+                negative_prompt=params.negative,
+                steps=params.steps,
+                sampler=sampler_label(params.sampler),
+                cfg=params.cfg,
+                seed=params.seed,
+                width=done.width,
+                height=done.height,
+                model=params.model,
+            )
+        )
+        grid = await asyncio.to_thread(write_grid, done.paths, self.images_dir / str(job.id) / "grid.png", parameters)
+        try:
+            completed = await self.queue.complete(job.id, images, str(grid))
+        except JobNotFoundError:
+            log.warning("job %s finished after it was cancelled; its images are discarded", job.id)
+            return
+        await self.events.emit(JobEvent(EventKind.COMPLETED, completed, images=images))

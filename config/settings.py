@@ -1,0 +1,147 @@
+"""All of imaginebot's settings in one place.
+
+Values come from, highest priority first: keyword arguments (tests), environment variables with the
+``IMAGINE_`` prefix (nested values use ``__``, e.g. ``IMAGINE_MODELS__MINE__SOURCE``), a ``.env`` file in the
+working directory, and a TOML file (``config/bot.toml``, or the path in ``IMAGINE_CONFIG``). Every setting is
+documented in ``config/bot.example.toml``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+ENV_PREFIX = "IMAGINE_"
+DEFAULT_CONFIG_FILE = Path("config/bot.toml")
+
+Family = Literal["sd15", "sdxl"]
+Lane = Literal["turbo", "fast", "relax"]
+
+
+class ConfigError(Exception):
+    """A setting is missing or has a value of the wrong form; the message says which and what to write."""
+
+
+class ModelSpec(BaseModel):
+    """One entry of the model registry: where the weights live and the defaults a job gets."""
+
+    model_config = {"extra": "forbid"}
+
+    source: str = Field(description="'tiny:<family>', a local diffusers folder, or a Hugging Face hub id")
+    family: Family = "sd15"
+    steps: int = Field(default=25, ge=1, le=150)
+    cfg: float = Field(default=7.0, ge=0.0, le=30.0)
+    base_size: int = Field(default=512, ge=32, le=4096, description="side of the square image at --ar 1:1")
+    size_multiple: int = Field(default=64, ge=8, le=128, description="width and height are rounded to this")
+    cost_multiplier: float = Field(default=1.0, gt=0.0, le=100.0)
+
+
+BUILTIN_MODELS: dict[str, ModelSpec] = {
+    "tiny": ModelSpec(source="tiny:sd15", family="sd15", steps=4, cfg=5.0, base_size=64, size_multiple=16),
+    "tiny-sdxl": ModelSpec(source="tiny:sdxl", family="sdxl", steps=4, cfg=5.0, base_size=64, size_multiple=16),
+    "sd15": ModelSpec(source="stable-diffusion-v1-5/stable-diffusion-v1-5", family="sd15", steps=25),
+    "sdxl": ModelSpec(source="stabilityai/stable-diffusion-xl-base-1.0", family="sdxl", steps=30, base_size=1024),
+}
+
+
+class Settings(BaseSettings):
+    """The bot's configuration. See config/bot.example.toml for every key with its meaning."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        env_nested_delimiter="__",
+        extra="ignore",
+        validate_default=True,
+    )
+
+    discord_token: SecretStr | None = None
+    sync_guild_id: int | None = Field(default=None, description="sync slash commands to this guild at once")
+    model: str = "sd15"
+    models: dict[str, ModelSpec] = Field(default_factory=dict)
+    data_dir: Path = Path("data")
+    database_path: Path | None = None
+    device: Literal["auto", "cuda", "mps", "xpu", "cpu"] = "auto"
+    dtype: Literal["auto", "fp16", "bf16", "fp32"] = "auto"
+    images_per_job: int = Field(default=4, ge=1, le=4)
+    max_prompt_chars: int = Field(default=1500, ge=10, le=6000)
+    max_steps: int = Field(default=60, ge=1, le=150)
+    max_pixels: int = Field(default=1536 * 1536, ge=64 * 64)
+    engine_start_timeout_s: float = Field(default=600.0, gt=0)
+    job_timeout_s: float = Field(default=900.0, gt=0)
+    default_lane: Lane = "fast"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _check_model_known(self) -> Settings:
+        if self.model not in self.registry:
+            known = ", ".join(sorted(self.registry))
+            raise ValueError(f"model {self.model!r} is not in the registry; use one of: {known}")
+        return self
+
+    @property
+    def registry(self) -> dict[str, ModelSpec]:
+        """Built-in models merged with the ones this server defines (which win on a name clash)."""
+        return {**BUILTIN_MODELS, **self.models}
+
+    @property
+    def database_file(self) -> Path:
+        return self.database_path if self.database_path is not None else self.data_dir / "imagine.db"
+
+    @property
+    def images_dir(self) -> Path:
+        return self.data_dir / "images"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = Path(os.environ.get(f"{ENV_PREFIX}CONFIG", DEFAULT_CONFIG_FILE))
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=toml_file)
+        return (init_settings, env_settings, dotenv_settings, toml)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the settings, turning validation errors into one ConfigError that names each bad setting."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as error:
+        raise ConfigError(describe_validation_error(error)) from None
+    except ValueError as error:  # a TOML file that does not parse
+        raise ConfigError(f"could not read the configuration: {error}") from None
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """One line per problem, naming the setting as both its TOML key and its environment variable."""
+    lines = ["invalid configuration:"]
+    for problem in error.errors(include_url=False, include_input=False):
+        location = [str(part) for part in problem["loc"]]
+        key = ".".join(location) if location else "(settings)"
+        env_name = ENV_PREFIX + "__".join(location).upper() if location else ""
+        where = f"{key} ({env_name})" if env_name else key
+        lines.append(f"  - {where}: {problem['msg']}")
+    return "\n".join(lines)

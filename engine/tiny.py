@@ -1,0 +1,351 @@
+"""Tiny random-weight Stable Diffusion models, built in code.
+
+These models exist so the bot (and its tests) can exercise the real model-loading and
+rendering paths without downloading gigabytes of weights. Each builder constructs every
+component with a handful of random parameters, the same way diffusers' own test-suite does
+with ``get_dummy_components``, and writes the result with ``save_pretrained``. The folder
+therefore loads back through the ordinary ``from_pretrained`` path exactly like a real
+diffusers model folder would.
+
+The images they produce are noise: the point is the plumbing, not the pictures.
+
+Note that the tiny VAEs have two blocks, so their latent scale factor is 2 rather than the
+8 of real Stable Diffusion models: a 64x64 image uses a 32x32 latent.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from diffusers import (
+    AutoencoderKL,
+    EulerDiscreteScheduler,
+    PNDMScheduler,
+    StableDiffusionPipeline,
+    StableDiffusionXLPipeline,
+    UNet2DConditionModel,
+)
+from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
+from transformers.convert_slow_tokenizer import bytes_to_unicode
+
+__all__ = [
+    "TINY_FAMILIES",
+    "build_tiny_sd15",
+    "build_tiny_sdxl",
+    "ensure_tiny_model",
+]
+
+logger = logging.getLogger(__name__)
+
+TINY_FAMILIES: tuple[str, ...] = ("sd15", "sdxl")
+"""Model families that :func:`ensure_tiny_model` can build."""
+
+_BOS_TOKEN = "<|startoftext|>"
+_EOS_TOKEN = "<|endoftext|>"
+_MODEL_MAX_LENGTH = 77
+_TEXT_VOCAB_SIZE = 1000
+
+# Hidden sizes of the two SDXL text encoders. They must differ: the single-file loader
+# tells the encoders apart by tensor shape and silently mixes them up when they match.
+_SDXL_HIDDEN_1 = 32
+_SDXL_HIDDEN_2 = 48
+_SDXL_PROJECTION_2 = 48
+_SDXL_ADDITION_TIME_EMBED_DIM = 8
+
+# Scheduler settings shared by SD 1.5 and SDXL.
+_SCHEDULER_COMMON: dict[str, object] = {
+    "num_train_timesteps": 1000,
+    "beta_start": 0.00085,
+    "beta_end": 0.012,
+    "beta_schedule": "scaled_linear",
+    "steps_offset": 1,
+}
+
+# Files every complete model folder has, beyond those common to both families.
+_COMMON_FILES: tuple[str, ...] = (
+    "model_index.json",
+    "unet/config.json",
+    "unet/diffusion_pytorch_model.safetensors",
+    "vae/config.json",
+    "vae/diffusion_pytorch_model.safetensors",
+    "text_encoder/config.json",
+    "text_encoder/model.safetensors",
+    "tokenizer/tokenizer_config.json",
+    "tokenizer/tokenizer.json",
+    "scheduler/scheduler_config.json",
+)
+_REQUIRED_FILES: dict[str, tuple[str, ...]] = {
+    "sd15": _COMMON_FILES,
+    "sdxl": (
+        *_COMMON_FILES,
+        "text_encoder_2/config.json",
+        "text_encoder_2/model.safetensors",
+        "tokenizer_2/tokenizer_config.json",
+        "tokenizer_2/tokenizer.json",
+    ),
+}
+
+
+def _byte_level_vocab() -> dict[str, int]:
+    """Return a CLIP-style byte-level BPE vocabulary with no merges.
+
+    Every byte gets two entries (the bare character and the end-of-word form), followed by
+    the start and end tokens, so any text tokenizes (one token per byte) without an unknown
+    token. The end token has the highest id, as in the real CLIP vocabulary.
+    """
+    chars = list(bytes_to_unicode().values())
+    tokens = [*chars, *(char + "</w>" for char in chars), _BOS_TOKEN, _EOS_TOKEN]
+    return {token: index for index, token in enumerate(tokens)}
+
+
+def _build_tokenizer(folder: Path) -> CLIPTokenizer:
+    """Build a tiny CLIP tokenizer offline and save it (with its vocab and merges) to ``folder``."""
+    vocab = _byte_level_vocab()
+    folder.mkdir(parents=True, exist_ok=True)
+    # The slow-tokenizer files real Stable Diffusion folders ship, next to tokenizer.json.
+    (folder / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
+    (folder / "merges.txt").write_text("#version: 0.2\n", encoding="utf-8")
+    tokenizer = CLIPTokenizer(
+        vocab=vocab,
+        merges=[],
+        bos_token=_BOS_TOKEN,
+        eos_token=_EOS_TOKEN,
+        unk_token=_EOS_TOKEN,
+        pad_token=_EOS_TOKEN,
+        model_max_length=_MODEL_MAX_LENGTH,
+    )
+    tokenizer.save_pretrained(folder)
+    return tokenizer
+
+
+def _text_config(hidden_size: int, *, projection_dim: int, num_layers: int = 2) -> CLIPTextConfig:
+    """Return a tiny CLIP text-encoder config whose special-token ids match the tiny tokenizer."""
+    vocab = _byte_level_vocab()
+    return CLIPTextConfig(
+        hidden_size=hidden_size,
+        intermediate_size=37,
+        num_hidden_layers=num_layers,
+        num_attention_heads=4,
+        layer_norm_eps=1e-5,
+        vocab_size=_TEXT_VOCAB_SIZE,
+        max_position_embeddings=_MODEL_MAX_LENGTH,
+        projection_dim=projection_dim,
+        hidden_act="gelu",
+        bos_token_id=vocab[_BOS_TOKEN],
+        eos_token_id=vocab[_EOS_TOKEN],
+        pad_token_id=vocab[_EOS_TOKEN],
+    )
+
+
+def _tiny_vae(*, force_upcast: bool) -> AutoencoderKL:
+    """Return a two-block random-weight VAE (latent scale factor 2, four latent channels)."""
+    return AutoencoderKL(
+        block_out_channels=(32, 64),
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
+        up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
+        latent_channels=4,
+        layers_per_block=1,
+        sample_size=64,
+        force_upcast=force_upcast,
+    )
+
+
+def _prepare_target(path: Path) -> Path:
+    """Create ``path`` (and its parents) and return it as a :class:`Path`."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def build_tiny_sd15(path: Path, *, seed: int = 0) -> Path:
+    """Build a tiny random-weight Stable Diffusion 1.5 model and save it to ``path``.
+
+    The folder is a complete diffusers ``StableDiffusionPipeline`` folder (``model_index.json``,
+    ``unet``, ``vae``, ``text_encoder``, ``tokenizer``, ``scheduler``) without a safety checker or
+    feature extractor. The same ``seed`` always gives the same weights; the caller's global torch
+    random state is left untouched.
+
+    Args:
+        path: Folder to write into; created if missing.
+        seed: Seed for the random weights.
+
+    Returns:
+        ``path``.
+    """
+    path = _prepare_target(path)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        unet = UNet2DConditionModel(
+            block_out_channels=(32, 64),
+            layers_per_block=1,
+            sample_size=32,
+            in_channels=4,
+            out_channels=4,
+            down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+            up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+            cross_attention_dim=32,
+        )
+        torch.manual_seed(seed)
+        vae = _tiny_vae(force_upcast=True)
+        torch.manual_seed(seed)
+        text_encoder = CLIPTextModel(_text_config(32, projection_dim=32))
+    tokenizer = _build_tokenizer(path / "tokenizer")
+    scheduler = PNDMScheduler(
+        **_SCHEDULER_COMMON,
+        skip_prk_steps=True,
+        set_alpha_to_one=False,
+        prediction_type="epsilon",
+    )
+    pipe = StableDiffusionPipeline(
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        unet=unet,
+        scheduler=scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        image_encoder=None,
+        requires_safety_checker=False,
+    )
+    pipe.save_pretrained(path, safe_serialization=True)
+    logger.info("Built tiny sd15 model (seed %d) at %s", seed, path)
+    return path
+
+
+def build_tiny_sdxl(path: Path, *, seed: int = 0) -> Path:
+    """Build a tiny random-weight Stable Diffusion XL model and save it to ``path``.
+
+    The folder is a complete diffusers ``StableDiffusionXLPipeline`` folder with two text
+    encoders of different widths (a ``CLIPTextModel`` and a ``CLIPTextModelWithProjection``) and
+    two tokenizers. The same ``seed`` always gives the same weights; the caller's global torch
+    random state is left untouched.
+
+    Args:
+        path: Folder to write into; created if missing.
+        seed: Seed for the random weights.
+
+    Returns:
+        ``path``.
+    """
+    path = _prepare_target(path)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        unet = UNet2DConditionModel(
+            block_out_channels=(32, 64),
+            layers_per_block=1,
+            sample_size=32,
+            in_channels=4,
+            out_channels=4,
+            down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+            up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+            attention_head_dim=(2, 4),
+            use_linear_projection=True,
+            addition_embed_type="text_time",
+            addition_time_embed_dim=_SDXL_ADDITION_TIME_EMBED_DIM,
+            transformer_layers_per_block=(1, 2),
+            projection_class_embeddings_input_dim=6 * _SDXL_ADDITION_TIME_EMBED_DIM + _SDXL_PROJECTION_2,
+            cross_attention_dim=_SDXL_HIDDEN_1 + _SDXL_HIDDEN_2,
+        )
+        torch.manual_seed(seed)
+        vae = _tiny_vae(force_upcast=False)
+        torch.manual_seed(seed)
+        text_encoder = CLIPTextModel(_text_config(_SDXL_HIDDEN_1, projection_dim=_SDXL_HIDDEN_1))
+        torch.manual_seed(seed)
+        text_encoder_2 = CLIPTextModelWithProjection(_text_config(_SDXL_HIDDEN_2, projection_dim=_SDXL_PROJECTION_2))
+    tokenizer = _build_tokenizer(path / "tokenizer")
+    tokenizer_2 = _build_tokenizer(path / "tokenizer_2")
+    scheduler = EulerDiscreteScheduler(
+        **_SCHEDULER_COMMON,
+        interpolation_type="linear",
+        prediction_type="epsilon",
+        timestep_spacing="leading",
+        use_karras_sigmas=False,
+    )
+    pipe = StableDiffusionXLPipeline(
+        vae=vae,
+        text_encoder=text_encoder,
+        text_encoder_2=text_encoder_2,
+        tokenizer=tokenizer,
+        tokenizer_2=tokenizer_2,
+        unet=unet,
+        scheduler=scheduler,
+        force_zeros_for_empty_prompt=True,
+        add_watermarker=False,
+    )
+    pipe.save_pretrained(path, safe_serialization=True)
+    logger.info("Built tiny sdxl model (seed %d) at %s", seed, path)
+    return path
+
+
+_BUILDERS: dict[str, Callable[..., Path]] = {
+    "sd15": build_tiny_sd15,
+    "sdxl": build_tiny_sdxl,
+}
+
+
+def _is_complete(family: str, path: Path) -> bool:
+    """Return whether ``path`` holds every file a built model of ``family`` has."""
+    return all((path / name).is_file() for name in _REQUIRED_FILES[family])
+
+
+def ensure_tiny_model(family: str, models_dir: Path) -> Path:
+    """Return ``models_dir / f"tiny-{family}"``, building the tiny model there if needed.
+
+    An existing complete folder is reused as is. A missing or incomplete one is (re)built in a
+    temporary sibling folder which is then renamed into place, so an interrupted build never
+    leaves a half-written folder that looks complete. If another process finishes the same
+    build first, its folder is kept and this one is discarded.
+
+    Args:
+        family: One of :data:`TINY_FAMILIES`.
+        models_dir: Folder holding the models; created if missing.
+
+    Returns:
+        The model folder.
+
+    Raises:
+        ValueError: If ``family`` is not one of :data:`TINY_FAMILIES`.
+    """
+    builder = _BUILDERS.get(family)
+    if builder is None:
+        raise ValueError(f"unknown tiny model family {family!r}; valid families: {', '.join(TINY_FAMILIES)}")
+    models_dir = Path(models_dir)
+    target = models_dir / f"tiny-{family}"
+    if _is_complete(family, target):
+        logger.debug("Reusing tiny %s model at %s", family, target)
+        return target
+
+    models_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".tiny-{family}.", suffix=".tmp", dir=models_dir))
+    try:
+        logger.info("Building tiny %s model at %s", family, target)
+        builder(staging)
+        if target.exists():
+            if _is_complete(family, target):
+                # Someone else finished the same build while we were building.
+                logger.debug("Tiny %s model appeared at %s during build; keeping it", family, target)
+                return target
+            logger.warning("Replacing incomplete tiny %s model at %s", family, target)
+            stale = Path(tempfile.mkdtemp(prefix=f".tiny-{family}.", suffix=".stale", dir=models_dir))
+            os.replace(target, stale / "old")
+            shutil.rmtree(stale, ignore_errors=True)
+        try:
+            os.replace(staging, target)
+        except OSError:
+            # A concurrent build renamed its folder into place between our check and rename.
+            if _is_complete(family, target):
+                return target
+            raise
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    return target

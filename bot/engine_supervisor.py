@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import multiprocessing
 import threading
@@ -19,7 +20,6 @@ from multiprocessing.process import BaseProcess
 from typing import Any
 
 from bot.errors import EngineCrashedError, EngineStartError, RenderFailedError
-from bot.waiting import ExternalWait, passthrough
 from engine.process import run_engine
 from engine.protocol import (
     Cancel,
@@ -45,6 +45,7 @@ class _Pending:
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[TaskDone]
     on_progress: ProgressCallback | None
+    context: contextvars.Context
 
 
 class _EngineRun:
@@ -92,12 +93,10 @@ class EngineSupervisor:
         *,
         start_timeout_s: float = 600.0,
         job_timeout_s: float = 900.0,
-        external_wait: ExternalWait = passthrough,
     ) -> None:
         self.config = config
         self.start_timeout_s = start_timeout_s
         self.job_timeout_s = job_timeout_s
-        self.external_wait = external_wait
         self.ready: EngineReady | None = None
         self.fatal: str | None = None
         self.restarts = 0
@@ -163,9 +162,7 @@ class EngineSupervisor:
             future: asyncio.Future[EngineReady] = loop.create_future()
             self._ready_waiters.append((loop, future))
         try:
-            return await self.external_wait(
-                asyncio.wait_for(future, self.start_timeout_s), reason="engine loading its model"
-            )
+            return await asyncio.wait_for(future, self.start_timeout_s)
         except TimeoutError:
             self.kill()
             raise EngineStartError(
@@ -184,12 +181,10 @@ class EngineSupervisor:
         with self._lock:
             if run is None or not run.alive:
                 raise EngineCrashedError("the engine process is not running")
-            self._pending[task.job_id] = _Pending(loop, future, on_progress)
+            self._pending[task.job_id] = _Pending(loop, future, on_progress, contextvars.copy_context())
         try:
             run.send(RenderBatch((task,)))
-            return await self.external_wait(
-                asyncio.wait_for(asyncio.shield(future), self.job_timeout_s), reason="engine rendering"
-            )
+            return await asyncio.wait_for(asyncio.shield(future), self.job_timeout_s)
         except (OSError, ValueError) as error:
             raise EngineCrashedError(f"could not reach the engine: {error}") from error
         except TimeoutError:
@@ -236,7 +231,7 @@ class EngineSupervisor:
         elif isinstance(message, Progress):
             pending = self._pending.get(message.job_id)
             if pending is not None and pending.on_progress is not None:
-                pending.loop.call_soon_threadsafe(pending.on_progress, message)
+                pending.loop.call_soon_threadsafe(pending.on_progress, message, context=pending.context)
         elif isinstance(message, TaskDone | TaskFailed):
             with self._lock:
                 pending = self._pending.get(message.job_id)

@@ -123,7 +123,6 @@ class ImagineService:
                 engine_config(settings),
                 start_timeout_s=settings.engine_start_timeout_s,
                 job_timeout_s=settings.job_timeout_s,
-                external_wait=external_wait,
             )
         service = cls(
             settings,

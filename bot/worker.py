@@ -77,7 +77,7 @@ class Worker:
     async def run(self) -> None:
         """Serve the queue until stopped."""
         try:
-            await self.engine.wait_ready()
+            await self.external_wait(self.engine.wait_ready(), reason="engine loading its model")
         except EngineStartError as error:
             log.error("the engine cannot start, so no job will run: %s", error)
             raise
@@ -91,7 +91,7 @@ class Worker:
 
     async def run_until_idle(self) -> None:
         """Run jobs until none are queued (a "burst" for the CLI and tests)."""
-        await self.engine.wait_ready()
+        await self.external_wait(self.engine.wait_ready(), reason="engine loading its model")
         while (job := await self.queue.claim_next(self.only)) is not None:
             await self.run_job(job)
 
@@ -104,7 +104,7 @@ class Worker:
             asyncio.get_running_loop().create_task(self.events.emit(event))
 
         try:
-            done = await self.engine.render(task, on_progress)
+            done = await self.external_wait(self.engine.render(task, on_progress), reason="engine rendering")
         except EngineCrashedError as error:
             await self._after_crash(job, str(error))
         except RenderFailedError as error:

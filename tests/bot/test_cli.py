@@ -1,0 +1,82 @@
+"""``python -m bot``: configuration mistakes are explained, ``generate`` renders through a real engine."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_cli(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("IMAGINE_")}
+    environment.update({"PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "IMAGINE_CONFIG": str(cwd / "none.toml")})
+    environment.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args],
+        cwd=cwd,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def test_run_without_token_explains_how_to_get_one(tmp_path: Path) -> None:
+    """No token: exit 2, name the setting and the way to get a token, no traceback."""
+    completed = run_cli("run", cwd=tmp_path, env={"IMAGINE_MODEL": "tiny"})
+    assert completed.returncode == 2
+    assert "IMAGINE_DISCORD_TOKEN" in completed.stderr
+    assert "Reset Token" in completed.stderr
+    assert "Traceback" not in completed.stderr
+
+
+def test_bad_setting_is_named_without_traceback(tmp_path: Path) -> None:
+    """A malformed value: exit 2 with the setting's name and the expected form."""
+    completed = run_cli("run", cwd=tmp_path, env={"IMAGINE_MAX_STEPS": "many", "IMAGINE_DISCORD_TOKEN": "x" * 60})
+    assert completed.returncode == 2
+    assert "max_steps (IMAGINE_MAX_STEPS)" in completed.stderr
+    assert "Traceback" not in completed.stderr
+    assert "x" * 60 not in completed.stderr + completed.stdout
+
+
+def test_generate_rejects_a_bad_flag_before_rendering(tmp_path: Path) -> None:
+    """A bad flag is reported with its valid form; no engine starts, exit 2."""
+    completed = run_cli("generate", "a fox --steps 0", cwd=tmp_path, env={"IMAGINE_MODEL": "tiny"})
+    assert completed.returncode == 2
+    assert "--steps N with N from 1 to 60" in completed.stderr
+    assert "Traceback" not in completed.stderr
+
+
+@pytest.mark.slow
+def test_generate_renders_the_same_grid_for_the_same_seed(tmp_path: Path) -> None:
+    """Two runs with one seed on fresh data folders give byte-identical grids and print four image paths."""
+    digests = []
+    for attempt in range(2):
+        workdir = tmp_path / f"run{attempt}"
+        workdir.mkdir()
+        completed = run_cli(
+            "generate", "a red fox --ar 3:2 --seed 7", "-o", "fox.png", cwd=workdir, env={"IMAGINE_MODEL": "tiny"}
+        )
+        assert completed.returncode == 0, completed.stderr
+        paths = [Path(line) for line in completed.stdout.split()]
+        assert len(paths) == 4
+        for path in paths:
+            resolved = path if path.is_absolute() else workdir / path
+            with Image.open(resolved) as image:
+                assert image.size == (80, 48)
+                assert "Seed:" in image.info["parameters"]
+        with Image.open(workdir / "fox.png") as grid:
+            assert grid.size == (160, 96)
+            assert grid.info["parameters"].startswith("a red fox\nSteps: 4, Sampler: Euler a, CFG scale: 5, Seed: 7")
+        digests.append(hashlib.sha256((workdir / "fox.png").read_bytes()).hexdigest())
+    assert digests[0] == digests[1]

@@ -1,0 +1,84 @@
+"""Shared fixtures: isolated settings, one real engine process per test module, a simcord Discord."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+
+import pytest
+import simcord
+
+from bot.discord_bot import ImagineBot
+from bot.engine_supervisor import EngineSupervisor
+from bot.service import engine_config
+from config.settings import Settings
+
+ENGINE_TIMEOUT_S = 120.0
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No IMAGINE_* variable, .env or config/bot.toml from the developer's machine leaks into a test."""
+    for name in list(os.environ):
+        if name.startswith("IMAGINE_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("IMAGINE_CONFIG", str(tmp_path / "absent.toml"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+def make_settings(data_dir: Path, **overrides: object) -> Settings:
+    values: dict[str, object] = {"model": "tiny", "data_dir": data_dir, "log_level": "INFO"}
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One data folder per module, shared with the module's engine (images must land under it)."""
+    return tmp_path_factory.mktemp("data")
+
+
+@pytest.fixture(scope="module")
+def engine(data_dir: Path) -> Iterator[EngineSupervisor]:
+    """A real engine process on the tiny model, shared by the tests of one module."""
+    supervisor = EngineSupervisor(engine_config(make_settings(data_dir)), start_timeout_s=ENGINE_TIMEOUT_S)
+    supervisor.spawn()
+    yield supervisor
+    supervisor.stop()
+
+
+@pytest.fixture
+def settings(data_dir: Path, tmp_path: Path) -> Settings:
+    """Tiny model, the module's data folder, and a database of this test's own."""
+    return make_settings(data_dir, database_path=tmp_path / "imagine.db")
+
+
+@pytest.fixture
+async def discord_env(settings: Settings, engine: EngineSupervisor) -> AsyncIterator[simcord.Env]:
+    """The real bot on simcord's in-memory Discord, with the module's engine."""
+    bot = ImagineBot(settings, engine=engine)
+    env = simcord.Env(bot)
+    bot.external_wait = env.external_wait
+    await env.start()
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+        env._raise_errors_since(env._errors_acknowledged)
+
+
+async def wait_until(
+    env: simcord.Env, condition: Callable[[], bool], *, limit_s: float = ENGINE_TIMEOUT_S, what: str = "condition"
+) -> None:
+    """Let the bot work (the engine renders in real time) until ``condition`` holds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit_s
+    while True:
+        await env.settle()
+        if condition():
+            return
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out after {limit_s} s waiting for {what}\n{env.transcript()}")
+        await asyncio.sleep(0.05)

@@ -1,0 +1,134 @@
+"""The engine process through the bot's supervisor: render, progress, crash, cancel, a broken model."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from bot.engine_supervisor import EngineSupervisor
+from bot.errors import EngineCrashedError, EngineStartError, RenderFailedError
+from engine.metadata import read_parameters
+from engine.protocol import EngineConfig, Progress, RenderTask
+
+pytestmark = pytest.mark.slow
+
+
+def _task(data_dir: Path, job_id: int, *, steps: int = 4, seeds: tuple[int, ...] = (1, 2)) -> RenderTask:
+    return RenderTask(
+        job_id=job_id,
+        prompt="a red fox",
+        negative_prompt="blur",
+        width=64,
+        height=48,
+        steps=steps,
+        cfg=5.0,
+        seeds=seeds,
+        sampler="euler_a",
+        output_dir=str(data_dir / "images" / str(job_id)),
+    )
+
+
+async def test_render_writes_pngs_with_metadata_and_reports_progress(engine: EngineSupervisor, data_dir: Path) -> None:
+    """Each step reports progress; each image is a PNG under data/ with the A1111 parameters chunk."""
+    ready = await engine.wait_ready()
+    assert ready.device == "cpu"
+    steps: list[int] = []
+
+    def on_progress(progress: Progress) -> None:
+        steps.append(progress.step)
+
+    done = await engine.render(_task(data_dir, 101), on_progress)
+    await asyncio.sleep(0)
+    assert steps == [1, 2, 3, 4]
+    assert len(done.paths) == 2
+    for path, seed in zip(done.paths, done.seeds, strict=True):
+        assert Path(path).is_relative_to(data_dir)
+        with Image.open(path) as image:
+            assert image.size == (64, 48)
+        text = read_parameters(Path(path).read_bytes())
+        assert text == (
+            "a red fox\nNegative prompt: blur\n"
+            f"Steps: 4, Sampler: Euler a, CFG scale: 5, Seed: {seed}, Size: 64x48, Model: tiny"
+        )
+
+
+async def test_same_seed_same_pixels_regardless_of_batch(engine: EngineSupervisor, data_dir: Path) -> None:
+    """Image i depends only on its own seed: redoing one image of a grid gives the same pixels."""
+    batch = await engine.render(_task(data_dir, 102, seeds=(11, 12, 13, 14)))
+    single = await engine.render(_task(data_dir, 103, seeds=(13,)))
+    again = await engine.render(_task(data_dir, 104, seeds=(11, 12, 13, 14)))
+    with Image.open(batch.paths[0]) as a, Image.open(again.paths[0]) as b:
+        assert a.tobytes() == b.tobytes()
+    with Image.open(batch.paths[2]) as a, Image.open(single.paths[0]) as b:
+        difference = max(abs(x - y) for x, y in zip(a.tobytes(), b.tobytes(), strict=True))
+        assert difference <= 2  # batched matmuls may round differently in the last bit
+
+
+async def test_output_outside_data_dir_is_refused(engine: EngineSupervisor, tmp_path: Path, data_dir: Path) -> None:
+    """The engine writes only under data/."""
+    task = _task(data_dir, 105)
+    outside = RenderTask(**{**task.__dict__, "output_dir": str(tmp_path / "elsewhere")})
+    with pytest.raises(RenderFailedError) as caught:
+        await engine.render(outside)
+    assert caught.value.reason == "bad_input"
+    assert not (tmp_path / "elsewhere").exists()
+
+
+async def test_cancel_stops_a_running_job_early(engine: EngineSupervisor, data_dir: Path) -> None:
+    """A Cancel arriving mid-job stops it within a step or two."""
+    steps: list[int] = []
+
+    def on_progress(progress: Progress) -> None:
+        steps.append(progress.step)
+        if progress.step == 2:
+            asyncio.get_running_loop().create_task(engine.cancel(106))
+
+    with pytest.raises(RenderFailedError) as caught:
+        await engine.render(_task(data_dir, 106, steps=60), on_progress)
+    assert caught.value.reason == "cancelled"
+    assert max(steps) < 60
+
+
+async def test_killed_engine_fails_the_job_and_restarts(engine: EngineSupervisor, data_dir: Path) -> None:
+    """SIGKILL mid-job: the job fails with EngineCrashedError; the next render starts a new engine."""
+    await engine.wait_ready()
+    old_pid = engine.pid
+
+    def on_progress(progress: Progress) -> None:
+        if progress.step == 1:
+            engine.kill()
+
+    with pytest.raises(EngineCrashedError):
+        await engine.render(_task(data_dir, 107, steps=40), on_progress)
+    done = await engine.render(_task(data_dir, 108))
+    assert engine.pid != old_pid
+    assert engine.restarts >= 1
+    assert len(done.paths) == 2
+
+
+@pytest.mark.parametrize(
+    ("prepare", "fragment"),
+    [
+        (lambda folder: None, "is not a folder"),
+        (lambda folder: folder.mkdir(), "has no model_index.json"),
+        (lambda folder: (folder.mkdir(), (folder / "model_index.json").write_text("{not json")), "did not load"),
+    ],
+)
+async def test_broken_model_fails_at_start_with_a_clear_message(tmp_path: Path, prepare, fragment: str) -> None:  # type: ignore[no-untyped-def]
+    """A missing or corrupt model folder is reported when the engine starts, not at the first job."""
+    folder = tmp_path / "broken-model"
+    prepare(folder)
+    supervisor = EngineSupervisor(
+        EngineConfig(model_name="broken", model_source=str(folder), family="sd15", data_dir=str(tmp_path)),
+        start_timeout_s=120,
+    )
+    try:
+        with pytest.raises(EngineStartError) as caught:
+            await supervisor.wait_ready()
+        assert fragment in str(caught.value)
+        assert "broken" in str(caught.value)
+    finally:
+        supervisor.stop()

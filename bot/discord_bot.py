@@ -16,7 +16,7 @@ from config.settings import Settings
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("cogs.imagine", "cogs.results")
+EXTENSIONS = ("cogs.errors", "cogs.imagine", "cogs.results", "cogs.admin")
 
 
 class ImagineBot(commands.Bot):

@@ -12,6 +12,7 @@ from bot.engine_supervisor import EngineSupervisor
 from bot.errors import PromptError
 from bot.events import EventBus, EventKind, JobEvent
 from bot.jobs import Job, Kind, Lane, Origin, RenderParams
+from bot.moderation import Moderation
 from bot.prompt import ParsedPrompt, clean_text, parse_prompt
 from bot.queue import JobQueue
 from bot.sizing import size_for_aspect
@@ -88,6 +89,7 @@ class ImagineService:
         self.settings = settings
         self.store = store
         self.queue = JobQueue(store)
+        self.moderation = Moderation(store)
         self.engine = engine
         self.events = EventBus()
         self._owns_engine = owns_engine

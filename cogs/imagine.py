@@ -78,7 +78,9 @@ class ImagineCog(commands.Cog):
     async def imagine(self, interaction: discord.Interaction[Any], prompt: str) -> None:
         service = self.bot.service
         try:
+            await service.moderation.check_channel(interaction.guild_id, interaction.channel_id)
             prepared = service.prepare_imagine(prompt)
+            await service.moderation.check_prompt(interaction.guild_id, prepared.params.prompt)
         except ImagineError as error:
             await interaction.response.send_message(f"⚠️ {error}", ephemeral=True)
             return

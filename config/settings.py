@@ -80,6 +80,9 @@ class Settings(BaseSettings):
     engine_start_timeout_s: float = Field(default=600.0, gt=0)
     job_timeout_s: float = Field(default=900.0, gt=0)
     default_lane: Lane = "fast"
+    moderator_roles: list[str] = Field(
+        default_factory=list, description="role names or ids that may use /admin besides Manage Server"
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("log_level", mode="before")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import statistics
 import tempfile
@@ -34,12 +35,15 @@ async def measure(count: int, data_dir: Path) -> dict[str, Any]:
     settings = Settings(_env_file=None, model="tiny", data_dir=data_dir)  # type: ignore[call-arg]
     bot = ImagineBot(settings)
     sent_at: dict[int, float] = {}
+    all_acked = asyncio.Event()
     acked_at: dict[int, float] = {}
     original_defer = discord.InteractionResponse.defer
 
     async def timed_defer(self: discord.InteractionResponse, **kwargs: Any) -> Any:
         result = await original_defer(self, **kwargs)
         acked_at[self._parent.id] = time.perf_counter()
+        if len(acked_at) >= count:
+            all_acked.set()
         return result
 
     discord.InteractionResponse.defer = timed_defer  # type: ignore[method-assign]
@@ -59,14 +63,13 @@ async def measure(count: int, data_dir: Path) -> dict[str, Any]:
                 "type": 1,
                 "options": [{"name": "prompt", "type": 3, "value": f"a red fox number {member.id} --ar 3:2"}],
             }
-            record, payload = sim_interactions.base_payload(
+            _record, payload = sim_interactions.base_payload(
                 env.backend, type=2, channel_id=channel.id, guild_id=guild.id, user_id=member.id, data=data
             )
             sent_at[int(payload["id"])] = time.perf_counter()
             env.backend.emit("INTERACTION_CREATE", payload)
-        deadline = time.perf_counter() + 60
-        while len(acked_at) < count and time.perf_counter() < deadline:
-            await asyncio.sleep(0.01)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(all_acked.wait(), 60)
     finally:
         discord.InteractionResponse.defer = original_defer  # type: ignore[method-assign]
         await env.shutdown()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,16 +35,33 @@ class ParsedPrompt:
     seed: int | None = None
     steps: int | None = None
     cfg: float | None = None
+    sampler: str | None = None
+    model: str | None = None
+    repeat: int = 1
+    tile: bool = False
+    lane: str | None = None
     flags: tuple[str, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class PromptLimits:
+    """What this server allows; names are checked only when the known ones are given."""
+
+    max_chars: int = 1500
+    max_steps: int = 60
+    max_repeat: int = 4
+    models: Collection[str] | None = None
+    samplers: Collection[str] | None = None
 
 
 @dataclass(frozen=True)
 class _Flag:
     name: str
     form: str
-    parse: Callable[[str, str, int], Any]
+    parse: Callable[[str, str, PromptLimits], Any]
     field: str
     greedy: bool = False
+    takes_value: bool = True
 
 
 def _int_in(value: str, flag: str, form: str, low: int, high: int) -> int:
@@ -56,15 +73,15 @@ def _int_in(value: str, flag: str, form: str, low: int, high: int) -> int:
     return number
 
 
-def _parse_seed(value: str, flag: str, max_steps: int) -> int:
+def _parse_seed(value: str, flag: str, limits: PromptLimits) -> int:
     return _int_in(value, flag, f"--seed N with N a whole number from 0 to {MAX_SEED}", 0, MAX_SEED)
 
 
-def _parse_steps(value: str, flag: str, max_steps: int) -> int:
-    return _int_in(value, flag, f"--steps N with N from 1 to {max_steps}", 1, max_steps)
+def _parse_steps(value: str, flag: str, limits: PromptLimits) -> int:
+    return _int_in(value, flag, f"--steps N with N from 1 to {limits.max_steps}", 1, limits.max_steps)
 
 
-def _parse_cfg(value: str, flag: str, max_steps: int) -> float:
+def _parse_cfg(value: str, flag: str, limits: PromptLimits) -> float:
     form = f"--cfg X with X a number from 0 to {MAX_CFG:g}, for example --cfg 7"
     if not re.fullmatch(r"[+]?(\d{1,3}(\.\d{0,3})?|\.\d{1,3})", value):
         raise PromptError(f"`--{flag} {value}` is not valid: use {form}", flag=flag)
@@ -74,7 +91,7 @@ def _parse_cfg(value: str, flag: str, max_steps: int) -> float:
     return number
 
 
-def _parse_aspect(value: str, flag: str, max_steps: int) -> tuple[int, int]:
+def _parse_aspect(value: str, flag: str, limits: PromptLimits) -> tuple[int, int]:
     form = (
         f"--ar W:H with whole numbers from 1 to {MAX_ASPECT_SIDE} and a ratio between 1:4 and 4:1, for example --ar 3:2"
     )
@@ -91,11 +108,33 @@ def _parse_aspect(value: str, flag: str, max_steps: int) -> tuple[int, int]:
     return width // divisor, height // divisor
 
 
-def _parse_negative(value: str, flag: str, max_steps: int) -> str:
+def _parse_negative(value: str, flag: str, limits: PromptLimits) -> str:
     words = ", ".join(part.strip() for part in value.split(",") if part.strip())
     if not words:
         raise PromptError("`--no` needs words after it, for example --no blur, text", flag=flag)
     return words
+
+
+def _parse_repeat(value: str, flag: str, limits: PromptLimits) -> int:
+    return _int_in(value, flag, f"--repeat N with N from 1 to {limits.max_repeat}", 1, limits.max_repeat)
+
+
+def _parse_name(kind: str, known: Callable[[PromptLimits], Collection[str] | None]) -> Callable[..., str]:
+    def parse(value: str, flag: str, limits: PromptLimits) -> str:
+        name = value.strip().lower()
+        names = known(limits)
+        if not re.fullmatch(r"[a-z0-9][a-z0-9._-]{0,63}", name) or (names is not None and name not in names):
+            choices = f": one of {', '.join(sorted(names))}" if names is not None else ""
+            raise PromptError(
+                f"`--{flag} {value}` is not a {kind} on this server; use --{flag} NAME{choices}", flag=flag
+            )
+        return name
+
+    return parse
+
+
+def _switch(value: str) -> Callable[..., Any]:
+    return lambda argument, flag, limits: value
 
 
 _FLAGS: dict[str, _Flag] = {
@@ -106,9 +145,16 @@ _FLAGS: dict[str, _Flag] = {
         _Flag("no", "--no words", _parse_negative, "negative", greedy=True),
         _Flag("steps", "--steps N", _parse_steps, "steps"),
         _Flag("cfg", "--cfg X", _parse_cfg, "cfg"),
+        _Flag("sampler", "--sampler NAME", _parse_name("sampler", lambda limits: limits.samplers), "sampler"),
+        _Flag("model", "--model NAME", _parse_name("model", lambda limits: limits.models), "model"),
+        _Flag("repeat", "--repeat N", _parse_repeat, "repeat"),
+        _Flag("tile", "--tile", _switch(True), "tile", takes_value=False),
+        _Flag("fast", "--fast", _switch("fast"), "lane", takes_value=False),
+        _Flag("relax", "--relax", _switch("relax"), "lane", takes_value=False),
+        _Flag("turbo", "--turbo", _switch("turbo"), "lane", takes_value=False),
     )
 }
-_ALIASES = {"aspect": "ar", "negative": "no"}
+_ALIASES = {"aspect": "ar", "negative": "no", "r": "repeat"}
 
 
 def known_flags() -> tuple[str, ...]:
@@ -124,8 +170,10 @@ def clean_text(text: str) -> str:
     return " ".join(text.split())
 
 
-def parse_prompt(raw: str, *, max_chars: int = 1500, max_steps: int = 60) -> ParsedPrompt:
+def parse_prompt(raw: str, limits: PromptLimits | None = None) -> ParsedPrompt:
     """Parse a member's prompt. Raises PromptError naming the problem and what to write instead."""
+    limits = limits or PromptLimits()
+    max_chars = limits.max_chars
     text = clean_text(raw)
     if len(text) > max_chars:
         raise PromptError(
@@ -154,8 +202,13 @@ def parse_prompt(raw: str, *, max_chars: int = 1500, max_steps: int = 60) -> Par
             raise PromptError(f"unknown flag `--{match.group(1)}`. Known flags: {', '.join(known_flags())}", flag=name)
         if name in seen:
             raise PromptError(f"`--{name}` is given twice; give it once", flag=name)
+        if spec.field in values:
+            raise PromptError(f"`--{name}` conflicts with an earlier flag; give one lane flag", flag=name)
         seen.append(name)
         index += 1
+        if not spec.takes_value:
+            values[spec.field] = spec.parse("", name, limits)
+            continue
         start = index
         while index < len(tokens) and _FLAG.match(tokens[index]) is None:
             index += 1
@@ -164,7 +217,7 @@ def parse_prompt(raw: str, *, max_chars: int = 1500, max_steps: int = 60) -> Par
         argument = " ".join(tokens[start:index])
         if not argument:
             raise PromptError(f"`--{name}` needs a value: use {spec.form}", flag=name)
-        values[spec.field] = spec.parse(argument, name, max_steps)
+        values[spec.field] = spec.parse(argument, name, limits)
     prompt_text = " ".join(words).strip()
     if not prompt_text:
         raise PromptError("the prompt is empty: describe the image before any flags, e.g. `a red fox --ar 3:2`")

@@ -13,7 +13,7 @@ from bot.errors import PromptError
 from bot.events import EventBus, EventKind, JobEvent
 from bot.jobs import Job, Kind, Lane, Origin, RenderParams
 from bot.moderation import Moderation
-from bot.prompt import ParsedPrompt, clean_text, parse_prompt
+from bot.prompt import ParsedPrompt, PromptLimits, clean_text, parse_prompt
 from bot.queue import JobQueue
 from bot.sizing import size_for_aspect
 from bot.store import Store
@@ -21,6 +21,7 @@ from bot.waiting import ExternalWait, passthrough
 from bot.worker import Worker
 from config.settings import ModelSpec, Settings
 from engine.protocol import EngineConfig
+from engine.samplers import SAMPLERS
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,16 @@ def engine_config(settings: Settings) -> EngineConfig:
         data_dir=str(settings.data_dir),
         device=settings.device,
         dtype=settings.dtype,
+    )
+
+
+def prompt_limits(settings: Settings) -> PromptLimits:
+    return PromptLimits(
+        max_chars=settings.max_prompt_chars,
+        max_steps=settings.max_steps,
+        max_repeat=settings.max_repeat,
+        models=tuple(settings.registry),
+        samplers=tuple(SAMPLERS),
     )
 
 
@@ -159,7 +170,7 @@ class ImagineService:
     def prepare_imagine(self, raw_prompt: str) -> Prepared:
         """Parse and validate an /imagine without touching the database. Raises PromptError."""
         settings = self.settings
-        parsed = parse_prompt(raw_prompt, max_chars=settings.max_prompt_chars, max_steps=settings.max_steps)
+        parsed = parse_prompt(raw_prompt, prompt_limits(settings))
         model_name = settings.model
         params = build_params(parsed, model_name, settings.registry[model_name], settings, _random_seed())
         return Prepared(Kind.IMAGINE, clean_text(raw_prompt), params)

@@ -77,6 +77,10 @@ class Settings(BaseSettings):
     max_prompt_chars: int = Field(default=1500, ge=10, le=6000)
     max_steps: int = Field(default=60, ge=1, le=150)
     max_pixels: int = Field(default=1536 * 1536, ge=64 * 64)
+    max_repeat: int = Field(default=4, ge=1, le=40, description="highest --repeat")
+    max_prompts_per_message: int = Field(
+        default=8, ge=1, le=100, description="jobs one /imagine may queue through permutations and --repeat"
+    )
     engine_start_timeout_s: float = Field(default=600.0, gt=0)
     job_timeout_s: float = Field(default=900.0, gt=0)
     default_lane: Lane = "fast"

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bot.errors import PromptError
-from bot.prompt import ParsedPrompt, clean_text, parse_prompt
+from bot.prompt import ParsedPrompt, PromptLimits, clean_text, parse_prompt
 
 VALID = [
     ("a red fox", ParsedPrompt(text="a red fox")),
@@ -39,6 +39,13 @@ VALID = [
     ("  a   red\tfox\n ", ParsedPrompt(text="a red fox")),
     ("a\u200bred fox", ParsedPrompt(text="ared fox")),  # zero-width space removed
     ("fox -- not a flag", ParsedPrompt(text="fox -- not a flag")),
+    ("fox --sampler DPMPP_2M", ParsedPrompt(text="fox", sampler="dpmpp_2m", flags=("sampler",))),
+    ("fox --model tiny", ParsedPrompt(text="fox", model="tiny", flags=("model",))),
+    ("fox --repeat 3", ParsedPrompt(text="fox", repeat=3, flags=("repeat",))),
+    ("fox --r 2", ParsedPrompt(text="fox", repeat=2, flags=("repeat",))),
+    ("fox --tile", ParsedPrompt(text="fox", tile=True, flags=("tile",))),
+    ("fox --relax --seed 3", ParsedPrompt(text="fox", lane="relax", seed=3, flags=("relax", "seed"))),
+    ("fox --turbo", ParsedPrompt(text="fox", lane="turbo", flags=("turbo",))),
 ]
 
 
@@ -76,6 +83,11 @@ INVALID = [
     ("fox --zoom 2", "zoom", "unknown flag `--zoom`"),
     ("fox --seed 7 extra words", "seed", "put the prompt before the flags"),
     ("x" * 1501, None, "limit is 1500"),
+    ("fox --repeat 0", "repeat", "--repeat N with N from 1 to 4"),
+    ("fox --repeat 10000", "repeat", "out of range"),
+    ("fox --fast --relax", "relax", "give one lane flag"),
+    ("fox --tile extra", "tile", "put the prompt before the flags"),
+    ("fox --sampler ../../etc", "sampler", "not a sampler on this server"),
 ]
 
 
@@ -90,9 +102,19 @@ def test_invalid_prompts_name_the_flag_and_form(raw: str, flag: str | None, frag
 
 def test_limits_are_parameters() -> None:
     """The server's limits on prompt length and steps apply."""
-    assert parse_prompt("fox --steps 100", max_steps=100).steps == 100
+    assert parse_prompt("fox --steps 100", PromptLimits(max_steps=100)).steps == 100
     with pytest.raises(PromptError, match="limit is 10"):
-        parse_prompt("a" * 11, max_chars=10)
+        parse_prompt("a" * 11, PromptLimits(max_chars=10))
+
+
+def test_names_are_checked_against_what_the_server_has() -> None:
+    """--model and --sampler accept only known names, and the error lists them."""
+    limits = PromptLimits(models=("tiny", "sd15"), samplers=("euler", "ddim"))
+    assert parse_prompt("fox --model sd15 --sampler ddim", limits).model == "sd15"
+    with pytest.raises(PromptError, match="one of sd15, tiny"):
+        parse_prompt("fox --model sdxl", limits)
+    with pytest.raises(PromptError, match="one of ddim, euler"):
+        parse_prompt("fox --sampler lms", limits)
 
 
 def test_clean_text_drops_bidi_and_control_characters() -> None:

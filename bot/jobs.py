@@ -76,6 +76,7 @@ class RenderParams:
     seed: int
     images: int = 4
     sampler: str = "euler_a"
+    tile: bool = False
 
     @property
     def seeds(self) -> tuple[int, ...]:

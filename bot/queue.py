@@ -162,5 +162,12 @@ class JobQueue:
         )
         return int(ahead) + 1
 
+    async def active_jobs(self, user_id: int) -> list[Job]:
+        """A member's queued and running jobs, oldest first."""
+        rows = await self.store.fetch_all(
+            "SELECT * FROM jobs WHERE user_id = ? AND status IN ('queued', 'running') ORDER BY id", (user_id,)
+        )
+        return [Job.from_row(row) for row in rows]
+
     async def count(self, status: Status) -> int:
         return int(await self.store.fetch_value("SELECT COUNT(*) FROM jobs WHERE status = ?", (status.value,)))

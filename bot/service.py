@@ -6,22 +6,24 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from bot.engine_supervisor import EngineSupervisor
 from bot.errors import PromptError
 from bot.events import EventBus, EventKind, JobEvent
 from bot.jobs import Job, Kind, Lane, Origin, RenderParams
 from bot.moderation import Moderation
+from bot.permutations import expand_permutations
+from bot.preferences import Preferences, PreferenceStore, apply_preferences
 from bot.prompt import ParsedPrompt, PromptLimits, clean_text, parse_prompt
 from bot.queue import JobQueue
 from bot.sizing import size_for_aspect
 from bot.store import Store
 from bot.waiting import ExternalWait, passthrough
 from bot.worker import Worker
-from config.settings import ModelSpec, Settings
+from config.settings import Settings
 from engine.protocol import EngineConfig
-from engine.samplers import SAMPLERS
+from engine.samplers import DEFAULT_SAMPLER, SAMPLERS
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +35,7 @@ class Prepared:
     kind: Kind
     prompt: str
     params: RenderParams
+    lane: Lane | None = None
 
 
 @dataclass(frozen=True)
@@ -63,8 +66,14 @@ def prompt_limits(settings: Settings) -> PromptLimits:
     )
 
 
-def build_params(parsed: ParsedPrompt, model_name: str, spec: ModelSpec, settings: Settings, seed: int) -> RenderParams:
+def build_params(parsed: ParsedPrompt, settings: Settings, seed: int) -> RenderParams:
     """Resolve a parsed prompt against the model's defaults and the server's limits."""
+    model_name = parsed.model or settings.model
+    spec = settings.registry.get(model_name)
+    if spec is None:
+        raise PromptError(
+            f"model `{model_name}` is not on this server; use one of {', '.join(sorted(settings.registry))}"
+        )
     width, height = size_for_aspect(parsed.aspect, spec.base_size, spec.size_multiple)
     if width * height > settings.max_pixels:
         raise PromptError(
@@ -81,6 +90,8 @@ def build_params(parsed: ParsedPrompt, model_name: str, spec: ModelSpec, setting
         cfg=parsed.cfg if parsed.cfg is not None else spec.cfg,
         seed=parsed.seed if parsed.seed is not None else seed,
         images=settings.images_per_job,
+        sampler=parsed.sampler or DEFAULT_SAMPLER,
+        tile=parsed.tile,
     )
 
 
@@ -101,6 +112,7 @@ class ImagineService:
         self.store = store
         self.queue = JobQueue(store)
         self.moderation = Moderation(store)
+        self.preferences = PreferenceStore(store)
         self.engine = engine
         self.events = EventBus()
         self._owns_engine = owns_engine
@@ -167,20 +179,34 @@ class ImagineService:
             await asyncio.to_thread(self.engine.stop)
         await self.store.close()
 
-    def prepare_imagine(self, raw_prompt: str) -> Prepared:
-        """Parse and validate an /imagine without touching the database. Raises PromptError."""
+    def prepare_imagine(self, raw_prompt: str, preferences: Preferences | None = None) -> list[Prepared]:
+        """Parse and validate an /imagine (permutations and --repeat give several jobs) without touching the
+        database. Raises PromptError naming what to change."""
         settings = self.settings
-        parsed = parse_prompt(raw_prompt, prompt_limits(settings))
-        model_name = settings.model
-        params = build_params(parsed, model_name, settings.registry[model_name], settings, _random_seed())
-        return Prepared(Kind.IMAGINE, clean_text(raw_prompt), params)
+        cap = settings.max_prompts_per_message
+        prepared: list[Prepared] = []
+        for variant in expand_permutations(clean_text(raw_prompt), cap):
+            parsed = parse_prompt(variant, prompt_limits(settings))
+            if preferences is not None:
+                parsed = apply_preferences(parsed, preferences)
+            first = build_params(parsed, settings, _random_seed())
+            for repeat in range(parsed.repeat):
+                if len(prepared) == cap:
+                    raise PromptError(
+                        f"this asks for more than {cap} jobs at once (permutations × --repeat); ask for fewer",
+                        flag="repeat" if parsed.repeat > 1 else None,
+                    )
+                params = first if repeat == 0 else _reseeded(first, parsed.seed, repeat)
+                lane = Lane(parsed.lane) if parsed.lane else None
+                prepared.append(Prepared(Kind.IMAGINE, variant, params, lane))
+        return prepared
 
     async def enqueue(self, user_id: int, prepared: Prepared, *, origin: Origin, lane: Lane | None = None) -> Submitted:
         """Queue a prepared job and wake the worker."""
         job = await self.queue.enqueue(
             user_id=user_id,
             kind=prepared.kind,
-            lane=lane or Lane(self.settings.default_lane),
+            lane=lane or prepared.lane or Lane(self.settings.default_lane),
             prompt=prepared.prompt,
             params=prepared.params,
             origin=origin,
@@ -195,8 +221,15 @@ class ImagineService:
     async def submit_imagine(
         self, user_id: int, raw_prompt: str, *, origin: Origin, lane: Lane | None = None
     ) -> Submitted:
-        """:meth:`prepare_imagine` then :meth:`enqueue`."""
-        return await self.enqueue(user_id, self.prepare_imagine(raw_prompt), origin=origin, lane=lane)
+        """:meth:`prepare_imagine` then :meth:`enqueue` of its first job (the CLI renders one grid)."""
+        return await self.enqueue(user_id, self.prepare_imagine(raw_prompt)[0], origin=origin, lane=lane)
+
+
+def _reseeded(params: RenderParams, explicit_seed: int | None, repeat: int) -> RenderParams:
+    """The ``repeat``-th copy of a job: a fresh seed, or with --seed the next grid's worth of seeds."""
+    if explicit_seed is None:
+        return replace(params, seed=_random_seed())
+    return replace(params, seed=(explicit_seed + repeat * params.images) % 2**32)
 
 
 def _random_seed() -> int:

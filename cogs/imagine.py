@@ -35,8 +35,9 @@ class LiveRequest:
 
     interaction: discord.Interaction[Any]
     created: float = field(default_factory=time.monotonic)
-    message: discord.WebhookMessage | None = None
-    last_edit: float = 0.0
+    messages: dict[int, discord.WebhookMessage] = field(default_factory=dict)
+    pending: set[int] = field(default_factory=set)
+    last_edit: dict[int, float] = field(default_factory=dict)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property
@@ -79,8 +80,10 @@ class ImagineCog(commands.Cog):
         service = self.bot.service
         try:
             await service.moderation.check_channel(interaction.guild_id, interaction.channel_id)
-            prepared = service.prepare_imagine(prompt)
-            await service.moderation.check_prompt(interaction.guild_id, prepared.params.prompt)
+            preferences = await service.preferences.get(interaction.user.id)
+            prepared = service.prepare_imagine(prompt, preferences)
+            for item in prepared:
+                await service.moderation.check_prompt(interaction.guild_id, item.params.prompt)
         except ImagineError as error:
             await interaction.response.send_message(f"⚠️ {error}", ephemeral=True)
             return
@@ -93,13 +96,18 @@ class ImagineCog(commands.Cog):
             interaction_id=interaction.id,
         )
         async with live.lock:
-            try:
-                submitted = await service.enqueue(interaction.user.id, prepared, origin=origin)
-            except ImagineError as error:
+            for item in prepared:
+                try:
+                    submitted = await service.enqueue(interaction.user.id, item, origin=origin)
+                except ImagineError as error:
+                    await interaction.followup.send(f"⚠️ {error}")
+                    break
+                live.pending.add(submitted.job.id)
+                live.messages[submitted.job.id] = await interaction.followup.send(
+                    queued_text(submitted.job, submitted.position), wait=True
+                )
+            if not live.pending:
                 self.live.pop(interaction.id, None)
-                await interaction.followup.send(f"⚠️ {error}")
-                return
-            live.message = await interaction.followup.send(queued_text(submitted.job, submitted.position), wait=True)
 
     @commands.Cog.listener()
     async def on_job_event(self, event: JobEvent) -> None:
@@ -112,16 +120,23 @@ class ImagineCog(commands.Cog):
         elif event.kind is EventKind.FAILED:
             await self._post_failure(live, job, event.message)
 
+    def _finished(self, live: LiveRequest, job_id: int) -> None:
+        live.pending.discard(job_id)
+        live.messages.pop(job_id, None)
+        if not live.pending:
+            self.live.pop(live.interaction.id, None)
+
     async def _show_progress(self, live: LiveRequest | None, event: JobEvent) -> None:
-        if live is None or live.message is None or not live.token_alive:
+        message = live.messages.get(event.job.id) if live is not None else None
+        if live is None or message is None or not live.token_alive:
             return
         now = time.monotonic()
-        if now - live.last_edit < PROGRESS_EDIT_INTERVAL_S:
+        if now - live.last_edit.get(event.job.id, 0.0) < PROGRESS_EDIT_INTERVAL_S:
             return
-        live.last_edit = now
+        live.last_edit[event.job.id] = now
         async with live.lock:
             try:
-                await live.message.edit(content=running_text(event.job, event.step, event.total))
+                await message.edit(content=running_text(event.job, event.step, event.total))
             except discord.HTTPException as error:
                 log.debug("could not edit progress of job %s: %s", event.job.id, error)
 
@@ -138,9 +153,10 @@ class ImagineCog(commands.Cog):
         if live is not None and live.token_alive:
             async with live.lock:
                 await live.interaction.followup.send(content, file=file, view=view, allowed_mentions=mentions)
-                if live.message is not None:
-                    await _delete_quietly(live.message)
-            self.live.pop(live.interaction.id, None)
+                message = live.messages.get(job.id)
+                if message is not None:
+                    await _delete_quietly(message)
+                self._finished(live, job.id)
             return
         channel = await self._origin_channel(job.origin)
         if channel is None:
@@ -148,14 +164,15 @@ class ImagineCog(commands.Cog):
             return
         await channel.send(content, file=file, view=view, allowed_mentions=mentions)
         if live is not None:
-            self.live.pop(live.interaction.id, None)
+            self._finished(live, job.id)
 
-    async def _post_failure(self, live: LiveRequest | None, job: Job, message: str) -> None:
-        text = f"❌ **{shown_prompt(job)}** — failed: {message}"[:MAX_CONTENT]
-        if live is not None and live.token_alive and live.message is not None:
+    async def _post_failure(self, live: LiveRequest | None, job: Job, message_text: str) -> None:
+        text = f"❌ **{shown_prompt(job)}** — failed: {message_text}"[:MAX_CONTENT]
+        message = live.messages.get(job.id) if live is not None else None
+        if live is not None and live.token_alive and message is not None:
             async with live.lock:
-                await live.message.edit(content=text)
-            self.live.pop(live.interaction.id, None)
+                await message.edit(content=text)
+                self._finished(live, job.id)
             return
         channel = await self._origin_channel(job.origin)
         if channel is not None:
@@ -163,6 +180,8 @@ class ImagineCog(commands.Cog):
                 f"<@{job.user_id}> {text}"[:MAX_CONTENT],
                 allowed_mentions=discord.AllowedMentions(users=[discord.Object(job.user_id)]),
             )
+        if live is not None:
+            self._finished(live, job.id)
 
     async def _origin_channel(self, origin: Origin) -> discord.abc.Messageable | None:
         if origin.channel_id is None:

@@ -33,6 +33,9 @@ SAMPLERS: dict[str, Sampler] = {
 }
 
 
+DEFAULT_SAMPLER = "euler_a"
+
+
 def sampler_label(name: str) -> str:
     """The A1111 label for a sampler name (``euler_a`` -> ``Euler a``); unknown names come back as given."""
     sampler = SAMPLERS.get(name)

@@ -17,6 +17,7 @@ from bot.errors import ImagineError
 from bot.events import EventKind, JobEvent
 from bot.jobs import Job, Origin
 from cogs.results import result_view
+from engine.samplers import SAMPLERS
 
 if TYPE_CHECKING:
     from bot.discord_bot import ImagineBot
@@ -69,14 +70,35 @@ def result_text(job: Job, mention: str) -> str:
     return text[:MAX_CONTENT]
 
 
+def with_option_flags(prompt: str, **options: str | None) -> str:
+    """Slash-command options appended as the flags they stand for (the parser then checks them)."""
+    flags = " ".join(f"--{name} {value}" for name, value in options.items() if value)
+    return f"{prompt} {flags}" if flags else prompt
+
+
+def choices_matching(names: list[str], current: str, limit: int = 25) -> list[app_commands.Choice[str]]:
+    """Autocomplete: names containing what was typed, those starting with it first, at most 25."""
+    typed = current.strip().lower()
+    matching = [name for name in names if typed in name.lower()]
+    matching.sort(key=lambda name: (not name.lower().startswith(typed), name))
+    return [app_commands.Choice(name=name, value=name) for name in matching[:limit]]
+
+
 class ImagineCog(commands.Cog):
     def __init__(self, bot: ImagineBot) -> None:
         self.bot = bot
         self.live: dict[int, LiveRequest] = {}
 
     @app_commands.command(name="imagine", description="Create four images from a prompt")
-    @app_commands.describe(prompt="What to draw, then flags: --ar 3:2 --seed 7 --no text --steps 30 --cfg 7")
-    async def imagine(self, interaction: discord.Interaction[Any], prompt: str) -> None:
+    @app_commands.describe(
+        prompt="What to draw, then flags: --ar 3:2 --seed 7 --no text --steps 30 --cfg 7",
+        model="Model to use (same as --model)",
+        sampler="Sampler to use (same as --sampler)",
+    )
+    async def imagine(
+        self, interaction: discord.Interaction[Any], prompt: str, model: str | None = None, sampler: str | None = None
+    ) -> None:
+        prompt = with_option_flags(prompt, model=model, sampler=sampler)
         service = self.bot.service
         try:
             await service.moderation.check_channel(interaction.guild_id, interaction.channel_id)
@@ -108,6 +130,18 @@ class ImagineCog(commands.Cog):
                 )
             if not live.pending:
                 self.live.pop(interaction.id, None)
+
+    @imagine.autocomplete("model")
+    async def _complete_model(
+        self, interaction: discord.Interaction[Any], current: str
+    ) -> list[app_commands.Choice[str]]:
+        return choices_matching(sorted(self.bot.settings.registry), current)
+
+    @imagine.autocomplete("sampler")
+    async def _complete_sampler(
+        self, interaction: discord.Interaction[Any], current: str
+    ) -> list[app_commands.Choice[str]]:
+        return choices_matching(list(SAMPLERS), current)
 
     @commands.Cog.listener()
     async def on_job_event(self, event: JobEvent) -> None:

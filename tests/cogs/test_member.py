@@ -89,3 +89,24 @@ async def test_too_many_permutations_are_refused_privately(discord_env: simcord.
     assert result.response is not None
     assert "more than 8" in result.response.content
     assert await _jobs(discord_env) == []
+
+
+async def test_model_and_sampler_autocomplete_and_options(discord_env: simcord.Env) -> None:
+    guild = discord_env.create_guild()
+    channel = guild.create_text_channel("art")
+    hana = guild.add_member(discord_env.create_user("hana"))
+
+    models = await hana.autocomplete(channel, "imagine", "model", "tin", prompt="x")
+    assert [choice["value"] for choice in models] == ["tiny", "tiny-sdxl"]
+    samplers = await hana.autocomplete(channel, "imagine", "sampler", "dpm", prompt="x")
+    assert [choice["value"] for choice in samplers] == ["dpmpp_2m", "dpmpp_2m_karras"]
+
+    await hana.slash(channel, "imagine", prompt="a mill", sampler="ddim")
+    [(_, params, prompt)] = await _jobs(discord_env)
+    assert '"sampler": "ddim"' in params
+    assert prompt == "a mill --sampler ddim"
+
+    refused = await hana.slash(channel, "imagine", prompt="a mill", model="nope")
+    assert refused.ephemeral
+    assert refused.response is not None
+    assert "not a model on this server" in refused.response.content

@@ -66,6 +66,9 @@ async def discord_env(settings: Settings, engine: EngineSupervisor) -> AsyncIter
         yield env
     finally:
         await env.shutdown()
+        current = env.bot
+        if isinstance(current, ImagineBot) and current._service is not None:
+            await current._service.close()
         env._raise_errors_since(env._errors_acknowledged)
 
 

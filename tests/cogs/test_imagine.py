@@ -84,3 +84,25 @@ async def test_result_button_answers_not_available_yet(discord_env: simcord.Env)
     assert clicked.ephemeral
     assert clicked.response is not None
     assert "Upscaling image 2 is not available yet" in clicked.response.content
+
+
+async def test_buttons_still_answer_after_a_restart(discord_env: simcord.Env, settings, engine) -> None:  # type: ignore[no-untyped-def]
+    from bot.discord_bot import ImagineBot
+
+    guild = discord_env.create_guild()
+    channel = guild.create_text_channel("art")
+    ivy = guild.add_member(discord_env.create_user("ivy"))
+    await ivy.slash(channel, "imagine", prompt="a tower --seed 4")
+    await wait_until(discord_env, lambda: bool(_grid_messages(channel)), what="the grid post")
+    [post] = _grid_messages(channel)
+
+    old = discord_env.bot
+    await old.service.close()
+    fresh = ImagineBot(settings, engine=engine)
+    fresh.external_wait = discord_env.external_wait
+    await discord_env.restart_bot(fresh)
+
+    clicked = await ivy.click(post, label="V3")
+    assert clicked.ephemeral
+    assert clicked.response is not None
+    assert "Varying image 3" in clicked.response.content

@@ -36,6 +36,8 @@ class ParsedPrompt:
     steps: int | None = None
     cfg: float | None = None
     flags: tuple[str, ...] = field(default=())
+    lane: str | None = None
+    """``turbo``, ``fast`` or ``relax`` from a lane switch; None: the member's default lane."""
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,8 @@ class _Flag:
     parse: Callable[[str, str, int], Any]
     field: str
     greedy: bool = False
+    switch: bool = False
+    """A flag without a value (``--relax``); its value is its name."""
 
 
 def _int_in(value: str, flag: str, form: str, low: int, high: int) -> int:
@@ -98,6 +102,10 @@ def _parse_negative(value: str, flag: str, max_steps: int) -> str:
     return words
 
 
+def _parse_switch(value: str, flag: str, max_steps: int) -> str:
+    return flag
+
+
 _FLAGS: dict[str, _Flag] = {
     spec.name: spec
     for spec in (
@@ -106,6 +114,7 @@ _FLAGS: dict[str, _Flag] = {
         _Flag("no", "--no words", _parse_negative, "negative", greedy=True),
         _Flag("steps", "--steps N", _parse_steps, "steps"),
         _Flag("cfg", "--cfg X", _parse_cfg, "cfg"),
+        *(_Flag(lane, f"--{lane}", _parse_switch, "lane", switch=True) for lane in ("fast", "relax", "turbo")),
     )
 }
 _ALIASES = {"aspect": "ar", "negative": "no"}
@@ -156,6 +165,14 @@ def parse_prompt(raw: str, *, max_chars: int = 1500, max_steps: int = 60) -> Par
             raise PromptError(f"`--{name}` is given twice; give it once", flag=name)
         seen.append(name)
         index += 1
+        if spec.switch:
+            if spec.field in values:
+                raise PromptError(
+                    f"give only one of --fast, --relax and --turbo (got `--{values[spec.field]}` and `--{name}`)",
+                    flag=name,
+                )
+            values[spec.field] = spec.parse("", name, max_steps)
+            continue
         start = index
         while index < len(tokens) and _FLAG.match(tokens[index]) is None:
             index += 1

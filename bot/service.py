@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from bot.engine_supervisor import EngineSupervisor
 from bot.errors import PromptError
 from bot.events import EventBus, EventKind, JobEvent
-from bot.jobs import Job, Kind, Lane, Origin, RenderParams
+from bot.jobs import Job, Kind, Lane, Origin, RenderParams, Status
+from bot.ledger import Ledger
 from bot.prompt import ParsedPrompt, clean_text, parse_prompt
-from bot.queue import JobQueue
+from bot.scheduler import JobRequest, Scheduler
 from bot.sizing import size_for_aspect
 from bot.store import Store
 from bot.waiting import ExternalWait, passthrough
@@ -31,12 +32,19 @@ class Prepared:
     kind: Kind
     prompt: str
     params: RenderParams
+    lane: Lane | None = None
+    """The lane a flag asked for (``--fast``, ``--relax``, ``--turbo``); None: the member's default."""
 
 
 @dataclass(frozen=True)
 class Submitted:
     job: Job
     position: int
+    cost: int = 0
+    """Credits charged for the job."""
+    balance: int = 0
+    """The member's balance after the charge."""
+    eta_s: float | None = None
 
 
 def engine_config(settings: Settings) -> EngineConfig:
@@ -87,7 +95,8 @@ class ImagineService:
     ) -> None:
         self.settings = settings
         self.store = store
-        self.queue = JobQueue(store)
+        self.queue = Scheduler(store, settings)
+        self.ledger = Ledger(store, settings)
         self.engine = engine
         self.events = EventBus()
         self._owns_engine = owns_engine
@@ -132,8 +141,7 @@ class ImagineService:
             external_wait=external_wait,
             only_own_jobs=only_own_jobs,
         )
-        if not only_own_jobs:
-            await service.queue.recover_interrupted()
+        await service.queue.load(recover=not only_own_jobs)
         return service
 
     def start(self) -> asyncio.Task[None]:
@@ -160,24 +168,29 @@ class ImagineService:
         parsed = parse_prompt(raw_prompt, max_chars=settings.max_prompt_chars, max_steps=settings.max_steps)
         model_name = settings.model
         params = build_params(parsed, model_name, settings.registry[model_name], settings, _random_seed())
-        return Prepared(Kind.IMAGINE, clean_text(raw_prompt), params)
+        lane = Lane(parsed.lane) if parsed.lane is not None else None
+        return Prepared(Kind.IMAGINE, clean_text(raw_prompt), params, lane)
 
     async def enqueue(self, user_id: int, prepared: Prepared, *, origin: Origin, lane: Lane | None = None) -> Submitted:
-        """Queue a prepared job and wake the worker."""
-        job = await self.queue.enqueue(
-            user_id=user_id,
-            kind=prepared.kind,
-            lane=lane or Lane(self.settings.default_lane),
-            prompt=prepared.prompt,
-            params=prepared.params,
-            origin=origin,
-        )
+        """Charge and queue a prepared job and wake the worker. Raises a SchedulerError when refused."""
+        request = JobRequest(prepared.kind, prepared.prompt, prepared.params, origin)
+        admission = await self.queue.admit(user_id, [request], lane=lane or prepared.lane)
+        job = admission.jobs[0]
         if self._own_jobs is not None:
             self._own_jobs.add(job.id)
         position = await self.queue.position(job)
         await self.events.emit(JobEvent(EventKind.QUEUED, job, position=position))
         self.worker.wake()
-        return Submitted(job, position)
+        return Submitted(job, position, admission.cost, admission.balance, self.queue.eta_s(job.id))
+
+    async def cancel(self, job_id: int, actor: str) -> Job:
+        """Cancel a queued or running job and refund it; a running job is also stopped in the engine."""
+        before = await self.queue.get(job_id)
+        job = await self.queue.cancel(job_id, actor)
+        if before.status is Status.RUNNING:
+            await self.engine.cancel(job_id)
+        await self.events.emit(JobEvent(EventKind.CANCELLED, job, message=job.error or ""))
+        return job
 
     async def submit_imagine(
         self, user_id: int, raw_prompt: str, *, origin: Origin, lane: Lane | None = None

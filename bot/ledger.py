@@ -247,12 +247,15 @@ class Ledger:
             )
 
     async def set_tier(self, user_id: int, tier: str, *, actor: str) -> Member:
-        """Move a member to another tier (the new allowance applies from the next refill)."""
+        """Move a member to another tier and top them up to its allowance now (a floor: never piles up)."""
         if tier not in self.settings.tiers:
             raise LedgerError(f"unknown tier {tier!r}; use one of: {', '.join(sorted(self.settings.tiers))}")
+        now = self.now()
         async with self.store.transaction() as db:
-            await ensure_member(db, user_id, self.settings, self.now())
+            member = await ensure_member(db, user_id, self.settings, now)
             await db.execute("UPDATE users SET tier = ? WHERE user_id = ?", (tier, user_id))
+            moved = Member(member.user_id, tier, member.balance, member.banned, member.default_lane, None)
+            await refill_member(db, moved, self.settings.tiers[tier], now)
             row = await (await db.execute("SELECT * FROM users WHERE user_id = ?", (user_id,))).fetchone()
         log.info("member %s moved to tier %s by %s", user_id, tier, actor)
         return Member.from_row(row)

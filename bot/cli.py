@@ -9,6 +9,7 @@ import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from bot.errors import ConfigError, ImagineError
 from bot.events import EventKind, JobEvent
@@ -45,7 +46,27 @@ def build_parser() -> argparse.ArgumentParser:
     generate = commands.add_parser("generate", help="render a prompt to a grid PNG without Discord")
     generate.add_argument("prompt", help='the prompt with flags, e.g. "a red fox --ar 3:2 --seed 7"')
     generate.add_argument("-o", "--output", type=Path, help="where to write the grid PNG")
+    add_owner_commands(commands)
     return parser
+
+
+def add_owner_commands(commands: Any) -> None:
+    """``credits show|grant|take|set`` and ``tier set``: quotas from a shell, recorded with the console as actor."""
+    credits = commands.add_parser("credits", help="show or change a member's credits")
+    actions = credits.add_subparsers(dest="action", required=True, metavar="ACTION")
+    show = actions.add_parser("show", help="balance, tier and recent ledger rows")
+    show.add_argument("user_id", type=int, metavar="USER_ID")
+    show.add_argument("--limit", type=int, default=10, help="ledger rows to print (default 10)")
+    for name, text in (("grant", "add N credits"), ("take", "remove N credits"), ("set", "set the balance to N")):
+        action = actions.add_parser(name, help=text)
+        action.add_argument("user_id", type=int, metavar="USER_ID")
+        action.add_argument("amount", type=int, metavar="N")
+        action.add_argument("--reason", required=True, help="why (kept in the ledger)")
+    tier = commands.add_parser("tier", help="change a member's tier")
+    tier_actions = tier.add_subparsers(dest="action", required=True, metavar="ACTION")
+    tier_set = tier_actions.add_parser("set", help="move a member to a tier")
+    tier_set.add_argument("user_id", type=int, metavar="USER_ID")
+    tier_set.add_argument("tier", metavar="TIER")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -61,6 +82,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_bot(settings)
     if args.command == "generate":
         return asyncio.run(generate(settings, args.prompt, args.output))
+    if args.command in ("credits", "tier"):
+        return asyncio.run(manage_credits(settings, args))
     raise AssertionError(f"unhandled command {args.command}")
 
 
@@ -131,6 +154,38 @@ async def generate(settings: Settings, prompt: str, output: Path | None) -> int:
         return EXIT_OK
     finally:
         await service.close()
+
+
+async def manage_credits(settings: Settings, args: argparse.Namespace) -> int:
+    """The owner's quota commands; every change goes through the ledger with the console as actor."""
+    from bot.errors import LedgerError
+    from bot.ledger import CONSOLE_ACTOR, Ledger
+    from bot.store import Store
+
+    store = await Store.open(settings.database_file)
+    ledger = Ledger(store, settings)
+    try:
+        if args.command == "tier":
+            member = await ledger.set_tier(args.user_id, args.tier, actor=CONSOLE_ACTOR)
+            print(f"member {member.user_id}: tier {member.tier}, balance {member.balance}")
+            return EXIT_OK
+        if args.action == "show":
+            member = await ledger.member(args.user_id)
+            print(f"member {member.user_id}: tier {member.tier}, balance {member.balance}, banned {member.banned}")
+            for entry in await ledger.entries(args.user_id, args.limit):
+                job = f" job {entry.job_id}" if entry.job_id is not None else ""
+                change = f"{entry.delta:+d} -> {entry.balance_after}"
+                print(f"  {entry.id}: {change} {entry.kind.value}{job} by {entry.actor}: {entry.reason}")
+            return EXIT_OK
+        change = {"grant": ledger.grant, "take": ledger.take, "set": ledger.set_balance}[args.action]
+        balance = await change(args.user_id, args.amount, actor=CONSOLE_ACTOR, reason=args.reason)
+        print(f"member {args.user_id}: balance {balance}")
+        return EXIT_OK
+    except LedgerError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        await store.close()
 
 
 def _print_progress(event: JobEvent) -> None:

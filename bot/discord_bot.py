@@ -10,6 +10,7 @@ from discord.ext import commands
 
 from bot.engine_supervisor import EngineSupervisor
 from bot.events import JobEvent
+from bot.maintenance import Maintenance
 from bot.service import ImagineService
 from bot.waiting import ExternalWait, passthrough
 from config.settings import Settings
@@ -40,6 +41,7 @@ class ImagineBot(commands.Bot):
         self.external_wait = external_wait
         self._shared_engine = engine
         self._service: ImagineService | None = None
+        self.maintenance: Maintenance | None = None
         self.failed_extensions: dict[str, str] = {}
 
     @property
@@ -63,6 +65,9 @@ class ImagineBot(commands.Bot):
                 log.exception("could not load %s", extension)
                 self.failed_extensions[extension] = f"{type(error).__name__}: {error}"
         self._service.start()
+        service = self._service
+        self.maintenance = Maintenance(service.ledger, service.queue, events=service.events, wake=service.worker.wake)
+        self.maintenance.start()
         await self._sync_commands()
 
     async def _sync_commands(self) -> None:
@@ -79,6 +84,8 @@ class ImagineBot(commands.Bot):
         self.dispatch("job_event", event)
 
     async def close(self) -> None:
+        if self.maintenance is not None:
+            self.maintenance.stop()
         if self._service is not None:
             await self._service.close()
         await super().close()

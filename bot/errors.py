@@ -45,13 +45,75 @@ class RenderFailedError(EngineError):
         self.reason = reason
 
 
+class SchedulerError(ImagineError):
+    """The scheduler refused a job; the message says what the member can change."""
+
+
+class InsufficientCreditsError(SchedulerError):
+    """The member's balance does not cover the job."""
+
+    def __init__(self, *, balance: int, cost: int, relax_offered: bool) -> None:
+        message = f"this costs {cost} credits and your balance is {balance}."
+        if relax_offered:
+            message += " Use --relax to queue it for free (it runs when the GPU is less busy)."
+        else:
+            message += " Wait for your allowance to refill or ask a moderator for credits."
+        super().__init__(message)
+        self.balance = balance
+        self.cost = cost
+        self.relax_offered = relax_offered
+
+
+class QueueLimitError(SchedulerError):
+    """The member already has as many jobs waiting as their tier allows."""
+
+    def __init__(self, *, queued: int, limit: int) -> None:
+        super().__init__(f"you already have {queued} job(s) waiting and your limit is {limit}; wait for one to finish")
+        self.queued = queued
+        self.limit = limit
+
+
+class BannedError(SchedulerError):
+    """The member is banned from the bot."""
+
+    def __init__(self) -> None:
+        super().__init__("you are banned from creating images here; ask a moderator if you think this is a mistake")
+
+
+class QueuePausedError(SchedulerError):
+    """A moderator paused the queue for maintenance."""
+
+    def __init__(self) -> None:
+        super().__init__("the queue is paused for maintenance; your credits were not touched, try again later")
+
+
+class LaneNotAllowedError(SchedulerError):
+    """The member's tier may not use the lane they asked for."""
+
+    def __init__(self, lane: str, tier: str) -> None:
+        super().__init__(f"the {lane} lane is not available to the {tier} tier; use --fast instead")
+        self.lane = lane
+        self.tier = tier
+
+
+class LedgerError(ImagineError):
+    """A balance change that the ledger refuses (it would go negative, or the tier is unknown)."""
+
+
 __all__ = [
+    "BannedError",
     "ConfigError",
     "EngineCrashedError",
     "EngineError",
     "EngineStartError",
     "ImagineError",
+    "InsufficientCreditsError",
     "JobNotFoundError",
+    "LaneNotAllowedError",
+    "LedgerError",
     "PromptError",
+    "QueueLimitError",
+    "QueuePausedError",
     "RenderFailedError",
+    "SchedulerError",
 ]

@@ -21,6 +21,7 @@ class EventKind(StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"
     REQUEUED = "requeued"
+    CANCELLED = "cancelled"
 
 
 @dataclass(frozen=True)

@@ -11,12 +11,13 @@ from dataclasses import dataclass, replace
 from bot.engine_supervisor import EngineSupervisor
 from bot.errors import PromptError
 from bot.events import EventBus, EventKind, JobEvent
-from bot.jobs import Job, Kind, Lane, Origin, RenderParams
+from bot.jobs import Job, Kind, Lane, Origin, RenderParams, Status
+from bot.ledger import Ledger
 from bot.moderation import Moderation
 from bot.permutations import expand_permutations
 from bot.preferences import Preferences, PreferenceStore, apply_preferences
 from bot.prompt import ParsedPrompt, PromptLimits, clean_text, parse_prompt
-from bot.queue import JobQueue
+from bot.scheduler import JobRequest, Scheduler
 from bot.sizing import size_for_aspect
 from bot.store import Store
 from bot.waiting import ExternalWait, passthrough
@@ -36,12 +37,27 @@ class Prepared:
     prompt: str
     params: RenderParams
     lane: Lane | None = None
+    """The lane a flag asked for (``--fast``, ``--relax``, ``--turbo``); None: the member's default."""
 
 
 @dataclass(frozen=True)
 class Submitted:
     job: Job
     position: int
+    cost: int = 0
+    """Credits charged for the job."""
+    balance: int = 0
+    """The member's balance after the charge."""
+    eta_s: float | None = None
+
+
+@dataclass(frozen=True)
+class Admitted:
+    """The jobs of one request, charged together."""
+
+    jobs: tuple[Submitted, ...]
+    cost: int
+    balance: int
 
 
 def engine_config(settings: Settings) -> EngineConfig:
@@ -110,7 +126,8 @@ class ImagineService:
     ) -> None:
         self.settings = settings
         self.store = store
-        self.queue = JobQueue(store)
+        self.queue = Scheduler(store, settings)
+        self.ledger = Ledger(store, settings)
         self.moderation = Moderation(store)
         self.preferences = PreferenceStore(store)
         self.engine = engine
@@ -157,8 +174,7 @@ class ImagineService:
             external_wait=external_wait,
             only_own_jobs=only_own_jobs,
         )
-        if not only_own_jobs:
-            await service.queue.recover_interrupted()
+        await service.queue.load(recover=not only_own_jobs)
         return service
 
     def start(self) -> asyncio.Task[None]:
@@ -201,22 +217,36 @@ class ImagineService:
                 prepared.append(Prepared(Kind.IMAGINE, variant, params, lane))
         return prepared
 
-    async def enqueue(self, user_id: int, prepared: Prepared, *, origin: Origin, lane: Lane | None = None) -> Submitted:
-        """Queue a prepared job and wake the worker."""
-        job = await self.queue.enqueue(
-            user_id=user_id,
-            kind=prepared.kind,
-            lane=lane or prepared.lane or Lane(self.settings.default_lane),
-            prompt=prepared.prompt,
-            params=prepared.params,
-            origin=origin,
-        )
-        if self._own_jobs is not None:
-            self._own_jobs.add(job.id)
-        position = await self.queue.position(job)
-        await self.events.emit(JobEvent(EventKind.QUEUED, job, position=position))
+    async def enqueue_many(
+        self, user_id: int, prepared: list[Prepared], *, origin: Origin, lane: Lane | None = None
+    ) -> Admitted:
+        """Charge all jobs up front and queue them, or none. Raises a SchedulerError when refused."""
+        requests = [JobRequest(item.kind, item.prompt, item.params, origin) for item in prepared]
+        asked = lane or next((item.lane for item in prepared if item.lane is not None), None)
+        admission = await self.queue.admit(user_id, requests, lane=asked)
+        submitted: list[Submitted] = []
+        for job in admission.jobs:
+            if self._own_jobs is not None:
+                self._own_jobs.add(job.id)
+            position = await self.queue.position(job)
+            await self.events.emit(JobEvent(EventKind.QUEUED, job, position=position))
+            submitted.append(Submitted(job, position, admission.cost, admission.balance, self.queue.eta_s(job.id)))
         self.worker.wake()
-        return Submitted(job, position)
+        return Admitted(tuple(submitted), admission.cost, admission.balance)
+
+    async def enqueue(self, user_id: int, prepared: Prepared, *, origin: Origin, lane: Lane | None = None) -> Submitted:
+        """Charge and queue one prepared job and wake the worker. Raises a SchedulerError when refused."""
+        admitted = await self.enqueue_many(user_id, [prepared], origin=origin, lane=lane)
+        return admitted.jobs[0]
+
+    async def cancel(self, job_id: int, actor: str) -> Job:
+        """Cancel a queued or running job and refund it; a running job is also stopped in the engine."""
+        before = await self.queue.get(job_id)
+        job = await self.queue.cancel(job_id, actor)
+        if before.status is Status.RUNNING:
+            await self.engine.cancel(job_id)
+        await self.events.emit(JobEvent(EventKind.CANCELLED, job, message=job.error or ""))
+        return job
 
     async def submit_imagine(
         self, user_id: int, raw_prompt: str, *, origin: Origin, lane: Lane | None = None

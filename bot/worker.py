@@ -12,7 +12,7 @@ from bot.errors import EngineCrashedError, EngineStartError, JobNotFoundError, R
 from bot.events import EventBus, EventKind, JobEvent
 from bot.grid import write_grid
 from bot.jobs import ImageResult, Job
-from bot.queue import JobQueue
+from bot.scheduler import Scheduler
 from bot.waiting import ExternalWait, passthrough
 from engine.metadata import ImageParameters, format_parameters
 from engine.protocol import Progress, RenderTask, TaskDone
@@ -49,7 +49,7 @@ class Worker:
 
     def __init__(
         self,
-        queue: JobQueue,
+        queue: Scheduler,
         engine: EngineSupervisor,
         events: EventBus,
         images_dir: Path,
@@ -65,6 +65,7 @@ class Worker:
         self.only = only
         self._wake = asyncio.Event()
         self._stopping = False
+        self._renewals: set[asyncio.Task[bool]] = set()
 
     def wake(self) -> None:
         """Tell the worker a job was queued."""
@@ -98,34 +99,52 @@ class Worker:
     async def run_job(self, job: Job) -> None:
         await self.events.emit(JobEvent(EventKind.STARTED, job))
         task = render_task_for(job, self.images_dir)
+        loop = asyncio.get_running_loop()
+        renew_every_s = self.queue.policy.lease_s / 4
+        last_renewal = loop.time()
 
         def on_progress(progress: Progress) -> None:
+            nonlocal last_renewal
             event = JobEvent(EventKind.PROGRESS, job, step=progress.step, total=progress.total)
             asyncio.get_running_loop().create_task(self.events.emit(event))
+            if loop.time() - last_renewal >= renew_every_s:  # progress renews the job's lease
+                last_renewal = loop.time()
+                renewal = loop.create_task(self.queue.renew(job.id))
+                self._renewals.add(renewal)
+                renewal.add_done_callback(self._renewals.discard)
 
         try:
             done = await self.external_wait(self.engine.render(task, on_progress), reason="engine rendering")
         except EngineCrashedError as error:
             await self._after_crash(job, str(error))
         except RenderFailedError as error:
-            failed = await self.queue.fail(job.id, str(error))
-            await self.events.emit(JobEvent(EventKind.FAILED, failed, message=str(error)))
+            await self._fail(job, str(error), str(error))
         except EngineStartError as error:
-            failed = await self.queue.fail(job.id, f"the engine could not start: {error}")
-            await self.events.emit(JobEvent(EventKind.FAILED, failed, message=str(error)))
+            await self._fail(job, f"the engine could not start: {error}", str(error))
         else:
             await self._record(job, done)
 
+    async def _fail(self, job: Job, error: str, message: str) -> None:
+        """Fail (and refund) the job, unless it already ended (cancelled, or taken back by a lease sweep)."""
+        try:
+            failed = await self.queue.fail(job.id, error)
+        except JobNotFoundError:
+            log.info("job %s ended before its failure was reported (%s)", job.id, error)
+            return
+        await self.events.emit(JobEvent(EventKind.FAILED, failed, message=message))
+
     async def _after_crash(self, job: Job, reason: str) -> None:
-        if should_retry(job.attempts):
+        if should_retry(job.attempts, self.queue.policy.max_attempts):
             log.warning("job %s interrupted (%s); retrying (attempt %d)", job.id, reason, job.attempts)
-            requeued = await self.queue.requeue(job.id, reason)
+            try:
+                requeued = await self.queue.requeue(job.id, reason)
+            except JobNotFoundError:
+                return
             await self.events.emit(JobEvent(EventKind.REQUEUED, requeued, message=reason))
             self.wake()
         else:
             message = f"the engine crashed {job.attempts} times on this job; giving up ({reason})"
-            failed = await self.queue.fail(job.id, message)
-            await self.events.emit(JobEvent(EventKind.FAILED, failed, message=message))
+            await self._fail(job, message, message)
 
     async def _record(self, job: Job, done: TaskDone) -> None:
         images = tuple(

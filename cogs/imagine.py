@@ -16,6 +16,7 @@ from discord.ext import commands
 from bot.errors import ImagineError
 from bot.events import EventKind, JobEvent
 from bot.jobs import Job, Origin
+from bot.service import Admitted
 from cogs.results import result_view
 from engine.samplers import SAMPLERS
 
@@ -52,8 +53,23 @@ def shown_prompt(job: Job, limit: int = 900) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def queued_text(job: Job, position: int) -> str:
-    return f"⏳ **{shown_prompt(job)}** — queued, position {position} in the {job.lane.value} lane"
+def queued_text(job: Job, position: int, eta_s: float | None = None, admitted: Admitted | None = None) -> str:
+    text = f"⏳ **{shown_prompt(job)}** — queued, position {position} in the {job.lane.value} lane"
+    if eta_s is not None:
+        text += f", ETA ~{format_duration(eta_s)}"
+    if admitted is not None:
+        count = len(admitted.jobs)
+        jobs = f" for {count} jobs" if count > 1 else ""
+        text += f" · cost {admitted.cost} credits{jobs} (balance {admitted.balance})"
+    return text
+
+
+def format_duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{max(1, round(seconds))} s"
+    if seconds < 3600:
+        return f"{round(seconds / 60)} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def running_text(job: Job, step: int, total: int) -> str:
@@ -118,18 +134,17 @@ class ImagineCog(commands.Cog):
             interaction_id=interaction.id,
         )
         async with live.lock:
-            for item in prepared:
-                try:
-                    submitted = await service.enqueue(interaction.user.id, item, origin=origin)
-                except ImagineError as error:
-                    await interaction.followup.send(f"⚠️ {error}")
-                    break
+            try:
+                admitted = await service.enqueue_many(interaction.user.id, prepared, origin=origin)
+            except ImagineError as error:
+                self.live.pop(interaction.id, None)
+                await _answer_privately_after_defer(interaction, f"⚠️ {error}")
+                return
+            for submitted in admitted.jobs:
                 live.pending.add(submitted.job.id)
                 live.messages[submitted.job.id] = await interaction.followup.send(
-                    queued_text(submitted.job, submitted.position), wait=True
+                    queued_text(submitted.job, submitted.position, submitted.eta_s, admitted), wait=True
                 )
-            if not live.pending:
-                self.live.pop(interaction.id, None)
 
     @imagine.autocomplete("model")
     async def _complete_model(
@@ -227,6 +242,15 @@ class ImagineCog(commands.Cog):
             except discord.HTTPException:
                 return None
         return channel if isinstance(channel, discord.abc.Messageable) else None
+
+
+async def _answer_privately_after_defer(interaction: discord.Interaction[Any], text: str) -> None:
+    """After a public defer, an error should not be public: drop the "thinking" message, answer ephemerally."""
+    try:
+        await interaction.delete_original_response()
+    except discord.HTTPException as error:
+        log.debug("could not delete the deferred response: %s", error)
+    await interaction.followup.send(text[:MAX_CONTENT], ephemeral=True)
 
 
 async def _delete_quietly(message: discord.WebhookMessage) -> None:

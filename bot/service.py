@@ -19,7 +19,7 @@ from bot.store import Store
 from bot.waiting import ExternalWait, passthrough
 from bot.worker import Worker
 from config.settings import ModelSpec, Settings
-from engine.protocol import EngineConfig
+from engine.protocol import EngineConfig, LoraEntry, MemoryOptions, ModelEntry
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,15 @@ def engine_config(settings: Settings) -> EngineConfig:
         data_dir=str(settings.data_dir),
         device=settings.device,
         dtype=settings.dtype,
+        max_batch=settings.engine_max_batch,
+        models=tuple(
+            ModelEntry(name, entry.source, entry.family, entry.config) for name, entry in settings.registry.items()
+        ),
+        loras=tuple(LoraEntry(name, entry.path) for name, entry in settings.loras.items()),
+        memory=MemoryOptions(**settings.memory.model_dump()),
+        max_loaded_models=settings.max_loaded_models,
+        memory_budget_gb=settings.memory_budget_gb,
+        preview_every=settings.preview_every,
     )
 
 

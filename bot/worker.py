@@ -109,7 +109,9 @@ class Worker:
         task = render_task_for(job, self.images_dir)
 
         def on_progress(progress: Progress) -> None:
-            event = JobEvent(EventKind.PROGRESS, job, step=progress.step, total=progress.total)
+            event = JobEvent(
+                EventKind.PROGRESS, job, step=progress.step, total=progress.total, preview_png=progress.preview_png
+            )
             asyncio.get_running_loop().create_task(self.events.emit(event))
 
         try:

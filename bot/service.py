@@ -14,6 +14,7 @@ from bot.events import EventBus, EventKind, JobEvent
 from bot.jobs import Job, Kind, Lane, Origin, RenderParams
 from bot.prompt import ParsedPrompt, clean_text, parse_prompt
 from bot.queue import JobQueue
+from bot.requests import TaskOptions, apply_options, kind_for
 from bot.sizing import size_for_aspect
 from bot.store import Store
 from bot.waiting import ExternalWait, passthrough
@@ -170,6 +171,17 @@ class ImagineService:
         model_name = settings.model
         params = build_params(parsed, model_name, settings.registry[model_name], settings, _random_seed())
         return Prepared(Kind.IMAGINE, clean_text(raw_prompt), params)
+
+    def prepare_request(self, raw_prompt: str, options: TaskOptions) -> Prepared:
+        """:meth:`prepare_imagine` with a model, a source image, a mask, a strength or sweeps. Raises PromptError."""
+        settings = self.settings
+        parsed = parse_prompt(raw_prompt, max_chars=settings.max_prompt_chars, max_steps=settings.max_steps)
+        model_name = options.model or settings.model
+        if model_name not in settings.registry:
+            known = ", ".join(sorted(settings.registry))
+            raise PromptError(f"--model {model_name!r} is not in the registry; use one of: {known}", flag="model")
+        params = build_params(parsed, model_name, settings.registry[model_name], settings, _random_seed())
+        return Prepared(kind_for(options), clean_text(raw_prompt), apply_options(params, options))
 
     async def enqueue(self, user_id: int, prepared: Prepared, *, origin: Origin, lane: Lane | None = None) -> Submitted:
         """Queue a prepared job and wake the worker."""

@@ -19,13 +19,11 @@ import transformers
 
 from engine.device import pick_device, pick_dtype
 from engine.memory import apply_memory_options, check_quantization, quantization_config
+from engine.model_sources import TINY_PREFIX, source_kind
 from engine.protocol import EngineConfig, MemoryOptions, ModelEntry
 from engine.tiny import ensure_tiny_model
 
 log = logging.getLogger(__name__)
-
-TINY_PREFIX = "tiny:"
-SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt")
 
 
 class ModelLoadError(Exception):
@@ -63,18 +61,6 @@ class LoadedModel:
             derived.set_progress_bar_config(disable=True)
             self._derived[kind] = derived
         return self._derived[kind]
-
-
-def source_kind(source: str) -> str:
-    """``tiny``, ``single_file``, ``folder`` or ``hub`` for a registry source."""
-    if source.startswith(TINY_PREFIX):
-        return "tiny"
-    path = Path(source).expanduser()
-    if source.lower().endswith(SINGLE_FILE_SUFFIXES):
-        return "single_file"
-    if path.is_absolute() or source.startswith((".", "~")) or path.exists():
-        return "folder"
-    return "hub"
 
 
 def resolve_source(entry: ModelEntry, data_dir: str) -> str:

@@ -267,3 +267,16 @@ def test_single_file_without_a_config_folder_is_a_clear_error(config: EngineConf
     checkpoint.write_bytes(b"")
     with pytest.raises(ModelLoadError, match="needs `config` set to a local diffusers folder"):
         load_entry(ModelEntry("mine", str(checkpoint), "sd15"), config)
+
+
+def test_single_file_checkpoint_loads_offline_and_renders_like_the_folder(config: EngineConfig, root: Path) -> None:
+    """An LDM-format .safetensors with a local config folder loads through from_single_file, same pixels."""
+    from engine.ldm_export import export_sd15_checkpoint
+
+    folder = ensure_tiny_model("sd15", root / "models")
+    checkpoint = export_sd15_checkpoint(folder, root / "checkpoints" / "tiny-single.safetensors")
+    entry = ModelEntry("single", str(checkpoint), "sd15", config=str(folder))
+    cache = ModelCache(dataclasses.replace(config, models=(*MODELS, entry)))
+    from_file = render_task(cache, _task(root, model="single"), (), Recorder().hooks).images[0]
+    from_folder = render_task(cache, _task(root, model="tiny"), (), Recorder().hooks).images[0]
+    assert from_file.tobytes() == from_folder.tobytes()

@@ -148,6 +148,7 @@ class EngineSupervisor:
         run = self._run
         if run is not None and run.alive:
             run.process.kill()
+            run.process.join(5)  # reaped, so the next wait_ready starts a fresh engine instead of reusing this one
 
     def stop(self, timeout: float = 10.0) -> None:
         """Ask the engine to exit, and kill it if it does not within ``timeout`` seconds."""
@@ -225,12 +226,13 @@ class EngineSupervisor:
         try:
             run.send(RenderBatch(tuple(tasks)))
             done, _ = await asyncio.wait(futures, timeout=self.job_timeout_s * len(tasks))
-            if len(done) < len(futures):
+            timed_out = [future not in done for future in futures]  # decided before the kill settles them
+            if any(timed_out):
                 log.error("batch %s ran past its timeout; restarting the engine", [t.job_id for t in tasks])
                 self.kill()
             results: list[TaskDone | TaskFailed] = []
-            for task, future in zip(tasks, futures, strict=True):
-                if future.done():
+            for task, future, late in zip(tasks, futures, timed_out, strict=True):
+                if not late:
                     results.append(future.result())  # raises EngineCrashedError when the engine died
                 else:
                     future.cancel()

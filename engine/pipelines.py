@@ -140,9 +140,10 @@ def load_entry(entry: ModelEntry, config: EngineConfig) -> LoadedModel:
         if isinstance(component, torch.nn.Module)
         for parameter in component.parameters()
     )
+    family = "sdxl" if "XL" in type(pipeline).__name__ else entry.family  # detected: the entry may be wrong
     return LoadedModel(
         name=entry.name,
-        family=entry.family,
+        family=family,
         pipeline=pipeline,
         device=device,
         dtype=dtype,

@@ -66,3 +66,38 @@ def apply_options(params: RenderParams, options: TaskOptions) -> RenderParams:
 
 def _sweeps_strength(sweeps: Sequence[str]) -> bool:
     return any(spec.strip().lower().startswith("strength") for spec in sweeps)
+
+
+VARIATION_STRENGTH = {"subtle": 0.35, "strong": 0.65}
+UPSCALE_STRENGTH = 0.3
+
+
+def follow_up_params(
+    parent: RenderParams,
+    kind: Kind,
+    image_path: str,
+    seed: int,
+    *,
+    variation: str = "strong",
+    zoom: float = 2.0,
+    pan: str = "",
+) -> RenderParams:
+    """Params of a job made from one image of a finished job (U, V, 🔄, zoom, pan buttons).
+
+    Reroll renders the parent's prompt again with ``seed``; the others start from ``image_path``. Upscale gives
+    one image, the others a full grid. Raises ValueError for a kind that is not a follow-up.
+    """
+    if kind is Kind.REROLL:
+        return dataclasses.replace(parent, seed=seed)
+    base = dataclasses.replace(parent, init_image=image_path, mask_image="", sweep=(), seed=seed)
+    if kind is Kind.VARIATION:
+        if variation not in VARIATION_STRENGTH:
+            raise ValueError(f"variation={variation!r} is not one of: {', '.join(VARIATION_STRENGTH)}")
+        return dataclasses.replace(base, strength=VARIATION_STRENGTH[variation])
+    if kind is Kind.UPSCALE:
+        return dataclasses.replace(base, strength=UPSCALE_STRENGTH, images=1, upscale_factor=2.0)
+    if kind is Kind.ZOOM:
+        return dataclasses.replace(base, zoom=zoom, strength=1.0)
+    if kind is Kind.PAN:
+        return dataclasses.replace(base, pan=pan, strength=1.0)
+    raise ValueError(f"kind={kind.value!r} is not a follow-up of an image; use reroll, variation, upscale, zoom or pan")

@@ -1,8 +1,8 @@
-"""Write a diffusers SD1.x folder as an original-format (LDM) single-file checkpoint.
+"""Write a diffusers SD1.x or SDXL folder as an original-format (LDM) single-file checkpoint.
 
 Diffusers ships only the other direction (``from_single_file``). This exists so tests can check the single-file
 path offline on the tiny model; the key mapping is derived from the model's own config, so it follows any number
-of blocks and layers per block. Covers the UNet, the VAE and a CLIP-L text encoder (SD1.x layout).
+of blocks and layers per block. Covers the UNet, the VAE, CLIP-L and (SDXL) the OpenCLIP text encoder.
 """
 
 from __future__ import annotations
@@ -51,6 +51,8 @@ def unet_prefix_map(config: dict) -> list[tuple[str, str]]:
         if i < count - 1:
             slot = 2 if "CrossAttn" in block else 1
             pairs.append((f"output_blocks.{(layers + 1) * i + layers}.{slot}.", f"up_blocks.{i}.upsamplers.0."))
+    if config.get("addition_embed_type") == "text_time":  # SDXL's size/crop conditioning
+        pairs += [("label_emb.0.0.", "add_embedding.linear_1."), ("label_emb.0.2.", "add_embedding.linear_2.")]
     pairs.append(("middle_block.1.", "mid_block.attentions.0."))
     for j in range(2):
         pairs.append((f"middle_block.{2 * j}.", f"mid_block.resnets.{j}."))
@@ -118,17 +120,51 @@ def convert_vae(state: dict[str, torch.Tensor], config: dict) -> dict[str, torch
     return out
 
 
-def export_sd15_checkpoint(model_dir: Path, destination: Path) -> Path:
-    """Write ``model_dir`` (a diffusers SD1.x folder) as one LDM-format ``.safetensors`` file."""
+def convert_open_clip(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    """A CLIPTextModelWithProjection (SDXL's second encoder) in OpenCLIP's layout: fused qkv, resblocks."""
+    state = {key.removeprefix("text_model."): value for key, value in state.items()}
+    out = {
+        prefix + "token_embedding.weight": state.pop("embeddings.token_embedding.weight"),
+        prefix + "positional_embedding": state.pop("embeddings.position_embedding.weight"),
+        prefix + "ln_final.weight": state.pop("final_layer_norm.weight"),
+        prefix + "ln_final.bias": state.pop("final_layer_norm.bias"),
+        prefix + "text_projection": state.pop("text_projection.weight").T,
+    }
+    names = (("layer_norm1", "ln_1"), ("layer_norm2", "ln_2"), ("mlp.fc1", "mlp.c_fc"), ("mlp.fc2", "mlp.c_proj"))
+    layers = sorted({int(key.split(".")[2]) for key in state if key.startswith("encoder.layers.")})
+    for i in range(len(layers)):
+        hf, ldm = f"encoder.layers.{i}.", f"{prefix}transformer.resblocks.{i}."
+        for kind in ("weight", "bias"):
+            out[f"{ldm}attn.in_proj_{kind}"] = torch.cat(
+                [state.pop(f"{hf}self_attn.{x}_proj.{kind}") for x in ("q", "k", "v")]
+            )
+            out[f"{ldm}attn.out_proj.{kind}"] = state.pop(f"{hf}self_attn.out_proj.{kind}")
+            for hf_name, ldm_name in names:
+                out[f"{ldm}{ldm_name}.{kind}"] = state.pop(f"{hf}{hf_name}.{kind}")
+    state.pop("embeddings.position_ids", None)
+    if state:
+        raise KeyError(f"no OpenCLIP name for {sorted(state)[:3]}")
+    return out
+
+
+def export_checkpoint(model_dir: Path, destination: Path) -> Path:
+    """Write ``model_dir`` (a diffusers SD1.x or SDXL folder) as one LDM-format ``.safetensors`` file."""
     model_dir = Path(model_dir)
     state: dict[str, torch.Tensor] = {}
     unet_config = json.loads((model_dir / "unet" / "config.json").read_text())
     vae_config = json.loads((model_dir / "vae" / "config.json").read_text())
     state.update(convert_unet(load_file(model_dir / "unet" / "diffusion_pytorch_model.safetensors"), unet_config))
     state.update(convert_vae(load_file(model_dir / "vae" / "diffusion_pytorch_model.safetensors"), vae_config))
+    sdxl = (model_dir / "text_encoder_2").is_dir()
+    clip_prefix = (
+        "conditioner.embedders.0.transformer.text_model." if sdxl else "cond_stage_model.transformer.text_model."
+    )
     for key, value in load_file(model_dir / "text_encoder" / "model.safetensors").items():
         key = key.removeprefix("text_model.")  # transformers 5 saves CLIPTextModel without the prefix
-        state["cond_stage_model.transformer.text_model." + key] = value
+        state[clip_prefix + key] = value
+    if sdxl:
+        second = load_file(model_dir / "text_encoder_2" / "model.safetensors")
+        state.update(convert_open_clip(second, "conditioner.embedders.1.model."))
     destination.parent.mkdir(parents=True, exist_ok=True)
     save_file({key: value.contiguous() for key, value in state.items()}, destination)
     return destination

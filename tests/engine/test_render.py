@@ -269,14 +269,19 @@ def test_single_file_without_a_config_folder_is_a_clear_error(config: EngineConf
         load_entry(ModelEntry("mine", str(checkpoint), "sd15"), config)
 
 
-def test_single_file_checkpoint_loads_offline_and_renders_like_the_folder(config: EngineConfig, root: Path) -> None:
+@pytest.mark.parametrize(("family", "folder_model"), [("sd15", "tiny"), ("sdxl", "tiny-sdxl")])
+def test_single_file_checkpoint_loads_offline_and_renders_like_the_folder(
+    config: EngineConfig, root: Path, family: str, folder_model: str
+) -> None:
     """An LDM-format .safetensors with a local config folder loads through from_single_file, same pixels."""
-    from engine.ldm_export import export_sd15_checkpoint
+    from engine.ldm_export import export_checkpoint
 
-    folder = ensure_tiny_model("sd15", root / "models")
-    checkpoint = export_sd15_checkpoint(folder, root / "checkpoints" / "tiny-single.safetensors")
-    entry = ModelEntry("single", str(checkpoint), "sd15", config=str(folder))
+    folder = ensure_tiny_model(family, root / "models")
+    checkpoint = export_checkpoint(folder, root / "checkpoints" / f"tiny-{family}.safetensors")
+    entry = ModelEntry("single", str(checkpoint), family, config=str(folder))
     cache = ModelCache(dataclasses.replace(config, models=(*MODELS, entry)))
-    from_file = render_task(cache, _task(root, model="single"), (), Recorder().hooks).images[0]
-    from_folder = render_task(cache, _task(root, model="tiny"), (), Recorder().hooks).images[0]
+    from_file = render_task(cache, _task(root, model="single", negative_prompt="blur"), (), Recorder().hooks).images[0]
+    from_folder = render_task(
+        cache, _task(root, model=folder_model, negative_prompt="blur"), (), Recorder().hooks
+    ).images[0]
     assert from_file.tobytes() == from_folder.tobytes()

@@ -20,7 +20,7 @@ import transformers
 from engine.device import pick_device, pick_dtype
 from engine.memory import apply_memory_options, check_quantization, quantization_config
 from engine.model_sources import TINY_PREFIX, source_kind
-from engine.protocol import EngineConfig, MemoryOptions, ModelEntry
+from engine.protocol import EngineConfig, ModelEntry
 from engine.tiny import ensure_tiny_model
 
 log = logging.getLogger(__name__)
@@ -193,7 +193,7 @@ class ModelCache:
         _free_memory()
 
 
-def load_model(config: EngineConfig, memory: MemoryOptions | None = None) -> LoadedModel:
+def load_model(config: EngineConfig) -> LoadedModel:
     """Load the start-up model of ``config`` (kept for callers that need one model and no cache)."""
     return ModelCache(config).get()
 

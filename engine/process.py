@@ -179,17 +179,17 @@ def _run_group(
         elif inbox.is_cancelled(task.job_id):
             replies[task.job_id] = TaskFailed(task.job_id, "cancelled", "cancelled while rendering")
         else:
-            replies[task.job_id] = _write_results(cache, task, results[index], seconds)
+            replies[task.job_id] = _write_results(task.model or config.model_name, task, results[index], seconds)
     return [replies[task.job_id] for task in tasks]
 
 
-def _write_results(cache: object, task: RenderTask, rendered: object, seconds: float) -> TaskDone:
+def _write_results(model_name: str, task: RenderTask, rendered: object, seconds: float) -> TaskDone:
+    """Write a task's PNGs (and a sweep's grid) with their metadata; the reply that lists them."""
     from engine.metadata import ImageParameters, png_bytes
     from engine.render import Rendered
     from engine.samplers import sampler_label
 
     assert isinstance(rendered, Rendered)
-    model_name = task.model or getattr(cache, "config").model_name  # noqa: B009
     output_dir = Path(task.output_dir).resolve()
     output_dir.mkdir(parents=True, exist_ok=True)
     paths: list[str] = []

@@ -32,7 +32,7 @@ def check_registry(settings: Settings) -> Report:
         kind = source_kind(spec.source)
         problem = source_problem(spec.source, spec.config)
         marker = "*" if name == settings.model else " "
-        status = f"problem: {problem}" if problem else ("fetched from the hub on first use" if kind == "hub" else "ok")
+        status = f"problem: {problem}" if problem else ("ok" if kind != "hub" else _hub_status(spec.source))
         report.lines.append(f" {marker} model {name} ({spec.family}, {kind}: {spec.source}): {status}")
         if problem:
             report.problems.append(f"model {name}: {problem}")
@@ -42,6 +42,18 @@ def check_registry(settings: Settings) -> Report:
         if not exists:
             report.problems.append(f"lora {name}: the file {lora.path} does not exist")
     return report
+
+
+def _hub_status(repo_id: str) -> str:
+    """Whether a hub model is already in the Hugging Face cache (then it loads offline)."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return "a hub id (huggingface_hub is missing)"
+    cached = try_to_load_from_cache(repo_id, "model_index.json")
+    if isinstance(cached, str):
+        return "ok (in the Hugging Face cache)"
+    return "not downloaded yet: fetched from the hub on first use (needs the network)"
 
 
 def check_engine(settings: Settings) -> Report:

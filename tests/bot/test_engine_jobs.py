@@ -113,3 +113,23 @@ async def test_render_batch_reports_each_task(engine: EngineSupervisor, data_dir
     results = await engine.render_batch(tasks)
     assert [type(result) for result in results] == [TaskDone, TaskFailed, TaskDone]
     assert isinstance(results[1], TaskFailed) and "width=60" in results[1].message
+
+
+async def test_engine_with_max_batch_renders_compatible_tasks_in_one_call(data_dir: Path) -> None:
+    """With engine_max_batch 2, two compatible tasks progress step by step together (one pipeline call)."""
+    from bot.service import engine_config
+    from tests.conftest import make_settings
+
+    supervisor = EngineSupervisor(engine_config(make_settings(data_dir, engine_max_batch=2)), start_timeout_s=120)
+    order: list[tuple[int, int]] = []
+    tasks = [
+        RenderTask(950 + i, f"fox {i}", "", 64, 64, 3, 5.0, (i,), "euler", str(data_dir / "images" / f"m{i}"))
+        for i in range(2)
+    ]
+    try:
+        results = await supervisor.render_batch(tasks, lambda p: order.append((p.job_id, p.step)))
+    finally:
+        supervisor.stop()
+    await asyncio.sleep(0)
+    assert all(isinstance(result, TaskDone) for result in results)
+    assert order == [(950, 1), (951, 1), (950, 2), (951, 2), (950, 3), (951, 3)]

@@ -140,7 +140,7 @@ def load_entry(entry: ModelEntry, config: EngineConfig) -> LoadedModel:
         if isinstance(component, torch.nn.Module)
         for parameter in component.parameters()
     )
-    family = "sdxl" if "XL" in type(pipeline).__name__ else entry.family  # detected: the entry may be wrong
+    family = detect_family(type(pipeline).__name__, entry.family)
     return LoadedModel(
         name=entry.name,
         family=family,
@@ -151,6 +151,17 @@ def load_entry(entry: ModelEntry, config: EngineConfig) -> LoadedModel:
         load_seconds=time.perf_counter() - started,
         weight_bytes=weight_bytes,
     )
+
+
+def detect_family(pipeline_class: str, configured: str) -> str:
+    """``sdxl`` for SDXL pipelines (Turbo included), the configured SD1.x/2.x family for Stable Diffusion ones,
+    else the pipeline's class name (newer families run through the Auto pipelines without compel or previews).
+    """
+    if "XL" in pipeline_class:
+        return "sdxl"
+    if pipeline_class.startswith("StableDiffusion") and not pipeline_class.startswith("StableDiffusion3"):
+        return configured if configured in ("sd15", "sd2") else "sd15"
+    return pipeline_class
 
 
 class ModelCache:

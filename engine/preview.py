@@ -8,16 +8,18 @@ import torch
 from PIL import Image
 
 # Rows are latent channels, columns R, G, B (the approximations A1111 and ComfyUI use for previews).
-LATENT_RGB: dict[str, tuple[tuple[tuple[float, float, float], ...], tuple[float, float, float]]] = {
-    "sd15": (
-        (
-            (0.3512, 0.2297, 0.3227),
-            (0.3250, 0.4974, 0.2350),
-            (-0.2829, 0.1762, 0.2721),
-            (-0.2120, -0.2616, -0.7177),
-        ),
-        (0.0, 0.0, 0.0),
+_SD15_LATENT_RGB = (
+    (
+        (0.3512, 0.2297, 0.3227),
+        (0.3250, 0.4974, 0.2350),
+        (-0.2829, 0.1762, 0.2721),
+        (-0.2120, -0.2616, -0.7177),
     ),
+    (0.0, 0.0, 0.0),
+)
+LATENT_RGB: dict[str, tuple[tuple[tuple[float, float, float], ...], tuple[float, float, float]]] = {
+    "sd15": _SD15_LATENT_RGB,
+    "sd2": _SD15_LATENT_RGB,
     "sdxl": (
         (
             (0.3651, 0.4232, 0.4341),

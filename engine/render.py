@@ -21,7 +21,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from engine.canvas import fit_mask, pan_canvas, upscaled_size, zoom_out_canvas
 from engine.conditioning import compel_embeddings, loras_applied, needs_compel
 from engine.pipelines import LoadedModel, ModelCache, RenderCancelledError
-from engine.preview import preview_png
+from engine.preview import LATENT_RGB, preview_png
 from engine.prompt_syntax import parse_loras
 from engine.protocol import LoraEntry, RenderTask
 from engine.samplers import make_scheduler
@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 
 KINDS = ("txt2img", "img2img", "inpaint", "variation", "upscale", "zoom", "pan", "sweep")
 TILE_VAE_ABOVE_PIXELS = 1024 * 1024
+COMPEL_FAMILIES = ("sd15", "sd2", "sdxl")
+"""Families whose prompts go through compel when they use weights or run past 77 tokens."""
 
 StepHook = Callable[[int, int, int, bytes | None], None]
 """(job_id, step, total, preview PNG or None)."""
@@ -252,7 +254,7 @@ def denoise(
         "output_type": "pil",
     }
     any_negative = any(negatives)
-    if needs_compel(pipe, prompts + (negatives if any_negative else [])):
+    if model.family in COMPEL_FAMILIES and needs_compel(pipe, prompts + (negatives if any_negative else [])):
         kwargs.update(compel_embeddings(pipe, model.family, prompts, negatives if any_negative else None))
     else:
         kwargs["prompt"] = prompts
@@ -268,7 +270,12 @@ def denoise(
 
     def step_end(pipe: Any, step: int, timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
         total = getattr(pipe, "_num_timesteps", None) or steps
-        want_preview = hooks.preview_every > 0 and (step + 1) % hooks.preview_every == 0 and "latents" in tensors
+        want_preview = (
+            hooks.preview_every > 0
+            and (step + 1) % hooks.preview_every == 0
+            and model.family in LATENT_RGB
+            and "latents" in tensors
+        )
         for job_id, start in owners:
             preview = preview_png(tensors["latents"][start], model.family) if want_preview else None
             hooks.on_step(job_id, step + 1, total, preview)

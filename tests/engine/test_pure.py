@@ -126,3 +126,19 @@ def test_expand_sweep_rejects_a_search_term_missing_from_the_prompt() -> None:
     task = RenderTask(1, "a fox", "", 64, 64, 4, 5.0, (1,), "euler_a", "/tmp/x", sweep=(("prompt", ("cat", "dog")),))
     with pytest.raises(ValueError, match="'cat' \\(the first value\\) does not occur"):
         expand_sweep(task, "txt2img")
+
+
+@pytest.mark.parametrize(
+    ("pipeline_class", "configured", "family"),
+    [
+        ("StableDiffusionXLPipeline", "sd15", "sdxl"),
+        ("StableDiffusionPipeline", "sd2", "sd2"),
+        ("StableDiffusionPipeline", "sdxl", "sd15"),
+        ("StableDiffusion3Pipeline", "sd15", "StableDiffusion3Pipeline"),
+        ("FluxPipeline", "sd15", "FluxPipeline"),
+    ],
+)
+def test_detect_family(pipeline_class: str, configured: str, family: str) -> None:
+    from engine.pipelines import detect_family
+
+    assert detect_family(pipeline_class, configured) == family

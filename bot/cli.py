@@ -15,6 +15,7 @@ from bot.errors import ConfigError, ImagineError
 from bot.events import EventKind, JobEvent
 from bot.jobs import Origin, Status
 from bot.logs import setup_logging
+from bot.requests import TaskOptions
 from config.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,20 @@ def build_parser() -> argparse.ArgumentParser:
     generate = commands.add_parser("generate", help="render a prompt to a grid PNG without Discord")
     generate.add_argument("prompt", help='the prompt with flags, e.g. "a red fox --ar 3:2 --seed 7"')
     generate.add_argument("-o", "--output", type=Path, help="where to write the grid PNG")
+    generate.add_argument("--image", type=Path, help="source image: img2img (or inpaint with --mask)")
+    generate.add_argument("--mask", type=Path, help="inpaint mask for --image: white is repainted")
+    generate.add_argument("--strength", type=float, help="how far to move away from --image (0-1, default 0.75)")
+    generate.add_argument("--model", help="a registry model name (default: the configured model)")
+    generate.add_argument(
+        "--sweep",
+        action="append",
+        default=[],
+        metavar="AXIS=V1,V2",
+        help='a sweep axis, e.g. "cfg=3,5,7" (seed, cfg, steps, sampler, prompt, strength); up to 3',
+    )
+
+    doctor = commands.add_parser("doctor", help="check the device, versions, models and settings")
+    doctor.add_argument("--no-probe", action="store_true", help="skip the engine probe (no torch import)")
     add_owner_commands(commands)
     return parser
 
@@ -81,7 +96,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "run":
         return run_bot(settings)
     if args.command == "generate":
-        return asyncio.run(generate(settings, args.prompt, args.output))
+        options = TaskOptions(args.model, args.image, args.mask, args.strength, tuple(args.sweep))
+        return asyncio.run(generate(settings, args.prompt, args.output, options))
+    if args.command == "doctor":
+        from bot.doctor import run_doctor
+
+        code, text = run_doctor(settings, probe_engine=not args.no_probe)
+        print(text)
+        return code
     if args.command in ("credits", "tier"):
         return asyncio.run(manage_credits(settings, args))
     raise AssertionError(f"unhandled command {args.command}")
@@ -117,7 +139,7 @@ def run_bot(settings: Settings) -> int:
     return EXIT_OK
 
 
-async def generate(settings: Settings, prompt: str, output: Path | None) -> int:
+async def generate(settings: Settings, prompt: str, output: Path | None, options: TaskOptions | None = None) -> int:
     """Render one /imagine through the queue and a real engine process; print the image paths."""
     from bot.service import ImagineService
 
@@ -129,7 +151,8 @@ async def generate(settings: Settings, prompt: str, output: Path | None) -> int:
     service.events.subscribe(_print_progress)
     try:
         try:
-            submitted = await service.submit_imagine(CONSOLE_USER_ID, prompt, origin=Origin(source="cli"))
+            prepared = service.prepare_request(prompt, options or TaskOptions())
+            submitted = await service.enqueue(CONSOLE_USER_ID, prepared, origin=Origin(source="cli"))
         except ImagineError as error:
             print(f"error: {error}", file=sys.stderr)
             return EXIT_CONFIG

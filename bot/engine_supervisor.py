@@ -13,7 +13,8 @@ import contextvars
 import logging
 import multiprocessing
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
@@ -39,11 +40,21 @@ log = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[Progress], None]
 
+BACKOFF_FIRST_S = 0.5
+BACKOFF_MAX_S = 30.0
+
+
+def restart_delay(crashes: int, *, first_s: float = BACKOFF_FIRST_S, max_s: float = BACKOFF_MAX_S) -> float:
+    """Seconds to wait before starting the engine again after ``crashes`` crashes in a row (0 after none)."""
+    if crashes <= 0:
+        return 0.0
+    return min(max_s, first_s * 2 ** (crashes - 1))
+
 
 @dataclass
 class _Pending:
     loop: asyncio.AbstractEventLoop
-    future: asyncio.Future[TaskDone]
+    future: asyncio.Future[TaskDone | TaskFailed]
     on_progress: ProgressCallback | None
     context: contextvars.Context
 
@@ -100,6 +111,9 @@ class EngineSupervisor:
         self.ready: EngineReady | None = None
         self.fatal: str | None = None
         self.restarts = 0
+        self.crashes_in_a_row = 0
+        """Unexpected exits since the last finished job; the next start waits :func:`restart_delay` of it."""
+        self._not_before = 0.0
         self._run: _EngineRun | None = None
         self._lock = threading.Lock()
         self._pending: dict[int, _Pending] = {}
@@ -134,6 +148,7 @@ class EngineSupervisor:
         run = self._run
         if run is not None and run.alive:
             run.process.kill()
+            run.process.join(5)  # reaped, so the next wait_ready starts a fresh engine instead of reusing this one
 
     def stop(self, timeout: float = 10.0) -> None:
         """Ask the engine to exit, and kill it if it does not within ``timeout`` seconds."""
@@ -151,7 +166,12 @@ class EngineSupervisor:
         run.conn.close()
 
     async def wait_ready(self) -> EngineReady:
-        """Start the engine if needed and wait until its model is loaded."""
+        """Start the engine if needed (after the crash backoff) and wait until its model is loaded."""
+        if not self.alive:
+            delay = self._not_before - time.monotonic()
+            if delay > 0:
+                log.info("restarting the engine in %.1f s (crash %d in a row)", delay, self.crashes_in_a_row)
+                await asyncio.sleep(delay)
         self.spawn()
         loop = asyncio.get_running_loop()
         with self._lock:
@@ -174,29 +194,63 @@ class EngineSupervisor:
 
     async def render(self, task: RenderTask, on_progress: ProgressCallback | None = None) -> TaskDone:
         """Render one task. Raises EngineCrashedError if the engine dies, RenderFailedError if the job fails."""
+        (result,) = await self.render_batch([task], on_progress)
+        if isinstance(result, TaskFailed):
+            raise RenderFailedError(result.message, reason=result.reason)
+        return result
+
+    async def render_batch(
+        self, tasks: Sequence[RenderTask], on_progress: ProgressCallback | None = None
+    ) -> list[TaskDone | TaskFailed]:
+        """Hand several tasks to the engine at once; compatible ones render in one pipeline call.
+
+        Returns one TaskDone or TaskFailed per task, in order (``reason`` ``timeout`` for tasks still running
+        after ``job_timeout_s``, when the engine is killed and restarted). Raises EngineCrashedError if the
+        engine dies, since every task of the batch may then be retried.
+        """
+        if not tasks:
+            return []
+        if len({task.job_id for task in tasks}) != len(tasks):
+            raise ValueError("tasks of one batch must have different job ids")
         await self.wait_ready()
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[TaskDone] = loop.create_future()
+        futures: list[asyncio.Future[TaskDone | TaskFailed]] = []
         run = self._run
         with self._lock:
             if run is None or not run.alive:
                 raise EngineCrashedError("the engine process is not running")
-            self._pending[task.job_id] = _Pending(loop, future, on_progress, contextvars.copy_context())
+            for task in tasks:
+                future: asyncio.Future[TaskDone | TaskFailed] = loop.create_future()
+                self._pending[task.job_id] = _Pending(loop, future, on_progress, contextvars.copy_context())
+                futures.append(future)
         try:
-            run.send(RenderBatch((task,)))
-            return await asyncio.wait_for(asyncio.shield(future), self.job_timeout_s)
+            run.send(RenderBatch(tuple(tasks)))
+            done, _ = await asyncio.wait(futures, timeout=self.job_timeout_s * len(tasks))
+            timed_out = [future not in done for future in futures]  # decided before the kill settles them
+            if any(timed_out):
+                log.error("batch %s ran past its timeout; restarting the engine", [t.job_id for t in tasks])
+                self.kill()
+            results: list[TaskDone | TaskFailed] = []
+            for task, future, late in zip(tasks, futures, timed_out, strict=True):
+                if not late:
+                    results.append(future.result())  # raises EngineCrashedError when the engine died
+                else:
+                    future.cancel()
+                    results.append(
+                        TaskFailed(
+                            task.job_id,
+                            "timeout",
+                            f"the job took longer than {self.job_timeout_s:g} s and was stopped; "
+                            "use fewer steps or a smaller size",
+                        )
+                    )
+            return results
         except (OSError, ValueError) as error:
             raise EngineCrashedError(f"could not reach the engine: {error}") from error
-        except TimeoutError:
-            log.error("job %s ran past %s s; restarting the engine", task.job_id, self.job_timeout_s)
-            self.kill()
-            raise RenderFailedError(
-                f"the job took longer than {self.job_timeout_s:g} s and was stopped; use fewer steps or a smaller size",
-                reason="timeout",
-            ) from None
         finally:
             with self._lock:
-                self._pending.pop(task.job_id, None)
+                for task in tasks:
+                    self._pending.pop(task.job_id, None)
 
     async def cancel(self, job_id: int) -> None:
         run = self._run
@@ -237,14 +291,10 @@ class EngineSupervisor:
                 pending = self._pending.get(message.job_id)
             if pending is None:
                 log.warning("engine reported on job %s that nobody waits for", message.job_id)
-            elif isinstance(message, TaskDone):
-                _resolve(pending.loop, pending.future, result=message)
             else:
-                _resolve(
-                    pending.loop,
-                    pending.future,
-                    error=RenderFailedError(message.message, reason=message.reason),
-                )
+                if isinstance(message, TaskDone):
+                    self.crashes_in_a_row = 0
+                _resolve(pending.loop, pending.future, result=message)
 
     def _on_exit(self, run: _EngineRun) -> None:
         code = run.process.exitcode
@@ -255,6 +305,9 @@ class EngineSupervisor:
             waiters, self._ready_waiters = self._ready_waiters, []
             fatal = self.fatal
         if code not in (0, None) or pending:
+            with self._lock:
+                self.crashes_in_a_row += 1
+                self._not_before = time.monotonic() + restart_delay(self.crashes_in_a_row)
             log.error("engine process exited with code %s while holding %d job(s)", code, len(pending))
         for item in pending:
             _resolve(item.loop, item.future, error=EngineCrashedError(f"the engine exited (code {code})"))

@@ -49,6 +49,36 @@ class Kind(StrEnum):
 
     IMAGINE = "imagine"
     """txt2img: a fresh grid from a prompt."""
+    REROLL = "reroll"
+    """txt2img again with new seeds (🔄)."""
+    IMG2IMG = "img2img"
+    """A grid from a prompt and a source image (``init_image``, ``strength``)."""
+    INPAINT = "inpaint"
+    """Repaint the white part of ``mask_image`` on ``init_image``."""
+    VARIATION = "variation"
+    """V1–V4: one result redrawn with new seeds (``strength`` subtle or strong)."""
+    UPSCALE = "upscale"
+    """U1–U4: one result at ``upscale_factor`` × its size."""
+    ZOOM = "zoom"
+    """Zoom out by ``zoom`` (1.5 or 2): the result outpainted on a larger canvas."""
+    PAN = "pan"
+    """Extend one result towards ``pan`` (left, right, up, down)."""
+    SWEEP = "sweep"
+    """One image per combination of up to three ``sweep`` axes, in one labelled grid."""
+
+
+KIND_TO_ENGINE: dict[Kind, str] = {
+    Kind.IMAGINE: "txt2img",
+    Kind.REROLL: "txt2img",
+    Kind.IMG2IMG: "img2img",
+    Kind.INPAINT: "inpaint",
+    Kind.VARIATION: "variation",
+    Kind.UPSCALE: "upscale",
+    Kind.ZOOM: "zoom",
+    Kind.PAN: "pan",
+    Kind.SWEEP: "sweep",
+}
+"""The engine's task kind for each job kind."""
 
 
 class Lane(StrEnum):
@@ -77,6 +107,13 @@ class RenderParams:
     images: int = 4
     sampler: str = "euler_a"
     tile: bool = False
+    init_image: str = ""
+    mask_image: str = ""
+    strength: float = 0.75
+    zoom: float = 2.0
+    pan: str = ""
+    upscale_factor: float = 2.0
+    sweep: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     @property
     def seeds(self) -> tuple[int, ...]:
@@ -88,7 +125,10 @@ class RenderParams:
 
     @classmethod
     def from_json(cls, text: str) -> RenderParams:
-        return cls(**json.loads(text))
+        values = json.loads(text)
+        if "sweep" in values:
+            values["sweep"] = tuple((name, tuple(options)) for name, options in values["sweep"])
+        return cls(**values)
 
 
 @dataclass(frozen=True)

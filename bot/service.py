@@ -17,13 +17,14 @@ from bot.moderation import Moderation
 from bot.permutations import expand_permutations
 from bot.preferences import Preferences, PreferenceStore, apply_preferences
 from bot.prompt import ParsedPrompt, PromptLimits, clean_text, parse_prompt
+from bot.requests import TaskOptions, apply_options, kind_for
 from bot.scheduler import JobRequest, Scheduler
 from bot.sizing import size_for_aspect
 from bot.store import Store
 from bot.waiting import ExternalWait, passthrough
 from bot.worker import Worker
 from config.settings import Settings
-from engine.protocol import EngineConfig
+from engine.protocol import EngineConfig, LoraEntry, MemoryOptions, ModelEntry
 from engine.samplers import DEFAULT_SAMPLER, SAMPLERS
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,15 @@ def engine_config(settings: Settings) -> EngineConfig:
         data_dir=str(settings.data_dir),
         device=settings.device,
         dtype=settings.dtype,
+        max_batch=settings.engine_max_batch,
+        models=tuple(
+            ModelEntry(name, entry.source, entry.family, entry.config) for name, entry in settings.registry.items()
+        ),
+        loras=tuple(LoraEntry(name, entry.path) for name, entry in settings.loras.items()),
+        memory=MemoryOptions(**settings.memory.model_dump()),
+        max_loaded_models=settings.max_loaded_models,
+        memory_budget_gb=settings.memory_budget_gb,
+        preview_every=settings.preview_every,
     )
 
 
@@ -216,6 +226,12 @@ class ImagineService:
                 lane = Lane(parsed.lane) if parsed.lane else None
                 prepared.append(Prepared(Kind.IMAGINE, variant, params, lane))
         return prepared
+
+    def prepare_request(self, raw_prompt: str, options: TaskOptions) -> Prepared:
+        """:meth:`prepare_imagine` with a model, a source image, a mask, a strength or sweeps. Raises PromptError."""
+        prompt = f"{raw_prompt} --model {options.model}" if options.model else raw_prompt
+        first = self.prepare_imagine(prompt)[0]
+        return replace(first, kind=kind_for(options), params=apply_options(first.params, options))
 
     async def enqueue_many(
         self, user_id: int, prepared: list[Prepared], *, origin: Origin, lane: Lane | None = None

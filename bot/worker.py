@@ -11,7 +11,7 @@ from bot.engine_supervisor import EngineSupervisor
 from bot.errors import EngineCrashedError, EngineStartError, JobNotFoundError, RenderFailedError
 from bot.events import EventBus, EventKind, JobEvent
 from bot.grid import write_grid
-from bot.jobs import ImageResult, Job
+from bot.jobs import KIND_TO_ENGINE, ImageResult, Job
 from bot.scheduler import Scheduler
 from bot.waiting import ExternalWait, passthrough
 from engine.metadata import ImageParameters, format_parameters
@@ -41,6 +41,15 @@ def render_task_for(job: Job, images_dir: Path) -> RenderTask:
         seeds=params.seeds,
         sampler=params.sampler,
         output_dir=str(images_dir / str(job.id)),
+        kind=KIND_TO_ENGINE[job.kind],
+        model=params.model,
+        init_image=params.init_image,
+        mask_image=params.mask_image,
+        strength=params.strength,
+        zoom=params.zoom,
+        pan=params.pan,
+        upscale_factor=params.upscale_factor,
+        sweep=params.sweep,
     )
 
 
@@ -105,7 +114,9 @@ class Worker:
 
         def on_progress(progress: Progress) -> None:
             nonlocal last_renewal
-            event = JobEvent(EventKind.PROGRESS, job, step=progress.step, total=progress.total)
+            event = JobEvent(
+                EventKind.PROGRESS, job, step=progress.step, total=progress.total, preview_png=progress.preview_png
+            )
             asyncio.get_running_loop().create_task(self.events.emit(event))
             if loop.time() - last_renewal >= renew_every_s:  # progress renews the job's lease
                 last_renewal = loop.time()
@@ -165,7 +176,11 @@ class Worker:
                 model=params.model,
             )
         )
-        grid = await asyncio.to_thread(write_grid, done.paths, self.images_dir / str(job.id) / "grid.png", parameters)
+        if done.grid_path:  # a sweep: the engine drew the labelled grid
+            grid = Path(done.grid_path)
+        else:
+            grid_file = self.images_dir / str(job.id) / "grid.png"
+            grid = await asyncio.to_thread(write_grid, done.paths, grid_file, parameters)
         try:
             completed = await self.queue.complete(job.id, images, str(grid))
         except JobNotFoundError:

@@ -23,7 +23,7 @@ from pydantic_settings import (
 ENV_PREFIX = "IMAGINE_"
 DEFAULT_CONFIG_FILE = Path("config/bot.toml")
 
-Family = Literal["sd15", "sdxl"]
+Family = Literal["sd15", "sd2", "sdxl"]
 Lane = Literal["turbo", "fast", "relax"]
 
 
@@ -36,13 +36,41 @@ class ModelSpec(BaseModel):
 
     model_config = {"extra": "forbid"}
 
-    source: str = Field(description="'tiny:<family>', a local diffusers folder, or a Hugging Face hub id")
+    source: str = Field(
+        description="'tiny:<family>', a local diffusers folder, a single .safetensors file, or a Hugging Face hub id"
+    )
+    config: str = Field(
+        default="", description="for a single-file source: a local diffusers folder of the same family (no hub)"
+    )
     family: Family = "sd15"
     steps: int = Field(default=25, ge=1, le=150)
     cfg: float = Field(default=7.0, ge=0.0, le=30.0)
     base_size: int = Field(default=512, ge=32, le=4096, description="side of the square image at --ar 1:1")
     size_multiple: int = Field(default=64, ge=8, le=128, description="width and height are rounded to this")
     cost_multiplier: float = Field(default=1.0, gt=0.0, le=100.0)
+
+
+class LoraSpec(BaseModel):
+    """A LoRA file prompts may use as ``<lora:NAME:weight>``."""
+
+    model_config = {"extra": "forbid"}
+
+    path: str = Field(description="a .safetensors LoRA file (kohya/A1111 or diffusers format)")
+
+
+class MemorySettings(BaseModel):
+    """Memory and speed switches of the engine (see config/bot.example.toml)."""
+
+    model_config = {"extra": "forbid"}
+
+    attention_slicing: bool = False
+    vae_slicing: bool = False
+    vae_tiling: bool = False
+    offload: Literal["none", "model", "sequential", "auto"] = "none"
+    channels_last: bool = False
+    compile: bool = False
+    quantize: Literal["none", "8bit", "4bit"] = "none"
+    sdpa: bool = True
 
 
 BUILTIN_MODELS: dict[str, ModelSpec] = {
@@ -134,6 +162,12 @@ class Settings(BaseSettings):
     sync_guild_id: int | None = Field(default=None, description="sync slash commands to this guild at once")
     model: str = "sd15"
     models: dict[str, ModelSpec] = Field(default_factory=dict)
+    loras: dict[str, LoraSpec] = Field(default_factory=dict)
+    memory: MemorySettings = Field(default_factory=MemorySettings)
+    max_loaded_models: int = Field(default=1, ge=1, le=8, description="models kept loaded at once (LRU)")
+    memory_budget_gb: float = Field(default=0.0, ge=0.0, description="drop LRU models above this; 0 = no budget")
+    preview_every: int = Field(default=5, ge=0, le=150, description="a latent preview every N steps; 0 = none")
+    engine_max_batch: int = Field(default=1, ge=1, le=16, description="compatible jobs one pipeline call may take")
     data_dir: Path = Path("data")
     database_path: Path | None = None
     device: Literal["auto", "cuda", "mps", "xpu", "cpu"] = "auto"

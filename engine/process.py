@@ -81,9 +81,10 @@ def run_engine(conn: Connection, config: EngineConfig) -> None:
         import diffusers
         import torch
 
-        from engine.pipelines import ModelLoadError, load_model
+        from engine.pipelines import ModelCache, ModelLoadError
 
-        model = load_model(config)
+        cache = ModelCache(config)
+        model = cache.get()
     except ModelLoadError as error:
         conn.send(EngineFatal(str(error)))
         return
@@ -108,78 +109,146 @@ def run_engine(conn: Connection, config: EngineConfig) -> None:
         if isinstance(message, Shutdown):
             return
         if isinstance(message, RenderBatch):
-            for task in message.tasks:
-                conn.send(_run_task(model, task, inbox, conn, data_dir))
-                inbox.forget(task.job_id)
+            from engine.render import group_tasks
+
+            for group in group_tasks(message.tasks, config.max_batch):
+                for reply in _run_group(cache, config, group, inbox, conn, data_dir):
+                    conn.send(reply)
+                for task in group:
+                    inbox.forget(task.job_id)
 
 
-def _run_task(
-    model: object, task: RenderTask, inbox: _Inbox, conn: Connection, data_dir: Path
-) -> TaskDone | TaskFailed:
+def _run_group(
+    cache: object,
+    config: EngineConfig,
+    tasks: list[RenderTask],
+    inbox: _Inbox,
+    conn: Connection,
+    data_dir: Path,
+) -> list[TaskDone | TaskFailed]:
+    """Render a group of compatible tasks (one pipeline call) and write their PNGs; one reply per task."""
     import torch
 
-    from engine.metadata import ImageParameters, png_bytes
-    from engine.pipelines import LoadedModel, RenderCancelledError, render_txt2img
-    from engine.samplers import sampler_label
+    from engine.pipelines import ModelCache, ModelLoadError, RenderCancelledError
+    from engine.render import Hooks, render_group
 
-    assert isinstance(model, LoadedModel)
-    output_dir = Path(task.output_dir).resolve()
-    if not output_dir.is_relative_to(data_dir):
-        return TaskFailed(task.job_id, "bad_input", f"output folder {task.output_dir} is outside {data_dir}")
-    if inbox.is_cancelled(task.job_id):
-        return TaskFailed(task.job_id, "cancelled", "cancelled before it started")
+    assert isinstance(cache, ModelCache)
+    replies: dict[int, TaskDone | TaskFailed] = {}
+    runnable: list[RenderTask] = []
+    for task in tasks:
+        output_dir = Path(task.output_dir).resolve()
+        if not output_dir.is_relative_to(data_dir):
+            replies[task.job_id] = TaskFailed(
+                task.job_id, "bad_input", f"output folder {task.output_dir} is outside {data_dir}"
+            )
+        elif inbox.is_cancelled(task.job_id):
+            replies[task.job_id] = TaskFailed(task.job_id, "cancelled", "cancelled before it started")
+        else:
+            runnable.append(task)
     started = time.perf_counter()
 
-    def on_step(step: int, total: int) -> None:
-        conn.send(Progress(task.job_id, step, total))
+    def on_step(job_id: int, step: int, total: int, preview: bytes | None) -> None:
+        conn.send(Progress(job_id, step, total, preview))
 
-    try:
-        images = render_txt2img(model, task, on_step, lambda: inbox.is_cancelled(task.job_id))
-    except RenderCancelledError:
-        return TaskFailed(task.job_id, "cancelled", "cancelled while rendering")
-    except torch.OutOfMemoryError:
-        _free_memory()
-        return TaskFailed(
-            task.job_id,
-            "oom",
-            f"the GPU ran out of memory rendering {len(task.seeds)} images of {task.width}x{task.height}; "
-            "use a smaller --ar size, fewer steps, or ask the owner to enable memory options",
-        )
-    except ValueError as error:
-        return TaskFailed(task.job_id, "bad_input", str(error))
-    except Exception as error:
-        log.exception("job %s failed", task.job_id)
-        return TaskFailed(task.job_id, "internal", f"{type(error).__name__}: {error}")
+    hooks = Hooks(on_step, inbox.is_cancelled, config.preview_every)
+    failure: TaskFailed | None = None
+    results: list[object] = []
+    if runnable:
+        try:
+            results = list(render_group(cache, runnable, config.loras, hooks))
+        except RenderCancelledError:
+            failure = TaskFailed(0, "cancelled", "cancelled while rendering")
+        except torch.OutOfMemoryError:
+            _free_memory()
+            sizes = ", ".join(f"{len(t.seeds)} image(s) of {t.width}x{t.height}" for t in runnable)
+            failure = TaskFailed(
+                0,
+                "oom",
+                f"the GPU ran out of memory rendering {sizes}; use a smaller --ar size or fewer images, fewer "
+                "steps, or ask the owner to enable memory options (attention slicing, VAE tiling, CPU offload)",
+            )
+        except (ValueError, ModelLoadError) as error:
+            failure = TaskFailed(0, "bad_input", str(error))
+        except Exception as error:
+            log.exception("job(s) %s failed", [task.job_id for task in runnable])
+            failure = TaskFailed(0, "internal", f"{type(error).__name__}: {error}")
+    seconds = time.perf_counter() - started
+    for index, task in enumerate(runnable):
+        if failure is not None:
+            replies[task.job_id] = TaskFailed(task.job_id, failure.reason, failure.message)
+        elif inbox.is_cancelled(task.job_id):
+            replies[task.job_id] = TaskFailed(task.job_id, "cancelled", "cancelled while rendering")
+        else:
+            replies[task.job_id] = _write_results(task.model or config.model_name, task, results[index], seconds)
+    return [replies[task.job_id] for task in tasks]
+
+
+def _write_results(model_name: str, task: RenderTask, rendered: object, seconds: float) -> TaskDone:
+    """Write a task's PNGs (and a sweep's grid) with their metadata; the reply that lists them."""
+    from engine.metadata import ImageParameters, png_bytes
+    from engine.render import Rendered
+    from engine.samplers import sampler_label
+
+    assert isinstance(rendered, Rendered)
+    output_dir = Path(task.output_dir).resolve()
     output_dir.mkdir(parents=True, exist_ok=True)
     paths: list[str] = []
     encoded: list[bytes] = []
-    for index, (image, seed) in enumerate(zip(images, task.seeds, strict=True)):
+    for index, (image, info) in enumerate(zip(rendered.images, rendered.infos, strict=True)):
+        extra: list[tuple[str, str]] = []
+        if info.strength is not None:
+            extra.append(("Denoising strength", f"{info.strength:g}"))
+        if rendered.loras:
+            extra.append(("Lora weights", ", ".join(f"{name}: {weight:g}" for name, weight in rendered.loras)))
         data = png_bytes(
             image,
             ImageParameters(
-                prompt=task.prompt,
+                prompt=info.prompt,
                 negative_prompt=task.negative_prompt,
-                steps=task.steps,
-                sampler=sampler_label(task.sampler),
-                cfg=task.cfg,
-                seed=seed,
+                steps=info.steps,
+                sampler=sampler_label(info.sampler),
+                cfg=info.cfg,
+                seed=info.seed,
                 width=image.width,
                 height=image.height,
-                model=model.name,
+                model=model_name,
+                extra=tuple(extra),
             ),
         )
         path = output_dir / f"{index}.png"
         _write_atomically(path, data)
         paths.append(str(path))
         encoded.append(data)
+    grid_path = ""
+    if rendered.grid is not None:
+        grid_file = output_dir / "sweep.png"
+        grid_data = png_bytes(
+            rendered.grid,
+            ImageParameters(
+                prompt=task.prompt,
+                negative_prompt=task.negative_prompt,
+                steps=task.steps,
+                sampler=sampler_label(task.sampler),
+                cfg=task.cfg,
+                seed=task.seeds[0],
+                width=rendered.grid.width,
+                height=rendered.grid.height,
+                model=model_name,
+                extra=tuple((name, ",".join(values)) for name, values in task.sweep),
+            ),
+        )
+        _write_atomically(grid_file, grid_data)
+        grid_path = str(grid_file)
     return TaskDone(
         job_id=task.job_id,
         paths=tuple(paths),
-        seeds=task.seeds,
-        width=images[0].width,
-        height=images[0].height,
-        seconds=time.perf_counter() - started,
+        seeds=tuple(info.seed for info in rendered.infos),
+        width=rendered.images[0].width,
+        height=rendered.images[0].height,
+        seconds=seconds,
         png_bytes=tuple(encoded) if task.return_bytes else None,
+        grid_path=grid_path,
+        labels=tuple(info.label for info in rendered.infos) if rendered.grid is not None else (),
     )
 
 

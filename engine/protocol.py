@@ -21,6 +21,53 @@ class EngineConfig:
     device: str = "auto"
     dtype: str = "auto"
     max_batch: int = 1
+    models: tuple[ModelEntry, ...] = ()
+    """Every model a task may name (``RenderTask.model``); ``model_name`` is loaded at start-up."""
+    loras: tuple[LoraEntry, ...] = ()
+    memory: MemoryOptions = field(default_factory=lambda: MemoryOptions())
+    max_loaded_models: int = 1
+    """How many models stay loaded at once (least recently used is dropped first)."""
+    memory_budget_gb: float = 0.0
+    """Drop least recently used models while the loaded ones weigh more than this; 0 means no budget."""
+    preview_every: int = 0
+    """Send a small preview every this many steps; 0 sends none."""
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """A registry entry as the engine sees it.
+
+    ``source`` is ``tiny:<family>``, a diffusers folder, a single ``.safetensors``/``.ckpt`` file (``config``
+    then names a local diffusers folder of the same family, so nothing is fetched), or a hub id.
+    """
+
+    name: str
+    source: str
+    family: str = "sd15"
+    config: str = ""
+
+
+@dataclass(frozen=True)
+class LoraEntry:
+    """A LoRA file prompts may name as ``<lora:name:weight>``."""
+
+    name: str
+    path: str
+
+
+@dataclass(frozen=True)
+class MemoryOptions:
+    """Memory and speed switches. ``offload``: none, model, sequential or auto (by free VRAM)."""
+
+    attention_slicing: bool = False
+    vae_slicing: bool = False
+    vae_tiling: bool = False
+    offload: str = "none"
+    channels_last: bool = False
+    compile: bool = False
+    quantize: str = "none"
+    """none, 8bit or 4bit (bitsandbytes, CUDA only) for the denoiser."""
+    sdpa: bool = True
 
 
 @dataclass(frozen=True)
@@ -38,7 +85,25 @@ class RenderTask:
     sampler: str
     output_dir: str
     kind: str = "txt2img"
+    """txt2img, img2img, inpaint, variation, upscale, zoom, pan or sweep."""
     return_bytes: bool = False
+    model: str = ""
+    """Registry name of the model; empty means the engine's start-up model."""
+    init_image: str = ""
+    """Path of the source image (img2img, inpaint, variation, upscale, zoom, pan)."""
+    mask_image: str = ""
+    """Path of the inpaint mask: white is repainted, black is kept."""
+    strength: float = 0.75
+    """How far img2img, variation and upscale move away from the source (0 keeps it, 1 ignores it)."""
+    zoom: float = 2.0
+    """Zoom-out factor (1.5 or 2)."""
+    pan: str = ""
+    """Pan direction: left, right, up or down."""
+    upscale_factor: float = 2.0
+    sweep: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    """Up to three axes, e.g. ``(("cfg", ("3", "5", "7")),)``; a sweep renders one image per combination."""
+    tile_vae: bool = False
+    """Decode with a tiled VAE (large outputs); upscale turns it on by itself above 1024²."""
 
 
 @dataclass(frozen=True)
@@ -83,6 +148,8 @@ class Progress:
     job_id: int
     step: int
     total: int
+    preview_png: bytes | None = field(default=None, repr=False)
+    """A small PNG decoded cheaply from the latents (first image), every ``preview_every`` steps."""
 
 
 @dataclass(frozen=True)
@@ -96,6 +163,10 @@ class TaskDone:
     height: int
     seconds: float
     png_bytes: tuple[bytes, ...] | None = field(default=None, repr=False)
+    grid_path: str = ""
+    """A sweep's labelled grid (written by the engine); empty for other kinds."""
+    labels: tuple[str, ...] = ()
+    """A sweep's label per image, e.g. ``cfg=5, steps=20``."""
 
 
 @dataclass(frozen=True)

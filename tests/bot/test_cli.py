@@ -80,3 +80,50 @@ def test_generate_renders_the_same_grid_for_the_same_seed(tmp_path: Path) -> Non
             assert grid.info["parameters"].startswith("a red fox\nSteps: 4, Sampler: Euler a, CFG scale: 5, Seed: 7")
         digests.append(hashlib.sha256((workdir / "fox.png").read_bytes()).hexdigest())
     assert digests[0] == digests[1]
+
+
+@pytest.mark.slow
+def test_generate_with_image_mask_and_sweep_flags(tmp_path: Path) -> None:
+    """--image/--mask inpaint and --sweep run from the shell; the sweep's grid is the labelled one."""
+    Image.new("RGB", (64, 64), "red").save(tmp_path / "in.png")
+    Image.new("L", (64, 64), 255).save(tmp_path / "mask.png")
+    completed = run_cli(
+        "generate",
+        "a red fox --seed 7",
+        "--image",
+        "in.png",
+        "--mask",
+        "mask.png",
+        "--sweep",
+        "strength=0.5,1",
+        "--sweep",
+        "cfg=3,5",
+        "-o",
+        "sweep.png",
+        cwd=tmp_path,
+        env={"IMAGINE_MODEL": "tiny"},
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert len(completed.stdout.split()) == 4
+    with Image.open(tmp_path / "sweep.png") as grid:
+        assert grid.width == 2 * 64
+
+
+def test_doctor_without_probe_lists_models_and_problems(tmp_path: Path) -> None:
+    completed = run_cli(
+        "doctor",
+        "--no-probe",
+        cwd=tmp_path,
+        env={"IMAGINE_MODEL": "tiny", "IMAGINE_MODELS__MINE__SOURCE": str(tmp_path / "missing-folder")},
+    )
+    assert completed.returncode == 1
+    assert "model tiny (sd15, tiny: tiny:sd15): ok" in completed.stdout
+    assert "model mine:" in completed.stdout and "is not a folder" in completed.stdout
+
+
+@pytest.mark.slow
+def test_doctor_probes_the_engine(tmp_path: Path) -> None:
+    completed = run_cli("doctor", cwd=tmp_path, env={"IMAGINE_MODEL": "tiny"})
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert "device: cpu" in completed.stdout
+    assert "no problems found" in completed.stdout

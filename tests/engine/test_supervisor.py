@@ -132,3 +132,22 @@ async def test_broken_model_fails_at_start_with_a_clear_message(tmp_path: Path, 
         assert "broken" in str(caught.value)
     finally:
         supervisor.stop()
+
+
+async def test_job_past_its_timeout_fails_alone_and_the_engine_restarts(
+    engine: EngineSupervisor, data_dir: Path
+) -> None:
+    """A job running past job_timeout_s is failed with reason timeout; the engine is killed and comes back."""
+    await engine.wait_ready()
+    old_pid, limit = engine.pid, engine.job_timeout_s
+    engine.job_timeout_s = 0.5
+    try:
+        with pytest.raises(RenderFailedError) as caught:
+            await engine.render(_task(data_dir, 109, steps=150, seeds=(1, 2, 3, 4)))
+    finally:
+        engine.job_timeout_s = limit
+    assert caught.value.reason == "timeout"
+    assert "fewer steps" in str(caught.value)
+    done = await engine.render(_task(data_dir, 110))
+    assert engine.pid != old_pid
+    assert len(done.paths) == 2

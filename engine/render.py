@@ -1,0 +1,327 @@
+"""The task kinds on diffusers: txt2img, img2img, inpaint, variation, upscale, zoom, pan and sweep.
+
+Every kind ends in :func:`denoise`, one pipeline call for one task or for a batch of compatible txt2img tasks.
+Image ``i`` of a task is drawn from its own CPU generator seeded with ``seeds[i]``, so any one image can be
+redone on its own. Engine process only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from engine.canvas import fit_mask, pan_canvas, upscaled_size, zoom_out_canvas
+from engine.conditioning import compel_embeddings, loras_applied, needs_compel
+from engine.pipelines import LoadedModel, ModelCache, RenderCancelledError
+from engine.preview import LATENT_RGB, preview_png
+from engine.prompt_syntax import parse_loras
+from engine.protocol import LoraEntry, RenderTask
+from engine.samplers import make_scheduler
+from engine.sweep import expand_sweep, labelled_grid
+
+log = logging.getLogger(__name__)
+
+KINDS = ("txt2img", "img2img", "inpaint", "variation", "upscale", "zoom", "pan", "sweep")
+TILE_VAE_ABOVE_PIXELS = 1024 * 1024
+COMPEL_FAMILIES = ("sd15", "sd2", "sdxl")
+"""Families whose prompts go through compel when they use weights or run past 77 tokens."""
+
+StepHook = Callable[[int, int, int, bytes | None], None]
+"""(job_id, step, total, preview PNG or None)."""
+
+
+@dataclass(frozen=True)
+class Hooks:
+    """How a render talks back: per-step progress (with an occasional preview) and cancellation."""
+
+    on_step: StepHook
+    is_cancelled: Callable[[int], bool]
+    preview_every: int = 0
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """What produced one image, for its metadata."""
+
+    seed: int
+    prompt: str
+    steps: int
+    cfg: float
+    sampler: str
+    strength: float | None = None
+    label: str = ""
+
+
+@dataclass
+class Rendered:
+    """A task's images in seed order, with what produced each; sweeps add their labelled grid."""
+
+    images: list[Image.Image]
+    infos: list[ImageInfo]
+    grid: Image.Image | None = None
+    loras: tuple[tuple[str, float], ...] = field(default=())
+
+
+def batch_key(task: RenderTask) -> tuple[Any, ...] | None:
+    """Tasks with equal keys run as one pipeline call; None for a task that must run alone."""
+    if task.kind != "txt2img" or "<lora:" in task.prompt:
+        return None
+    return (task.model, task.width, task.height, task.steps, task.cfg, task.sampler, bool(task.negative_prompt))
+
+
+def group_tasks(tasks: Sequence[RenderTask], max_batch: int) -> list[list[RenderTask]]:
+    """Split a batch into groups that share one pipeline call, at most ``max_batch`` tasks each, order kept."""
+    groups: list[list[RenderTask]] = []
+    open_groups: dict[tuple[Any, ...], list[RenderTask]] = {}
+    for task in tasks:
+        key = batch_key(task)
+        group = open_groups.get(key) if key is not None else None
+        if group is not None and len(group) < max(1, max_batch):
+            group.append(task)
+            continue
+        group = [task]
+        groups.append(group)
+        if key is not None:
+            open_groups[key] = group
+    return groups
+
+
+def render_group(
+    cache: ModelCache, tasks: Sequence[RenderTask], loras: Sequence[LoraEntry], hooks: Hooks
+) -> list[Rendered]:
+    """Render a group from :func:`group_tasks`: one call for several txt2img tasks, else the task's own kind."""
+    if len(tasks) > 1:
+        model = cache.get(tasks[0].model)
+        check_size(tasks[0])
+        images = denoise(model, "txt2img", tasks, hooks, width=tasks[0].width, height=tasks[0].height)
+        results: list[Rendered] = []
+        start = 0
+        for task in tasks:
+            count = len(task.seeds)
+            results.append(Rendered(images[start : start + count], _infos(task)))
+            start += count
+        return results
+    return [render_task(cache, tasks[0], loras, hooks)]
+
+
+def render_task(cache: ModelCache, task: RenderTask, loras: Sequence[LoraEntry], hooks: Hooks) -> Rendered:
+    """Render one task of any kind. Raises ValueError for bad input, RenderCancelledError when cancelled."""
+    if task.kind not in KINDS:
+        raise ValueError(f"kind={task.kind!r} is not one of: {', '.join(KINDS)}")
+    if not task.seeds:
+        raise ValueError("seeds is empty; give at least one seed")
+    model = cache.get(task.model)
+    clean, requested = parse_loras(task.prompt)
+    task = dataclasses.replace(task, prompt=clean)
+    with loras_applied(model.pipeline, requested, loras):
+        rendered = _render_kind(model, task, hooks)
+    rendered.loras = requested
+    return rendered
+
+
+def _offset_steps(on_step: StepHook, before: int, total: int) -> StepHook:
+    """Progress of one sweep cell as progress through the whole sweep."""
+
+    def report(job_id: int, step: int, _cell_total: int, preview: bytes | None) -> None:
+        on_step(job_id, before + step, total, preview)
+
+    return report
+
+
+def _render_kind(model: LoadedModel, task: RenderTask, hooks: Hooks) -> Rendered:
+    kind = task.kind
+    if kind == "sweep":
+        return _render_sweep(model, task, hooks)
+    if kind == "txt2img":
+        check_size(task)
+        return Rendered(denoise(model, "txt2img", [task], hooks, width=task.width, height=task.height), _infos(task))
+    init = load_image(task.init_image, "init_image")
+    multiple = model.pipeline.vae_scale_factor * 2
+    if kind == "img2img":
+        check_size(task)
+        init = ImageOps.fit(init, (task.width, task.height), Image.Resampling.LANCZOS)
+        return _img2img(model, task, init, hooks)
+    if kind == "variation":
+        return _img2img(model, task, init, hooks)
+    if kind == "upscale":
+        size = upscaled_size(init.size, task.upscale_factor, multiple)
+        base = init.resize(size, Image.Resampling.LANCZOS)
+        tile = task.tile_vae or size[0] * size[1] > TILE_VAE_ABOVE_PIXELS
+        return _img2img(model, task, base, hooks, tile_vae=tile)
+    if kind == "inpaint":
+        check_size(task)
+        mask = fit_mask(load_image(task.mask_image, "mask_image", mode="L"), init.size)
+        image = ImageOps.fit(init, (task.width, task.height), Image.Resampling.LANCZOS)
+        mask = mask.resize(image.size, Image.Resampling.NEAREST)
+        return _inpaint(model, task, image, mask, hooks, task.strength)
+    if kind == "zoom":
+        canvas, mask = zoom_out_canvas(init, task.zoom)
+        return _inpaint(model, task, canvas, mask, hooks, 1.0)
+    canvas, mask = pan_canvas(init, task.pan, multiple)
+    return _inpaint(model, task, canvas, mask, hooks, 1.0)
+
+
+def _img2img(
+    model: LoadedModel, task: RenderTask, image: Image.Image, hooks: Hooks, *, tile_vae: bool = False
+) -> Rendered:
+    check_strength(task.strength)
+    vae = model.pipeline.vae
+    was_tiling = getattr(vae, "use_tiling", False)
+    if tile_vae:
+        vae.enable_tiling()
+    try:
+        images = denoise(model, "img2img", [task], hooks, image=image, strength=task.strength)
+    finally:
+        if tile_vae and not was_tiling:
+            vae.disable_tiling()
+    return Rendered(images, _infos(task, strength=task.strength))
+
+
+def _inpaint(
+    model: LoadedModel, task: RenderTask, image: Image.Image, mask: Image.Image, hooks: Hooks, strength: float
+) -> Rendered:
+    check_strength(strength)
+    images = denoise(
+        model,
+        "inpaint",
+        [task],
+        hooks,
+        image=image,
+        mask=mask,
+        strength=strength,
+        width=image.width,
+        height=image.height,
+    )
+    return Rendered(images, _infos(task, strength=strength))
+
+
+def _render_sweep(model: LoadedModel, task: RenderTask, hooks: Hooks) -> Rendered:
+    base_kind = "img2img" if task.init_image else "txt2img"
+    cells = expand_sweep(task, base_kind)
+    images: list[Image.Image] = []
+    infos: list[ImageInfo] = []
+    total = sum(cell.task.steps for cell in cells)
+    done = 0
+    for cell in cells:
+        cell_hooks = Hooks(_offset_steps(hooks.on_step, done, total), hooks.is_cancelled, hooks.preview_every)
+        done += cell.task.steps
+        rendered = _render_kind(model, cell.task, cell_hooks)
+        images.extend(rendered.images)
+        infos.extend(dataclasses.replace(info, label=cell.label) for info in rendered.infos)
+    columns = len(task.sweep[0][1])
+    return Rendered(images, infos, grid=labelled_grid(images, [info.label for info in infos], columns))
+
+
+def denoise(
+    model: LoadedModel,
+    pipe_kind: str,
+    tasks: Sequence[RenderTask],
+    hooks: Hooks,
+    *,
+    image: Image.Image | None = None,
+    mask: Image.Image | None = None,
+    strength: float | None = None,
+    width: int | None = None,
+    height: int | None = None,
+) -> list[Image.Image]:
+    """One pipeline call for ``tasks`` (same settings, maybe different prompts); images in task then seed order."""
+    first = tasks[0]
+    pipe = model.pipeline_for(pipe_kind)
+    pipe.scheduler = _scheduler(model, first.sampler)
+    prompts = [task.prompt for task in tasks for _seed in task.seeds]
+    negatives = [task.negative_prompt for task in tasks for _seed in task.seeds]
+    generators = [torch.Generator("cpu").manual_seed(seed) for task in tasks for seed in task.seeds]
+    owners: list[tuple[int, int]] = []
+    offset = 0
+    for task in tasks:
+        owners.append((task.job_id, offset))
+        offset += len(task.seeds)
+    steps = first.steps
+    if strength is not None and int(steps * strength) < 1:
+        steps = math.ceil(1 / strength)
+    kwargs: dict[str, Any] = {
+        "num_inference_steps": steps,
+        "guidance_scale": first.cfg,
+        "generator": generators,
+        "output_type": "pil",
+    }
+    any_negative = any(negatives)
+    if model.family in COMPEL_FAMILIES and needs_compel(pipe, prompts + (negatives if any_negative else [])):
+        kwargs.update(compel_embeddings(pipe, model.family, prompts, negatives if any_negative else None))
+    else:
+        kwargs["prompt"] = prompts
+        kwargs["negative_prompt"] = negatives if any_negative else None
+    if width is not None and height is not None:
+        kwargs["width"], kwargs["height"] = width, height
+    if image is not None:
+        kwargs["image"] = [image] * len(prompts)
+        kwargs["strength"] = strength
+    if mask is not None:
+        kwargs["mask_image"] = [mask] * len(prompts)
+    job_ids = [job_id for job_id, _offset in owners]
+
+    def step_end(pipe: Any, step: int, timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
+        total = getattr(pipe, "_num_timesteps", None) or steps
+        want_preview = (
+            hooks.preview_every > 0
+            and (step + 1) % hooks.preview_every == 0
+            and model.family in LATENT_RGB
+            and "latents" in tensors
+        )
+        for job_id, start in owners:
+            preview = preview_png(tensors["latents"][start], model.family) if want_preview else None
+            hooks.on_step(job_id, step + 1, total, preview)
+        if all(hooks.is_cancelled(job_id) for job_id in job_ids):
+            pipe._interrupt = True
+        return tensors
+
+    output = pipe(callback_on_step_end=step_end, **kwargs)
+    if all(hooks.is_cancelled(job_id) for job_id in job_ids):
+        raise RenderCancelledError(f"job(s) {job_ids} cancelled")
+    return list(output.images)
+
+
+def _scheduler(model: LoadedModel, sampler: str) -> Any:
+    """The sampler's scheduler, built once per model (set_timesteps resets its state for every call)."""
+    cache: dict[str, Any] = model._derived.setdefault("schedulers", {})
+    if sampler not in cache:
+        cache[sampler] = make_scheduler(sampler, model.scheduler_config)
+    return cache[sampler]
+
+
+def load_image(path: str, argument: str, *, mode: str = "RGB") -> Image.Image:
+    """Read an input image. Raises ValueError naming the argument when it is missing or unreadable."""
+    if not path:
+        raise ValueError(f"{argument} is required for this kind of job; give the path of a PNG or JPEG")
+    try:
+        with Image.open(Path(path)) as image:
+            image.load()
+            return image.convert(mode)
+    except FileNotFoundError:
+        raise ValueError(f"{argument}={path} does not exist") from None
+    except (UnidentifiedImageError, OSError) as error:
+        raise ValueError(f"{argument}={path} is not an image this engine can read: {error}") from None
+
+
+def check_size(task: RenderTask) -> None:
+    """Width and height must be positive multiples of 8."""
+    for name, value in (("width", task.width), ("height", task.height)):
+        if value <= 0 or value % 8:
+            raise ValueError(f"{name}={value} must be a positive multiple of 8")
+
+
+def check_strength(strength: float) -> None:
+    if not 0 < strength <= 1:
+        raise ValueError(f"strength={strength:g} must be above 0 and at most 1")
+
+
+def _infos(task: RenderTask, *, strength: float | None = None) -> list[ImageInfo]:
+    return [ImageInfo(seed, task.prompt, task.steps, task.cfg, task.sampler, strength) for seed in task.seeds]

@@ -17,7 +17,7 @@ from config.settings import Settings
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("cogs.errors", "cogs.imagine", "cogs.results", "cogs.member", "cogs.admin")
+EXTENSIONS = ("cogs.errors", "cogs.presenter", "cogs.imagine", "cogs.results", "cogs.member", "cogs.admin")
 
 
 class ImagineBot(commands.Bot):

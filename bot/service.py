@@ -8,16 +8,18 @@ import logging
 import secrets
 from dataclasses import dataclass, replace
 
+from bot.custom_ids import Action
 from bot.engine_supervisor import EngineSupervisor
 from bot.errors import PromptError
 from bot.events import EventBus, EventKind, JobEvent
+from bot.follow_ups import check_follow_up
 from bot.jobs import Job, Kind, Lane, Origin, RenderParams, Status
 from bot.ledger import Ledger
 from bot.moderation import Moderation
 from bot.permutations import expand_permutations
 from bot.preferences import Preferences, PreferenceStore, apply_preferences
 from bot.prompt import ParsedPrompt, PromptLimits, clean_text, parse_prompt
-from bot.requests import TaskOptions, apply_options, kind_for
+from bot.requests import TaskOptions, apply_options, follow_up_params, kind_for
 from bot.scheduler import JobRequest, Scheduler
 from bot.sizing import size_for_aspect
 from bot.store import Store
@@ -39,6 +41,9 @@ class Prepared:
     params: RenderParams
     lane: Lane | None = None
     """The lane a flag asked for (``--fast``, ``--relax``, ``--turbo``); None: the member's default."""
+    parent_id: int | None = None
+    """For a button's job: the job whose image it starts from."""
+    parent_index: int | None = None
 
 
 @dataclass(frozen=True)
@@ -205,7 +210,9 @@ class ImagineService:
             await asyncio.to_thread(self.engine.stop)
         await self.store.close()
 
-    def prepare_imagine(self, raw_prompt: str, preferences: Preferences | None = None) -> list[Prepared]:
+    def prepare_imagine(
+        self, raw_prompt: str, preferences: Preferences | None = None, options: TaskOptions | None = None
+    ) -> list[Prepared]:
         """Parse and validate an /imagine (permutations and --repeat give several jobs) without touching the
         database. Raises PromptError naming what to change."""
         settings = self.settings
@@ -224,20 +231,45 @@ class ImagineService:
                     )
                 params = first if repeat == 0 else _reseeded(first, parsed.seed, repeat)
                 lane = Lane(parsed.lane) if parsed.lane else None
-                prepared.append(Prepared(Kind.IMAGINE, variant, params, lane))
+                kind = Kind.IMAGINE
+                if options is not None:
+                    kind, params = kind_for(options), apply_options(params, options)
+                prepared.append(Prepared(kind, variant, params, lane))
         return prepared
 
     def prepare_request(self, raw_prompt: str, options: TaskOptions) -> Prepared:
         """:meth:`prepare_imagine` with a model, a source image, a mask, a strength or sweeps. Raises PromptError."""
         prompt = f"{raw_prompt} --model {options.model}" if options.model else raw_prompt
-        first = self.prepare_imagine(prompt)[0]
-        return replace(first, kind=kind_for(options), params=apply_options(first.params, options))
+        return self.prepare_imagine(prompt, None, replace(options, model=None))[0]
+
+    async def prepare_follow_up(self, parent_id: int, action: Action, index: int) -> Prepared:
+        """The job a result button asks for (upscale, vary, reroll, zoom, pan). Raises ImagineError."""
+        parent = await self.queue.get(parent_id)
+        images = await self.queue.images(parent_id)
+        follow_up = check_follow_up(parent, action, index, len(images))
+        image_path = images[index].path if follow_up.needs_image else ""
+        seed = images[index].seed if follow_up.kind is Kind.UPSCALE else _random_seed()
+        params = follow_up_params(
+            parent.params,
+            follow_up.kind,
+            image_path,
+            seed,
+            variation=follow_up.variation,
+            zoom=follow_up.zoom,
+            pan=follow_up.pan,
+        )
+        if follow_up.kind in (Kind.VARIATION, Kind.ZOOM, Kind.PAN):
+            params = replace(params, images=self.settings.images_per_job)
+        return Prepared(follow_up.kind, parent.prompt, params, parent_id=parent_id, parent_index=index)
 
     async def enqueue_many(
         self, user_id: int, prepared: list[Prepared], *, origin: Origin, lane: Lane | None = None
     ) -> Admitted:
         """Charge all jobs up front and queue them, or none. Raises a SchedulerError when refused."""
-        requests = [JobRequest(item.kind, item.prompt, item.params, origin) for item in prepared]
+        requests = [
+            JobRequest(item.kind, item.prompt, item.params, origin, item.parent_id, item.parent_index)
+            for item in prepared
+        ]
         asked = lane or next((item.lane for item in prepared if item.lane is not None), None)
         admission = await self.queue.admit(user_id, requests, lane=asked)
         submitted: list[Submitted] = []

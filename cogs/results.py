@@ -1,4 +1,8 @@
-"""The buttons under a result: U1–U4, 🔄, V1–V4. Persistent: they work after a restart (DynamicItem)."""
+"""The buttons under a result: U1–U4, 🔄, V1–V4 on a grid; Vary, Zoom Out and pan on an upscale.
+
+Persistent: everything a button needs is in its custom_id (DynamicItem), so buttons work after a restart. A
+click queues a new job as the member who clicked, charged to them, like any other job.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +14,21 @@ import discord
 from discord.ext import commands
 
 from bot.custom_ids import TEMPLATE, Action, make_custom_id, parse_custom_id
+from bot.errors import ImagineError
+from bot.jobs import Job, Kind
 
 log = logging.getLogger(__name__)
+
+UPSCALE_BUTTONS: tuple[tuple[Action, str | None, str | None, int], ...] = (
+    (Action.VARY_SUBTLE, "Vary (Subtle)", "🪄", 0),
+    (Action.VARY_STRONG, "Vary (Strong)", "🪄", 0),
+    (Action.ZOOM_OUT_2, "Zoom Out 2x", "🔍", 0),
+    (Action.ZOOM_OUT_15, "Zoom Out 1.5x", "🔍", 0),
+    (Action.PAN_LEFT, None, "⬅️", 1),
+    (Action.PAN_RIGHT, None, "➡️", 1),
+    (Action.PAN_UP, None, "⬆️", 1),
+    (Action.PAN_DOWN, None, "⬇️", 1),
+)
 
 
 class ResultButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=TEMPLATE):
@@ -33,11 +50,7 @@ class ResultButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=TEMP
         self.index = index
         super().__init__(
             discord.ui.Button(
-                label=label,
-                emoji=emoji,
-                style=style,
-                row=row,
-                custom_id=make_custom_id(action, job_id, index),
+                label=label, emoji=emoji, style=style, row=row, custom_id=make_custom_id(action, job_id, index)
             )
         )
 
@@ -52,28 +65,34 @@ class ResultButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=TEMP
         return cls(action, job_id, index)
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        await interaction.response.send_message(
-            f"{describe_action(self.action, self.index)} is not available yet on this server.", ephemeral=True
-        )
+        from cogs.presenter import presenter_of
+
+        bot = interaction.client
+        service = bot.service  # type: ignore[attr-defined]
+        try:
+            await service.moderation.check_channel(interaction.guild_id, interaction.channel_id)
+            prepared = await service.prepare_follow_up(self.job_id, self.action, self.index)
+        except ImagineError as error:
+            await interaction.response.send_message(f"⚠️ {error}", ephemeral=True)
+            return
+        await presenter_of(bot).submit(interaction, [prepared])  # type: ignore[arg-type]
 
 
-def describe_action(action: Action, index: int) -> str:
-    names = {
-        Action.UPSCALE: f"Upscaling image {index + 1}",
-        Action.VARY: f"Varying image {index + 1}",
-        Action.REROLL: "Rerolling",
-    }
-    return names.get(action, action.name.replace("_", " ").title())
-
-
-def result_view(job_id: int, images: int) -> discord.ui.View:
-    """U1–U4 and 🔄 on the first row, V1–V4 on the second."""
+def result_view(job: Job) -> discord.ui.View | None:
+    """The buttons a result gets: none on a sweep, the upscale set on an upscale, U/🔄/V on a grid."""
+    if job.kind is Kind.SWEEP:
+        return None
     view = discord.ui.View(timeout=None)
+    if job.kind is Kind.UPSCALE:
+        for action, label, emoji, row in UPSCALE_BUTTONS:
+            view.add_item(ResultButton(action, job.id, 0, label=label, emoji=emoji, row=row))
+        return view
+    images = len(job.params.seeds)
     for index in range(images):
-        view.add_item(ResultButton(Action.UPSCALE, job_id, index, label=f"U{index + 1}", row=0))
-    view.add_item(ResultButton(Action.REROLL, job_id, 0, emoji="🔄", row=0))
+        view.add_item(ResultButton(Action.UPSCALE, job.id, index, label=f"U{index + 1}", row=0))
+    view.add_item(ResultButton(Action.REROLL, job.id, 0, emoji="🔄", row=0))
     for index in range(images):
-        view.add_item(ResultButton(Action.VARY, job_id, index, label=f"V{index + 1}", row=1))
+        view.add_item(ResultButton(Action.VARY, job.id, index, label=f"V{index + 1}", row=1))
     return view
 
 

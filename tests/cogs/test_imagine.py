@@ -71,7 +71,7 @@ async def test_bad_flag_is_an_ephemeral_error_and_queues_nothing(discord_env: si
     assert await bot.service.store.fetch_value("SELECT COUNT(*) FROM jobs") == 0
 
 
-async def test_result_button_answers_not_available_yet(discord_env: simcord.Env) -> None:
+async def test_u_button_upscales_and_the_upscale_gets_its_own_buttons(discord_env: simcord.Env) -> None:
     guild = discord_env.create_guild()
     channel = guild.create_text_channel("art")
     carol = guild.add_member(discord_env.create_user("carol"))
@@ -80,13 +80,23 @@ async def test_result_button_answers_not_available_yet(discord_env: simcord.Env)
     [post] = _grid_messages(channel)
 
     clicked = await carol.click(post, label="U2")
-
-    assert clicked.ephemeral
     assert clicked.response is not None
-    assert "Upscaling image 2 is not available yet" in clicked.response.content
+    assert "(Upscale of image 2) — queued" in clicked.response.content
+
+    await wait_until(discord_env, lambda: len(_grid_messages(channel)) == 2, what="the upscale")
+    upscale = _grid_messages(channel)[-1]
+    assert "Upscale of image 2" in upscale.content
+    with Image.open(io.BytesIO(await upscale.attachments[0].read())) as image:
+        assert image.size == (128, 128)  # one 64x64 image at 2x
+    labels = [child.label or str(child.emoji) for row in upscale.components for child in row.children]
+    assert labels == ["Vary (Subtle)", "Vary (Strong)", "Zoom Out 2x", "Zoom Out 1.5x", "⬅️", "➡️", "⬆️", "⬇️"]
+
+    zoom_on_grid = await carol.click(upscale, label="Zoom Out 2x")
+    assert zoom_on_grid.response is not None
+    assert "Zoom out 2x" in zoom_on_grid.response.content
 
 
-async def test_buttons_still_answer_after_a_restart(discord_env: simcord.Env, settings, engine) -> None:  # type: ignore[no-untyped-def]
+async def test_buttons_still_work_after_a_restart(discord_env: simcord.Env, settings, engine) -> None:  # type: ignore[no-untyped-def]
     from bot.discord_bot import ImagineBot
 
     guild = discord_env.create_guild()
@@ -96,13 +106,38 @@ async def test_buttons_still_answer_after_a_restart(discord_env: simcord.Env, se
     await wait_until(discord_env, lambda: bool(_grid_messages(channel)), what="the grid post")
     [post] = _grid_messages(channel)
 
-    old = discord_env.bot
-    await old.service.close()
+    await discord_env.bot.service.close()
     fresh = ImagineBot(settings, engine=engine)
     fresh.external_wait = discord_env.external_wait
     await discord_env.restart_bot(fresh)
 
     clicked = await ivy.click(post, label="V3")
-    assert clicked.ephemeral
     assert clicked.response is not None
-    assert "Varying image 3" in clicked.response.content
+    assert "(Variation of image 3) — queued" in clicked.response.content
+    await wait_until(discord_env, lambda: len(_grid_messages(channel)) == 2, what="the variation grid")
+    variation = _grid_messages(channel)[-1]
+    assert "Variation of image 3" in variation.content
+
+
+async def test_another_member_can_reroll_and_pays_for_it(discord_env: simcord.Env) -> None:
+    guild = discord_env.create_guild()
+    channel = guild.create_text_channel("art")
+    owner = guild.add_member(discord_env.create_user("owner"))
+    other = guild.add_member(discord_env.create_user("other"))
+    await owner.slash(channel, "imagine", prompt="a bridge --seed 9")
+    await wait_until(discord_env, lambda: bool(_grid_messages(channel)), what="the grid post")
+    [post] = _grid_messages(channel)
+
+    clicked = await other.click(post, custom_id=_reroll_id(post))
+    assert clicked.response is not None
+    assert "(Reroll) — queued" in clicked.response.content
+    rows = await discord_env.bot.service.store.fetch_all("SELECT user_id, kind, parent_id FROM jobs ORDER BY id")
+    assert [(row[0], row[1]) for row in rows] == [(owner.id, "imagine"), (other.id, "reroll")]
+
+
+def _reroll_id(post) -> str:  # type: ignore[no-untyped-def]
+    for row in post.components:
+        for child in row.children:
+            if child.custom_id and child.custom_id.startswith("ib:R:"):
+                return child.custom_id
+    raise AssertionError("no reroll button")

@@ -163,6 +163,8 @@ class Job:
     origin: Origin
     created_at: float
     attempts: int = 0
+    cost: int = 0
+    """Credits charged when it was queued (refunded if it fails or is cancelled)."""
     error: str | None = None
     grid_path: str | None = None
     parent_id: int | None = None
@@ -183,6 +185,7 @@ class Job:
             origin=Origin.from_json(row["origin"]),
             created_at=row["created_at"],
             attempts=row["attempts"],
+            cost=row["cost"],
             error=row["error"],
             grid_path=row["grid_path"],
             parent_id=row["parent_id"],

@@ -63,6 +63,22 @@ class Moderation:
     def __init__(self, store: Store) -> None:
         self.store = store
 
+    async def audit(
+        self,
+        *,
+        actor_id: int,
+        action: str,
+        target: str | None = None,
+        reason: str = "",
+        guild_id: int | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Record an admin action done elsewhere (credits, tiers, bans, queue control)."""
+        async with self.store.transaction() as db:
+            await record_audit(
+                db, actor_id=actor_id, action=action, target=target, reason=reason, guild_id=guild_id, details=details
+            )
+
     async def block(self, guild_id: int, phrases: list[str], *, actor_id: int, reason: str = "") -> list[str]:
         """Add phrases (comma separated words or phrases); returns the ones newly added."""
         cleaned = [" ".join(normalise_words(phrase)) for phrase in phrases]

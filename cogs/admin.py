@@ -9,7 +9,9 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.errors import ImagineError
+from bot.jobs import Job
 from bot.permissions import is_moderator
+from bot.reports import QueueSummary, queue_summary, stats
 from cogs.errors import NotModeratorError
 
 if TYPE_CHECKING:
@@ -41,6 +43,7 @@ def _split(words: str) -> list[str]:
 class AdminCog(commands.GroupCog, group_name="admin", group_description="Moderate the image bot"):
     blocklist = app_commands.Group(name="blocklist", description="Words prompts may not contain")
     channels = app_commands.Group(name="channels", description="Where the bot may be used")
+    credits = app_commands.Group(name="credits", description="Change a member's credits")
 
     def __init__(self, bot: ImagineBot) -> None:
         self.bot = bot
@@ -100,6 +103,165 @@ class AdminCog(commands.GroupCog, group_name="admin", group_description="Moderat
         )
         verb = "allowed in" if allowed else "kept out of"
         await interaction.response.send_message(f"The image bot is now {verb} {channel.mention}.", ephemeral=True)
+
+    # --- credits, tiers, bans -------------------------------------------------------------------------------
+
+    async def _audit(
+        self, interaction: discord.Interaction[Any], action: str, target: str | None, reason: str, **details: Any
+    ) -> None:
+        await self.bot.service.moderation.audit(
+            actor_id=interaction.user.id,
+            action=action,
+            target=target,
+            reason=reason,
+            guild_id=interaction.guild_id,
+            details=details,
+        )
+
+    async def _change_credits(
+        self, interaction: discord.Interaction[Any], action: str, member: discord.Member, amount: int, reason: str
+    ) -> None:
+        ledger = self.bot.service.ledger
+        actor = f"discord:{interaction.user.id}"
+        change = {"give": ledger.grant, "take": ledger.take, "set": ledger.set_balance}[action]
+        balance = await change(member.id, amount, actor=actor, reason=reason)
+        await self._audit(interaction, f"credits.{action}", str(member.id), reason, amount=amount, balance=balance)
+        await interaction.response.send_message(
+            f"{action.title()} {amount} credits: {member.mention} now has **{balance}**.",
+            ephemeral=True,
+            allowed_mentions=discord.AllowedMentions.none(),
+        )
+
+    @credits.command(name="give", description="Give a member credits")
+    async def credits_give(
+        self,
+        interaction: discord.Interaction[Any],
+        member: discord.Member,
+        amount: app_commands.Range[int, 1, 10_000_000],
+        reason: str,
+    ) -> None:
+        await self._change_credits(interaction, "give", member, amount, reason)
+
+    @credits.command(name="take", description="Take credits from a member")
+    async def credits_take(
+        self,
+        interaction: discord.Interaction[Any],
+        member: discord.Member,
+        amount: app_commands.Range[int, 1, 10_000_000],
+        reason: str,
+    ) -> None:
+        await self._change_credits(interaction, "take", member, amount, reason)
+
+    @credits.command(name="set", description="Set a member's balance")
+    async def credits_set(
+        self,
+        interaction: discord.Interaction[Any],
+        member: discord.Member,
+        amount: app_commands.Range[int, 0, 10_000_000],
+        reason: str,
+    ) -> None:
+        await self._change_credits(interaction, "set", member, amount, reason)
+
+    @app_commands.command(name="tier", description="Move a member to a tier")
+    async def tier(
+        self, interaction: discord.Interaction[Any], member: discord.Member, tier: str, reason: str = ""
+    ) -> None:
+        account = await self.bot.service.ledger.set_tier(member.id, tier, actor=f"discord:{interaction.user.id}")
+        await self._audit(interaction, "tier.set", str(member.id), reason, tier=tier)
+        await interaction.response.send_message(
+            f"{member.mention} is now on the **{account.tier}** tier (balance {account.balance}).",
+            ephemeral=True,
+            allowed_mentions=discord.AllowedMentions.none(),
+        )
+
+    @tier.autocomplete("tier")
+    async def _complete_tier(
+        self, interaction: discord.Interaction[Any], current: str
+    ) -> list[app_commands.Choice[str]]:
+        return [
+            app_commands.Choice(name=name, value=name)
+            for name in sorted(self.bot.settings.tiers)
+            if current.lower() in name.lower()
+        ][:25]
+
+    @app_commands.command(name="ban", description="Stop a member from using the bot")
+    async def ban(self, interaction: discord.Interaction[Any], member: discord.Member, reason: str) -> None:
+        if member.id == interaction.user.id:
+            raise ImagineError("you cannot ban yourself")
+        await self.bot.service.ledger.set_banned(member.id, True, actor=f"discord:{interaction.user.id}")
+        await self._audit(interaction, "ban", str(member.id), reason)
+        await interaction.response.send_message(
+            f"{member.mention} can no longer use the image bot.",
+            ephemeral=True,
+            allowed_mentions=discord.AllowedMentions.none(),
+        )
+
+    @app_commands.command(name="unban", description="Let a banned member use the bot again")
+    async def unban(self, interaction: discord.Interaction[Any], member: discord.Member, reason: str) -> None:
+        await self.bot.service.ledger.set_banned(member.id, False, actor=f"discord:{interaction.user.id}")
+        await self._audit(interaction, "unban", str(member.id), reason)
+        await interaction.response.send_message(
+            f"{member.mention} can use the image bot again.",
+            ephemeral=True,
+            allowed_mentions=discord.AllowedMentions.none(),
+        )
+
+    # --- queue control -----------------------------------------------------------------------------------
+
+    @app_commands.command(name="queue", description="Every queued and running job")
+    async def queue(self, interaction: discord.Interaction[Any]) -> None:
+        service = self.bot.service
+        summary = await queue_summary(service.store, paused=service.queue.paused)
+        rows = await service.store.fetch_all("SELECT * FROM jobs WHERE status = 'queued' ORDER BY id LIMIT 20")
+        lines = [queue_headline(summary)]
+        lines += [f"▶️ `{job.id}` <@{job.user_id}> {job.kind.value} ({job.lane.value})" for job in summary.running]
+        for row in rows:
+            job = Job.from_row(row)
+            lines.append(f"⏳ `{job.id}` <@{job.user_id}> {job.kind.value} ({job.lane.value}) {job.params.prompt[:40]}")
+        await interaction.response.send_message(
+            "\n".join(lines)[:2000], ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
+        )
+
+    @app_commands.command(name="cancel", description="Cancel any job (refunded)")
+    async def cancel(self, interaction: discord.Interaction[Any], job: int, reason: str = "") -> None:
+        cancelled = await self.bot.service.cancel(job, actor=f"moderator {interaction.user.id}")
+        await self._audit(interaction, "job.cancel", str(job), reason, owner=cancelled.user_id)
+        await interaction.response.send_message(
+            f"Job `{job}` of <@{cancelled.user_id}> cancelled and refunded ({cancelled.cost} credits).",
+            ephemeral=True,
+            allowed_mentions=discord.AllowedMentions.none(),
+        )
+
+    @app_commands.command(name="pause", description="Stop starting jobs (queued jobs are kept)")
+    async def pause(self, interaction: discord.Interaction[Any], reason: str = "") -> None:
+        await self.bot.service.queue.pause(f"discord:{interaction.user.id}")
+        await self._audit(interaction, "queue.pause", None, reason)
+        await interaction.response.send_message("The queue is paused; queued jobs are kept.", ephemeral=True)
+
+    @app_commands.command(name="resume", description="Start jobs again")
+    async def resume(self, interaction: discord.Interaction[Any], reason: str = "") -> None:
+        service = self.bot.service
+        await service.queue.resume(f"discord:{interaction.user.id}")
+        service.worker.wake()
+        await self._audit(interaction, "queue.resume", None, reason)
+        await interaction.response.send_message("The queue is running again.", ephemeral=True)
+
+    @app_commands.command(name="stats", description="Jobs, members and credits of the last 24 hours")
+    async def stats(self, interaction: discord.Interaction[Any]) -> None:
+        report = await stats(self.bot.service.store)
+        median = f"{report.median_seconds:.1f} s" if report.median_seconds is not None else "—"
+        await interaction.response.send_message(
+            f"**Last 24 h:** {report.jobs} jobs from {report.members} members — {report.completed} completed, "
+            f"{report.failed} failed, {report.cancelled} cancelled. Median render {median}. "
+            f"Credits spent {report.credits_spent}, refunded {report.credits_refunded}.",
+            ephemeral=True,
+        )
+
+
+def queue_headline(summary: QueueSummary) -> str:
+    state = "⏸️ paused" if summary.paused else "▶️ running"
+    lanes = ", ".join(f"{lane} {count}" for lane, count in summary.queued.items())
+    return f"Queue {state}: {len(summary.running)} rendering, {summary.total_queued} waiting ({lanes})"
 
 
 async def setup(bot: ImagineBot) -> None:

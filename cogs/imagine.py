@@ -13,7 +13,7 @@ from discord.ext import commands
 from bot.errors import ImagineError
 from bot.requests import TaskOptions
 from bot.uploads import MIB, UploadError, UploadLimits, check_upload, store_upload
-from cogs.presenter import answer_privately_after_defer, presenter_of
+from cogs.presenter import MAX_CONTENT, presenter_of
 from engine.samplers import SAMPLERS
 
 if TYPE_CHECKING:
@@ -98,7 +98,7 @@ class ImagineCog(commands.Cog):
         if image is None and mask is None:
             await presenter_of(self.bot).submit(interaction, prepared)
             return
-        await interaction.response.defer(thinking=True)
+        await interaction.response.defer(thinking=True, ephemeral=True)
         try:
             uploads_dir = self.bot.settings.data_dir / "uploads"
             image_path = await fetch_upload(image, limits, uploads_dir, mask=False) if image else None
@@ -106,7 +106,7 @@ class ImagineCog(commands.Cog):
             options = TaskOptions(image=image_path, mask=mask_path, strength=strength, sweeps=sweeps)
             prepared = service.prepare_imagine(prompt, preferences, options)
         except ImagineError as error:
-            await answer_privately_after_defer(interaction, f"⚠️ {error}")
+            await interaction.followup.send(f"⚠️ {error}"[:MAX_CONTENT], ephemeral=True)
             return
         await presenter_of(self.bot).submit(interaction, prepared)
 

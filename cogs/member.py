@@ -8,8 +8,11 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.errors import ImagineError
 from bot.jobs import Lane
 from bot.preferences import Preferences
+from bot.reports import queue_summary
+from cogs.admin import queue_headline
 from engine.samplers import SAMPLERS
 
 if TYPE_CHECKING:
@@ -109,7 +112,12 @@ class MemberCog(commands.Cog):
         service = self.bot.service
         preferences = await service.preferences.get(interaction.user.id)
         settings = self.bot.settings
-        lines = [describe_preferences(preferences, settings.model, settings.default_lane)]
+        account = await service.ledger.member(interaction.user.id)
+        lines = [
+            f"**Balance:** {account.balance} credits · **Tier:** {account.tier}"
+            + (" · **banned**" if account.banned else ""),
+            describe_preferences(preferences, settings.model, settings.default_lane),
+        ]
         jobs = await service.queue.active_jobs(interaction.user.id)
         if jobs:
             lines.append("**Your jobs:**")
@@ -120,6 +128,30 @@ class MemberCog(commands.Cog):
         else:
             lines.append("No jobs running or queued.")
         await interaction.response.send_message("\n".join(lines)[:2000], ephemeral=True)
+
+    @app_commands.command(name="cancel", description="Cancel one of your jobs (refunded); your newest if none given")
+    @app_commands.describe(job="The job number shown by /info")
+    async def cancel(self, interaction: discord.Interaction[Any], job: int | None = None) -> None:
+        service = self.bot.service
+        if job is None:
+            active = await service.queue.active_jobs(interaction.user.id)
+            if not active:
+                raise ImagineError("you have no queued or running jobs")
+            job = active[-1].id
+        target = await service.queue.get(job)
+        if target.user_id != interaction.user.id:
+            raise ImagineError("you can only cancel your own jobs")
+        if target.status.terminal:
+            raise ImagineError(f"job {job} is already {target.status.value}")
+        cancelled = await service.cancel(job, actor=f"member {interaction.user.id}")
+        refund = f" {cancelled.cost} credits refunded." if cancelled.cost else ""
+        await interaction.response.send_message(f"Job `{job}` cancelled.{refund}", ephemeral=True)
+
+    @app_commands.command(name="queue", description="How busy the image queue is")
+    async def queue(self, interaction: discord.Interaction[Any]) -> None:
+        service = self.bot.service
+        summary = await queue_summary(service.store, paused=service.queue.paused)
+        await interaction.response.send_message(queue_headline(summary))
 
     async def _switch_lane(self, interaction: discord.Interaction[Any], lane: Lane) -> None:
         await self.bot.service.preferences.update(interaction.user.id, lane=lane)

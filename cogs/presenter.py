@@ -133,9 +133,13 @@ class Presenter(commands.Cog):
         self.live: dict[int, LiveRequest] = {}
 
     async def submit(self, interaction: discord.Interaction[Any], prepared: list[Prepared]) -> None:
-        """Defer (if not yet), charge and queue the jobs, and show one queued message per job."""
+        """Defer (if not yet), charge and queue the jobs, and show one queued message per job.
+
+        The queued messages are ephemeral (they show the member's cost and balance, and a refusal stays private);
+        the result is posted publicly.
+        """
         if not interaction.response.is_done():
-            await interaction.response.defer(thinking=True)
+            await interaction.response.defer(thinking=True, ephemeral=True)
         live = self.live[interaction.id] = LiveRequest(interaction)
         origin = Origin(
             source="discord",
@@ -148,12 +152,12 @@ class Presenter(commands.Cog):
                 admitted = await self.bot.service.enqueue_many(interaction.user.id, prepared, origin=origin)
             except ImagineError as error:
                 self.live.pop(interaction.id, None)
-                await answer_privately_after_defer(interaction, f"⚠️ {error}")
+                await interaction.followup.send(f"⚠️ {error}"[:MAX_CONTENT], ephemeral=True)
                 return
             for submitted in admitted.jobs:
                 live.pending.add(submitted.job.id)
                 live.messages[submitted.job.id] = await interaction.followup.send(
-                    queued_text(submitted.job, submitted.position, submitted.eta_s, admitted), wait=True
+                    queued_text(submitted.job, submitted.position, submitted.eta_s, admitted), wait=True, ephemeral=True
                 )
 
     @commands.Cog.listener()
@@ -204,7 +208,9 @@ class Presenter(commands.Cog):
         extra: dict[str, Any] = {"view": view} if view is not None else {}
         if live is not None and live.token_alive:
             async with live.lock:
-                await live.interaction.followup.send(content, file=file, allowed_mentions=mentions, **extra)
+                await live.interaction.followup.send(
+                    content, file=file, allowed_mentions=mentions, ephemeral=False, **extra
+                )
                 message = live.messages.get(job.id)
                 if message is not None:
                     await _delete_quietly(message)
@@ -247,15 +253,6 @@ class Presenter(commands.Cog):
             except discord.HTTPException:
                 return None
         return channel if isinstance(channel, discord.abc.Messageable) else None
-
-
-async def answer_privately_after_defer(interaction: discord.Interaction[Any], text: str) -> None:
-    """After a public defer, an error should not be public: drop the "thinking" message, answer ephemerally."""
-    try:
-        await interaction.delete_original_response()
-    except discord.HTTPException as error:
-        log.debug("could not delete the deferred response: %s", error)
-    await interaction.followup.send(text[:MAX_CONTENT], ephemeral=True)
 
 
 async def _delete_quietly(message: discord.WebhookMessage) -> None:

@@ -80,3 +80,105 @@ async def test_channel_rules_say_where_the_bot_works(discord_env: simcord.Env) -
     assert refused.response is not None
     assert f"use it in <#{art.id}>" in refused.response.content
     assert await _job_count(discord_env) == 0
+
+
+async def test_credits_tier_ban_and_queue_control(discord_env: simcord.Env) -> None:
+    guild = discord_env.create_guild()
+    channel = guild.create_text_channel("art")
+    mod = _moderator(discord_env, guild)
+    member = guild.add_member(discord_env.create_user("member"))
+    service = discord_env.bot.service
+
+    given = await mod.slash(channel, "admin credits give", member=member, amount=50, reason="contest prize")
+    assert given.response is not None
+    start = await service.ledger.balance(member.id)
+    assert f"now has **{start}**" in given.response.content
+    taken = await mod.slash(channel, "admin credits take", member=member, amount=20, reason="refund abuse")
+    assert f"now has **{start - 20}**" in taken.response.content
+    await mod.slash(channel, "admin credits set", member=member, amount=0, reason="reset")
+    assert await service.ledger.balance(member.id) == 0
+
+    broke = await member.slash(channel, "imagine", prompt="a castle --fast")
+    assert broke.response is not None
+    assert broke.ephemeral
+    assert "relax" in broke.response.content.lower()
+    assert await _job_count(discord_env) == 0
+
+    tiered = await mod.slash(channel, "admin tier", member=member, tier="supporter", reason="patreon")
+    assert "**supporter** tier" in tiered.response.content
+
+    paused = await mod.slash(channel, "admin pause", reason="maintenance")
+    assert "paused" in paused.response.content
+    refused = await member.slash(channel, "imagine", prompt="a castle")
+    assert refused.ephemeral
+    assert "paused" in refused.response.content.lower()
+    await mod.slash(channel, "admin resume")
+
+    banned = await mod.slash(channel, "admin ban", member=member, reason="spam")
+    assert "can no longer use" in banned.response.content
+    refused = await member.slash(channel, "imagine", prompt="a castle")
+    assert refused.ephemeral
+    assert "banned" in refused.response.content.lower()
+    await mod.slash(channel, "admin unban", member=member, reason="appeal")
+
+    queued = await member.slash(channel, "imagine", prompt="a castle --seed 1")
+    assert queued.response is not None
+    assert "queued" in queued.response.content
+    [job_id] = [row[0] for row in await service.store.fetch_all("SELECT id FROM jobs")]
+    cancelled = await mod.slash(channel, "admin cancel", job=job_id, reason="test")
+    assert f"Job `{job_id}`" in cancelled.response.content
+
+    stats = await mod.slash(channel, "admin stats")
+    assert "1 jobs from 1 members" in stats.response.content
+    summary = await mod.slash(channel, "admin queue")
+    assert "Queue ▶️ running" in summary.response.content
+
+    actions = [entry.action for entry in await Moderation(service.store).audit_log(limit=50)]
+    for action in (
+        "credits.give",
+        "credits.take",
+        "credits.set",
+        "tier.set",
+        "queue.pause",
+        "queue.resume",
+        "ban",
+        "unban",
+        "job.cancel",
+    ):
+        assert action in actions
+
+
+async def test_every_admin_command_refuses_a_member(discord_env: simcord.Env) -> None:
+    guild = discord_env.create_guild()
+    channel = guild.create_text_channel("art")
+    member = guild.add_member(discord_env.create_user("sneaky"))
+    victim = guild.add_member(discord_env.create_user("victim"))
+    command = discord_env.backend.find_command("admin", guild.id, type=1)
+    guild.set_command_permissions(int(command["id"]), {guild.default_role: True})
+    before = await discord_env.bot.service.ledger.balance(victim.id)
+
+    attempts = [
+        ("admin credits give", {"member": victim, "amount": 5, "reason": "x"}),
+        ("admin credits take", {"member": victim, "amount": 5, "reason": "x"}),
+        ("admin credits set", {"member": victim, "amount": 5, "reason": "x"}),
+        ("admin tier", {"member": victim, "tier": "unlimited"}),
+        ("admin ban", {"member": victim, "reason": "x"}),
+        ("admin unban", {"member": victim, "reason": "x"}),
+        ("admin queue", {}),
+        ("admin cancel", {"job": 1}),
+        ("admin pause", {}),
+        ("admin resume", {}),
+        ("admin stats", {}),
+        ("admin blocklist add", {"words": "x"}),
+        ("admin blocklist remove", {"words": "x"}),
+        ("admin blocklist list", {}),
+        ("admin channels allow", {"channel": channel}),
+        ("admin channels deny", {"channel": channel}),
+    ]
+    for name, options in attempts:
+        result = await member.slash(channel, name, **options)
+        assert result.ephemeral, name
+        assert "only moderators can use this" in result.response.content, name
+    assert await discord_env.bot.service.ledger.balance(victim.id) == before
+    assert not discord_env.bot.service.queue.paused
+    assert await Moderation(discord_env.bot.service.store).audit_log() == []

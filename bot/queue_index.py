@@ -63,9 +63,9 @@ class Usage:
         changed: set[int] = set()
         while self._entries and self._entries[0][0] < horizon:
             _, user_id, seconds = self._entries.popleft()
-            left = self.seconds[user_id] - seconds
+            left = self.seconds.get(user_id, 0.0) - seconds
             if left <= 1e-9:
-                del self.seconds[user_id]
+                self.seconds.pop(user_id, None)
             else:
                 self.seconds[user_id] = left
             changed.add(user_id)

@@ -1,6 +1,7 @@
 """The credits ledger: every balance change is an append-only row, and ``users.balance`` is their running sum.
 
-All writes happen inside a store transaction (``BEGIN IMMEDIATE``) that the caller holds, so a debit commits or
+The functions here are plain sqlite3 code run inside a store write transaction (``BEGIN IMMEDIATE``, see
+:meth:`bot.store.Store.write`) that the caller holds, so a debit commits or
 rolls back together with the job it pays for. A balance never goes negative: the update is conditional and the
 schema has CHECK constraints on both ``users.balance`` and ``ledger.balance_after``. A job is debited at most once
 and refunded at most once (partial unique indexes on ``ledger (job_id)``), and a refund is only ever written in the
@@ -16,8 +17,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
-
-import aiosqlite
 
 from bot.allowances import refill_due, top_up_amount
 from bot.errors import LedgerError
@@ -109,8 +108,8 @@ def tier_of(settings: Settings, name: str) -> TierSpec:
     return tier
 
 
-async def apply(
-    db: aiosqlite.Connection,
+def apply(
+    db: sqlite3.Connection,
     *,
     user_id: int,
     delta: int,
@@ -122,21 +121,20 @@ async def apply(
 ) -> int:
     """Change a balance by ``delta`` and append the row; returns the new balance. Call inside a transaction.
 
-    Raises LedgerError when the balance would go negative (nothing is written).
+    Raises LedgerError when the balance would go negative or the job already has such a row (nothing is written).
     """
-    cursor = await db.execute(
+    row = db.execute(
         "UPDATE users SET balance = balance + ? WHERE user_id = ? AND balance + ? >= 0 RETURNING balance",
         (delta, user_id, delta),
-    )
-    row = await cursor.fetchone()
+    ).fetchone()
     if row is None:
-        current = await (await db.execute("SELECT balance FROM users WHERE user_id = ?", (user_id,))).fetchone()
+        current = db.execute("SELECT balance FROM users WHERE user_id = ?", (user_id,)).fetchone()
         if current is None:
             raise LedgerError(f"member {user_id} has no account yet")
         raise LedgerError(f"member {user_id} has {current[0]} credits; cannot take {-delta}")
     balance = int(row[0])
     try:
-        await db.execute(
+        db.execute(
             "INSERT INTO ledger (user_id, delta, balance_after, kind, reason, job_id, actor, created_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (user_id, delta, balance, kind.value, reason, job_id, actor, now),
@@ -146,12 +144,12 @@ async def apply(
     return balance
 
 
-async def refund_job(db: aiosqlite.Connection, job: Any, *, reason: str, actor: str, now: float) -> int:
+def refund_job(db: sqlite3.Connection, job: Any, *, reason: str, actor: str, now: float) -> int:
     """Give back what a job was charged (inside the transaction that ends it). Returns the credits refunded."""
     cost = int(job["cost"])
     if cost <= 0:
         return 0
-    await apply(
+    apply(
         db,
         user_id=job["user_id"],
         delta=cost,
@@ -164,13 +162,13 @@ async def refund_job(db: aiosqlite.Connection, job: Any, *, reason: str, actor: 
     return cost
 
 
-async def refill_member(db: aiosqlite.Connection, member: Member, tier: TierSpec, now: float) -> int:
+def refill_member(db: sqlite3.Connection, member: Member, tier: TierSpec, now: float) -> int:
     """Top a member up to the tier's floor if due this period; returns the credits added (0 if none)."""
     if not refill_due(member.last_refill_at, now, tier.refill):
         return 0
     amount = top_up_amount(member.balance, tier)
     if amount:
-        await apply(
+        apply(
             db,
             user_id=member.user_id,
             delta=amount,
@@ -179,22 +177,22 @@ async def refill_member(db: aiosqlite.Connection, member: Member, tier: TierSpec
             actor=SYSTEM_ACTOR,
             now=now,
         )
-    await db.execute("UPDATE users SET last_refill_at = ? WHERE user_id = ?", (now, member.user_id))
+    db.execute("UPDATE users SET last_refill_at = ? WHERE user_id = ?", (now, member.user_id))
     return amount
 
 
-async def ensure_member(db: aiosqlite.Connection, user_id: int, settings: Settings, now: float) -> Member:
+def ensure_member(db: sqlite3.Connection, user_id: int, settings: Settings, now: float) -> Member:
     """The member's account, created on first sight with the default tier and its first allowance."""
-    row = await (await db.execute("SELECT * FROM users WHERE user_id = ?", (user_id,))).fetchone()
+    row = db.execute("SELECT * FROM users WHERE user_id = ?", (user_id,)).fetchone()
     if row is not None:
         return Member.from_row(row)
     tier_name = settings.credits.console_tier if user_id == CONSOLE_USER_ID else settings.credits.default_tier
-    await db.execute(
+    db.execute(
         "INSERT INTO users (user_id, created_at, tier, default_lane) VALUES (?, ?, ?, ?)",
         (user_id, now, tier_name, settings.default_lane),
     )
     member = Member(user_id, tier_name, 0, False, settings.default_lane, None)
-    added = await refill_member(db, member, tier_of(settings, tier_name), now)
+    added = refill_member(db, member, tier_of(settings, tier_name), now)
     return Member(user_id, tier_name, added, False, settings.default_lane, now)
 
 
@@ -208,8 +206,8 @@ class Ledger:
 
     async def member(self, user_id: int) -> Member:
         """The account (created with the first allowance if this member is new)."""
-        async with self.store.transaction() as db:
-            return await ensure_member(db, user_id, self.settings, self.now())
+        now = self.now()
+        return await self.store.write(lambda db: ensure_member(db, user_id, self.settings, now))
 
     async def balance(self, user_id: int) -> int:
         value = await self.store.fetch_value("SELECT balance FROM users WHERE user_id = ?", (user_id,))
@@ -237,54 +235,69 @@ class Ledger:
         if amount < 0:
             raise LedgerError(f"a balance cannot be negative (got {amount})")
         now = self.now()
-        async with self.store.transaction() as db:
-            member = await ensure_member(db, user_id, self.settings, now)
+
+        def work(db: sqlite3.Connection) -> int:
+            member = ensure_member(db, user_id, self.settings, now)
             delta = amount - member.balance
             if delta == 0:
                 return amount
-            return await apply(
-                db, user_id=user_id, delta=delta, kind=EntryKind.SET, reason=reason, actor=actor, now=now
-            )
+            return apply(db, user_id=user_id, delta=delta, kind=EntryKind.SET, reason=reason, actor=actor, now=now)
+
+        return await self.store.write(work)
 
     async def set_tier(self, user_id: int, tier: str, *, actor: str) -> Member:
         """Move a member to another tier and top them up to its allowance now (a floor: never piles up)."""
         if tier not in self.settings.tiers:
             raise LedgerError(f"unknown tier {tier!r}; use one of: {', '.join(sorted(self.settings.tiers))}")
         now = self.now()
-        async with self.store.transaction() as db:
-            member = await ensure_member(db, user_id, self.settings, now)
-            await db.execute("UPDATE users SET tier = ? WHERE user_id = ?", (tier, user_id))
+
+        def work(db: sqlite3.Connection) -> Any:
+            member = ensure_member(db, user_id, self.settings, now)
+            db.execute("UPDATE users SET tier = ? WHERE user_id = ?", (tier, user_id))
             moved = Member(member.user_id, tier, member.balance, member.banned, member.default_lane, None)
-            await refill_member(db, moved, self.settings.tiers[tier], now)
-            row = await (await db.execute("SELECT * FROM users WHERE user_id = ?", (user_id,))).fetchone()
+            refill_member(db, moved, self.settings.tiers[tier], now)
+            return db.execute("SELECT * FROM users WHERE user_id = ?", (user_id,)).fetchone()
+
+        row = await self.store.write(work)
         log.info("member %s moved to tier %s by %s", user_id, tier, actor)
         return Member.from_row(row)
 
     async def set_banned(self, user_id: int, banned: bool, *, actor: str) -> None:
-        async with self.store.transaction() as db:
-            await ensure_member(db, user_id, self.settings, self.now())
-            await db.execute("UPDATE users SET banned = ? WHERE user_id = ?", (int(banned), user_id))
+        """Ban or unban a member (a banned member's new jobs are refused; queued ones stay)."""
+        now = self.now()
+
+        def work(db: sqlite3.Connection) -> None:
+            ensure_member(db, user_id, self.settings, now)
+            db.execute("UPDATE users SET banned = ? WHERE user_id = ?", (int(banned), user_id))
+
+        await self.store.write(work)
         log.info("member %s %s by %s", user_id, "banned" if banned else "unbanned", actor)
 
     async def refill_all(self) -> int:
         """Top up every member whose refill is due; returns how many were topped up. Safe to run any time."""
         now = self.now()
-        topped = 0
-        async with self.store.transaction() as db:
-            rows = await (await db.execute("SELECT * FROM users")).fetchall()
-            for row in rows:
+
+        def work(db: sqlite3.Connection) -> int:
+            topped = 0
+            for row in db.execute("SELECT * FROM users").fetchall():
                 member = Member.from_row(row)
-                if await refill_member(db, member, tier_of(self.settings, member.tier), now):
+                if refill_member(db, member, tier_of(self.settings, member.tier), now):
                     topped += 1
+            return topped
+
+        topped = await self.store.write(work)
         if topped:
             log.info("topped up the allowance of %d member(s)", topped)
         return topped
 
     async def _change(self, user_id: int, delta: int, kind: EntryKind, actor: str, reason: str) -> int:
         now = self.now()
-        async with self.store.transaction() as db:
-            await ensure_member(db, user_id, self.settings, now)
-            return await apply(db, user_id=user_id, delta=delta, kind=kind, reason=reason, actor=actor, now=now)
+
+        def work(db: sqlite3.Connection) -> int:
+            ensure_member(db, user_id, self.settings, now)
+            return apply(db, user_id=user_id, delta=delta, kind=kind, reason=reason, actor=actor, now=now)
+
+        return await self.store.write(work)
 
 
 def _check_amount(amount: int) -> None:

@@ -17,15 +17,13 @@ SQLite is the source of truth for jobs and money; this module keeps a small in-m
 
 from __future__ import annotations
 
-import bisect
 import logging
+import sqlite3
 import time
-from collections import defaultdict, deque
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections import defaultdict
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-
-import aiosqlite
 
 from bot import ledger
 from bot.costs import job_cost
@@ -37,135 +35,16 @@ from bot.errors import (
     QueueLimitError,
     QueuePausedError,
 )
+from bot.fairness import batch_key, estimate_position, should_requeue
 from bot.jobs import LANE_ORDER, ImageResult, Job, Kind, Lane, Origin, RenderParams, Status
+from bot.queue_index import LANES, Queued, QueueIndex, Usage
 from bot.store import Store
-from config.settings import SchedulerSettings, Settings
+from config.settings import Settings
 
 log = logging.getLogger(__name__)
 
-BatchKey = tuple[str, str, int, int, int, str]
-"""What makes jobs batchable together: model, kind, width, height, steps, sampler."""
-
-_LANES = (Lane.TURBO, Lane.FAST, Lane.RELAX)
+_LANES = LANES
 _PAUSED_KEY = "paused"
-
-
-# --- pure rules ----------------------------------------------------------------------------------------------
-
-
-def relax_aged(waited_s: float, usage_s: float, policy: SchedulerSettings) -> bool:
-    """True when a relax job has waited long enough to go before fast jobs; heavy users wait longer."""
-    return waited_s >= policy.relax_aging_s * (1.0 + usage_s / policy.relax_usage_unit_s)
-
-
-def lane_rank(lane: Lane, waited_s: float, usage_s: float, policy: SchedulerSettings) -> int:
-    """turbo 0, aged relax 1, fast 2, relax 3: lower is served first."""
-    if lane is Lane.TURBO:
-        return 0
-    if lane is Lane.FAST:
-        return 2
-    return 1 if relax_aged(waited_s, usage_s, policy) else 3
-
-
-def order_key(
-    lane: Lane, head: bool, waited_s: float, usage_s: float, job_id: int, policy: SchedulerSettings
-) -> tuple[int, int, float, int]:
-    """The dispatch order of a member's next job: lane (with aging), given-back jobs first, least GPU time, oldest."""
-    return (lane_rank(lane, waited_s, usage_s, policy), 0 if head else 1, usage_s, job_id)
-
-
-def batch_key(kind: str, params: RenderParams) -> BatchKey:
-    """Jobs with the same key can be rendered together in one engine batch."""
-    return (params.model, str(kind), params.width, params.height, params.steps, params.sampler)
-
-
-def should_requeue(attempts: int, max_attempts: int) -> bool:
-    """A lost or crashed job goes back to the queue until it has been tried ``max_attempts`` times."""
-    return attempts < max_attempts
-
-
-def estimate_position(earlier_lanes: int, own_ahead: int, others_in_lane: Iterable[int]) -> int:
-    """1-based position under fair sharing: each other member gets about one turn per turn of ours."""
-    turns = own_ahead + 1
-    return earlier_lanes + own_ahead + sum(min(count, turns) for count in others_in_lane) + 1
-
-
-# --- in-memory state -----------------------------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class Queued:
-    """A queued job as the dispatcher sees it."""
-
-    job_id: int
-    user_id: int
-    lane: Lane
-    created_at: float
-    head: bool
-    key: BatchKey
-
-    @property
-    def sort(self) -> tuple[int, int]:
-        return (0 if self.head else 1, self.job_id)
-
-
-class QueueIndex:
-    """Queued jobs per lane and member, each member's list in dispatch order. Mirrors SQLite."""
-
-    def __init__(self) -> None:
-        self.lanes: dict[Lane, dict[int, list[Queued]]] = {lane: {} for lane in _LANES}
-        self.by_id: dict[int, Queued] = {}
-
-    def add(self, entry: Queued) -> None:
-        jobs = self.lanes[entry.lane].setdefault(entry.user_id, [])
-        bisect.insort(jobs, entry, key=lambda queued: queued.sort)
-        self.by_id[entry.job_id] = entry
-
-    def remove(self, job_id: int) -> Queued | None:
-        entry = self.by_id.pop(job_id, None)
-        if entry is None:
-            return None
-        members = self.lanes[entry.lane]
-        jobs = members[entry.user_id]
-        jobs.remove(entry)
-        if not jobs:
-            del members[entry.user_id]
-        return entry
-
-    def count(self, lane: Lane) -> int:
-        return sum(len(jobs) for jobs in self.lanes[lane].values())
-
-    def __len__(self) -> int:
-        return len(self.by_id)
-
-
-class Usage:
-    """GPU seconds per member in a sliding window, and recent job durations for the ETA."""
-
-    def __init__(self, window_s: float, eta_window: int) -> None:
-        self.window_s = window_s
-        self.seconds: dict[int, float] = defaultdict(float)
-        self._entries: deque[tuple[float, int, float]] = deque()
-        self.durations: deque[float] = deque(maxlen=eta_window)
-
-    def add(self, user_id: int, finished_at: float, seconds: float) -> None:
-        seconds = max(0.0, seconds)
-        self._entries.append((finished_at, user_id, seconds))
-        self.seconds[user_id] += seconds
-        self.durations.append(seconds)
-
-    def prune(self, now: float) -> None:
-        horizon = now - self.window_s
-        while self._entries and self._entries[0][0] < horizon:
-            _, user_id, seconds = self._entries.popleft()
-            left = self.seconds[user_id] - seconds
-            if left <= 1e-9:
-                del self.seconds[user_id]
-            else:
-                self.seconds[user_id] = left
-
-    def of(self, user_id: int) -> float:
-        return self.seconds.get(user_id, 0.0)
 
 
 @dataclass(frozen=True)
@@ -202,8 +81,8 @@ class Scheduler:
         self.settings = settings
         self.policy = settings.scheduler
         self.now = now
-        self.index = QueueIndex()
         self.usage = Usage(self.policy.fairness_window_s, self.policy.eta_window)
+        self.index = QueueIndex(self.usage, self.policy, self._blocked)
         self.running: dict[int, tuple[int, float]] = {}
         self._running_per_member: dict[int, int] = defaultdict(int)
         self._member_tier: dict[int, str] = {}
@@ -219,8 +98,8 @@ class Scheduler:
         return requeued
 
     async def _rebuild(self) -> None:
-        self.index = QueueIndex()
         self.usage = Usage(self.policy.fairness_window_s, self.policy.eta_window)
+        self.index = QueueIndex(self.usage, self.policy, self._blocked)
         self.running.clear()
         self._running_per_member.clear()
         rows = await self.store.fetch_all(
@@ -252,6 +131,8 @@ class Scheduler:
         )
         for row in finished:
             self.usage.add(row["user_id"], row["finished_at"], row["finished_at"] - row["started_at"])
+        for user_id in list(self.usage.seconds):
+            self.index.touch(user_id)
         value = await self.store.fetch_value("SELECT value FROM scheduler_state WHERE key = ?", (_PAUSED_KEY,))
         self.paused = value == "1"
         log.info("scheduler loaded: %d queued, %d running, paused=%s", len(self.index), len(self.running), self.paused)
@@ -277,19 +158,19 @@ class Scheduler:
         if self.paused:
             raise QueuePausedError()
         now = self.now()
-        jobs: list[Job] = []
-        async with self.store.transaction() as db:
-            member = await ledger.ensure_member(db, user_id, self.settings, now)
+
+        def work(db: sqlite3.Connection) -> tuple[list[Job], Lane, int, int, ledger.Member]:
+            member = ledger.ensure_member(db, user_id, self.settings, now)
             if member.banned:
                 raise BannedError()
             tier = ledger.tier_of(self.settings, member.tier)
-            balance = member.balance + await ledger.refill_member(db, member, tier, now)
+            balance = member.balance + ledger.refill_member(db, member, tier, now)
             chosen = lane if lane is not None else Lane(member.default_lane)
             if chosen is Lane.RELAX and not tier.relax:
                 raise LaneNotAllowedError(chosen.value, member.tier)
-            queued = await _fetch_int(
-                db, "SELECT COUNT(*) FROM jobs WHERE user_id = ? AND status = 'queued'", (user_id,)
-            )
+            queued = db.execute(
+                "SELECT COUNT(*) FROM jobs WHERE user_id = ? AND status = 'queued'", (user_id,)
+            ).fetchone()[0]
             if queued + len(requests) > tier.max_queued:
                 raise QueueLimitError(queued=queued, limit=tier.max_queued)
             costs = [0 if tier.unlimited else self.quote(request, chosen) for request in requests]
@@ -298,8 +179,9 @@ class Scheduler:
                 raise InsufficientCreditsError(
                     balance=balance, cost=total, relax_offered=tier.relax and chosen is not Lane.RELAX
                 )
+            jobs: list[Job] = []
             for request, cost in zip(requests, costs, strict=True):
-                cursor = await db.execute(
+                row = db.execute(
                     "INSERT INTO jobs (user_id, kind, status, lane, prompt, params, origin, parent_id,"
                     " parent_index, cost, created_at) VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
                     (
@@ -314,12 +196,10 @@ class Scheduler:
                         cost,
                         now,
                     ),
-                )
-                row = await cursor.fetchone()
-                assert row is not None
+                ).fetchone()
                 job = Job.from_row(row)
                 if cost:
-                    balance = await ledger.apply(
+                    balance = ledger.apply(
                         db,
                         user_id=user_id,
                         delta=-cost,
@@ -330,6 +210,9 @@ class Scheduler:
                         job_id=job.id,
                     )
                 jobs.append(job)
+            return jobs, chosen, total, balance, member
+
+        jobs, chosen, total, balance, member = await self.store.write(work)
         # Committed: mirror it in memory (no await between the commit and here, so no dispatch sees a gap).
         self._member_tier[user_id] = member.tier
         for job in jobs:
@@ -355,45 +238,34 @@ class Scheduler:
 
     # --- dispatch ----------------------------------------------------------------------------------------
 
-    def _max_running(self, user_id: int) -> int:
-        return ledger.tier_of(
-            self.settings, self._member_tier.get(user_id, self.settings.credits.default_tier)
-        ).max_running
+    def _blocked(self, user_id: int) -> bool:
+        """True when the member already runs as many jobs as their tier allows."""
+        running = self._running_per_member.get(user_id, 0)
+        if not running:
+            return False
+        tier = self._member_tier.get(user_id, self.settings.credits.default_tier)
+        return running >= ledger.tier_of(self.settings, tier).max_running
 
     def pick(self, max_batch: int = 1) -> list[Queued]:
         """The next job (and up to ``max_batch - 1`` compatible ones) by lane, aging and fairness. No I/O."""
         if self.paused or not self.index.by_id:
             return []
         now = self.now()
-        self.usage.prune(now)
-        policy = self.policy
-        usage = self.usage.seconds
-        running = self._running_per_member
-        best: Queued | None = None
-        best_key: tuple[int, int, float, int] | None = None
-        candidates: list[tuple[tuple[int, int, float, int], Queued]] = []
-        for lane in _LANES:
-            for user_id, jobs in self.index.lanes[lane].items():
-                if running.get(user_id, 0) and running[user_id] >= self._max_running(user_id):
-                    continue
-                entry = jobs[0]
-                key = order_key(lane, entry.head, now - entry.created_at, usage.get(user_id, 0.0), entry.job_id, policy)
-                if max_batch > 1:
-                    candidates.append((key, entry))
-                if best_key is None or key < best_key:
-                    best, best_key = entry, key
-            if lane is Lane.TURBO and best is not None:
-                break
-        if best is None:
-            return []
+        for user_id in self.usage.prune(now):
+            self.index.touch(user_id)
         if max_batch <= 1:
-            return [best]
-        chosen = [best]
-        taken = {best.user_id}
-        for _, entry in sorted(candidates, key=lambda item: item[0]):
+            best = self.index.best(now)
+            return [] if best is None else [best]
+        candidates = self.index.scan(now)
+        if not candidates:
+            return []
+        first = candidates[0][1]
+        chosen = [first]
+        taken = {first.user_id}
+        for _, entry in candidates[1:]:
             if len(chosen) >= max_batch:
                 break
-            if entry.user_id not in taken and entry.key == best.key:
+            if entry.user_id not in taken and entry.key == first.key:
                 chosen.append(entry)
                 taken.add(entry.user_id)
         return chosen
@@ -431,13 +303,12 @@ class Scheduler:
     async def _start(self, job_ids: Sequence[int]) -> list[Job]:
         now = self.now()
         placeholders = ", ".join("?" for _ in job_ids)
-        async with self.store.transaction() as db:
-            cursor = await db.execute(
-                "UPDATE jobs SET status = 'running', started_at = ?, attempts = attempts + 1, lease_expires_at = ?"
-                f" WHERE status = 'queued' AND id IN ({placeholders}) RETURNING *",
-                (now, now + self.policy.lease_s, *job_ids),
-            )
-            rows = await cursor.fetchall()
+        sql = (
+            "UPDATE jobs SET status = 'running', started_at = ?, attempts = attempts + 1, lease_expires_at = ?"
+            f" WHERE status = 'queued' AND id IN ({placeholders}) RETURNING *"
+        )
+        params = (now, now + self.policy.lease_s, *job_ids)
+        rows = await self.store.write(lambda db: db.execute(sql, params).fetchall())
         for job_id in job_ids:  # started, or gone from the queue behind our back (another process)
             self.index.remove(job_id)
         jobs = sorted((Job.from_row(row) for row in rows), key=lambda job: job_ids.index(job.id))
@@ -458,18 +329,16 @@ class Scheduler:
         if self._running_per_member[user_id] <= 0:
             del self._running_per_member[user_id]
         self.usage.add(user_id, finished_at, finished_at - started_at)
+        self.index.touch(user_id)
 
     # --- leases ------------------------------------------------------------------------------------------
 
     async def renew(self, job_id: int) -> bool:
         """Extend a running job's lease (engine progress); False when the job is no longer running."""
         now = self.now()
-        async with self.store.transaction() as db:
-            cursor = await db.execute(
-                "UPDATE jobs SET lease_expires_at = ? WHERE id = ? AND status = 'running' RETURNING id",
-                (now + self.policy.lease_s, job_id),
-            )
-            row = await cursor.fetchone()
+        sql = "UPDATE jobs SET lease_expires_at = ? WHERE id = ? AND status = 'running' RETURNING id"
+        params = (now + self.policy.lease_s, job_id)
+        row = await self.store.write(lambda db: db.execute(sql, params).fetchone())
         return row is not None
 
     async def expire_leases(self) -> list[int]:
@@ -493,22 +362,23 @@ class Scheduler:
 
     async def _take_back(self, condition: str, params: tuple[Any, ...], reason: str) -> list[int]:
         now = self.now()
-        changed: list[tuple[Any, bool]] = []
-        async with self.store.transaction() as db:
-            cursor = await db.execute(f"SELECT * FROM jobs WHERE status = 'running' AND {condition}", params)
-            for row in await cursor.fetchall():
+
+        def work(db: sqlite3.Connection) -> list[tuple[Any, bool]]:
+            changed: list[tuple[Any, bool]] = []
+            for row in db.execute(f"SELECT * FROM jobs WHERE status = 'running' AND {condition}", params).fetchall():
                 if should_requeue(row["attempts"], self.policy.max_attempts):
-                    updated = await _fetch_row(
-                        db,
+                    updated = db.execute(
                         "UPDATE jobs SET status = 'queued', started_at = NULL, lease_expires_at = NULL, error = ?"
                         " WHERE id = ? RETURNING *",
                         (reason, row["id"]),
-                    )
+                    ).fetchone()
                     changed.append((updated, True))
                 else:
                     message = f"gave up after {row['attempts']} attempts ({reason})"
-                    updated = await self._end(db, row["id"], Status.FAILED, message, now, ("running",))
-                    changed.append((updated, False))
+                    changed.append((self._end(db, row["id"], Status.FAILED, message, now, ("running",)), False))
+            return changed
+
+        changed = await self.store.write(work)
         for row, requeued in changed:
             self._unmark_running(row["id"], now)
             if requeued:
@@ -532,19 +402,22 @@ class Scheduler:
     async def complete(self, job_id: int, images: Sequence[ImageResult], grid_path: str) -> Job:
         """Record a rendered job; JobNotFoundError when it is no longer running (cancelled, taken back)."""
         now = self.now()
-        async with self.store.transaction() as db:
-            row = await _fetch_row(
-                db,
+
+        def work(db: sqlite3.Connection) -> Any:
+            row = db.execute(
                 "UPDATE jobs SET status = 'completed', finished_at = ?, grid_path = ?, error = NULL,"
                 " lease_expires_at = NULL WHERE id = ? AND status = 'running' RETURNING *",
                 (now, grid_path, job_id),
-            )
+            ).fetchone()
             if row is None:
                 raise JobNotFoundError(job_id)
-            await db.executemany(
+            db.executemany(
                 "INSERT INTO results (job_id, idx, path, seed, width, height) VALUES (?, ?, ?, ?, ?, ?)",
                 [(job_id, image.index, image.path, image.seed, image.width, image.height) for image in images],
             )
+            return row
+
+        row = await self.store.write(work)
         self._unmark_running(job_id, now)
         return Job.from_row(row)
 
@@ -559,13 +432,11 @@ class Scheduler:
     async def requeue(self, job_id: int, reason: str) -> Job:
         """Put a running job back at the head of its lane (e.g. after an engine crash)."""
         now = self.now()
-        async with self.store.transaction() as db:
-            row = await _fetch_row(
-                db,
-                "UPDATE jobs SET status = 'queued', started_at = NULL, lease_expires_at = NULL, error = ?"
-                " WHERE id = ? AND status = 'running' RETURNING *",
-                (reason, job_id),
-            )
+        sql = (
+            "UPDATE jobs SET status = 'queued', started_at = NULL, lease_expires_at = NULL, error = ?"
+            " WHERE id = ? AND status = 'running' RETURNING *"
+        )
+        row = await self.store.write(lambda db: db.execute(sql, (reason, job_id)).fetchone())
         if row is None:
             raise JobNotFoundError(job_id)
         self._unmark_running(job_id, now)
@@ -574,26 +445,24 @@ class Scheduler:
 
     async def _finish(self, job_id: int, status: Status, error: str) -> Job:
         now = self.now()
-        async with self.store.transaction() as db:
-            row = await self._end(db, job_id, status, error, now, ("queued", "running"))
+        row = await self.store.write(lambda db: self._end(db, job_id, status, error, now, ("queued", "running")))
         if row is None:
             raise JobNotFoundError(job_id)
         self.index.remove(job_id)
         self._unmark_running(job_id, now)
         return Job.from_row(row)
 
-    async def _end(
-        self, db: aiosqlite.Connection, job_id: int, status: Status, error: str, now: float, states: tuple[str, ...]
+    def _end(
+        self, db: sqlite3.Connection, job_id: int, status: Status, error: str, now: float, states: tuple[str, ...]
     ) -> Any:
         """Move a job to a terminal state and refund it, in the caller's transaction; None if not in ``states``."""
-        row = await _fetch_row(
-            db,
+        row = db.execute(
             f"UPDATE jobs SET status = ?, finished_at = ?, error = ?, lease_expires_at = NULL"
             f" WHERE id = ? AND status IN ({', '.join('?' for _ in states)}) RETURNING *",
             (status.value, now, error, job_id, *states),
-        )
+        ).fetchone()
         if row is not None:
-            await ledger.refund_job(
+            ledger.refund_job(
                 db, row, reason=f"job {job_id} {status.value}: {error}"[:500], actor=ledger.SYSTEM_ACTOR, now=now
             )
         return row
@@ -608,12 +477,11 @@ class Scheduler:
         await self._set_paused(False, actor)
 
     async def _set_paused(self, paused: bool, actor: str) -> None:
-        async with self.store.transaction() as db:
-            await db.execute(
-                "INSERT INTO scheduler_state (key, value) VALUES (?, ?)"
-                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                (_PAUSED_KEY, "1" if paused else "0"),
-            )
+        sql = (
+            "INSERT INTO scheduler_state (key, value) VALUES (?, ?)"
+            " ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+        )
+        await self.store.write(lambda db: db.execute(sql, (_PAUSED_KEY, "1" if paused else "0")))
         self.paused = paused
         log.warning("queue %s by %s", "paused" if paused else "resumed", actor)
 
@@ -663,13 +531,3 @@ class Scheduler:
 
     async def count(self, status: Status) -> int:
         return int(await self.store.fetch_value("SELECT COUNT(*) FROM jobs WHERE status = ?", (status.value,)))
-
-
-async def _fetch_row(db: aiosqlite.Connection, sql: str, params: tuple[Any, ...]) -> Any:
-    cursor = await db.execute(sql, params)
-    return await cursor.fetchone()
-
-
-async def _fetch_int(db: aiosqlite.Connection, sql: str, params: tuple[Any, ...]) -> int:
-    row = await _fetch_row(db, sql, params)
-    return int(row[0]) if row is not None else 0

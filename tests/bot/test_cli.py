@@ -127,3 +127,18 @@ def test_doctor_probes_the_engine(tmp_path: Path) -> None:
     assert completed.returncode == 0, completed.stdout + completed.stderr
     assert "device: cpu" in completed.stdout
     assert "no problems found" in completed.stdout
+
+
+def test_owner_credit_commands(tmp_path: Path) -> None:
+    """credits grant/take/set/show and tier set go through the ledger with the console as actor."""
+    env = {"IMAGINE_MODEL": "tiny", "IMAGINE_DATA_DIR": str(tmp_path / "data")}
+    granted = run_cli("credits", "grant", "42", "50", "--reason", "launch gift", cwd=tmp_path, env=env)
+    assert granted.returncode == 0 and "balance 150" in granted.stdout
+    refused = run_cli("credits", "take", "42", "500", "--reason", "oops", cwd=tmp_path, env=env)
+    assert refused.returncode == 1 and "cannot take 500" in refused.stderr
+    tier = run_cli("tier", "set", "42", "supporter", cwd=tmp_path, env=env)
+    assert tier.returncode == 0 and "tier supporter, balance 2000" in tier.stdout
+    shown = run_cli("credits", "show", "42", cwd=tmp_path, env=env)
+    assert shown.returncode == 0
+    assert "grant by console: launch gift" in shown.stdout
+    assert "Traceback" not in granted.stderr + refused.stderr + tier.stderr + shown.stderr

@@ -13,6 +13,7 @@ from pathlib import Path
 from bot.errors import PromptError
 from bot.jobs import Kind, RenderParams
 from bot.sweep_spec import parse_sweeps
+from bot.uploads import UploadError, UploadLimits, check_upload, store_upload
 
 
 @dataclass(frozen=True)
@@ -101,3 +102,23 @@ def follow_up_params(
     if kind is Kind.PAN:
         return dataclasses.replace(base, pan=pan, strength=1.0)
     raise ValueError(f"kind={kind.value!r} is not a follow-up of an image; use reroll, variation, upscale, zoom or pan")
+
+
+def store_task_inputs(options: TaskOptions, limits: UploadLimits, uploads_dir: Path) -> TaskOptions:
+    """Check --image/--mask like a Discord upload and copy them under data/uploads (the engine reads only data/)."""
+    if options.mask is not None and options.image is None:
+        return options  # apply_options explains that a mask needs an image
+    stored: dict[str, Path | None] = {}
+    for name in ("image", "mask"):
+        path = getattr(options, name)
+        if path is None:
+            stored[name] = None
+            continue
+        if not path.is_file():
+            raise PromptError(f"--{name} {path} does not exist", flag=name)
+        try:
+            checked = check_upload(path.read_bytes(), limits=limits, mask=name == "mask")
+        except UploadError as error:
+            raise PromptError(f"--{name} {path}: {error}", flag=name) from None
+        stored[name] = store_upload(checked, uploads_dir)
+    return dataclasses.replace(options, image=stored["image"], mask=stored["mask"])

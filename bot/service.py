@@ -19,10 +19,11 @@ from bot.moderation import Moderation
 from bot.permutations import expand_permutations
 from bot.preferences import Preferences, PreferenceStore, apply_preferences
 from bot.prompt import ParsedPrompt, PromptLimits, clean_text, parse_prompt
-from bot.requests import TaskOptions, apply_options, follow_up_params, kind_for
+from bot.requests import TaskOptions, apply_options, follow_up_params, kind_for, store_task_inputs
 from bot.scheduler import JobRequest, Scheduler
 from bot.sizing import size_for_aspect
 from bot.store import Store
+from bot.uploads import UploadLimits
 from bot.waiting import ExternalWait, passthrough
 from bot.worker import Worker
 from config.settings import Settings
@@ -240,7 +241,10 @@ class ImagineService:
     def prepare_request(self, raw_prompt: str, options: TaskOptions) -> Prepared:
         """:meth:`prepare_imagine` with a model, a source image, a mask, a strength or sweeps. Raises PromptError."""
         prompt = f"{raw_prompt} --model {options.model}" if options.model else raw_prompt
-        return self.prepare_imagine(prompt, None, replace(options, model=None))[0]
+        settings = self.settings
+        limits = UploadLimits(max_bytes=settings.max_upload_bytes, max_pixels=settings.max_upload_pixels)
+        options = store_task_inputs(replace(options, model=None), limits, settings.data_dir / "uploads")
+        return self.prepare_imagine(prompt, None, options)[0]
 
     async def prepare_follow_up(self, parent_id: int, action: Action, index: int) -> Prepared:
         """The job a result button asks for (upscale, vary, reroll, zoom, pan). Raises ImagineError."""

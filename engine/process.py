@@ -137,9 +137,14 @@ def _run_group(
     runnable: list[RenderTask] = []
     for task in tasks:
         output_dir = Path(task.output_dir).resolve()
+        outside = [path for path in (task.init_image, task.mask_image) if path and not _inside(path, data_dir)]
         if not output_dir.is_relative_to(data_dir):
             replies[task.job_id] = TaskFailed(
                 task.job_id, "bad_input", f"output folder {task.output_dir} is outside {data_dir}"
+            )
+        elif outside:
+            replies[task.job_id] = TaskFailed(
+                task.job_id, "bad_input", f"input image {outside[0]} is outside {data_dir}; the engine reads only there"
             )
         elif inbox.is_cancelled(task.job_id):
             replies[task.job_id] = TaskFailed(task.job_id, "cancelled", "cancelled before it started")
@@ -271,3 +276,8 @@ def _free_memory() -> None:
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
+
+
+def _inside(path: str, folder: Path) -> bool:
+    """True when ``path`` (links resolved) lies under ``folder``: the engine reads and writes only under data/."""
+    return Path(path).resolve().is_relative_to(folder)

@@ -66,6 +66,12 @@ async def discord_env(settings: Settings, engine: EngineSupervisor) -> AsyncIter
         yield env
     finally:
         await env.shutdown()
+        # simcord detaches the bot without calling bot.close(): stop APScheduler and close the database here,
+        # or their threads outlive the test session.
+        if bot.maintenance is not None:
+            bot.maintenance.stop()
+        if bot._service is not None:
+            await bot._service.close()
         env._raise_errors_since(env._errors_acknowledged)
 
 

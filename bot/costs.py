@@ -43,6 +43,13 @@ def work_units(width: int, height: int, steps: int, images: int, credits: Credit
     return (width * height * steps * images) / (credits.unit_pixels * credits.unit_steps)
 
 
+def rendered_images(params: RenderParams) -> int:
+    """Images the engine renders: one per cell for a sweep, else ``params.images``."""
+    if not params.sweep:
+        return params.images
+    return math.prod(len(values) for _, values in params.sweep)
+
+
 def job_cost(
     params: RenderParams,
     *,
@@ -55,7 +62,8 @@ def job_cost(
     factor = model_multiplier * kind_multiplier(kind, credits) * lane_multiplier(lane, credits)
     if factor == 0:
         return 0
-    raw = work_units(params.width, params.height, params.steps, params.images, credits) * credits.credits_per_unit
+    raw = work_units(params.width, params.height, params.steps, rendered_images(params), credits)
+    raw *= credits.credits_per_unit
     # Round away float noise before ceil so that exactly 5.0 never becomes 6.
     return max(credits.min_cost, math.ceil(round(raw * factor, 9)))
 

@@ -121,6 +121,9 @@ class CreditsSettings(BaseModel):
             "upscale": 0.5,
             "zoom": 1.25,
             "pan": 1.0,
+            "img2img": 1.0,
+            "inpaint": 1.0,
+            "sweep": 1.0,
         },
         description="per job kind, times the pixel x step x image work",
     )

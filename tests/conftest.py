@@ -67,9 +67,18 @@ async def discord_env(settings: Settings, engine: EngineSupervisor) -> AsyncIter
     finally:
         await env.shutdown()
         current = env.bot
-        if isinstance(current, ImagineBot) and current._service is not None:
-            await current._service.close()
+        if isinstance(current, ImagineBot):
+            await release(current)
         env._raise_errors_since(env._errors_acknowledged)
+
+
+async def release(bot: ImagineBot) -> None:
+    """simcord detaches a bot without calling bot.close(): stop APScheduler and close the database here, or
+    their threads outlive the test session."""
+    if bot.maintenance is not None:
+        bot.maintenance.stop()
+    if bot._service is not None:
+        await bot._service.close()
 
 
 async def wait_until(

@@ -8,7 +8,7 @@ import simcord
 from PIL import Image
 
 from bot.custom_ids import parse_custom_id
-from tests.conftest import wait_until
+from tests.conftest import release, wait_until
 
 
 def _grid_messages(channel: simcord.ChannelHandle) -> list:
@@ -106,7 +106,7 @@ async def test_buttons_still_work_after_a_restart(discord_env: simcord.Env, sett
     await wait_until(discord_env, lambda: bool(_grid_messages(channel)), what="the grid post")
     [post] = _grid_messages(channel)
 
-    await discord_env.bot.service.close()
+    await release(discord_env.bot)
     fresh = ImagineBot(settings, engine=engine)
     fresh.external_wait = discord_env.external_wait
     await discord_env.restart_bot(fresh)

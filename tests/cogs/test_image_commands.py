@@ -1,0 +1,125 @@
+"""/imagine with an image, /edit and /sweep through simcord; bad uploads are refused privately and cost nothing."""
+
+from __future__ import annotations
+
+import io
+import sqlite3
+from pathlib import Path
+
+import pytest
+import simcord
+from PIL import Image
+
+from tests.conftest import wait_until
+
+BAD = Path(__file__).resolve().parents[1] / "data" / "bad"
+
+
+def _png(size: tuple[int, int], color: str | int, mode: str = "RGB") -> bytes:
+    buffer = io.BytesIO()
+    Image.new(mode, size, color).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def _posts(channel: simcord.ChannelHandle) -> list:
+    return [message for message in channel.history() if message.attachments]
+
+
+async def _jobs(env: simcord.Env) -> list[tuple[str, str]]:
+    rows = await env.bot.service.store.fetch_all("SELECT kind, status FROM jobs ORDER BY id")
+    return [(row[0], row[1]) for row in rows]
+
+
+async def test_imagine_with_an_image_is_img2img(discord_env: simcord.Env) -> None:
+    guild = discord_env.create_guild()
+    channel = guild.create_text_channel("art")
+    jo = guild.add_member(discord_env.create_user("jo"))
+
+    result = await jo.slash(
+        channel, "imagine", prompt="a red fox --seed 2", image=("photo.png", _png((96, 64), "red")), strength=0.6
+    )
+    assert result.response is not None
+    assert "(From your image) — queued" in result.response.content
+    await wait_until(discord_env, lambda: bool(_posts(channel)), what="the img2img grid")
+    assert await _jobs(discord_env) == [("img2img", "completed")]
+    stored = list((discord_env.bot.settings.data_dir / "uploads").glob("*.png"))
+    assert stored
+    assert all("photo" not in path.name for path in stored)
+
+
+async def test_edit_inpaints_and_sweep_posts_a_labelled_grid(discord_env: simcord.Env) -> None:
+    guild = discord_env.create_guild()
+    channel = guild.create_text_channel("art")
+    kim = guild.add_member(discord_env.create_user("kim"))
+
+    edited = await kim.slash(
+        channel,
+        "edit",
+        image=("in.png", _png((64, 64), "blue")),
+        mask=("mask.png", _png((128, 128), 255, "L")),  # twice the size, same shape: resized
+        prompt="a yellow sun",
+    )
+    assert edited.response is not None
+    assert "(Edit) — queued" in edited.response.content
+    swept = await kim.slash(channel, "sweep", prompt="a lamp --seed 1", x="cfg=3,7", y="steps=2,4")
+    assert swept.response is not None
+    assert "(Sweep) — queued" in swept.response.content
+
+    await wait_until(discord_env, lambda: len(_posts(channel)) == 2, what="the edit and the sweep")
+    assert await _jobs(discord_env) == [("inpaint", "completed"), ("sweep", "completed")]
+    sweep_post = _posts(channel)[-1]
+    assert sweep_post.components == []  # a sweep grid has no buttons
+
+
+@pytest.mark.parametrize(
+    ("name", "fragment"),
+    [
+        ("not_an_image.png", "not an image this bot can read"),
+        ("truncated.png", "damaged or truncated"),
+        ("bomb.png", "far too many pixels"),
+        ("animated.gif", "animated images are not supported"),
+        ("empty.png", "empty (0 bytes)"),
+    ],
+)
+async def test_bad_uploads_are_refused_and_cost_nothing(discord_env: simcord.Env, name: str, fragment: str) -> None:
+    guild = discord_env.create_guild()
+    channel = guild.create_text_channel("art")
+    lee = guild.add_member(discord_env.create_user("lee"))
+    balance = (await discord_env.bot.service.ledger.member(lee.id)).balance
+
+    result = await lee.slash(channel, "imagine", prompt="a fox", image=(f"../../{name}\x07", (BAD / name).read_bytes()))
+
+    assert result.ephemeral
+    text = result.response.content if result.response else result.followups[-1].content
+    assert fragment in text
+    assert await _jobs(discord_env) == []
+    assert await discord_env.bot.service.ledger.balance(lee.id) == balance
+    assert _posts(channel) == []
+
+
+async def test_mask_of_another_shape_fails_with_a_clear_message_and_a_refund(discord_env: simcord.Env) -> None:
+    guild = discord_env.create_guild()
+    channel = guild.create_text_channel("art")
+    max_ = guild.add_member(discord_env.create_user("max"))
+    before = (await discord_env.bot.service.ledger.member(max_.id)).balance
+
+    result = await max_.slash(
+        channel,
+        "edit",
+        image=("in.png", _png((64, 64), "blue")),
+        mask=("m.png", _png((64, 32), 255, "L")),
+        prompt="sun",
+    )
+    assert result.response is not None
+
+    await wait_until(discord_env, lambda: _all_jobs_ended(discord_env), what="the failed edit")
+    rows = await discord_env.bot.service.store.fetch_all("SELECT status, error FROM jobs")
+    assert rows[0][0] == "failed"
+    assert "shapes differ" in rows[0][1]
+    assert await discord_env.bot.service.ledger.balance(max_.id) == before
+
+
+def _all_jobs_ended(env: simcord.Env) -> bool:
+    with sqlite3.connect(env.bot.settings.database_file) as db:
+        (active,) = db.execute("SELECT COUNT(*) FROM jobs WHERE status IN ('queued', 'running')").fetchone()
+    return active == 0

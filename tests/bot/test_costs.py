@@ -38,7 +38,7 @@ def test_cost_table(job: RenderParams, kind: str, lane: Lane, model: float, expe
 def test_unknown_kind_is_named() -> None:
     """A kind without a configured cost is a configuration error that names the setting."""
     with pytest.raises(ValueError, match=r"credits\.kind_multipliers"):
-        job_cost(params(), kind="sweep", lane=Lane.FAST, model_multiplier=1.0, credits=CREDITS)
+        job_cost(params(), kind="hologram", lane=Lane.FAST, model_multiplier=1.0, credits=CREDITS)
 
 
 def test_work_units_and_total() -> None:

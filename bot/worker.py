@@ -6,9 +6,10 @@ import asyncio
 import logging
 from collections.abc import Collection
 from pathlib import Path
+from typing import Any
 
 from bot.engine_supervisor import EngineSupervisor
-from bot.errors import EngineCrashedError, EngineStartError, JobNotFoundError, RenderFailedError
+from bot.errors import EngineCrashedError, EngineStartError, JobNotFoundError
 from bot.events import EventBus, EventKind, JobEvent
 from bot.grid import write_grid
 from bot.jobs import KIND_TO_ENGINE, ImageResult, Job
@@ -74,7 +75,8 @@ class Worker:
         self.only = only
         self._wake = asyncio.Event()
         self._stopping = False
-        self._renewals: set[asyncio.Task[bool]] = set()
+        self._renewals: set[asyncio.Task[Any]] = set()
+        """Background writes and announcements started from progress callbacks (kept so they are not lost)."""
 
     def wake(self) -> None:
         """Tell the worker a job was queued."""
@@ -93,47 +95,69 @@ class Worker:
             raise
         while not self._stopping:
             self._wake.clear()
-            job = await self.queue.claim_next(self.only)
-            if job is None:
+            jobs = await self._next_jobs()
+            if not jobs:
                 await self.external_wait(self._wake.wait(), reason="waiting for queued jobs")
                 continue
-            await self.run_job(job)
+            await self.run_jobs(jobs)
 
     async def run_until_idle(self) -> None:
         """Run jobs until none are queued (a "burst" for the CLI and tests)."""
         await self.external_wait(self.engine.wait_ready(), reason="engine loading its model")
-        while (job := await self.queue.claim_next(self.only)) is not None:
-            await self.run_job(job)
+        while jobs := await self._next_jobs():
+            await self.run_jobs(jobs)
+
+    async def _next_jobs(self) -> list[Job]:
+        """Up to ``scheduler.max_batch`` compatible jobs (one at a time for the CLI's own jobs)."""
+        if self.only is None:
+            return await self.queue.dispatch()
+        job = await self.queue.claim_next(self.only)
+        return [job] if job is not None else []
 
     async def run_job(self, job: Job) -> None:
-        await self.events.emit(JobEvent(EventKind.STARTED, job))
-        task = render_task_for(job, self.images_dir)
+        await self.run_jobs([job])
+
+    async def run_jobs(self, jobs: list[Job]) -> None:
+        """Render a batch of compatible jobs in one engine call; each job ends on its own."""
+        for job in jobs:
+            await self.events.emit(JobEvent(EventKind.STARTED, job))
+        tasks = [render_task_for(job, self.images_dir) for job in jobs]
+        by_id = {job.id: job for job in jobs}
         loop = asyncio.get_running_loop()
         renew_every_s = self.queue.policy.lease_s / 4
-        last_renewal = loop.time()
+        last_renewal = {job.id: loop.time() for job in jobs}
 
         def on_progress(progress: Progress) -> None:
-            nonlocal last_renewal
+            job = by_id.get(progress.job_id)
+            if job is None:
+                return
             event = JobEvent(
                 EventKind.PROGRESS, job, step=progress.step, total=progress.total, preview_png=progress.preview_png
             )
-            asyncio.get_running_loop().create_task(self.events.emit(event))
-            if loop.time() - last_renewal >= renew_every_s:  # progress renews the job's lease
-                last_renewal = loop.time()
+            emitted = loop.create_task(self.events.emit(event))
+            self._renewals.add(emitted)
+            emitted.add_done_callback(self._renewals.discard)
+            if loop.time() - last_renewal[job.id] >= renew_every_s:  # progress renews the job's lease
+                last_renewal[job.id] = loop.time()
                 renewal = loop.create_task(self.queue.renew(job.id))
                 self._renewals.add(renewal)
                 renewal.add_done_callback(self._renewals.discard)
 
         try:
-            done = await self.external_wait(self.engine.render(task, on_progress), reason="engine rendering")
+            results = await self.external_wait(self.engine.render_batch(tasks, on_progress), reason="engine rendering")
         except EngineCrashedError as error:
-            await self._after_crash(job, str(error))
-        except RenderFailedError as error:
-            await self._fail(job, str(error), str(error))
+            for job in jobs:
+                await self._after_crash(job, str(error))
+            return
         except EngineStartError as error:
-            await self._fail(job, f"the engine could not start: {error}", str(error))
-        else:
-            await self._record(job, done)
+            for job in jobs:
+                await self._fail(job, f"the engine could not start: {error}", str(error))
+            return
+        for job, result in zip(jobs, results, strict=True):
+            if isinstance(result, TaskDone):
+                await self._record(job, result)
+            else:
+                await self._fail(job, result.message, result.message)
 
     async def _fail(self, job: Job, error: str, message: str) -> None:
         """Fail (and refund) the job, unless it already ended (cancelled, or taken back by a lease sweep)."""

@@ -133,3 +133,15 @@ async def test_engine_with_max_batch_renders_compatible_tasks_in_one_call(data_d
     await asyncio.sleep(0)
     assert all(isinstance(result, TaskDone) for result in results)
     assert order == [(950, 1), (951, 1), (950, 2), (951, 2), (950, 3), (951, 3)]
+
+
+async def test_worker_hands_compatible_jobs_to_the_engine_together(service: ImagineService) -> None:
+    """With scheduler.max_batch 2, two compatible jobs of two members are dispatched and rendered as one batch."""
+    service.queue.policy = service.queue.policy.model_copy(update={"max_batch": 2})
+    origin = Origin(source="cli")
+    first = await service.enqueue(11, service.prepare_imagine("a fox --seed 1")[0], origin=origin)
+    second = await service.enqueue(12, service.prepare_imagine("a cat --seed 2")[0], origin=origin)
+    await asyncio.wait_for(service.worker.run_until_idle(), 120)
+    jobs = [await service.queue.get(submitted.job.id) for submitted in (first, second)]
+    assert [job.status for job in jobs] == [Status.COMPLETED, Status.COMPLETED]
+    assert jobs[0].started_at == jobs[1].started_at  # claimed in one dispatch

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from bot.jobs import Lane, RenderParams
 from config.settings import SchedulerSettings
 
-BatchKey = tuple[str, str, int, int, int, str]
+BatchKey = tuple[str, str, int, int, int, str, float, bool]
 """What makes jobs batchable together: model, kind, width, height, steps, sampler."""
 
 OrderKey = tuple[int, int, float, int]
@@ -48,7 +48,7 @@ def order_key(
 
 def batch_key(kind: str, params: RenderParams) -> BatchKey:
     """Jobs with the same key can be rendered together in one engine batch."""
-    return (params.model, str(kind), params.width, params.height, params.steps, params.sampler)
+    return (params.model, str(kind), params.width, params.height, params.steps, params.sampler, params.cfg, params.tile)
 
 
 def should_requeue(attempts: int, max_attempts: int) -> bool:

@@ -51,6 +51,7 @@ def render_task_for(job: Job, images_dir: Path) -> RenderTask:
         pan=params.pan,
         upscale_factor=params.upscale_factor,
         sweep=params.sweep,
+        tile=params.tile,
     )
 
 

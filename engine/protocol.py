@@ -102,6 +102,8 @@ class RenderTask:
     upscale_factor: float = 2.0
     sweep: tuple[tuple[str, tuple[str, ...]], ...] = ()
     """Up to three axes, e.g. ``(("cfg", ("3", "5", "7")),)``; a sweep renders one image per combination."""
+    tile: bool = False
+    """Seamless texture (``--tile``): the image wraps around at its edges."""
     tile_vae: bool = False
     """Decode with a tiled VAE (large outputs); upscale turns it on by itself above 1024²."""
 

@@ -7,10 +7,11 @@ redone on its own. Engine process only.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,7 +75,16 @@ def batch_key(task: RenderTask) -> tuple[Any, ...] | None:
     """Tasks with equal keys run as one pipeline call; None for a task that must run alone."""
     if task.kind != "txt2img" or "<lora:" in task.prompt:
         return None
-    return (task.model, task.width, task.height, task.steps, task.cfg, task.sampler, bool(task.negative_prompt))
+    return (
+        task.model,
+        task.width,
+        task.height,
+        task.steps,
+        task.cfg,
+        task.sampler,
+        bool(task.negative_prompt),
+        task.tile,
+    )
 
 
 def group_tasks(tasks: Sequence[RenderTask], max_batch: int) -> list[list[RenderTask]]:
@@ -283,10 +293,34 @@ def denoise(
             pipe._interrupt = True
         return tensors
 
-    output = pipe(callback_on_step_end=step_end, **kwargs)
+    with seamless(pipe, enabled=first.tile):
+        output = pipe(callback_on_step_end=step_end, **kwargs)
     if all(hooks.is_cancelled(job_id) for job_id in job_ids):
         raise RenderCancelledError(f"job(s) {job_ids} cancelled")
     return list(output.images)
+
+
+@contextlib.contextmanager
+def seamless(pipe: Any, *, enabled: bool) -> Iterator[None]:
+    """``--tile``: circular padding in the UNet's and VAE's convolutions, so the image wraps at its edges."""
+    if not enabled:
+        yield
+        return
+    convolutions = [
+        module
+        for part in (getattr(pipe, "unet", None), getattr(pipe, "vae", None))
+        if part is not None
+        for module in part.modules()
+        if isinstance(module, torch.nn.Conv2d)
+    ]
+    previous = [conv.padding_mode for conv in convolutions]
+    for conv in convolutions:
+        conv.padding_mode = "circular"
+    try:
+        yield
+    finally:
+        for conv, mode in zip(convolutions, previous, strict=True):
+            conv.padding_mode = mode
 
 
 def _scheduler(model: LoadedModel, sampler: str) -> Any:

@@ -285,3 +285,33 @@ def test_single_file_checkpoint_loads_offline_and_renders_like_the_folder(
         cache, _task(root, model=folder_model, negative_prompt="blur"), (), Recorder().hooks
     ).images[0]
     assert from_file.tobytes() == from_folder.tobytes()
+
+
+def test_tile_makes_a_seamless_texture_and_restores_the_model(tmp_path: Path) -> None:
+    """--tile pads convolutions circularly for that job only: the result differs, and the next job is as before."""
+    import torch
+
+    from engine.render import seamless
+
+    class Holder:
+        unet = torch.nn.Sequential(torch.nn.Conv2d(1, 1, 3, padding=1))
+        vae = None
+
+    pipe = Holder()
+    with seamless(pipe, enabled=True):
+        assert pipe.unet[0].padding_mode == "circular"
+    assert pipe.unet[0].padding_mode == "zeros"
+    with seamless(pipe, enabled=False):
+        assert pipe.unet[0].padding_mode == "zeros"
+
+
+def test_tile_changes_the_render_and_leaves_the_next_job_alone(
+    root: Path, cache: ModelCache, config: EngineConfig
+) -> None:
+    """A --tile job renders differently; the same job without it afterwards matches one rendered before it."""
+    plain = _task(root)
+    before = render_group(cache, [plain], config.loras, Recorder().hooks)[0].images[0]
+    tiled = render_group(cache, [dataclasses.replace(plain, tile=True)], config.loras, Recorder().hooks)[0].images[0]
+    after = render_group(cache, [plain], config.loras, Recorder().hooks)[0].images[0]
+    assert np.abs(_pixels(before) - _pixels(tiled)).max() > 0
+    assert np.array_equal(_pixels(before), _pixels(after))

@@ -22,6 +22,8 @@ from engine.samplers import sampler_label
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 3
+ENGINE_RETRY_FIRST_S = 10.0
+ENGINE_RETRY_MAX_S = 300.0
 
 
 def should_retry(attempts: int, max_attempts: int = MAX_ATTEMPTS) -> bool:
@@ -89,11 +91,7 @@ class Worker:
 
     async def run(self) -> None:
         """Serve the queue until stopped."""
-        try:
-            await self.external_wait(self.engine.wait_ready(), reason="engine loading its model")
-        except EngineStartError as error:
-            log.error("the engine cannot start, so no job will run: %s", error)
-            raise
+        await self._wait_for_engine()
         while not self._stopping:
             self._wake.clear()
             jobs = await self._next_jobs()
@@ -101,6 +99,18 @@ class Worker:
                 await self.external_wait(self._wake.wait(), reason="waiting for queued jobs")
                 continue
             await self.run_jobs(jobs)
+
+    async def _wait_for_engine(self) -> None:
+        """Wait until the engine is ready; if it cannot start, say why and try again later (jobs stay queued)."""
+        delay = ENGINE_RETRY_FIRST_S
+        while not self._stopping:
+            try:
+                await self.external_wait(self.engine.wait_ready(), reason="engine loading its model")
+                return
+            except EngineStartError as error:
+                log.error("the engine cannot start; queued jobs wait. Retrying in %.0f s: %s", delay, error)
+                await self.external_wait(asyncio.sleep(delay), reason="waiting to restart the engine")
+                delay = min(delay * 2, ENGINE_RETRY_MAX_S)
 
     async def run_until_idle(self) -> None:
         """Run jobs until none are queued (a "burst" for the CLI and tests)."""

@@ -8,6 +8,7 @@ member. Progress edits are throttled to one every 2 s per message.
 from __future__ import annotations
 
 import asyncio
+import datetime
 import io
 import logging
 import time
@@ -42,7 +43,7 @@ class LiveRequest:
     """A request whose interaction token can still post and edit."""
 
     interaction: discord.Interaction[Any]
-    created: float = field(default_factory=time.monotonic)
+    created: datetime.datetime = field(default_factory=discord.utils.utcnow)
     messages: dict[int, discord.WebhookMessage] = field(default_factory=dict)
     pending: set[int] = field(default_factory=set)
     last_edit: dict[int, float] = field(default_factory=dict)
@@ -50,7 +51,7 @@ class LiveRequest:
 
     @property
     def token_alive(self) -> bool:
-        return time.monotonic() - self.created < TOKEN_LIFETIME_S
+        return (discord.utils.utcnow() - self.created).total_seconds() < TOKEN_LIFETIME_S
 
 
 def shown_prompt(job: Job, limit: int = 900) -> str:

@@ -141,3 +141,20 @@ def _reroll_id(post) -> str:  # type: ignore[no-untyped-def]
             if child.custom_id and child.custom_id.startswith("ib:R:"):
                 return child.custom_id
     raise AssertionError("no reroll button")
+
+
+async def test_results_after_the_token_expired_are_posted_to_the_channel(discord_env: simcord.Env) -> None:
+    guild = discord_env.create_guild()
+    channel = guild.create_text_channel("art")
+    night = guild.add_member(discord_env.create_user("night"))
+
+    await discord_env.bot.service.engine.wait_ready()
+    queued = await night.slash(channel, "imagine", prompt="a night sky --relax --seed 8 --steps 40")
+    assert queued.response is not None
+    assert "queued" in queued.response.content
+    await discord_env.advance_time(14.5 * 60)  # the interaction token expires while the job renders
+
+    await wait_until(discord_env, lambda: bool(_grid_messages(channel)), what="the late grid")
+    [post] = _grid_messages(channel)
+    assert post.webhook_id is None  # a normal channel message, not an interaction followup
+    assert night.mention in post.content

@@ -62,6 +62,9 @@ class Moderation:
 
     def __init__(self, store: Store) -> None:
         self.store = store
+        # Read on every /imagine, changed only by /admin in this process: cached, dropped on each change.
+        self._blocked: dict[int, list[str]] = {}
+        self._rules: dict[int, dict[int, bool]] = {}
 
     async def audit(
         self,
@@ -103,6 +106,7 @@ class Moderation:
             await record_audit(
                 db, actor_id=actor_id, action="blocklist.add", target=", ".join(added), reason=reason, guild_id=guild_id
             )
+        self._blocked.pop(guild_id, None)
         return added
 
     async def unblock(self, guild_id: int, phrases: list[str], *, actor_id: int, reason: str = "") -> list[str]:
@@ -121,13 +125,17 @@ class Moderation:
                 reason=reason,
                 guild_id=guild_id,
             )
+        self._blocked.pop(guild_id, None)
         return removed
 
     async def blocked(self, guild_id: int) -> list[str]:
-        rows = await self.store.fetch_all(
-            "SELECT phrase FROM blocklist WHERE guild_id = ? ORDER BY phrase", (guild_id,)
-        )
-        return [row[0] for row in rows]
+        cached = self._blocked.get(guild_id)
+        if cached is None:
+            rows = await self.store.fetch_all(
+                "SELECT phrase FROM blocklist WHERE guild_id = ? ORDER BY phrase", (guild_id,)
+            )
+            cached = self._blocked[guild_id] = [row[0] for row in rows]
+        return list(cached)
 
     async def check_prompt(self, guild_id: int | None, prompt: str) -> None:
         """Raise BlockedPromptError if the prompt contains a blocked entry of this server."""
@@ -155,12 +163,16 @@ class Moderation:
                 reason=reason,
                 guild_id=guild_id,
             )
+        self._rules.pop(guild_id, None)
 
     async def channel_rules(self, guild_id: int) -> dict[int, bool]:
-        rows = await self.store.fetch_all(
-            "SELECT channel_id, allowed FROM channel_rules WHERE guild_id = ?", (guild_id,)
-        )
-        return {int(row[0]): bool(row[1]) for row in rows}
+        cached = self._rules.get(guild_id)
+        if cached is None:
+            rows = await self.store.fetch_all(
+                "SELECT channel_id, allowed FROM channel_rules WHERE guild_id = ?", (guild_id,)
+            )
+            cached = self._rules[guild_id] = {int(row[0]): bool(row[1]) for row in rows}
+        return dict(cached)
 
     async def check_channel(self, guild_id: int | None, channel_id: int | None) -> None:
         """Raise ChannelNotAllowedError, naming the allowed channels, when the bot is not used here."""

@@ -7,6 +7,7 @@ import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
+import discord
 import pytest
 import simcord
 
@@ -70,6 +71,18 @@ async def discord_env(settings: Settings, engine: EngineSupervisor) -> AsyncIter
         if isinstance(current, ImagineBot):
             await release(current)
         env._raise_errors_since(env._errors_acknowledged)
+
+
+def scene(env: simcord.Env, member: str) -> tuple[simcord.GuildHandle, simcord.ChannelHandle, simcord.MemberActor]:
+    """A server with an #art channel and one member."""
+    guild = env.create_guild()
+    channel = guild.create_text_channel("art")
+    return guild, channel, guild.add_member(env.create_user(member))
+
+
+def posts(channel: simcord.ChannelHandle) -> list[discord.Message]:
+    """Messages of the channel that carry an image, oldest first."""
+    return [message for message in channel.history() if message.attachments]
 
 
 async def release(bot: ImagineBot) -> None:

@@ -6,6 +6,7 @@ import discord
 import simcord
 
 from bot.moderation import Moderation
+from tests.conftest import scene
 
 
 def _moderator(env: simcord.Env, guild: simcord.GuildHandle) -> simcord.MemberActor:
@@ -49,9 +50,7 @@ async def test_blocklist_blocks_prompts_and_is_audited(discord_env: simcord.Env)
 
 
 async def test_member_is_refused_even_when_discord_lets_them_run_admin(discord_env: simcord.Env) -> None:
-    guild = discord_env.create_guild()
-    channel = guild.create_text_channel("art")
-    member = guild.add_member(discord_env.create_user("sneaky"))
+    guild, channel, member = scene(discord_env, "sneaky")
     command = discord_env.backend.find_command("admin", guild.id, type=1)
     assert command is not None
     guild.set_command_permissions(int(command["id"]), {guild.default_role: True})
@@ -149,9 +148,7 @@ async def test_credits_tier_ban_and_queue_control(discord_env: simcord.Env) -> N
 
 
 async def test_every_admin_command_refuses_a_member(discord_env: simcord.Env) -> None:
-    guild = discord_env.create_guild()
-    channel = guild.create_text_channel("art")
-    member = guild.add_member(discord_env.create_user("sneaky"))
+    guild, channel, member = scene(discord_env, "sneaky")
     victim = guild.add_member(discord_env.create_user("victim"))
     command = discord_env.backend.find_command("admin", guild.id, type=1)
     guild.set_command_permissions(int(command["id"]), {guild.default_role: True})

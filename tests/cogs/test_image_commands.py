@@ -10,7 +10,7 @@ import pytest
 import simcord
 from PIL import Image
 
-from tests.conftest import wait_until
+from tests.conftest import posts, scene, wait_until
 
 BAD = Path(__file__).resolve().parents[1] / "data" / "bad"
 
@@ -21,26 +21,20 @@ def _png(size: tuple[int, int], color: str | int, mode: str = "RGB") -> bytes:
     return buffer.getvalue()
 
 
-def _posts(channel: simcord.ChannelHandle) -> list:
-    return [message for message in channel.history() if message.attachments]
-
-
 async def _jobs(env: simcord.Env) -> list[tuple[str, str]]:
     rows = await env.bot.service.store.fetch_all("SELECT kind, status FROM jobs ORDER BY id")
     return [(row[0], row[1]) for row in rows]
 
 
 async def test_imagine_with_an_image_is_img2img(discord_env: simcord.Env) -> None:
-    guild = discord_env.create_guild()
-    channel = guild.create_text_channel("art")
-    jo = guild.add_member(discord_env.create_user("jo"))
+    _guild, channel, jo = scene(discord_env, "jo")
 
     result = await jo.slash(
         channel, "imagine", prompt="a red fox --seed 2", image=("photo.png", _png((96, 64), "red")), strength=0.6
     )
     assert result.response is not None
     assert "(From your image) — queued" in result.response.content
-    await wait_until(discord_env, lambda: bool(_posts(channel)), what="the img2img grid")
+    await wait_until(discord_env, lambda: bool(posts(channel)), what="the img2img grid")
     assert await _jobs(discord_env) == [("img2img", "completed")]
     stored = list((discord_env.bot.settings.data_dir / "uploads").glob("*.png"))
     assert stored
@@ -48,9 +42,7 @@ async def test_imagine_with_an_image_is_img2img(discord_env: simcord.Env) -> Non
 
 
 async def test_edit_inpaints_and_sweep_posts_a_labelled_grid(discord_env: simcord.Env) -> None:
-    guild = discord_env.create_guild()
-    channel = guild.create_text_channel("art")
-    kim = guild.add_member(discord_env.create_user("kim"))
+    _guild, channel, kim = scene(discord_env, "kim")
 
     edited = await kim.slash(
         channel,
@@ -65,9 +57,9 @@ async def test_edit_inpaints_and_sweep_posts_a_labelled_grid(discord_env: simcor
     assert swept.response is not None
     assert "(Sweep) — queued" in swept.response.content
 
-    await wait_until(discord_env, lambda: len(_posts(channel)) == 2, what="the edit and the sweep")
+    await wait_until(discord_env, lambda: len(posts(channel)) == 2, what="the edit and the sweep")
     assert await _jobs(discord_env) == [("inpaint", "completed"), ("sweep", "completed")]
-    sweep_post = _posts(channel)[-1]
+    sweep_post = posts(channel)[-1]
     assert sweep_post.components == []  # a sweep grid has no buttons
 
 
@@ -82,9 +74,7 @@ async def test_edit_inpaints_and_sweep_posts_a_labelled_grid(discord_env: simcor
     ],
 )
 async def test_bad_uploads_are_refused_and_cost_nothing(discord_env: simcord.Env, name: str, fragment: str) -> None:
-    guild = discord_env.create_guild()
-    channel = guild.create_text_channel("art")
-    lee = guild.add_member(discord_env.create_user("lee"))
+    _guild, channel, lee = scene(discord_env, "lee")
     balance = (await discord_env.bot.service.ledger.member(lee.id)).balance
 
     result = await lee.slash(channel, "imagine", prompt="a fox", image=(f"../../{name}\x07", (BAD / name).read_bytes()))
@@ -94,13 +84,11 @@ async def test_bad_uploads_are_refused_and_cost_nothing(discord_env: simcord.Env
     assert fragment in text
     assert await _jobs(discord_env) == []
     assert await discord_env.bot.service.ledger.balance(lee.id) == balance
-    assert _posts(channel) == []
+    assert posts(channel) == []
 
 
 async def test_mask_of_another_shape_fails_with_a_clear_message_and_a_refund(discord_env: simcord.Env) -> None:
-    guild = discord_env.create_guild()
-    channel = guild.create_text_channel("art")
-    max_ = guild.add_member(discord_env.create_user("max"))
+    _guild, channel, max_ = scene(discord_env, "max")
     before = (await discord_env.bot.service.ledger.member(max_.id)).balance
 
     result = await max_.slash(

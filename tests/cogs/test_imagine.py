@@ -8,17 +8,11 @@ import simcord
 from PIL import Image
 
 from bot.custom_ids import parse_custom_id
-from tests.conftest import release, wait_until
-
-
-def _grid_messages(channel: simcord.ChannelHandle) -> list:
-    return [message for message in channel.history() if message.attachments]
+from tests.conftest import posts, release, scene, wait_until
 
 
 async def test_imagine_defers_queues_and_posts_grid_with_buttons(discord_env: simcord.Env) -> None:
-    guild = discord_env.create_guild()
-    channel = guild.create_text_channel("art")
-    alice = guild.add_member(discord_env.create_user("alice"))
+    _guild, channel, alice = scene(discord_env, "alice")
 
     result = await alice.slash(channel, "imagine", prompt="a red fox --ar 3:2 --seed 7")
 
@@ -29,9 +23,9 @@ async def test_imagine_defers_queues_and_posts_grid_with_buttons(discord_env: si
     assert "queued, position 1 in the fast lane" in result.response.content
     assert "a red fox" in result.response.content
 
-    await wait_until(discord_env, lambda: bool(_grid_messages(channel)), what="the grid post")
+    await wait_until(discord_env, lambda: bool(posts(channel)), what="the grid post")
 
-    [post] = _grid_messages(channel)
+    [post] = posts(channel)
     assert alice.mention in post.content
     assert "seed 7" in post.content
     [attachment] = post.attachments
@@ -57,9 +51,7 @@ async def test_imagine_defers_queues_and_posts_grid_with_buttons(discord_env: si
 
 
 async def test_bad_flag_is_an_ephemeral_error_and_queues_nothing(discord_env: simcord.Env) -> None:
-    guild = discord_env.create_guild()
-    channel = guild.create_text_channel("art")
-    bob = guild.add_member(discord_env.create_user("bob"))
+    _guild, channel, bob = scene(discord_env, "bob")
 
     result = await bob.slash(channel, "imagine", prompt="a cat --ar 3:0")
 
@@ -72,19 +64,17 @@ async def test_bad_flag_is_an_ephemeral_error_and_queues_nothing(discord_env: si
 
 
 async def test_u_button_upscales_and_the_upscale_gets_its_own_buttons(discord_env: simcord.Env) -> None:
-    guild = discord_env.create_guild()
-    channel = guild.create_text_channel("art")
-    carol = guild.add_member(discord_env.create_user("carol"))
+    _guild, channel, carol = scene(discord_env, "carol")
     await carol.slash(channel, "imagine", prompt="a lighthouse --seed 3")
-    await wait_until(discord_env, lambda: bool(_grid_messages(channel)), what="the grid post")
-    [post] = _grid_messages(channel)
+    await wait_until(discord_env, lambda: bool(posts(channel)), what="the grid post")
+    [post] = posts(channel)
 
     clicked = await carol.click(post, label="U2")
     assert clicked.response is not None
     assert "(Upscale of image 2) — queued" in clicked.response.content
 
-    await wait_until(discord_env, lambda: len(_grid_messages(channel)) == 2, what="the upscale")
-    upscale = _grid_messages(channel)[-1]
+    await wait_until(discord_env, lambda: len(posts(channel)) == 2, what="the upscale")
+    upscale = posts(channel)[-1]
     assert "Upscale of image 2" in upscale.content
     with Image.open(io.BytesIO(await upscale.attachments[0].read())) as image:
         assert image.size == (128, 128)  # one 64x64 image at 2x
@@ -99,12 +89,10 @@ async def test_u_button_upscales_and_the_upscale_gets_its_own_buttons(discord_en
 async def test_buttons_still_work_after_a_restart(discord_env: simcord.Env, settings, engine) -> None:  # type: ignore[no-untyped-def]
     from bot.discord_bot import ImagineBot
 
-    guild = discord_env.create_guild()
-    channel = guild.create_text_channel("art")
-    ivy = guild.add_member(discord_env.create_user("ivy"))
+    _guild, channel, ivy = scene(discord_env, "ivy")
     await ivy.slash(channel, "imagine", prompt="a tower --seed 4")
-    await wait_until(discord_env, lambda: bool(_grid_messages(channel)), what="the grid post")
-    [post] = _grid_messages(channel)
+    await wait_until(discord_env, lambda: bool(posts(channel)), what="the grid post")
+    [post] = posts(channel)
 
     await release(discord_env.bot)
     fresh = ImagineBot(settings, engine=engine)
@@ -114,19 +102,17 @@ async def test_buttons_still_work_after_a_restart(discord_env: simcord.Env, sett
     clicked = await ivy.click(post, label="V3")
     assert clicked.response is not None
     assert "(Variation of image 3) — queued" in clicked.response.content
-    await wait_until(discord_env, lambda: len(_grid_messages(channel)) == 2, what="the variation grid")
-    variation = _grid_messages(channel)[-1]
+    await wait_until(discord_env, lambda: len(posts(channel)) == 2, what="the variation grid")
+    variation = posts(channel)[-1]
     assert "Variation of image 3" in variation.content
 
 
 async def test_another_member_can_reroll_and_pays_for_it(discord_env: simcord.Env) -> None:
-    guild = discord_env.create_guild()
-    channel = guild.create_text_channel("art")
-    owner = guild.add_member(discord_env.create_user("owner"))
+    guild, channel, owner = scene(discord_env, "owner")
     other = guild.add_member(discord_env.create_user("other"))
     await owner.slash(channel, "imagine", prompt="a bridge --seed 9")
-    await wait_until(discord_env, lambda: bool(_grid_messages(channel)), what="the grid post")
-    [post] = _grid_messages(channel)
+    await wait_until(discord_env, lambda: bool(posts(channel)), what="the grid post")
+    [post] = posts(channel)
 
     clicked = await other.click(post, custom_id=_reroll_id(post))
     assert clicked.response is not None
@@ -144,9 +130,7 @@ def _reroll_id(post) -> str:  # type: ignore[no-untyped-def]
 
 
 async def test_results_after_the_token_expired_are_posted_to_the_channel(discord_env: simcord.Env) -> None:
-    guild = discord_env.create_guild()
-    channel = guild.create_text_channel("art")
-    night = guild.add_member(discord_env.create_user("night"))
+    _guild, channel, night = scene(discord_env, "night")
 
     await discord_env.bot.service.engine.wait_ready()
     queued = await night.slash(channel, "imagine", prompt="a night sky --relax --seed 8 --steps 40")
@@ -154,7 +138,7 @@ async def test_results_after_the_token_expired_are_posted_to_the_channel(discord
     assert "queued" in queued.response.content
     await discord_env.advance_time(14.5 * 60)  # the interaction token expires while the job renders
 
-    await wait_until(discord_env, lambda: bool(_grid_messages(channel)), what="the late grid")
-    [post] = _grid_messages(channel)
+    await wait_until(discord_env, lambda: bool(posts(channel)), what="the late grid")
+    [post] = posts(channel)
     assert post.webhook_id is None  # a normal channel message, not an interaction followup
     assert night.mention in post.content

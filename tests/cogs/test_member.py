@@ -5,7 +5,7 @@ from __future__ import annotations
 import simcord
 
 from bot.jobs import Lane
-from tests.conftest import wait_until
+from tests.conftest import scene, wait_until
 
 
 async def _jobs(env: simcord.Env) -> list[tuple[str, str, str]]:
@@ -14,9 +14,7 @@ async def _jobs(env: simcord.Env) -> list[tuple[str, str, str]]:
 
 
 async def test_settings_panel_saves_choices_that_later_jobs_use(discord_env: simcord.Env) -> None:
-    guild = discord_env.create_guild()
-    channel = guild.create_text_channel("art")
-    dana = guild.add_member(discord_env.create_user("dana"))
+    _guild, channel, dana = scene(discord_env, "dana")
 
     panel = await dana.slash(channel, "settings")
     assert panel.ephemeral
@@ -45,9 +43,7 @@ async def test_settings_panel_saves_choices_that_later_jobs_use(discord_env: sim
 
 
 async def test_lane_switch_commands(discord_env: simcord.Env) -> None:
-    guild = discord_env.create_guild()
-    channel = guild.create_text_channel("art")
-    eve = guild.add_member(discord_env.create_user("eve"))
+    _guild, channel, eve = scene(discord_env, "eve")
 
     result = await eve.slash(channel, "turbo")
     assert result.ephemeral
@@ -61,9 +57,7 @@ async def test_lane_switch_commands(discord_env: simcord.Env) -> None:
 
 
 async def test_permutations_post_one_grid_per_prompt(discord_env: simcord.Env) -> None:
-    guild = discord_env.create_guild()
-    channel = guild.create_text_channel("art")
-    finn = guild.add_member(discord_env.create_user("finn"))
+    _guild, channel, finn = scene(discord_env, "finn")
 
     result = await finn.slash(channel, "imagine", prompt="a {red, blue} kite --seed 5")
     assert result.response is not None
@@ -80,9 +74,7 @@ async def test_permutations_post_one_grid_per_prompt(discord_env: simcord.Env) -
 
 
 async def test_too_many_permutations_are_refused_privately(discord_env: simcord.Env) -> None:
-    guild = discord_env.create_guild()
-    channel = guild.create_text_channel("art")
-    gus = guild.add_member(discord_env.create_user("gus"))
+    _guild, channel, gus = scene(discord_env, "gus")
 
     result = await gus.slash(channel, "imagine", prompt="{a,b,c} {d,e,f} kite")
     assert result.ephemeral
@@ -92,9 +84,7 @@ async def test_too_many_permutations_are_refused_privately(discord_env: simcord.
 
 
 async def test_model_and_sampler_autocomplete_and_options(discord_env: simcord.Env) -> None:
-    guild = discord_env.create_guild()
-    channel = guild.create_text_channel("art")
-    hana = guild.add_member(discord_env.create_user("hana"))
+    _guild, channel, hana = scene(discord_env, "hana")
 
     models = await hana.autocomplete(channel, "imagine", "model", "tin", prompt="x")
     assert [choice["value"] for choice in models] == ["tiny", "tiny-sdxl"]

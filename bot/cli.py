@@ -82,6 +82,12 @@ def add_owner_commands(commands: Any) -> None:
     tier_set = tier_actions.add_parser("set", help="move a member to a tier")
     tier_set.add_argument("user_id", type=int, metavar="USER_ID")
     tier_set.add_argument("tier", metavar="TIER")
+    database = commands.add_parser("db", help="check or back up the database")
+    db_actions = database.add_subparsers(dest="action", required=True, metavar="ACTION")
+    check = db_actions.add_parser("check", help="verify every invariant; exit 1 with the broken rows")
+    check.add_argument("--no-files", action="store_true", help="do not check that result images exist")
+    backup = db_actions.add_parser("backup", help="an online backup (safe while the bot runs), then checked")
+    backup.add_argument("path", type=Path, metavar="PATH")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -104,6 +110,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         code, text = run_doctor(settings, probe_engine=not args.no_probe)
         print(text)
         return code
+    if args.command == "db":
+        return manage_database(settings, args)
     if args.command in ("credits", "tier"):
         return asyncio.run(manage_credits(settings, args))
     raise AssertionError(f"unhandled command {args.command}")
@@ -177,6 +185,24 @@ async def generate(settings: Settings, prompt: str, output: Path | None, options
         return EXIT_OK
     finally:
         await service.close()
+
+
+def manage_database(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.db_check import backup_database, check_database, describe
+
+    path = settings.database_file
+    try:
+        if args.action == "backup":
+            target = backup_database(path, args.path)
+            problems = check_database(target, check_files=False)
+            print(f"backup written to {target}")
+        else:
+            problems = check_database(path, check_files=not args.no_files)
+    except (FileNotFoundError, FileExistsError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+    print(describe(problems))
+    return EXIT_FAILED if problems else EXIT_OK
 
 
 async def manage_credits(settings: Settings, args: argparse.Namespace) -> int:

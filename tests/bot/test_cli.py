@@ -142,3 +142,25 @@ def test_owner_credit_commands(tmp_path: Path) -> None:
     assert shown.returncode == 0
     assert "grant by console: launch gift" in shown.stdout
     assert "Traceback" not in granted.stderr + refused.stderr + tier.stderr + shown.stderr
+
+
+def test_db_check_and_backup_commands(tmp_path: Path) -> None:
+    """db check exits 0 on a healthy database and 1 with the broken rows; db backup writes a checked copy."""
+    env = {"IMAGINE_MODEL": "tiny", "IMAGINE_DATA_DIR": str(tmp_path / "data")}
+    missing = run_cli("db", "check", cwd=tmp_path, env=env)
+    assert missing.returncode == 2
+    assert "no database" in missing.stderr
+    assert run_cli("credits", "grant", "42", "50", "--reason", "gift", cwd=tmp_path, env=env).returncode == 0
+    healthy = run_cli("db", "check", cwd=tmp_path, env=env)
+    assert healthy.returncode == 0, healthy.stdout + healthy.stderr
+    assert "every invariant holds" in healthy.stdout
+    backup = run_cli("db", "backup", str(tmp_path / "copy.db"), cwd=tmp_path, env=env)
+    assert backup.returncode == 0
+    assert (tmp_path / "copy.db").is_file()
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "data" / "imagine.db") as db:
+        db.execute("UPDATE users SET balance = balance + 1 WHERE user_id = 42")
+    broken = run_cli("db", "check", cwd=tmp_path, env=env)
+    assert broken.returncode == 1
+    assert "balance equals the sum" in broken.stdout

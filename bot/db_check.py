@@ -1,0 +1,122 @@
+"""``python -m bot db check`` and ``python -m bot db backup``: prove the database keeps its promises.
+
+The checks are plain SQL over one read-only connection, so they also run on a copy, on a database another
+process is using (WAL), and on a backup right after it is written.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+CHECKS: tuple[tuple[str, str, str], ...] = (
+    (
+        "balance equals the sum of the member's ledger rows",
+        "SELECT u.user_id, u.balance, COALESCE(SUM(l.delta), 0) FROM users u"
+        " LEFT JOIN ledger l ON l.user_id = u.user_id GROUP BY u.user_id"
+        " HAVING u.balance != COALESCE(SUM(l.delta), 0)",
+        "user_id, balance, ledger sum",
+    ),
+    ("no negative balance", "SELECT user_id, balance FROM users WHERE balance < 0", "user_id, balance"),
+    (
+        "each ledger row's balance_after is the running sum",
+        "SELECT id, user_id, balance_after, running FROM (SELECT id, user_id, balance_after,"
+        " SUM(delta) OVER (PARTITION BY user_id ORDER BY id) AS running FROM ledger) WHERE balance_after != running",
+        "ledger id, user_id, balance_after, running sum",
+    ),
+    (
+        "every job is in a known state",
+        "SELECT id, status FROM jobs WHERE status NOT IN ('queued', 'running', 'completed', 'failed', 'cancelled')",
+        "job id, status",
+    ),
+    (
+        "a job is charged what it cost, at most once",
+        "SELECT j.id, j.cost, COALESCE(-SUM(l.delta), 0) FROM jobs j LEFT JOIN ledger l"
+        " ON l.job_id = j.id AND l.kind = 'debit' GROUP BY j.id HAVING COALESCE(-SUM(l.delta), 0) != j.cost",
+        "job id, cost, charged",
+    ),
+    (
+        "failed and cancelled jobs are refunded exactly, others never",
+        "SELECT j.id, j.status, j.cost, COALESCE(SUM(l.delta), 0) FROM jobs j LEFT JOIN ledger l"
+        " ON l.job_id = j.id AND l.kind = 'refund' GROUP BY j.id HAVING COALESCE(SUM(l.delta), 0) !="
+        " CASE WHEN j.status IN ('failed', 'cancelled') THEN (SELECT COALESCE(-SUM(d.delta), 0) FROM ledger d"
+        " WHERE d.job_id = j.id AND d.kind = 'debit') ELSE 0 END",
+        "job id, status, cost, refunded",
+    ),
+    (
+        "a completed job has its images and grid",
+        "SELECT j.id, COUNT(r.idx), j.grid_path FROM jobs j LEFT JOIN results r ON r.job_id = j.id"
+        " WHERE j.status = 'completed' GROUP BY j.id HAVING COUNT(r.idx) = 0 OR j.grid_path IS NULL",
+        "job id, images, grid",
+    ),
+    (
+        "a job that ended has an end time",
+        "SELECT id, status FROM jobs WHERE status IN ('completed', 'failed', 'cancelled') AND finished_at IS NULL",
+        "job id, status",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Problem:
+    check: str
+    columns: str
+    rows: tuple[tuple[object, ...], ...]
+
+
+def check_database(path: Path, *, check_files: bool = True) -> list[Problem]:
+    """Every broken invariant with its offending rows (at most 20 each); an empty list means all hold."""
+    if not path.is_file():
+        raise FileNotFoundError(f"no database at {path}")
+    connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        problems: list[Problem] = []
+        integrity = connection.execute("PRAGMA integrity_check").fetchall()
+        if integrity != [("ok",)]:
+            problems.append(Problem("SQLite integrity", "message", tuple(tuple(row) for row in integrity[:20])))
+        for name, sql, columns in CHECKS:
+            rows = connection.execute(sql).fetchmany(20)
+            if rows:
+                problems.append(Problem(name, columns, tuple(tuple(row) for row in rows)))
+        if check_files:
+            missing = [
+                (job_id, image_path)
+                for job_id, image_path in connection.execute(
+                    "SELECT r.job_id, r.path FROM results r JOIN jobs j ON j.id = r.job_id WHERE j.status = 'completed'"
+                )
+                if not Path(image_path).is_file()
+            ]
+            if missing:
+                problems.append(Problem("completed jobs' images are on disk", "job id, path", tuple(missing[:20])))
+        return problems
+    finally:
+        connection.close()
+
+
+def backup_database(source: Path, destination: Path) -> Path:
+    """An online, consistent copy (SQLite's backup API: safe while the bot writes), written atomically."""
+    if destination.exists():
+        raise FileExistsError(f"{destination} exists; choose a new file for the backup")
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    temporary = destination.with_name(f".{destination.name}.partial")
+    temporary.unlink(missing_ok=True)
+    reader = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
+    writer = sqlite3.connect(temporary)
+    try:
+        reader.backup(writer)
+    finally:
+        writer.close()
+        reader.close()
+    temporary.replace(destination)
+    return destination
+
+
+def describe(problems: list[Problem]) -> str:
+    if not problems:
+        return "database check: every invariant holds"
+    lines = [f"database check: {len(problems)} problem(s)"]
+    for problem in problems:
+        lines.append(f"- {problem.check} ({problem.columns}):")
+        lines.extend(f"    {row}" for row in problem.rows)
+    return "\n".join(lines)

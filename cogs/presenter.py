@@ -101,13 +101,31 @@ def running_text(job: Job, step: int, total: int) -> str:
 
 
 def result_text(job: Job, mention: str) -> str:
-    params = job.params
     label = kind_label(job)
-    text = (
-        f"**{shown_prompt(job)}**{f' - {label}' if label else ''} - {mention} ({job.lane.value}, "
-        f"seed {params.seed}, {params.steps} steps)"
-    )
+    text = f"**{shown_prompt(job)}**{f' - {label}' if label else ''} - {mention} ({job.lane.value})"
     return text[:MAX_CONTENT]
+
+
+def result_embed(job: Job, filename: str) -> discord.Embed:
+    """The parameters, compact: what someone needs to redo or tweak the image."""
+    params = job.params
+    embed = discord.Embed(colour=discord.Colour.blurple())
+    details = [
+        f"**Seed** {params.seed}",
+        f"**Size** {params.width}×{params.height}",
+        f"**Steps** {params.steps}",
+        f"**CFG** {params.cfg:g}",
+        f"**Sampler** {params.sampler}",
+        f"**Model** {params.model}",
+    ]
+    if params.negative:
+        details.append(f"**No** {discord.utils.escape_markdown(params.negative)[:200]}")
+    if params.init_image:
+        details.append(f"**Strength** {params.strength:g}")
+    embed.description = " · ".join(details)[:4096]
+    embed.set_image(url=f"attachment://{filename}")
+    embed.set_footer(text=f"job {job.id}" + (f" · {job.cost} credits" if job.cost else ""))
+    return embed
 
 
 def result_file(path: Path, name: str, limit: int = MAX_UPLOAD_BYTES) -> discord.File:
@@ -206,7 +224,9 @@ class Presenter(commands.Cog):
         file = await asyncio.to_thread(result_file, Path(job.grid_path), f"imagine_{job.id}")
         content = result_text(job, mention)
         view = result_view(job)
-        extra: dict[str, Any] = {"view": view} if view is not None else {}
+        extra: dict[str, Any] = {"embed": result_embed(job, file.filename or "image.png")}
+        if view is not None:
+            extra["view"] = view
         if live is not None and live.token_alive:
             async with live.lock:
                 await live.interaction.followup.send(

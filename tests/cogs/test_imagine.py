@@ -27,7 +27,10 @@ async def test_imagine_defers_queues_and_posts_grid_with_buttons(discord_env: si
 
     [post] = posts(channel)
     assert alice.mention in post.content
-    assert "seed 7" in post.content
+    [embed] = post.embeds
+    assert "**Seed** 7" in embed.description
+    assert "**Size** 80×48" in embed.description
+    assert embed.image.url.endswith(post.attachments[0].filename)
     [attachment] = post.attachments
     assert attachment.filename.endswith(".png")
     data = await attachment.read()
@@ -142,3 +145,51 @@ async def test_results_after_the_token_expired_are_posted_to_the_channel(discord
     [post] = posts(channel)
     assert post.webhook_id is None  # a normal channel message, not an interaction followup
     assert night.mention in post.content
+
+
+async def test_every_upscale_button_queues_its_job(discord_env: simcord.Env) -> None:
+    _guild, channel, ola = scene(discord_env, "ola")
+    await discord_env.bot.service.ledger.set_tier(ola.id, "supporter", actor="test")  # room for 10 jobs
+    await ola.slash(channel, "imagine", prompt="a pier --seed 5")
+    await wait_until(discord_env, lambda: bool(posts(channel)), what="the grid")
+    await ola.click(posts(channel)[0], label="U1")
+    await wait_until(discord_env, lambda: len(posts(channel)) == 2, what="the upscale")
+    upscale = posts(channel)[-1]
+    expected = {
+        "Vary (Subtle)": "Variation of image 1",
+        "Vary (Strong)": "Variation of image 1",
+        "Zoom Out 2x": "Zoom out 2x",
+        "Zoom Out 1.5x": "Zoom out 1.5x",
+        "⬅️": "Pan left",
+        "➡️": "Pan right",
+        "⬆️": "Pan up",
+        "⬇️": "Pan down",
+    }
+    for row in upscale.components:
+        for button in row.children:
+            name = button.label or str(button.emoji)
+            clicked = await ola.click(upscale, custom_id=button.custom_id)
+            assert clicked.response is not None, name
+            assert f"({expected[name]}) — queued" in clicked.response.content, name
+    rows = await discord_env.bot.service.store.fetch_all("SELECT kind, params FROM jobs ORDER BY id")
+    kinds = [row[0] for row in rows]
+    assert kinds[:2] == ["imagine", "upscale"]
+    assert sorted(kinds[2:]) == sorted(["variation"] * 2 + ["zoom"] * 2 + ["pan"] * 4)
+    assert '"strength": 0.35' in rows[2][1]  # subtle
+    assert '"strength": 0.65' in rows[3][1]  # strong
+
+
+async def test_a_member_cannot_cancel_another_members_job(discord_env: simcord.Env) -> None:
+    guild, channel, pat = scene(discord_env, "pat")
+    quinn = guild.add_member(discord_env.create_user("quinn"))
+    await pat.slash(channel, "imagine", prompt="a bell --steps 40")
+    [job_id] = [row[0] for row in await discord_env.bot.service.store.fetch_all("SELECT id FROM jobs")]
+
+    refused = await quinn.slash(channel, "cancel", job=job_id)
+    assert refused.ephemeral
+    assert "only cancel your own jobs" in refused.response.content
+    cancelled = await pat.slash(channel, "cancel", job=job_id)
+    assert cancelled.ephemeral
+    assert f"Job `{job_id}` cancelled" in cancelled.response.content
+    row = await discord_env.bot.service.store.fetch_one("SELECT status FROM jobs WHERE id = ?", (job_id,))
+    assert row[0] == "cancelled"

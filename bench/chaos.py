@@ -82,6 +82,20 @@ def _engine_pid(core: subprocess.Popen[bytes]) -> int | None:
     return None
 
 
+def _wait_for_running_job(database: Path, *, limit_s: float) -> bool:
+    """Wait until some job is rendering, so an engine kill hits work in flight (not a loading engine)."""
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        try:
+            with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=5) as db:
+                if db.execute("SELECT COUNT(*) FROM jobs WHERE status = 'running'").fetchone()[0]:
+                    return True
+        except sqlite3.Error:
+            pass
+        time.sleep(0.05)
+    return False
+
+
 def _start_core(data_dir: Path, members: int, interval_s: float, log: Path) -> subprocess.Popen[bytes]:
     with log.open("ab") as output:
         return subprocess.Popen(
@@ -120,6 +134,9 @@ def orchestrate(
                 done_bot += 1
                 core = _start_core(data_dir, members, interval_s, log)
                 continue
+            if not _wait_for_running_job(data_dir / "imagine.db", limit_s=30):
+                continue
+            time.sleep(rng.uniform(0.0, 0.4))  # somewhere inside the job
             engine = _engine_pid(core)
             if engine is not None:
                 try:

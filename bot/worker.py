@@ -108,6 +108,10 @@ class Worker:
                 await self.external_wait(self.engine.wait_ready(), reason="engine loading its model")
                 return
             except EngineStartError as error:
+                if self.engine.fatal is None:
+                    # It died while loading (killed, crashed): the supervisor's own backoff paces the restart.
+                    log.warning("the engine died while loading; starting it again: %s", error)
+                    continue
                 log.error("the engine cannot start; queued jobs wait. Retrying in %.0f s: %s", delay, error)
                 await self.external_wait(asyncio.sleep(delay), reason="waiting to restart the engine")
                 delay = min(delay * 2, ENGINE_RETRY_MAX_S)

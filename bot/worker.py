@@ -166,7 +166,10 @@ class Worker:
             return
         except EngineStartError as error:
             for job in jobs:
-                await self._fail(job, f"the engine could not start: {error}", str(error))
+                if self.engine.fatal is None:  # it died while loading: like a crash, the job is tried again
+                    await self._after_crash(job, str(error))
+                else:  # the model cannot load: say so and refund
+                    await self._fail(job, f"the engine could not start: {error}", str(error))
             return
         for job, result in zip(jobs, results, strict=True):
             if isinstance(result, TaskDone):

@@ -35,9 +35,11 @@ DRAINED_FILE = "chaos.drained"
 async def run_core(data_dir: Path, members: int, interval_s: float) -> None:
     from bot.errors import ImagineError
     from bot.jobs import Origin, Status
+    from bot.logs import setup_logging
     from bot.service import ImagineService
     from config.settings import Settings
 
+    setup_logging("INFO")
     settings = Settings(  # type: ignore[call-arg]
         _env_file=None, model="tiny", data_dir=data_dir, engine_start_timeout_s=180, job_timeout_s=120
     )
@@ -82,10 +84,20 @@ def _engine_pid(core: subprocess.Popen[bytes]) -> int | None:
     return None
 
 
-def _wait_for_running_job(database: Path, *, limit_s: float) -> bool:
-    """Wait until some job is rendering, so an engine kill hits work in flight (not a loading engine)."""
+def _count_ready(log: Path) -> int:
+    try:
+        return log.read_text(errors="replace").count("engine ready:")
+    except OSError:
+        return 0
+
+
+def _wait_for_work(log: Path, database: Path, *, since_ready: int, limit_s: float) -> bool:
+    """Wait until a freshly started engine is ready and some job is running, so a kill hits work in flight."""
     deadline = time.monotonic() + limit_s
     while time.monotonic() < deadline:
+        if _count_ready(log) <= since_ready:
+            time.sleep(0.1)
+            continue
         try:
             with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=5) as db:
                 if db.execute("SELECT COUNT(*) FROM jobs WHERE status = 'running'").fetchone()[0]:
@@ -123,6 +135,7 @@ def orchestrate(
     log = data_dir / "core.log"
     core = _start_core(data_dir, members, interval_s, log)
     done_engine = done_bot = 0
+    readies = 0
     started = time.monotonic()
     try:
         while done_engine < engine_kills or done_bot < bot_kills:
@@ -133,9 +146,11 @@ def orchestrate(
                 core.wait()
                 done_bot += 1
                 core = _start_core(data_dir, members, interval_s, log)
+                readies = _count_ready(log)
                 continue
-            if not _wait_for_running_job(data_dir / "imagine.db", limit_s=30):
+            if not _wait_for_work(log, data_dir / "imagine.db", since_ready=readies, limit_s=60):
                 continue
+            readies = _count_ready(log)
             time.sleep(rng.uniform(0.0, 0.4))  # somewhere inside the job
             engine = _engine_pid(core)
             if engine is not None:

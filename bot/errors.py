@@ -64,6 +64,14 @@ class InsufficientCreditsError(SchedulerError):
         self.relax_offered = relax_offered
 
 
+class DuplicateJobError(SchedulerError):
+    """The member pressed a button whose job of theirs is still queued or running."""
+
+    def __init__(self, job_id: int) -> None:
+        super().__init__(f"that is already on its way (job {job_id}); you were not charged again")
+        self.job_id = job_id
+
+
 class QueueLimitError(SchedulerError):
     """The member already has as many jobs waiting as their tier allows."""
 
@@ -103,6 +111,7 @@ class LedgerError(ImagineError):
 __all__ = [
     "BannedError",
     "ConfigError",
+    "DuplicateJobError",
     "EngineCrashedError",
     "EngineError",
     "EngineStartError",

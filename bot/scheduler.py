@@ -29,6 +29,7 @@ from bot import ledger
 from bot.costs import job_cost
 from bot.errors import (
     BannedError,
+    DuplicateJobError,
     InsufficientCreditsError,
     JobNotFoundError,
     LaneNotAllowedError,
@@ -168,6 +169,9 @@ class Scheduler:
             chosen = lane if lane is not None else Lane(member.default_lane)
             if chosen is Lane.RELAX and not tier.relax:
                 raise LaneNotAllowedError(chosen.value, member.tier)
+            for request in requests:
+                if request.parent_id is not None:
+                    _refuse_duplicate_follow_up(db, user_id, request)
             queued = db.execute(
                 "SELECT COUNT(*) FROM jobs WHERE user_id = ? AND status = 'queued'", (user_id,)
             ).fetchone()[0]
@@ -531,3 +535,20 @@ class Scheduler:
 
     async def count(self, status: Status) -> int:
         return int(await self.store.fetch_value("SELECT COUNT(*) FROM jobs WHERE status = ?", (status.value,)))
+
+
+def _refuse_duplicate_follow_up(db: sqlite3.Connection, user_id: int, request: JobRequest) -> None:
+    """Twenty clicks on one button make one job: the same follow-up of the same image, still active, is refused."""
+    rows = db.execute(
+        "SELECT id, params FROM jobs WHERE user_id = ? AND parent_id = ? AND parent_index IS ? AND kind = ?"
+        " AND status IN ('queued', 'running')",
+        (user_id, request.parent_id, request.parent_index, request.kind.value),
+    ).fetchall()
+    wanted = _follow_up_signature(request.params)
+    for job_id, params in rows:
+        if _follow_up_signature(RenderParams.from_json(params)) == wanted:
+            raise DuplicateJobError(job_id)
+
+
+def _follow_up_signature(params: RenderParams) -> tuple[float, float, str, float]:
+    return (params.strength, params.zoom, params.pan, params.upscale_factor)

@@ -74,7 +74,7 @@ async def test_edit_inpaints_and_sweep_posts_a_labelled_grid(discord_env: simcor
     ],
 )
 async def test_bad_uploads_are_refused_and_cost_nothing(discord_env: simcord.Env, name: str, fragment: str) -> None:
-    _guild, channel, lee = scene(discord_env, "lee")
+    guild, channel, lee = scene(discord_env, "lee")
     balance = (await discord_env.bot.service.ledger.member(lee.id)).balance
 
     result = await lee.slash(channel, "imagine", prompt="a fox", image=(f"../../{name}\x07", (BAD / name).read_bytes()))
@@ -85,6 +85,11 @@ async def test_bad_uploads_are_refused_and_cost_nothing(discord_env: simcord.Env
     assert await _jobs(discord_env) == []
     assert await discord_env.bot.service.ledger.balance(lee.id) == balance
     assert posts(channel) == []
+    next_member = guild.add_member(discord_env.create_user("next"))
+    served = await next_member.slash(channel, "imagine", prompt="a fox --seed 1")
+    assert served.response is not None
+    assert "queued" in served.response.content  # the bot keeps serving
+    await wait_until(discord_env, lambda: bool(posts(channel)), what="the next member's grid")
 
 
 async def test_mask_of_another_shape_fails_with_a_clear_message_and_a_refund(discord_env: simcord.Env) -> None:

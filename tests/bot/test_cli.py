@@ -164,3 +164,22 @@ def test_db_check_and_backup_commands(tmp_path: Path) -> None:
     broken = run_cli("db", "check", cwd=tmp_path, env=env)
     assert broken.returncode == 1
     assert "balance equals the sum" in broken.stdout
+
+
+@pytest.mark.parametrize(
+    ("name", "fragment"),
+    [
+        ("not_an_image.png", "not an image this bot can read"),
+        ("truncated.jpg", "damaged or truncated"),
+        ("bomb.png", "far too many pixels"),
+        ("empty.png", "empty (0 bytes)"),
+    ],
+)
+def test_generate_refuses_bad_images(tmp_path: Path, name: str, fragment: str) -> None:
+    """The corpus through the shell: exit 2, a clear error, nothing written outside data/."""
+    bad = Path(__file__).resolve().parents[1] / "data" / "bad" / name
+    completed = run_cli("generate", "a fox", "--image", str(bad), cwd=tmp_path, env={"IMAGINE_MODEL": "tiny"})
+    assert completed.returncode == 2
+    assert fragment in completed.stderr
+    assert "Traceback" not in completed.stderr
+    assert sorted(path.name for path in tmp_path.iterdir()) in (["data", "none.toml"], ["data"], [])

@@ -116,3 +116,37 @@ def _all_jobs_ended(env: simcord.Env) -> bool:
     with sqlite3.connect(env.bot.settings.database_file) as db:
         (active,) = db.execute("SELECT COUNT(*) FROM jobs WHERE status IN ('queued', 'running')").fetchone()
     return active == 0
+
+
+@pytest.mark.parametrize(
+    ("prompt", "fragment"),
+    [
+        ("x" * 5999, "limit is 1500"),
+        ("a fox --ar 1:0", "--ar W:H"),
+        ("a fox --cfg nan", "--cfg X"),
+        ("a fox --cfg inf", "--cfg X"),
+        ("a fox --steps -3", "--steps N"),
+        ("a fox --seed 99999999999999", "--seed N"),
+        ("a fox --repeat 10000", "out of range"),
+        ("a {red, {blue fox", "without its `}`"),
+        ("a red} fox", "without its `{`"),
+        ("\u200b\u202e --ar 3:2", "prompt is empty"),
+    ],
+)
+async def test_hostile_prompts_through_discord(discord_env: simcord.Env, prompt: str, fragment: str) -> None:
+    _guild, channel, tom = scene(discord_env, "tom")
+    result = await tom.slash(channel, "imagine", prompt=prompt)
+    assert result.ephemeral
+    assert fragment in result.response.content
+    assert await _jobs(discord_env) == []
+
+
+async def test_sql_and_right_to_left_text_is_just_a_prompt(discord_env: simcord.Env) -> None:
+    _guild, channel, uma = scene(discord_env, "uma")
+    result = await uma.slash(channel, "imagine", prompt="a fox'); DROP TABLE jobs;-- \u202eevil\u202c --seed 3")
+    assert "queued" in result.response.content
+    rows = await discord_env.bot.service.store.fetch_all("SELECT prompt FROM jobs")
+    assert len(rows) == 1
+    assert "DROP TABLE jobs" in rows[0][0]
+    assert "\u202e" not in rows[0][0]
+    await wait_until(discord_env, lambda: _all_jobs_ended(discord_env), what="the job")

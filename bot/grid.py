@@ -9,7 +9,7 @@ from pathlib import Path
 
 from PIL import Image, PngImagePlugin
 
-PARAMETERS_KEY = "parameters"
+from engine.metadata import PARAMETERS_KEY
 
 
 def grid_shape(count: int) -> tuple[int, int]:

@@ -66,21 +66,10 @@ class Moderation:
         self._blocked: dict[int, list[str]] = {}
         self._rules: dict[int, dict[int, bool]] = {}
 
-    async def audit(
-        self,
-        *,
-        actor_id: int,
-        action: str,
-        target: str | None = None,
-        reason: str = "",
-        guild_id: int | None = None,
-        details: Mapping[str, Any] | None = None,
-    ) -> None:
-        """Record an admin action done elsewhere (credits, tiers, bans, queue control)."""
+    async def audit(self, **entry: Any) -> None:
+        """Record an admin action done elsewhere (credits, tiers, bans, queue control); fields of record_audit."""
         async with self.store.transaction() as db:
-            await record_audit(
-                db, actor_id=actor_id, action=action, target=target, reason=reason, guild_id=guild_id, details=details
-            )
+            await record_audit(db, **entry)
 
     async def block(self, guild_id: int, phrases: list[str], *, actor_id: int, reason: str = "") -> list[str]:
         """Add phrases (comma separated words or phrases); returns the ones newly added."""

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from dataclasses import dataclass, replace
 
+from bot import ledger
 from bot.errors import ImagineError
 from bot.jobs import Lane
 from bot.prompt import ParsedPrompt
 from bot.store import Store
+from config.settings import Settings
 
 PREFERENCE_FIELDS = ("model", "aspect", "steps", "sampler")
 
@@ -34,18 +37,20 @@ def apply_preferences(parsed: ParsedPrompt, preferences: Preferences) -> ParsedP
         changes["steps"] = preferences.steps
     if preferences.sampler and "sampler" not in parsed.flags:
         changes["sampler"] = preferences.sampler
-    if preferences.lane and parsed.lane is None:
-        changes["lane"] = preferences.lane.value
     return replace(parsed, **changes)  # type: ignore[arg-type]
 
 
 class PreferenceStore:
-    def __init__(self, store: Store) -> None:
+    """Reads and writes /settings. The lane is the member's ``users.default_lane``, which the scheduler uses."""
+
+    def __init__(self, store: Store, settings: Settings) -> None:
         self.store = store
+        self.settings = settings
 
     async def get(self, user_id: int) -> Preferences:
         row = await self.store.fetch_one(
-            "SELECT model, aspect, steps, sampler, lane FROM preferences WHERE user_id = ?",
+            "SELECT p.model, p.aspect, p.steps, p.sampler, u.default_lane FROM users u"
+            " LEFT JOIN preferences p ON p.user_id = u.user_id WHERE u.user_id = ?",
             (user_id,),
         )
         if row is None:
@@ -59,24 +64,18 @@ class PreferenceStore:
             raise ImagineError(f"unknown setting(s): {', '.join(sorted(unknown))}")
         current = replace(await self.get(user_id), **changes)  # type: ignore[arg-type]
         now = time.time()
-        async with self.store.transaction() as db:
-            await db.execute(
-                "INSERT INTO users (user_id, created_at) VALUES (?, ?) ON CONFLICT (user_id) DO NOTHING",
-                (user_id, now),
-            )
-            await db.execute(
-                "INSERT INTO preferences (user_id, model, aspect, steps, sampler, lane, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (user_id) DO UPDATE SET model = excluded.model,"
+
+        def work(db: sqlite3.Connection) -> None:
+            ledger.ensure_member(db, user_id, self.settings, now)  # a new member gets their tier and allowance
+            if "lane" in changes and current.lane is not None:
+                db.execute("UPDATE users SET default_lane = ? WHERE user_id = ?", (current.lane.value, user_id))
+            db.execute(
+                "INSERT INTO preferences (user_id, model, aspect, steps, sampler, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (user_id) DO UPDATE SET model = excluded.model,"
                 " aspect = excluded.aspect, steps = excluded.steps, sampler = excluded.sampler,"
-                " lane = excluded.lane, updated_at = excluded.updated_at",
-                (
-                    user_id,
-                    current.model,
-                    current.aspect,
-                    current.steps,
-                    current.sampler,
-                    current.lane.value if current.lane else None,
-                    now,
-                ),
+                " updated_at = excluded.updated_at",
+                (user_id, current.model, current.aspect, current.steps, current.sampler, now),
             )
-        return current
+
+        await self.store.write(work)
+        return await self.get(user_id)

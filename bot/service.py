@@ -145,7 +145,7 @@ class ImagineService:
         self.queue = Scheduler(store, settings)
         self.ledger = Ledger(store, settings)
         self.moderation = Moderation(store)
-        self.preferences = PreferenceStore(store)
+        self.preferences = PreferenceStore(store, settings)
         self.engine = engine
         self.events = EventBus()
         self._owns_engine = owns_engine

@@ -11,6 +11,7 @@ from typing import Any
 from bot.engine_supervisor import EngineSupervisor
 from bot.errors import EngineCrashedError, EngineStartError, JobNotFoundError
 from bot.events import EventBus, EventKind, JobEvent
+from bot.fairness import should_requeue
 from bot.grid import write_grid
 from bot.jobs import KIND_TO_ENGINE, ImageResult, Job
 from bot.scheduler import Scheduler
@@ -21,14 +22,8 @@ from engine.samplers import sampler_label
 
 log = logging.getLogger(__name__)
 
-MAX_ATTEMPTS = 3
 ENGINE_RETRY_FIRST_S = 10.0
 ENGINE_RETRY_MAX_S = 300.0
-
-
-def should_retry(attempts: int, max_attempts: int = MAX_ATTEMPTS) -> bool:
-    """A job interrupted by an engine crash is retried until it has been tried ``max_attempts`` times."""
-    return attempts < max_attempts
 
 
 def render_task_for(job: Job, images_dir: Path) -> RenderTask:
@@ -129,9 +124,6 @@ class Worker:
         job = await self.queue.claim_next(self.only)
         return [job] if job is not None else []
 
-    async def run_job(self, job: Job) -> None:
-        await self.run_jobs([job])
-
     async def run_jobs(self, jobs: list[Job]) -> None:
         """Render a batch of compatible jobs in one engine call; each job ends on its own."""
         for job in jobs:
@@ -187,7 +179,7 @@ class Worker:
         await self.events.emit(JobEvent(EventKind.FAILED, failed, message=message))
 
     async def _after_crash(self, job: Job, reason: str) -> None:
-        if should_retry(job.attempts, self.queue.policy.max_attempts):
+        if should_requeue(job.attempts, self.queue.policy.max_attempts):
             log.warning("job %s interrupted (%s); retrying (attempt %d)", job.id, reason, job.attempts)
             try:
                 requeued = await self.queue.requeue(job.id, reason)

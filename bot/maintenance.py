@@ -69,28 +69,22 @@ class Maintenance:
         """Schedule the jobs (stable ids, replacing any earlier ones) and start APScheduler in this loop."""
         policy = self.scheduler.policy
         scheduler = AsyncIOScheduler(timezone="UTC")
-        scheduler.add_job(
-            self.refill,
-            "interval",
-            seconds=policy.refill_check_s,
-            id=REFILL_JOB_ID,
-            name="top up tier allowances",
-            replace_existing=True,
-            coalesce=True,
-            max_instances=1,
-            misfire_grace_time=None,
+        jobs = (
+            (self.refill, policy.refill_check_s, REFILL_JOB_ID, "top up tier allowances"),
+            (self.sweep_leases, policy.lease_sweep_s, LEASE_SWEEP_JOB_ID, "take back jobs whose lease expired"),
         )
-        scheduler.add_job(
-            self.sweep_leases,
-            "interval",
-            seconds=policy.lease_sweep_s,
-            id=LEASE_SWEEP_JOB_ID,
-            name="take back jobs whose lease expired",
-            replace_existing=True,
-            coalesce=True,
-            max_instances=1,
-            misfire_grace_time=None,
-        )
+        for function, every_s, job_id, name in jobs:
+            scheduler.add_job(
+                function,
+                "interval",
+                seconds=every_s,
+                id=job_id,
+                name=name,
+                replace_existing=True,
+                coalesce=True,
+                max_instances=1,
+                misfire_grace_time=None,
+            )
         scheduler.start()
         self.apscheduler = scheduler
         return scheduler

@@ -31,8 +31,8 @@ def _bare_pipeline(model_dir: str):  # type: ignore[no-untyped-def]
 async def main() -> dict[str, object]:
     import torch
 
-    from bot.cli import CONSOLE_USER_ID
-    from bot.jobs import Origin, Status
+    from bot.actors import Actor
+    from bot.jobs import Status
     from bot.service import ImagineService
     from engine.tiny import ensure_tiny_model
 
@@ -46,7 +46,7 @@ async def main() -> dict[str, object]:
 
     async def full() -> float:
         started = time.perf_counter()
-        submitted = await service.enqueue(CONSOLE_USER_ID, prepared, origin=Origin(source="bench"))
+        submitted = await service.enqueue(Actor.console(), prepared)
         await service.worker.run_until_idle()
         elapsed = time.perf_counter() - started
         job = await service.queue.get(submitted.job.id)

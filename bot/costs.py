@@ -11,6 +11,7 @@ import math
 from collections.abc import Iterable
 
 from bot.jobs import Lane, RenderParams
+from bot.sweep_spec import cell_steps
 from config.settings import CreditsSettings
 
 
@@ -43,11 +44,14 @@ def work_units(width: int, height: int, steps: int, images: int, credits: Credit
     return (width * height * steps * images) / (credits.unit_pixels * credits.unit_steps)
 
 
-def rendered_images(params: RenderParams) -> int:
-    """Images the engine renders: one per cell for a sweep, else ``params.images``."""
+def job_work(params: RenderParams, credits: CreditsSettings) -> float:
+    """The work a job really does: a sweep is the sum of its cells, each at its own (maybe swept) steps."""
     if not params.sweep:
-        return params.images
-    return math.prod(len(values) for _, values in params.sweep)
+        return work_units(params.width, params.height, params.steps, params.images, credits)
+    return sum(
+        work_units(params.width, params.height, steps, params.images, credits)
+        for steps in cell_steps(params.sweep, params.steps)
+    )
 
 
 def job_cost(
@@ -62,8 +66,7 @@ def job_cost(
     factor = model_multiplier * kind_multiplier(kind, credits) * lane_multiplier(lane, credits)
     if factor == 0:
         return 0
-    raw = work_units(params.width, params.height, params.steps, rendered_images(params), credits)
-    raw *= credits.credits_per_unit
+    raw = job_work(params, credits) * credits.credits_per_unit
     # Round away float noise before ceil so that exactly 5.0 never becomes 6.
     return max(credits.min_cost, math.ceil(round(raw * factor, 9)))
 

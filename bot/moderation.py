@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import aiosqlite
 
+from bot.actors import Actor
 from bot.blocklist import channel_allowed, find_blocked, normalise_words
 from bot.errors import ImagineError
 from bot.store import Store
@@ -28,6 +29,13 @@ class BlockedPromptError(ImagineError):
 
 class ChannelNotAllowedError(ImagineError):
     """The bot is not used in this channel; the message names where it can be used."""
+
+
+class ServerOnlyError(ImagineError):
+    """A request from outside a server (a direct message): no server's rules would apply, so it is refused."""
+
+    def __init__(self) -> None:
+        super().__init__("imaginebot works inside servers only: use /imagine in a channel of a server where the bot is")
 
 
 @dataclass(frozen=True)
@@ -126,13 +134,19 @@ class Moderation:
             cached = self._blocked[guild_id] = [row[0] for row in rows]
         return list(cached)
 
-    async def check_prompt(self, guild_id: int | None, prompt: str) -> None:
-        """Raise BlockedPromptError if the prompt contains a blocked entry of this server."""
+    async def check_prompts(self, actor: Actor, prompts: Iterable[str]) -> None:
+        """Raise BlockedPromptError if any prompt that will be rendered contains a blocked entry of the actor's
+        server. The console is trusted; a Discord actor without a server is refused (ServerOnlyError)."""
+        guild_id = _rules_guild(actor)
         if guild_id is None:
             return
-        entry = find_blocked(prompt, await self.blocked(guild_id))
-        if entry is not None:
-            raise BlockedPromptError(entry)
+        blocked = await self.blocked(guild_id)
+        if not blocked:
+            return
+        for prompt in prompts:
+            entry = find_blocked(prompt, blocked)
+            if entry is not None:
+                raise BlockedPromptError(entry)
 
     async def set_channel(
         self, guild_id: int, channel_id: int, *, allowed: bool, actor_id: int, reason: str = ""
@@ -163,12 +177,15 @@ class Moderation:
             cached = self._rules[guild_id] = {int(row[0]): bool(row[1]) for row in rows}
         return dict(cached)
 
-    async def check_channel(self, guild_id: int | None, channel_id: int | None) -> None:
-        """Raise ChannelNotAllowedError, naming the allowed channels, when the bot is not used here."""
-        if guild_id is None or channel_id is None:
+    async def check_channel(self, actor: Actor) -> None:
+        """Raise ChannelNotAllowedError, naming the allowed channels, when the bot is not used where the actor is
+        (ServerOnlyError outside a server). The console is trusted."""
+        guild_id = _rules_guild(actor)
+        if guild_id is None:
             return
+        channel_id = actor.channel_id
         rules = await self.channel_rules(guild_id)
-        if channel_allowed(rules, channel_id):
+        if channel_id is not None and channel_allowed(rules, channel_id):
             return
         allowed = [f"<#{channel}>" for channel, ok in sorted(rules.items()) if ok]
         where = f"use it in {', '.join(allowed)}" if allowed else "ask a moderator where it can be used"
@@ -179,3 +196,13 @@ class Moderation:
             "SELECT at, actor_id, action, target, reason, details FROM audit ORDER BY id DESC LIMIT ?", (limit,)
         )
         return [AuditEntry(row[0], row[1], row[2], row[3], row[4], json.loads(row[5])) for row in rows]
+
+
+def _rules_guild(actor: Actor) -> int | None:
+    """The server whose rules apply to ``actor``; None for the console. Raises ServerOnlyError for anyone else
+    without a server (fail closed: a surface that names no server gets no way around the rules)."""
+    if actor.is_console:
+        return None
+    if actor.guild_id is None:
+        raise ServerOnlyError()
+    return actor.guild_id

@@ -2,7 +2,8 @@
 
 Options are separated by commas; ``\\,`` is a literal comma inside braces. Braces may nest
 (``a {cat, {red, blue} dog}``). Expansion happens on the whole raw prompt, flags included, before the flags
-are parsed, and is capped so that one message cannot queue thousands of jobs.
+are parsed, and is capped so that one message cannot queue thousands of jobs. Nesting is limited to
+:data:`MAX_DEPTH` levels, checked before any expansion work.
 """
 
 from __future__ import annotations
@@ -12,16 +13,40 @@ from itertools import product
 from bot.errors import PromptError
 
 _OPEN, _CLOSE, _COMMA, _ESCAPE = "{", "}", ",", "\\"
+MAX_DEPTH = 5
+"""How deep braces may nest (``{a, {b, {c, d}}}`` is 3)."""
 
 
-def expand_permutations(text: str, limit: int) -> list[str]:
+def expand_permutations(text: str, limit: int, *, max_depth: int = MAX_DEPTH) -> list[str]:
     """Every combination of the brace options in ``text``, in order; PromptError when malformed or too many."""
     if limit < 1:
         raise ValueError(f"limit must be at least 1, got {limit}")
+    check_nesting(text, max_depth)
     results, end = _expand_sequence(text, 0, limit, top_level=True)
     assert end == len(text)
     unique = list(dict.fromkeys(" ".join(result.split()) for result in results))
     return unique
+
+
+def check_nesting(text: str, max_depth: int = MAX_DEPTH) -> None:
+    """PromptError when braces nest deeper than ``max_depth`` (a linear scan; nothing is expanded)."""
+    depth = deepest = 0
+    index = 0
+    while index < len(text):
+        char = text[index]
+        if char == _ESCAPE and index + 1 < len(text) and text[index + 1] in "{},\\":
+            index += 2
+            continue
+        if char == _OPEN:
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char == _CLOSE:
+            depth = max(0, depth - 1)
+        index += 1
+    if deepest > max_depth:
+        raise PromptError(
+            f"the prompt nests {{ }} {deepest} levels deep; permutations may nest at most {max_depth} levels"
+        )
 
 
 def _expand_sequence(text: str, start: int, limit: int, *, top_level: bool) -> tuple[list[str], int]:

@@ -5,46 +5,44 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
-from dataclasses import dataclass, replace
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
+from bot import preparation
+from bot.actors import Actor
 from bot.custom_ids import Action
 from bot.engine_supervisor import EngineSupervisor
-from bot.errors import PromptError
+from bot.errors import BannedError, PromptError, QueuePausedError
 from bot.events import EventBus, EventKind, JobEvent
-from bot.follow_ups import check_follow_up
-from bot.jobs import Job, Kind, Lane, Origin, RenderParams, Status
+from bot.jobs import Job, Lane, Status
 from bot.ledger import Ledger
 from bot.moderation import Moderation
-from bot.permutations import expand_permutations
-from bot.preferences import Preferences, PreferenceStore, apply_preferences
-from bot.prompt import ParsedPrompt, PromptLimits, clean_text, parse_prompt
-from bot.requests import TaskOptions, apply_options, follow_up_params, kind_for, store_task_inputs
+from bot.preferences import Preferences, PreferenceStore
+from bot.preparation import Prepared, prompts_to_render
+from bot.requests import ImageInput, RequestOptions, TaskOptions
 from bot.scheduler import JobRequest, Scheduler
-from bot.sizing import size_for_aspect
 from bot.store import Store
-from bot.uploads import UploadLimits
+from bot.uploads import UploadError, UploadLimits, check_upload
 from bot.waiting import ExternalWait, passthrough
 from bot.worker import Worker
 from config.settings import Settings
 from engine.protocol import EngineConfig, LoraEntry, MemoryOptions, ModelEntry
-from engine.samplers import DEFAULT_SAMPLER, SAMPLERS
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class Prepared:
-    """A validated request, ready to queue."""
+if TYPE_CHECKING:
+    from bot.uploads import StagedUpload
 
-    kind: Kind
-    prompt: str
-    params: RenderParams
-    lane: Lane | None = None
-    """The lane a flag asked for (``--fast``, ``--relax``, ``--turbo``); None: the member's default."""
-    parent_id: int | None = None
-    """For a button's job: the job whose image it starts from."""
-    parent_index: int | None = None
+
+@dataclass(frozen=True)
+class ReceivedImage:
+    """An uploaded image that passed its checks, staged until its request is admitted."""
+
+    staged: StagedUpload
+    input: ImageInput
 
 
 @dataclass(frozen=True)
@@ -85,45 +83,6 @@ def engine_config(settings: Settings) -> EngineConfig:
         max_loaded_models=settings.max_loaded_models,
         memory_budget_gb=settings.memory_budget_gb,
         preview_every=settings.preview_every,
-    )
-
-
-def prompt_limits(settings: Settings) -> PromptLimits:
-    return PromptLimits(
-        max_chars=settings.max_prompt_chars,
-        max_steps=settings.max_steps,
-        max_repeat=settings.max_repeat,
-        models=tuple(settings.registry),
-        samplers=tuple(SAMPLERS),
-    )
-
-
-def build_params(parsed: ParsedPrompt, settings: Settings, seed: int) -> RenderParams:
-    """Resolve a parsed prompt against the model's defaults and the server's limits."""
-    model_name = parsed.model or settings.model
-    spec = settings.registry.get(model_name)
-    if spec is None:
-        raise PromptError(
-            f"model `{model_name}` is not on this server; use one of {', '.join(sorted(settings.registry))}"
-        )
-    width, height = size_for_aspect(parsed.aspect, spec.base_size, spec.size_multiple)
-    if width * height > settings.max_pixels:
-        raise PromptError(
-            f"{width}x{height} is more pixels than this server allows ({settings.max_pixels}); use a less extreme --ar",
-            flag="ar",
-        )
-    return RenderParams(
-        prompt=parsed.text,
-        negative=parsed.negative,
-        model=model_name,
-        width=width,
-        height=height,
-        steps=parsed.steps if parsed.steps is not None else spec.steps,
-        cfg=parsed.cfg if parsed.cfg is not None else spec.cfg,
-        seed=parsed.seed if parsed.seed is not None else seed,
-        images=settings.images_per_job,
-        sampler=parsed.sampler or DEFAULT_SAMPLER,
-        tile=parsed.tile,
     )
 
 
@@ -211,71 +170,132 @@ class ImagineService:
             await asyncio.to_thread(self.engine.stop)
         await self.store.close()
 
-    def prepare_imagine(
-        self, raw_prompt: str, preferences: Preferences | None = None, options: TaskOptions | None = None
-    ) -> list[Prepared]:
-        """Parse and validate an /imagine (permutations and --repeat give several jobs) without touching the
-        database. Raises PromptError naming what to change."""
+    @property
+    def upload_limits(self) -> UploadLimits:
         settings = self.settings
-        cap = settings.max_prompts_per_message
-        prepared: list[Prepared] = []
-        for variant in expand_permutations(clean_text(raw_prompt), cap):
-            parsed = parse_prompt(variant, prompt_limits(settings))
-            if preferences is not None:
-                parsed = apply_preferences(parsed, preferences)
-            first = build_params(parsed, settings, _random_seed())
-            for repeat in range(parsed.repeat):
-                if len(prepared) == cap:
-                    raise PromptError(
-                        f"this asks for more than {cap} jobs at once (permutations × --repeat); ask for fewer",
-                        flag="repeat" if parsed.repeat > 1 else None,
-                    )
-                params = first if repeat == 0 else _reseeded(first, parsed.seed, repeat)
-                lane = Lane(parsed.lane) if parsed.lane else None
-                kind = Kind.IMAGINE
-                if options is not None:
-                    kind, params = kind_for(options), apply_options(params, options)
-                prepared.append(Prepared(kind, variant, params, lane))
-        return prepared
+        return UploadLimits(max_bytes=settings.max_upload_bytes, max_pixels=settings.max_upload_pixels)
 
-    def prepare_request(self, raw_prompt: str, options: TaskOptions) -> Prepared:
-        """:meth:`prepare_imagine` with a model, a source image, a mask, a strength or sweeps. Raises PromptError."""
-        prompt = f"{raw_prompt} --model {options.model}" if options.model else raw_prompt
-        settings = self.settings
-        limits = UploadLimits(max_bytes=settings.max_upload_bytes, max_pixels=settings.max_upload_pixels)
-        options = store_task_inputs(replace(options, model=None), limits, settings.data_dir / "uploads")
-        return self.prepare_imagine(prompt, None, options)[0]
+    @property
+    def uploads_dir(self) -> Path:
+        return self.settings.data_dir / "uploads"
+
+    # --- preparation: every rule, before anything is charged ----------------------------------------------
+
+    def prepare_imagine(
+        self,
+        raw_prompt: str,
+        preferences: Preferences | None = None,
+        options: RequestOptions | None = None,
+        *,
+        owner: bool = False,
+    ) -> list[Prepared]:
+        """Parse and validate a request (permutations and --repeat give several jobs) without touching the
+        database. Raises PromptError naming what to change. ``owner``: the console, which may use any model."""
+        return preparation.prepare_imagine(self.settings, raw_prompt, preferences, options, owner=owner)
 
     async def prepare_follow_up(self, parent_id: int, action: Action, index: int) -> Prepared:
         """The job a result button asks for (upscale, vary, reroll, zoom, pan). Raises ImagineError."""
         parent = await self.queue.get(parent_id)
         images = await self.queue.images(parent_id)
-        follow_up = check_follow_up(parent, action, index, len(images))
-        image_path = images[index].path if follow_up.needs_image else ""
-        seed = images[index].seed if follow_up.kind is Kind.UPSCALE else _random_seed()
-        params = follow_up_params(
-            parent.params,
-            follow_up.kind,
-            image_path,
-            seed,
-            variation=follow_up.variation,
-            zoom=follow_up.zoom,
-            pan=follow_up.pan,
+        return preparation.prepare_follow_up(self.settings, parent, images, action, index)
+
+    async def receive_image(self, data: bytes, *, mask: bool = False) -> ReceivedImage:
+        """Check an uploaded image (off the event loop) and stage it; it is stored for good only when its request
+        is admitted (:meth:`enqueue_many`). Raises UploadError saying what to upload instead."""
+        limits, uploads_dir = self.upload_limits, self.uploads_dir
+
+        from bot.uploads import stage_upload  # TEMP-LAZY
+
+        def check_and_stage() -> ReceivedImage:
+            checked = check_upload(data, limits=limits, mask=mask)
+            staged = stage_upload(checked, uploads_dir)
+            return ReceivedImage(staged, ImageInput(staged.path, checked.width, checked.height))
+
+        return await asyncio.to_thread(check_and_stage)
+
+    async def receive_file(self, path: Path, *, mask: bool = False) -> ReceivedImage:
+        """:meth:`receive_image` for a file named on the command line (its size is checked before it is read)."""
+        from bot.uploads import read_upload_file  # TEMP-LAZY
+
+        limits = self.upload_limits
+        try:
+            data = await asyncio.to_thread(read_upload_file, path, limits)
+            return await self.receive_image(data, mask=mask)
+        except UploadError as error:
+            flag = "mask" if mask else "image"
+            raise PromptError(f"--{flag} {path}: {error}", flag=flag) from None
+
+    async def submit_shell_request(self, actor: Actor, raw_prompt: str, options: TaskOptions) -> Submitted:
+        """``python -m bot generate``: read and check the files, prepare one job and queue it (charged)."""
+        if options.mask is not None and options.image is None:
+            raise PromptError("--mask needs --image: the mask says which part of that image to repaint", flag="mask")
+        prompt = f"{raw_prompt} --model {options.model}" if options.model else raw_prompt
+        # Everything that needs no file is checked before any file is read.
+        announced = RequestOptions(
+            image=ImageInput.announced() if options.image else None,
+            mask=ImageInput.announced() if options.mask else None,
+            strength=options.strength,
+            sweeps=options.sweeps,
         )
-        if follow_up.kind in (Kind.VARIATION, Kind.ZOOM, Kind.PAN):
-            params = replace(params, images=self.settings.images_per_job)
-        return Prepared(follow_up.kind, parent.prompt, params, parent_id=parent_id, parent_index=index)
+        self.prepare_imagine(prompt, None, announced, owner=actor.is_console)
+        received: list[ReceivedImage] = []
+        try:
+            for path, is_mask in ((options.image, False), (options.mask, True)):
+                if path is not None:
+                    received.append(await self.receive_file(path, mask=is_mask))
+            inputs = {("mask" if index else "image"): item.input for index, item in enumerate(received)}
+            request = RequestOptions(strength=options.strength, sweeps=options.sweeps, **inputs)
+            prepared = self.prepare_imagine(prompt, None, request, owner=actor.is_console)[0]
+        except BaseException:
+            for item in received:
+                item.staged.discard()
+            raise
+        admitted = await self.enqueue_many(actor, [prepared], uploads=[item.staged for item in received])
+        return admitted.jobs[0]
+
+    async def check_access(self, actor: Actor) -> None:
+        """The cheap refusals, before any download or parsing work: outside a server, a channel the bot is not
+        used in, a banned member, a paused queue. :meth:`enqueue_many` checks them again when it charges."""
+        await self.moderation.check_channel(actor)
+        if self.queue.paused:
+            raise QueuePausedError()
+        banned = await self.store.fetch_value("SELECT banned FROM users WHERE user_id = ?", (actor.user_id,))
+        if banned:
+            raise BannedError()
+
+    async def check_prompts(self, actor: Actor, prepared: Sequence[Prepared]) -> None:
+        """Refuse early when anything the request would render is blocked where the actor is."""
+        await self.moderation.check_prompts(actor, prompts_to_render(prepared))
+
+    # --- admission -------------------------------------------------------------------------------------------
 
     async def enqueue_many(
-        self, user_id: int, prepared: list[Prepared], *, origin: Origin, lane: Lane | None = None
+        self,
+        actor: Actor,
+        prepared: Sequence[Prepared],
+        *,
+        lane: Lane | None = None,
+        uploads: Sequence[StagedUpload] = (),
     ) -> Admitted:
-        """Charge all jobs up front and queue them, or none. Raises a SchedulerError when refused."""
-        requests = [
-            JobRequest(item.kind, item.prompt, item.params, origin, item.parent_id, item.parent_index)
-            for item in prepared
-        ]
-        asked = lane or next((item.lane for item in prepared if item.lane is not None), None)
-        admission = await self.queue.admit(user_id, requests, lane=asked)
+        """The one way into the queue: moderate everything the jobs will render where the actor is, then charge
+        all jobs up front and queue them, or none. Staged uploads are stored for good once the jobs are admitted
+        and discarded on any refusal. Raises an ImagineError (moderation, limits, credits) when refused."""
+        try:
+            await self.moderation.check_channel(actor)
+            await self.moderation.check_prompts(actor, prompts_to_render(prepared))
+            requests = [
+                JobRequest(item.kind, item.prompt, item.params, actor.origin, item.parent_id, item.parent_index)
+                for item in prepared
+            ]
+            asked = lane or next((item.lane for item in prepared if item.lane is not None), None)
+            admission = await self.queue.admit(actor.user_id, requests, lane=asked)
+        except BaseException:
+            for upload in uploads:
+                upload.discard()
+            raise
+        # No await since the jobs were admitted: the worker cannot have picked them up before their inputs exist.
+        for upload in uploads:
+            upload.commit()
         submitted: list[Submitted] = []
         for job in admission.jobs:
             if self._own_jobs is not None:
@@ -286,9 +306,9 @@ class ImagineService:
         self.worker.wake()
         return Admitted(tuple(submitted), admission.cost, admission.balance)
 
-    async def enqueue(self, user_id: int, prepared: Prepared, *, origin: Origin, lane: Lane | None = None) -> Submitted:
-        """Charge and queue one prepared job and wake the worker. Raises a SchedulerError when refused."""
-        admitted = await self.enqueue_many(user_id, [prepared], origin=origin, lane=lane)
+    async def enqueue(self, actor: Actor, prepared: Prepared, *, lane: Lane | None = None) -> Submitted:
+        """Charge and queue one prepared job and wake the worker. Raises an ImagineError when refused."""
+        admitted = await self.enqueue_many(actor, [prepared], lane=lane)
         return admitted.jobs[0]
 
     async def cancel(self, job_id: int, actor: str) -> Job:
@@ -300,22 +320,10 @@ class ImagineService:
         await self.events.emit(JobEvent(EventKind.CANCELLED, job, message=job.error or ""))
         return job
 
-    async def submit_imagine(
-        self, user_id: int, raw_prompt: str, *, origin: Origin, lane: Lane | None = None
-    ) -> Submitted:
+    async def submit_imagine(self, actor: Actor, raw_prompt: str, *, lane: Lane | None = None) -> Submitted:
         """:meth:`prepare_imagine` then :meth:`enqueue` of its first job (the CLI renders one grid)."""
-        return await self.enqueue(user_id, self.prepare_imagine(raw_prompt)[0], origin=origin, lane=lane)
-
-
-def _reseeded(params: RenderParams, explicit_seed: int | None, repeat: int) -> RenderParams:
-    """The ``repeat``-th copy of a job: a fresh seed, or with --seed the next grid's worth of seeds."""
-    if explicit_seed is None:
-        return replace(params, seed=_random_seed())
-    return replace(params, seed=(explicit_seed + repeat * params.images) % 2**32)
-
-
-def _random_seed() -> int:
-    return secrets.randbelow(2**32)
+        prepared = self.prepare_imagine(raw_prompt, owner=actor.is_console)
+        return await self.enqueue(actor, prepared[0], lane=lane)
 
 
 def _log_worker_exit(task: asyncio.Task[None]) -> None:

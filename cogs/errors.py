@@ -1,4 +1,8 @@
-"""One place that turns errors from slash commands into messages: ephemeral, and saying what to change."""
+"""One place that turns errors from slash commands into messages: ephemeral, and saying what to change.
+
+It also answers commands that reach the bot outside a server (a direct message): every command is guild-only, but
+a command list cached by an old client, or a user-installed context, can still deliver one.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.errors import ImagineError
+from bot.moderation import ServerOnlyError
 
 log = logging.getLogger(__name__)
 
@@ -36,10 +41,21 @@ class ErrorsCog(commands.Cog):
     def __init__(self, bot: commands.Bot) -> None:
         self.bot = bot
         self._previous = bot.tree.on_error
+        self._previous_check = bot.tree.interaction_check
         bot.tree.on_error = self.on_app_command_error  # type: ignore[method-assign]
+        bot.tree.interaction_check = self.only_in_servers  # type: ignore[method-assign]
 
     async def cog_unload(self) -> None:
         self.bot.tree.on_error = self._previous  # type: ignore[method-assign]
+        self.bot.tree.interaction_check = self._previous_check  # type: ignore[method-assign]
+
+    async def only_in_servers(self, interaction: discord.Interaction[Any], /) -> bool:
+        """The bot works inside servers only; a command from a direct message gets a friendly private answer."""
+        if interaction.guild_id is not None:
+            return True
+        if interaction.type is discord.InteractionType.application_command:
+            await send_error(interaction, str(ServerOnlyError()))
+        return False
 
     async def on_app_command_error(
         self, interaction: discord.Interaction[Any], error: app_commands.AppCommandError

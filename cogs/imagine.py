@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -11,9 +11,10 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.errors import ImagineError
-from bot.requests import TaskOptions
-from bot.uploads import MIB, UploadError, UploadLimits, check_upload, store_upload
-from cogs.presenter import MAX_CONTENT, presenter_of
+from bot.requests import ImageInput, RequestOptions
+from bot.service import ReceivedImage
+from bot.uploads import MIB, UploadError, UploadLimits
+from cogs.presenter import MAX_CONTENT, actor_of, presenter_of
 from engine.samplers import SAMPLERS
 
 if TYPE_CHECKING:
@@ -36,6 +37,9 @@ def choices_matching(names: list[str], current: str, limit: int = 25) -> list[ap
     return [app_commands.Choice(name=name, value=name) for name in matching[:limit]]
 
 
+ATTACHMENT_READ_TIMEOUT_S = 60.0
+
+
 def check_attachment_metadata(attachment: discord.Attachment, limits: UploadLimits, what: str) -> None:
     """Refuse by Discord's metadata before downloading anything."""
     if attachment.size > limits.max_bytes:
@@ -47,21 +51,25 @@ def check_attachment_metadata(attachment: discord.Attachment, limits: UploadLimi
         raise UploadError(f"the {what} is empty (0 bytes); upload a PNG, JPEG or WebP image")
 
 
-async def fetch_upload(attachment: discord.Attachment, limits: UploadLimits, uploads_dir: Path, *, mask: bool) -> Path:
-    """Download, check and store an attachment; its file name is never used."""
-    data = await attachment.read()
-    checked = check_upload(data, limits=limits, mask=mask)
-    return store_upload(checked, uploads_dir)
+async def read_attachment(attachment: discord.Attachment, limits: UploadLimits, what: str) -> bytes:
+    """Download an attachment under a hard cap: its reported size first, then the bytes that really arrived (a
+    size that disagrees with Discord's metadata is refused too), within a time limit."""
+    check_attachment_metadata(attachment, limits, what)
+    try:
+        data = await asyncio.wait_for(attachment.read(), ATTACHMENT_READ_TIMEOUT_S)
+    except (TimeoutError, discord.HTTPException):
+        raise UploadError(f"the {what} could not be downloaded from Discord; upload it again") from None
+    if len(data) > limits.max_bytes or len(data) != attachment.size:
+        raise UploadError(
+            f"the {what} is not the size Discord reported, or larger than {limits.max_bytes / MIB:g} MiB; "
+            "upload it again"
+        )
+    return data
 
 
 class ImagineCog(commands.Cog):
     def __init__(self, bot: ImagineBot) -> None:
         self.bot = bot
-
-    @property
-    def upload_limits(self) -> UploadLimits:
-        settings = self.bot.settings
-        return UploadLimits(max_bytes=settings.max_upload_bytes, max_pixels=settings.max_upload_pixels)
 
     async def _queue(
         self,
@@ -73,42 +81,51 @@ class ImagineCog(commands.Cog):
         strength: float | None = None,
         sweeps: tuple[str, ...] = (),
     ) -> None:
-        """Checks that need no download answer privately before the defer; the rest after it."""
+        """Every refusal that needs no download is answered privately at once; the images are downloaded, checked
+        and staged only then, and stored for good only when the jobs are admitted."""
         service = self.bot.service
-        limits = self.upload_limits
+        actor = actor_of(interaction)
+        limits = service.upload_limits
+        attachments = [(attachment, what) for attachment, what in ((image, "image"), (mask, "mask")) if attachment]
         try:
-            await service.moderation.check_channel(interaction.guild_id, interaction.channel_id)
-            for attachment, what in ((image, "image"), (mask, "mask")):
-                if attachment is not None:
-                    check_attachment_metadata(attachment, limits, what)
+            await service.check_access(actor)
+            for attachment, what in attachments:
+                check_attachment_metadata(attachment, limits, what)
             preferences = await service.preferences.get(interaction.user.id)
-            # Validate the prompt and options with a stand-in image path; the real one replaces it below.
-            placeholder = TaskOptions(
-                image=Path(__file__) if image else None,
-                mask=Path(__file__) if mask else None,
+            announced = RequestOptions(
+                image=ImageInput.announced() if image else None,
+                mask=ImageInput.announced() if mask else None,
                 strength=strength,
                 sweeps=sweeps,
             )
-            prepared = service.prepare_imagine(prompt, preferences, placeholder)
-            for item in prepared:
-                await service.moderation.check_prompt(interaction.guild_id, item.params.prompt)
+            prepared = service.prepare_imagine(prompt, preferences, announced)
+            await service.check_prompts(actor, prepared)
         except ImagineError as error:
-            await interaction.response.send_message(f"⚠️ {error}", ephemeral=True)
+            await interaction.response.send_message(f"⚠️ {error}"[:MAX_CONTENT], ephemeral=True)
             return
-        if image is None and mask is None:
+        if not attachments:
             await presenter_of(self.bot).submit(interaction, prepared)
             return
         await interaction.response.defer(thinking=True, ephemeral=True)
+        received: list[ReceivedImage] = []
+        inputs: dict[str, ImageInput] = {}
         try:
-            uploads_dir = self.bot.settings.data_dir / "uploads"
-            image_path = await fetch_upload(image, limits, uploads_dir, mask=False) if image else None
-            mask_path = await fetch_upload(mask, limits, uploads_dir, mask=True) if mask else None
-            options = TaskOptions(image=image_path, mask=mask_path, strength=strength, sweeps=sweeps)
+            for attachment, what in attachments:
+                data = await read_attachment(attachment, limits, what)
+                received.append(await service.receive_image(data, mask=what == "mask"))
+                inputs[what] = received[-1].input
+            options = RequestOptions(inputs.get("image"), inputs.get("mask"), strength, sweeps)
             prepared = service.prepare_imagine(prompt, preferences, options)
         except ImagineError as error:
+            for item in received:
+                item.staged.discard()
             await interaction.followup.send(f"⚠️ {error}"[:MAX_CONTENT], ephemeral=True)
             return
-        await presenter_of(self.bot).submit(interaction, prepared)
+        except BaseException:
+            for item in received:
+                item.staged.discard()
+            raise
+        await presenter_of(self.bot).submit(interaction, prepared, uploads=[item.staged for item in received])
 
     @app_commands.command(name="imagine", description="Create four images from a prompt (and optionally an image)")
     @app_commands.describe(
@@ -118,6 +135,7 @@ class ImagineCog(commands.Cog):
         model="Model to use (same as --model)",
         sampler="Sampler to use (same as --sampler)",
     )
+    @app_commands.guild_only()
     async def imagine(
         self,
         interaction: discord.Interaction[Any],
@@ -135,6 +153,7 @@ class ImagineCog(commands.Cog):
     @app_commands.describe(
         image="The image to edit", mask="Same picture size: white = repaint, black = keep", prompt="What to paint"
     )
+    @app_commands.guild_only()
     async def edit(
         self, interaction: discord.Interaction[Any], image: discord.Attachment, mask: discord.Attachment, prompt: str
     ) -> None:
@@ -147,6 +166,7 @@ class ImagineCog(commands.Cog):
         y="Second axis, e.g. steps=10,20",
         z="Third axis",
     )
+    @app_commands.guild_only()
     async def sweep(
         self, interaction: discord.Interaction[Any], prompt: str, x: str, y: str | None = None, z: str | None = None
     ) -> None:
@@ -157,7 +177,7 @@ class ImagineCog(commands.Cog):
     async def _complete_model(
         self, interaction: discord.Interaction[Any], current: str
     ) -> list[app_commands.Choice[str]]:
-        return choices_matching(sorted(self.bot.settings.registry), current)
+        return choices_matching(sorted(self.bot.settings.member_models), current)
 
     @imagine.autocomplete("sampler")
     async def _complete_sampler(

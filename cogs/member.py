@@ -49,7 +49,7 @@ class SettingsView(discord.ui.View):
         self.bot = bot
         self.user_id = user_id
         settings = bot.settings
-        models = sorted(settings.registry)[:24]
+        models = sorted(settings.member_models)[:24]
         self._add_select("model", "Model", [DEFAULT, *models], preferences.model)
         lane = preferences.lane.value if preferences.lane else None
         self._add_select("lane", "Default lane", [lane.value for lane in Lane], lane)
@@ -97,6 +97,7 @@ class MemberCog(commands.Cog):
     @app_commands.command(
         name="settings", description="Choose your default model, lane, aspect ratio, steps and sampler"
     )
+    @app_commands.guild_only()
     async def settings_panel(self, interaction: discord.Interaction[Any]) -> None:
         preferences = await self.bot.service.preferences.get(interaction.user.id)
         settings = self.bot.settings
@@ -108,6 +109,7 @@ class MemberCog(commands.Cog):
         )
 
     @app_commands.command(name="info", description="Your settings, jobs and place in the queue")
+    @app_commands.guild_only()
     async def info(self, interaction: discord.Interaction[Any]) -> None:
         service = self.bot.service
         preferences = await service.preferences.get(interaction.user.id)
@@ -131,6 +133,7 @@ class MemberCog(commands.Cog):
 
     @app_commands.command(name="cancel", description="Cancel one of your jobs (refunded); your newest if none given")
     @app_commands.describe(job="The job number shown by /info")
+    @app_commands.guild_only()
     async def cancel(self, interaction: discord.Interaction[Any], job: int | None = None) -> None:
         service = self.bot.service
         if job is None:
@@ -148,6 +151,7 @@ class MemberCog(commands.Cog):
         await interaction.response.send_message(f"Job `{job}` cancelled.{refund}", ephemeral=True)
 
     @app_commands.command(name="queue", description="How busy the image queue is")
+    @app_commands.guild_only()
     async def queue(self, interaction: discord.Interaction[Any]) -> None:
         service = self.bot.service
         summary = await queue_summary(service.store, paused=service.queue.paused)
@@ -162,14 +166,17 @@ class MemberCog(commands.Cog):
         )
 
     @app_commands.command(name="fast", description="Use the fast lane by default")
+    @app_commands.guild_only()
     async def fast(self, interaction: discord.Interaction[Any]) -> None:
         await self._switch_lane(interaction, Lane.FAST)
 
     @app_commands.command(name="relax", description="Use the free relax lane by default")
+    @app_commands.guild_only()
     async def relax(self, interaction: discord.Interaction[Any]) -> None:
         await self._switch_lane(interaction, Lane.RELAX)
 
     @app_commands.command(name="turbo", description="Use the turbo lane by default")
+    @app_commands.guild_only()
     async def turbo(self, interaction: discord.Interaction[Any]) -> None:
         await self._switch_lane(interaction, Lane.TURBO)
 

@@ -12,6 +12,7 @@ import datetime
 import io
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,14 +20,17 @@ from typing import TYPE_CHECKING, Any
 import discord
 from discord.ext import commands
 
+from bot.actors import Actor
 from bot.errors import ImagineError
 from bot.events import EventKind, JobEvent
 from bot.jobs import Job, Kind, Origin
-from bot.service import Admitted, Prepared
+from bot.preparation import Prepared
+from bot.service import Admitted
 from cogs.results import result_view
 
 if TYPE_CHECKING:
     from bot.discord_bot import ImagineBot
+    from bot.uploads import StagedUpload
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +56,16 @@ class LiveRequest:
     @property
     def token_alive(self) -> bool:
         return (discord.utils.utcnow() - self.created).total_seconds() < TOKEN_LIFETIME_S
+
+
+def actor_of(interaction: discord.Interaction[Any]) -> Actor:
+    """The member behind an interaction, in its server and channel (no server: a direct message)."""
+    return Actor.discord(
+        interaction.user.id,
+        guild_id=interaction.guild_id,
+        channel_id=interaction.channel_id,
+        interaction_id=interaction.id,
+    )
 
 
 def shown_prompt(job: Job, limit: int = 900) -> str:
@@ -151,24 +165,24 @@ class Presenter(commands.Cog):
         self.bot = bot
         self.live: dict[int, LiveRequest] = {}
 
-    async def submit(self, interaction: discord.Interaction[Any], prepared: list[Prepared]) -> None:
+    async def submit(
+        self,
+        interaction: discord.Interaction[Any],
+        prepared: Sequence[Prepared],
+        *,
+        uploads: Sequence[StagedUpload] = (),
+    ) -> None:
         """Defer (if not yet), charge and queue the jobs, and show one queued message per job.
 
         The queued messages are ephemeral (they show the member's cost and balance, and a refusal stays private);
-        the result is posted publicly.
+        the result is posted publicly. ``uploads`` are the request's staged images (stored once admitted).
         """
         if not interaction.response.is_done():
             await interaction.response.defer(thinking=True, ephemeral=True)
         live = self.live[interaction.id] = LiveRequest(interaction)
-        origin = Origin(
-            source="discord",
-            guild_id=interaction.guild_id,
-            channel_id=interaction.channel_id,
-            interaction_id=interaction.id,
-        )
         async with live.lock:
             try:
-                admitted = await self.bot.service.enqueue_many(interaction.user.id, prepared, origin=origin)
+                admitted = await self.bot.service.enqueue_many(actor_of(interaction), prepared, uploads=uploads)
             except ImagineError as error:
                 self.live.pop(interaction.id, None)
                 await interaction.followup.send(f"⚠️ {error}"[:MAX_CONTENT], ephemeral=True)

@@ -65,13 +65,15 @@ class ResultButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=TEMP
         return cls(action, job_id, index)
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        from cogs.presenter import presenter_of
+        from cogs.presenter import actor_of, presenter_of
 
         bot = interaction.client
         service = bot.service  # type: ignore[attr-defined]
+        actor = actor_of(interaction)
         try:
-            await service.moderation.check_channel(interaction.guild_id, interaction.channel_id)
+            await service.check_access(actor)
             prepared = await service.prepare_follow_up(self.job_id, self.action, self.index)
+            await service.check_prompts(actor, [prepared])
         except ImagineError as error:
             await interaction.response.send_message(f"⚠️ {error}", ephemeral=True)
             return

@@ -1,4 +1,6 @@
-"""Pure image geometry for the image tasks: masks fitted to images, zoom-out and pan canvases, upscale sizes."""
+"""Pure image geometry for the image tasks: masks fitted to images, zoom-out and pan canvases, upscale sizes.
+
+No torch here: the bot uses the same rules to size and price a job before it is charged."""
 
 from __future__ import annotations
 
@@ -14,19 +16,40 @@ def round_to(value: float, multiple: int) -> int:
     return max(multiple, round(value / multiple) * multiple)
 
 
+def mask_shape_problem(mask_size: tuple[int, int], image_size: tuple[int, int]) -> str | None:
+    """Why a mask cannot be fitted to an image (its shape differs), or None. Pure: the bot checks it before a job
+    is charged, the engine again before it renders."""
+    if mask_size == image_size:
+        return None
+    mask_ratio = mask_size[0] / mask_size[1]
+    image_ratio = image_size[0] / image_size[1]
+    if abs(mask_ratio / image_ratio - 1) <= ASPECT_TOLERANCE:
+        return None
+    return (
+        f"the mask is {mask_size[0]}x{mask_size[1]} but the image is {image_size[0]}x{image_size[1]}: the shapes "
+        "differ, so the mask cannot be resized to match; draw the mask on a copy of the image"
+    )
+
+
 def fit_mask(mask: Image.Image, size: tuple[int, int]) -> Image.Image:
     """The mask as grayscale at ``size`` (white repaints). A mask of another aspect ratio is refused."""
     mask = mask.convert("L")
     if mask.size == size:
         return mask
-    mask_ratio = mask.width / mask.height
-    image_ratio = size[0] / size[1]
-    if abs(mask_ratio / image_ratio - 1) > ASPECT_TOLERANCE:
-        raise ValueError(
-            f"mask_image is {mask.width}x{mask.height} but the image is {size[0]}x{size[1]}: the shapes differ, so "
-            "the mask cannot be resized to match; draw the mask on a copy of the image"
-        )
+    problem = mask_shape_problem(mask.size, size)
+    if problem is not None:
+        raise ValueError(problem)
     return mask.resize(size, Image.Resampling.NEAREST)
+
+
+def pan_size(size: tuple[int, int], direction: str, multiple: int) -> tuple[int, int]:
+    """The size of an image extended by half its width (left/right) or height (up/down)."""
+    if direction not in PAN_DIRECTIONS:
+        raise ValueError(f"pan={direction!r} is not one of {', '.join(PAN_DIRECTIONS)}")
+    width, height = size
+    if direction in ("left", "right"):
+        return round_to(width * 1.5, multiple), height
+    return width, round_to(height * 1.5, multiple)
 
 
 def zoom_out_canvas(image: Image.Image, factor: float) -> tuple[Image.Image, Image.Image]:
@@ -45,13 +68,9 @@ def zoom_out_canvas(image: Image.Image, factor: float) -> tuple[Image.Image, Ima
 
 def pan_canvas(image: Image.Image, direction: str, multiple: int) -> tuple[Image.Image, Image.Image]:
     """The image extended by half its width (left/right) or height (up/down), and the mask of the new strip."""
-    if direction not in PAN_DIRECTIONS:
-        raise ValueError(f"pan={direction!r} is not one of {', '.join(PAN_DIRECTIONS)}")
     image = image.convert("RGB")
     width, height = image.size
-    horizontal = direction in ("left", "right")
-    new_width = round_to(width * 1.5, multiple) if horizontal else width
-    new_height = height if horizontal else round_to(height * 1.5, multiple)
+    new_width, new_height = pan_size(image.size, direction, multiple)
     left = new_width - width if direction == "left" else 0
     top = new_height - height if direction == "up" else 0
     canvas = Image.new("RGB", (new_width, new_height), _mean_color(image))

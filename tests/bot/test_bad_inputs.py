@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.actors import Actor
 from bot.errors import PromptError
 from bot.requests import TaskOptions
 from bot.service import ImagineService
@@ -38,7 +39,7 @@ async def service(tmp_path: Path):  # type: ignore[no-untyped-def]
 async def test_bad_images_from_the_shell(service: ImagineService, name: str, fragment: str) -> None:
     """Each corpus file named with --image is refused with the file and the reason."""
     with pytest.raises(PromptError) as caught:
-        service.prepare_request("a fox", TaskOptions(image=BAD / name))
+        await service.submit_shell_request(Actor.console(), "a fox", TaskOptions(image=BAD / name))
     assert fragment in str(caught.value)
     assert name in str(caught.value)
     assert not (service.settings.data_dir / "uploads").exists() or not any(
@@ -49,8 +50,8 @@ async def test_bad_images_from_the_shell(service: ImagineService, name: str, fra
 async def test_odd_but_valid_images_are_accepted_and_copied_under_data(service: ImagineService) -> None:
     """CMYK, 16-bit and palette files are converted; the engine only ever sees a copy under data/uploads."""
     for name in ("cmyk.jpg", "sixteen_bit.png", "palette.png"):
-        prepared = service.prepare_request("a fox", TaskOptions(image=BAD / name))
-        assert Path(prepared.params.init_image).is_relative_to(service.settings.data_dir.resolve())
+        submitted = await service.submit_shell_request(Actor.console(), "a fox", TaskOptions(image=BAD / name))
+        assert Path(submitted.job.params.init_image).resolve().is_relative_to(service.settings.data_dir.resolve())
 
 
 @pytest.mark.parametrize(
@@ -76,10 +77,8 @@ async def test_hostile_prompts(service: ImagineService, prompt: str, fragment: s
 
 async def test_sql_metacharacters_and_bidi_text_are_just_text(service: ImagineService) -> None:
     """A prompt full of SQL and right-to-left characters is stored and read back verbatim (cleaned of bidi)."""
-    from bot.jobs import Origin
-
     prompt = "a fox'); DROP TABLE jobs; -- \u202eevil\u202c \" OR 1=1"
-    submitted = await service.submit_imagine(0, prompt, origin=Origin(source="cli"))
+    submitted = await service.submit_imagine(Actor.console(), prompt)
     job = await service.queue.get(submitted.job.id)
     assert "DROP TABLE jobs" in job.prompt
     assert "\u202e" not in job.prompt

@@ -48,3 +48,14 @@ def test_work_units_and_total() -> None:
     assert total_cost([5, 5, 5]) == 15
     with pytest.raises(ValueError, match="positive"):
         work_units(0, 512, 20, 1, CREDITS)
+
+
+def test_a_sweep_costs_the_work_of_its_cells() -> None:
+    """Each cell is one image at its own steps: a steps sweep is priced by the swept steps, not the model default."""
+    sweep = (("steps", ("10", "60")), ("seed", tuple(str(seed) for seed in range(32))))
+    swept = RenderParams("fox", "", "sd15", 512, 512, 25, 7.0, 1, images=1, sweep=sweep)
+    # 32 cells at 10 steps + 32 at 60 steps = 32 * 70 steps of one 512² image = 112 units.
+    assert job_cost(swept, kind="sweep", lane=Lane.FAST, model_multiplier=1.0, credits=CREDITS) == 112
+    cfg_only = RenderParams("fox", "", "sd15", 512, 512, 20, 7.0, 1, images=1, sweep=(("cfg", ("3", "5", "7")),))
+    assert job_cost(cfg_only, kind="sweep", lane=Lane.FAST, model_multiplier=1.0, credits=CREDITS) == 3
+    assert job_cost(cfg_only, kind="sweep", lane=Lane.TURBO, model_multiplier=1.0, credits=CREDITS) == 6

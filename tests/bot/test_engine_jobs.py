@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from bot.actors import Actor
 from bot.engine_supervisor import EngineSupervisor
 from bot.errors import PromptError
 from bot.events import EventKind, JobEvent
@@ -46,7 +47,7 @@ async def test_killed_engine_is_restarted_and_the_job_retried(service: ImagineSe
             engine.kill()
 
     service.events.subscribe(on_event)
-    submitted = await service.enqueue(0, service.prepare_imagine("a fox --steps 30")[0], origin=Origin(source="cli"))
+    submitted = await service.submit_imagine(Actor.console(), "a fox --steps 30")
     await asyncio.wait_for(service.worker.run_until_idle(), 120)
     job = await service.queue.get(submitted.job.id)
     assert killed
@@ -58,11 +59,12 @@ async def test_killed_engine_is_restarted_and_the_job_retried(service: ImagineSe
 async def test_img2img_and_inpaint_jobs(service: ImagineService, source: Path, tmp_path: Path) -> None:
     mask = tmp_path / "mask.png"
     Image.new("L", (32, 32), 255).save(mask)
-    img2img = service.prepare_request("a fox --seed 3", TaskOptions(image=source, strength=0.5))
-    inpaint = service.prepare_request("a fox --seed 3", TaskOptions(image=source, mask=mask))
-    assert (img2img.kind, inpaint.kind) == (Kind.IMG2IMG, Kind.INPAINT)
-    assert inpaint.params.strength == 1.0
-    jobs = [await service.enqueue(0, prepared, origin=Origin(source="cli")) for prepared in (img2img, inpaint)]
+    console = Actor.console()
+    img2img = await service.submit_shell_request(console, "a fox --seed 3", TaskOptions(image=source, strength=0.5))
+    inpaint = await service.submit_shell_request(console, "a fox --seed 3", TaskOptions(image=source, mask=mask))
+    assert (img2img.job.kind, inpaint.job.kind) == (Kind.IMG2IMG, Kind.INPAINT)
+    assert inpaint.job.params.strength == 1.0
+    jobs = [img2img, inpaint]
     await asyncio.wait_for(service.worker.run_until_idle(), 120)
     for submitted in jobs:
         job = await service.queue.get(submitted.job.id)
@@ -73,11 +75,10 @@ async def test_img2img_and_inpaint_jobs(service: ImagineService, source: Path, t
 
 
 async def test_sweep_job_gives_one_labelled_grid(service: ImagineService) -> None:
-    prepared = service.prepare_request(
-        "a red fox --seed 5", TaskOptions(model="tiny-sdxl", sweeps=("cfg=3,7", "prompt=red,blue"))
+    submitted = await service.submit_shell_request(
+        Actor.console(), "a red fox --seed 5", TaskOptions(model="tiny-sdxl", sweeps=("cfg=3,7", "prompt=red,blue"))
     )
-    assert prepared.kind is Kind.SWEEP
-    submitted = await service.enqueue(0, prepared, origin=Origin(source="cli"))
+    assert submitted.job.kind is Kind.SWEEP
     await asyncio.wait_for(service.worker.run_until_idle(), 120)
     job = await service.queue.get(submitted.job.id)
     assert job.status is Status.COMPLETED, job.error
@@ -93,14 +94,15 @@ async def test_sweep_job_gives_one_labelled_grid(service: ImagineService) -> Non
     [
         (TaskOptions(model="nope"), "is not a model on this server"),
         (TaskOptions(mask=Path("m.png")), "--mask needs --image"),
-        (TaskOptions(image=Path("/nonexistent.png")), "does not exist"),
-        (TaskOptions(strength=0.5), "--strength needs --image"),
+        (TaskOptions(image=Path("/nonexistent.png")), "/nonexistent.png"),
+        (TaskOptions(strength=0.5), "strength needs an image"),
         (TaskOptions(sweeps=("size=1,2",)), "axis 'size' is not one of"),
     ],
 )
-def test_bad_options_are_prompt_errors(service: ImagineService, options: TaskOptions, fragment: str) -> None:
+async def test_bad_options_are_prompt_errors(service: ImagineService, options: TaskOptions, fragment: str) -> None:
     with pytest.raises(PromptError, match=fragment):
-        service.prepare_request("a fox", options)
+        await service.submit_shell_request(Actor.console(), "a fox", options)
+    assert await service.store.fetch_value("SELECT COUNT(*) FROM jobs") == 0
 
 
 async def test_render_batch_reports_each_task(engine: EngineSupervisor, data_dir: Path) -> None:
@@ -139,8 +141,8 @@ async def test_worker_hands_compatible_jobs_to_the_engine_together(service: Imag
     """With scheduler.max_batch 2, two compatible jobs of two members are dispatched and rendered as one batch."""
     service.queue.policy = service.queue.policy.model_copy(update={"max_batch": 2})
     origin = Origin(source="cli")
-    first = await service.enqueue(11, service.prepare_imagine("a fox --seed 1")[0], origin=origin)
-    second = await service.enqueue(12, service.prepare_imagine("a cat --seed 2")[0], origin=origin)
+    first = await service.submit_imagine(Actor(11, origin), "a fox --seed 1")
+    second = await service.submit_imagine(Actor(12, origin), "a cat --seed 2")
     await asyncio.wait_for(service.worker.run_until_idle(), 120)
     jobs = [await service.queue.get(submitted.job.id) for submitted in (first, second)]
     assert [job.status for job in jobs] == [Status.COMPLETED, Status.COMPLETED]

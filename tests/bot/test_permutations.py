@@ -36,13 +36,17 @@ def test_expansion(text: str, expected: list[str]) -> None:
         ("a red} fox", "without its `{`"),
         ("a {{red, blue} fox", "without its `}`"),
         ("{a,b,c} {d,e,f} {g,h}", "more than 10 prompts"),
-        ("{" * 50 + "a" + "}" * 50, None),
+        ("{" * 5 + "a" + "}" * 5, None),
+        ("{" * 6 + "a" + "}" * 6, "nests { } 6 levels deep; permutations may nest at most 5"),
+        ("{" * 600 + "fox" + "}" * 600, "nests { } 600 levels deep"),
+        ("{" * 600 + "fox", "nests { } 600 levels deep"),
+        ("\\{" * 9 + "a", None),
     ],
 )
 def test_malformed_or_too_many(text: str, fragment: str | None) -> None:
-    """Unbalanced braces and oversized expansions are PromptErrors; deep nesting of one option is fine."""
+    """Unbalanced braces, nesting past 5 levels and oversized expansions are PromptErrors, never a RecursionError."""
     if fragment is None:
-        assert expand_permutations(text, limit=10) == ["a"]
+        assert len(expand_permutations(text, limit=10)) == 1
         return
     with pytest.raises(PromptError, match=fragment.replace("{", "\\{").replace("}", "\\}")):
         expand_permutations(text, limit=10)

@@ -6,11 +6,16 @@ from pathlib import Path
 
 import pytest
 
+from bot.actors import Actor
 from bot.engine_supervisor import EngineSupervisor
 from bot.errors import InsufficientCreditsError
 from bot.jobs import Lane, Origin, Status
 from bot.service import ImagineService, engine_config
 from config.settings import Settings
+
+
+def _member(user_id: int) -> Actor:
+    return Actor(user_id, Origin(source="cli"))
 
 
 async def open_service(tmp_path: Path) -> ImagineService:
@@ -23,7 +28,7 @@ async def test_enqueue_reports_cost_balance_and_lane_flag(tmp_path: Path) -> Non
     """--turbo in the prompt picks the lane; the result carries cost and balance; cancel refunds."""
     service = await open_service(tmp_path)
     try:
-        submitted = await service.submit_imagine(7, "a fox --turbo", origin=Origin())
+        submitted = await service.submit_imagine(_member(7), "a fox --turbo")
         assert submitted.job.lane is Lane.TURBO
         assert submitted.cost == 1 and submitted.balance == 99
         assert submitted.position == 1
@@ -38,7 +43,7 @@ async def test_console_generates_without_credits(tmp_path: Path) -> None:
     """User 0 is on the unlimited tier: nothing is charged."""
     service = await open_service(tmp_path)
     try:
-        submitted = await service.submit_imagine(0, "a fox --ar 3:2", origin=Origin(source="cli"))
+        submitted = await service.submit_imagine(Actor.console(), "a fox --ar 3:2")
         assert submitted.cost == 0
     finally:
         await service.close()
@@ -50,8 +55,8 @@ async def test_refusal_message_offers_relax(tmp_path: Path) -> None:
     try:
         await service.ledger.set_balance(9, 0, actor="mod", reason="test")
         with pytest.raises(InsufficientCreditsError, match="--relax"):
-            await service.submit_imagine(9, "a fox", origin=Origin())
-        relaxed = await service.submit_imagine(9, "a fox --relax", origin=Origin())
+            await service.submit_imagine(_member(9), "a fox")
+        relaxed = await service.submit_imagine(_member(9), "a fox --relax")
         assert relaxed.cost == 0 and relaxed.job.lane is Lane.RELAX
     finally:
         await service.close()

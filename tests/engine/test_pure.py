@@ -68,7 +68,7 @@ def test_fit_mask_resizes_a_mask_of_the_same_shape() -> None:
 
 
 def test_fit_mask_refuses_another_shape() -> None:
-    with pytest.raises(ValueError, match="mask_image is 32x32 but the image is 64x32"):
+    with pytest.raises(ValueError, match="the mask is 32x32 but the image is 64x32"):
         fit_mask(Image.new("L", (32, 32)), (64, 32))
 
 

@@ -128,7 +128,7 @@ def test_inpaint_mask_of_another_shape_is_a_clear_error(cache: ModelCache, root:
     wide = root / "wide-mask.png"
     Image.new("L", (64, 32), 255).save(wide)
     task = _task(root, kind="inpaint", init_image=str(source_image), mask_image=str(wide))
-    with pytest.raises(ValueError, match=r"mask_image is 64x32 but the image is 64x64"):
+    with pytest.raises(ValueError, match=r"the mask is 64x32 but the image is 64x64"):
         render_task(cache, task, (), Recorder().hooks)
 
 

@@ -1,0 +1,52 @@
+"""Who asks the application core for something, and from where.
+
+Every request names an :class:`Actor`: the member whose credits, tier, limits and bans apply, and the surface the
+request came through. Moderation rules (blocklist, channel rules) belong to a Discord server, so a Discord actor
+carries its server and channel; a Discord actor without a server (a direct message) is refused, because no server's
+rules would apply. The console (the owner at a shell) is trusted and has no server.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.jobs import Origin
+from bot.ledger import CONSOLE_USER_ID
+
+
+@dataclass(frozen=True)
+class Actor:
+    """A member acting through one surface. ``origin`` says where results go back to."""
+
+    user_id: int
+    origin: Origin
+
+    @classmethod
+    def console(cls) -> Actor:
+        """The owner at a shell (``python -m bot generate``)."""
+        return cls(CONSOLE_USER_ID, Origin(source="cli"))
+
+    @classmethod
+    def discord(
+        cls,
+        user_id: int,
+        *,
+        guild_id: int | None,
+        channel_id: int | None,
+        interaction_id: int | None = None,
+    ) -> Actor:
+        """A Discord member in a server channel (``guild_id`` None: a direct message, which is refused)."""
+        origin = Origin(source="discord", guild_id=guild_id, channel_id=channel_id, interaction_id=interaction_id)
+        return cls(user_id, origin)
+
+    @property
+    def is_console(self) -> bool:
+        return self.origin.source == "cli"
+
+    @property
+    def guild_id(self) -> int | None:
+        return self.origin.guild_id
+
+    @property
+    def channel_id(self) -> int | None:
+        return self.origin.channel_id

@@ -1,0 +1,236 @@
+"""Preparation: a member's request checked against every rule of this server and turned into jobs, before anything
+is charged. Pure functions of the settings and the request (no database, no engine, no Discord).
+
+Every entry point (``/imagine``, ``/edit``, ``/sweep``, the result buttons, ``python -m bot generate``) prepares its
+jobs here; moderation of what will be rendered then runs once, in :meth:`bot.service.ImagineService.enqueue_many`.
+A refusal is a :class:`~bot.errors.PromptError` (or :class:`~bot.errors.ImagineError`) that says what to change.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+
+from bot.custom_ids import Action
+from bot.errors import ImagineError, PromptError
+from bot.follow_ups import check_follow_up
+from bot.jobs import ImageResult, Job, Kind, Lane, RenderParams
+from bot.permutations import expand_permutations
+from bot.preferences import Preferences, apply_preferences
+from bot.prompt import MAX_CFG, ParsedPrompt, PromptLimits, clean_text, parse_prompt
+from bot.requests import RequestOptions, apply_options, follow_up_params, follow_up_size, kind_for
+from bot.sizing import size_for_aspect
+from bot.sweep_spec import SweepLimits, rendered_prompts
+from config.settings import ModelSpec, Settings
+from engine.prompt_syntax import parse_loras
+from engine.samplers import DEFAULT_SAMPLER, SAMPLERS
+
+FOLLOW_UP_PIXEL_FACTOR = 4
+"""A result button may render at most this many times ``max_pixels`` (a 2x upscale of the largest image)."""
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A validated request, ready to queue."""
+
+    kind: Kind
+    prompt: str
+    params: RenderParams
+    lane: Lane | None = None
+    """The lane a flag asked for (``--fast``, ``--relax``, ``--turbo``); None: the member's default."""
+    parent_id: int | None = None
+    """For a button's job: the job whose image it starts from."""
+    parent_index: int | None = None
+
+    @property
+    def rendered_prompts(self) -> list[str]:
+        """Every prompt this job will render (a sweep's ``prompt`` axis replaces part of the prompt)."""
+        return rendered_prompts(self.params.prompt, self.params.sweep)
+
+
+def prompts_to_render(prepared: Iterable[Prepared]) -> list[str]:
+    """Every distinct prompt a request will render, for moderation."""
+    return list(dict.fromkeys(prompt for item in prepared for prompt in item.rendered_prompts))
+
+
+def usable_models(settings: Settings, *, owner: bool = False) -> tuple[str, ...]:
+    """The models a request may name: those the owner enabled for members, or for the owner every registry model."""
+    return tuple(settings.registry) if owner else tuple(getattr(settings, "member_models", tuple(settings.registry)))
+
+
+def prompt_limits(settings: Settings, *, owner: bool = False) -> PromptLimits:
+    return PromptLimits(
+        max_chars=settings.max_prompt_chars,
+        max_steps=settings.max_steps,
+        max_repeat=settings.max_repeat,
+        models=usable_models(settings, owner=owner),
+        samplers=tuple(SAMPLERS),
+    )
+
+
+def sweep_limits(settings: Settings) -> SweepLimits:
+    """A sweep's values obey the same limits as the flags they stand for."""
+    return SweepLimits(max_steps=settings.max_steps, max_cfg=MAX_CFG, samplers=tuple(SAMPLERS))
+
+
+def usable_model(name: str, settings: Settings, *, owner: bool = False) -> ModelSpec:
+    """The registry entry of a model the request may use and that is on disk (the configured default is fetched at
+    start-up; any other model only by the owner's ``models pull``); PromptError naming the choices otherwise."""
+    spec = settings.registry.get(name)
+    usable = usable_models(settings, owner=owner)
+    if spec is None or name not in usable:
+        choices = ", ".join(sorted(usable))
+        raise PromptError(f"model `{name}` is not available on this server; use one of: {choices}", flag="model")
+    if name != settings.model and not _present(spec):
+        raise PromptError(
+            f"model `{name}` is not downloaded on this server yet; the owner can fetch it with "
+            f"`python -m bot models pull {name}`",
+            flag="model",
+        )
+    return spec
+
+
+def check_loras(prompt: str, settings: Settings) -> None:
+    """Every ``<lora:NAME:weight>`` in the prompt names a configured LoRA with a numeric weight."""
+    try:
+        _clean, requested = parse_loras(prompt)
+    except ValueError as error:
+        raise PromptError(str(error)) from None
+    for name, _weight in requested:
+        if name not in settings.loras:
+            known = ", ".join(sorted(settings.loras)) or "none are configured on this server"
+            raise PromptError(f"unknown LoRA `{name}` in <lora:{name}:…>; known LoRAs: {known}")
+
+
+def build_params(parsed: ParsedPrompt, settings: Settings, seed: int, *, owner: bool = False) -> RenderParams:
+    """Resolve a parsed prompt against the model's defaults and the server's limits."""
+    model_name = parsed.model or settings.model
+    spec = usable_model(model_name, settings, owner=owner)
+    check_loras(parsed.text, settings)
+    width, height = size_for_aspect(parsed.aspect, spec.base_size, spec.size_multiple)
+    if width * height > settings.max_pixels:
+        raise PromptError(
+            f"{width}x{height} is more pixels than this server allows ({settings.max_pixels}); use a less extreme --ar",
+            flag="ar",
+        )
+    return RenderParams(
+        prompt=parsed.text,
+        negative=parsed.negative,
+        model=model_name,
+        width=width,
+        height=height,
+        steps=parsed.steps if parsed.steps is not None else spec.steps,
+        cfg=parsed.cfg if parsed.cfg is not None else spec.cfg,
+        seed=parsed.seed if parsed.seed is not None else seed,
+        images=settings.images_per_job,
+        sampler=parsed.sampler or DEFAULT_SAMPLER,
+        tile=parsed.tile,
+    )
+
+
+def prepare_imagine(
+    settings: Settings,
+    raw_prompt: str,
+    preferences: Preferences | None = None,
+    options: RequestOptions | None = None,
+    *,
+    owner: bool = False,
+) -> list[Prepared]:
+    """Parse and validate a request (permutations and --repeat give several jobs). Raises PromptError.
+
+    ``owner``: the request comes from the owner's shell, which may use every registry model that is on disk.
+    """
+    cap = settings.max_prompts_per_message
+    text = clean_text(raw_prompt)
+    if len(text) > settings.max_prompt_chars:  # before any permutation is expanded
+        raise PromptError(
+            f"the prompt is {len(text)} characters long; the limit is {settings.max_prompt_chars}. "
+            "Shorten it and try again."
+        )
+    prepared: list[Prepared] = []
+    for variant in expand_permutations(text, cap):
+        parsed = parse_prompt(variant, prompt_limits(settings, owner=owner))
+        if preferences is not None:
+            parsed = apply_preferences(parsed, preferences)
+        first = build_params(parsed, settings, random_seed(), owner=owner)
+        kind = Kind.IMAGINE
+        if options is not None:
+            kind, first = kind_for(options), apply_options(first, options, sweep_limits(settings))
+        for rendered in rendered_prompts(first.prompt, first.sweep):
+            check_rendered_prompt(rendered, settings)
+        lane = Lane(parsed.lane) if parsed.lane else None
+        for repeat in range(parsed.repeat):
+            if len(prepared) == cap:
+                raise PromptError(
+                    f"this asks for more than {cap} jobs at once (permutations × --repeat); ask for fewer",
+                    flag="repeat" if parsed.repeat > 1 else None,
+                )
+            params = first if repeat == 0 else reseeded(first, parsed.seed, repeat)
+            prepared.append(Prepared(kind, variant, params, lane))
+    return prepared
+
+
+def check_rendered_prompt(prompt: str, settings: Settings) -> None:
+    """A prompt a sweep makes obeys the same rules as a typed one (length, LoRA names)."""
+    if len(prompt) > settings.max_prompt_chars:
+        raise PromptError(
+            f"a sweep prompt is {len(prompt)} characters long; the limit is {settings.max_prompt_chars}",
+            flag="sweep",
+        )
+    check_loras(prompt, settings)
+
+
+def prepare_follow_up(
+    settings: Settings, parent: Job, images: list[ImageResult], action: Action, index: int, *, owner: bool = False
+) -> Prepared:
+    """The job a result button asks for (upscale, vary, reroll, zoom, pan), priced by the size it will render.
+
+    Raises ImagineError when the parent cannot give it or the result would be larger than this server allows.
+    """
+    follow_up = check_follow_up(parent, action, index, len(images))
+    spec = usable_model(parent.params.model, settings, owner=owner)
+    if follow_up.kind is Kind.REROLL:
+        params = follow_up_params(parent.params, Kind.REROLL, "", random_seed())
+    else:
+        image = images[index]
+        size = follow_up_size(
+            follow_up.kind, (image.width, image.height), spec.size_multiple, zoom=follow_up.zoom, pan=follow_up.pan
+        )
+        limit = settings.max_pixels * FOLLOW_UP_PIXEL_FACTOR
+        if size[0] * size[1] > limit:
+            raise ImagineError(
+                f"this would make a {size[0]}x{size[1]} image, more than this server allows ({limit:,} pixels); "
+                "upscale, zoom or pan a smaller image"
+            )
+        seed = image.seed if follow_up.kind is Kind.UPSCALE else random_seed()
+        params = follow_up_params(
+            parent.params,
+            follow_up.kind,
+            image.path,
+            seed,
+            variation=follow_up.variation,
+            zoom=follow_up.zoom,
+            pan=follow_up.pan,
+            size=size,
+        )
+        if follow_up.kind in (Kind.VARIATION, Kind.ZOOM, Kind.PAN):
+            params = replace(params, images=settings.images_per_job)
+    return Prepared(follow_up.kind, parent.prompt, params, parent_id=parent.id, parent_index=index)
+
+
+def reseeded(params: RenderParams, explicit_seed: int | None, repeat: int) -> RenderParams:
+    """The ``repeat``-th copy of a job: a fresh seed, or with --seed the next grid's worth of seeds."""
+    if explicit_seed is None:
+        return replace(params, seed=random_seed())
+    return replace(params, seed=(explicit_seed + repeat * params.images) % 2**32)
+
+
+def random_seed() -> int:
+    return secrets.randbelow(2**32)
+
+
+def _present(spec: ModelSpec) -> bool:  # TEMP-LAZY
+    from engine.model_sources import model_is_present
+
+    return model_is_present(spec)

@@ -11,9 +11,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from bot.actors import Actor
 from bot.errors import ConfigError, ImagineError
 from bot.events import EventKind, JobEvent
-from bot.jobs import Origin, Status
+from bot.jobs import Status
 from bot.logs import setup_logging
 from bot.requests import TaskOptions
 from config.settings import Settings, load_settings
@@ -163,8 +164,7 @@ async def generate(settings: Settings, prompt: str, output: Path | None, options
     service.events.subscribe(_print_progress)
     try:
         try:
-            prepared = service.prepare_request(prompt, options or TaskOptions())
-            submitted = await service.enqueue(CONSOLE_USER_ID, prepared, origin=Origin(source="cli"))
+            submitted = await service.submit_shell_request(Actor.console(), prompt, options or TaskOptions())
         except ImagineError as error:
             print(f"error: {error}", file=sys.stderr)
             return EXIT_CONFIG

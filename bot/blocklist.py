@@ -2,33 +2,42 @@
 
 A prompt and every blocked entry are read the same way, so both sides always agree:
 
-1. Characters. NFKC folds full-width, mathematical, circled, parenthesised and superscript forms (``ｇ``, ``𝐠``,
-   ``ⓖ``, ``⒢``, ``ᵍ``). Characters nobody sees are dropped: Unicode's Default_Ignorable_Code_Point set, every
-   format (Cf) character and every combining mark (so accents and "zalgo" stacks come off). Letters that look like
-   an ASCII letter or digit become that character, from Unicode's confusables data as shipped by
-   ``confusable-homoglyphs`` (``nѕfw`` with Cyrillic ѕ, Greek ``νο``); letter-shaped emoji with no NFKC form
-   (🅖, 🄶's negative twins, regional indicators 🇬) become their letter. Then everything is case-folded.
-2. Words. Whitespace splits tokens; inside a token, letters and digits make pieces and anything else separates
-   them. Pieces of one letter separated by punctuation (``g.o.r.e``) are one word; so is a run of one-letter tokens
-   (``n s f w``, ``g . o . r . e``; punctuation-only tokens in between are skipped), with a leading or trailing
-   one-letter English word (``a``, ``i``, ``u``) or digit also tried without it (``a n s f w``). Pieces of one token
-   are also tried joined (``go.re``, ``go-re``). Leetspeak is undone in words that hold a letter (``n00d``, ``$ex``,
-   ``sh!t``); ``1``, ``!`` and ``|`` may stand for ``i`` or ``l`` and ``6`` for ``b`` or ``g``, so both are tried.
-   In a prompt, a capital ``I`` among lower-case letters (``IoIi``) and a small ``l`` among capitals (``lNCEST``)
-   are read as either letter as well.
-3. Matching. An entry matches when its words appear as consecutive whole words of some reading of the prompt.
+1. Characters. Letters that look like an ASCII letter or digit become it, as written (capital Greek ``Ν`` is
+   ``n``, its small ``ν`` is ``v``), from Unicode's confusables data as shipped by ``confusable-homoglyphs``
+   (``nѕfw`` with Cyrillic ѕ, ``gоrе`` with Cyrillic о and е, Greek ``ο``, ``ɡ``); small capitals go by their
+   Unicode name (``ɢᴏʀᴇ``). NFKC then folds
+   full-width, mathematical, circled, parenthesised and superscript forms (``ｇ``, ``𝐠``, ``ⓖ``, ``⒢``, ``ᵍ``),
+   and the negative circled or squared letters and regional indicators that NFKC leaves alone (🅖, 🅶, 🇬) become
+   their letter. Characters nobody sees are dropped: Unicode's Default_Ignorable_Code_Point set, every format (Cf)
+   character and every combining mark (accents and "zalgo" stacks come off). Everything is case-folded.
+2. Words. Whitespace splits tokens; inside a token letters and digits make pieces and anything else separates them.
+   Consecutive one-letter pieces are one word, within a token (``g.o.r.e``, ``n-s_f.w``) or across spaces
+   (``n s f w``, ``g . o . r . e``; tokens of punctuation or emoji only are skipped); such a run is also tried
+   without a leading or trailing one-letter English word (``a``, ``i``, ``u``) or digit (``a n s f w``,
+   ``2 n s f w``), and a spelled-out token is also a word of its own (``a g.o.r.e``). The pieces of one token are
+   also tried joined (``go.re``, ``nsf.w``; not across an apostrophe: ``he'll`` is not ``hell``). Leetspeak is
+   undone in words that hold a letter (``n00d``, ``$ex``, ``sh!t``, ``@$$``); ``1``, ``!`` and ``|`` may stand for
+   ``i`` or ``l`` and ``6`` for ``b`` or ``g``, so both are tried. In a prompt, a capital ``I`` among lower-case
+   letters (``IewD``) and a small ``l`` among capitals (``lNCEST``) are read as either letter too, and a letter
+   stretched three times or more (``gooore``) is also read once and twice.
+3. Matching. An entry matches when its words are consecutive whole words of some reading of the prompt.
 
-Deliberately not matched, because each would block innocent prompts:
+Deliberately not matched, because each would block innocent prompts or cannot be told apart from them:
 
-- a blocked word inside a longer word (``ass`` in ``class``, ``bass``, ``assassin``; ``gore`` in ``gorengan``);
-- letters of a word spread over several tokens unless every one of them is a single letter (``go re``, ``ns fw``):
-  joining adjacent words turns ``the pen is red`` into ``penis``;
-- a spelled-out run that merely contains the word (``a s s e t`` holds ``a s s``);
-- ASCII digraph look-alikes (``rn`` for ``m``, ``vv`` for ``w``, ``cl`` for ``d``): they would read ``corn`` as
-  ``com`` and ``burn`` as ``bum``;
+- a blocked word inside a longer word or with an ending (``ass`` in ``class``, ``bass``, ``assassin``; ``gore`` in
+  ``gorengan``; ``gores``): block each form that matters;
+- a word split by spaces unless all of its letters stand alone (``go re``, ``ns fw``, ``n sfw``): joining
+  neighbouring words turns ``the pen is red`` into ``penis``; a visible blank such as U+2800 counts as a space;
+- a spelled-out run that merely contains the word (``a s s e t`` holds ``a s s``), or one led by a letter that is
+  not a one-letter word (``x n s f w``);
+- ASCII digraph look-alikes (``rn`` for ``m``, ``vv`` for ``w``, ``cl`` for ``d``) and multi-character leetspeak
+  (``|\\|`` for ``n``, ``ph`` for ``f``): they would read ``corn`` as ``com``, ``burn`` as ``bum``, ``photo`` as
+  ``foto``;
 - letters hidden behind masks (``f*ck``, ``g_re``), which could be any letter;
-- reversed, rotated or upside-down text (``erog``, ``ǝɹoɓ``) and text shown reversed by a bidi override: it is
-  matched in the order the image model reads it, and the override marks themselves are dropped;
+- a word of digits only, which is a number, not leetspeak (``717`` is not ``tit``; ``1 girl``, ``--ar 3:2`` stay);
+- reversed, rotated or upside-down text (``erog``, ``ǝɹoɓ``) and text displayed reversed by a bidi override: it is
+  matched in the order the image model reads it (the override marks themselves are dropped);
+- a mark that draws a small letter above another (U+0363–U+036F) is dropped like any combining mark, not read;
 - words in scripts written without spaces (Japanese, Chinese, Thai) match only as whole space-separated tokens.
 """
 
@@ -75,7 +84,7 @@ _FOLD_TARGETS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0
 _STROKES = frozenset("Il1|")
 # Wildcards: a character that may stand for either letter. Both readings are tried on both sides.
 _WILDCARDS = {"1": "il", "6": "bg"}
-_MAX_WILDCARDS = 5  # per word; further ones take their first reading, so a word has at most 32 spellings
+_MAX_WILDCARDS = 5  # per word; further ones take their first reading (at most 32 spellings)
 _LEET_DIGITS = str.maketrans("0345789", "oeastbg")
 _ENTRY_SYMBOLS = str.maketrans({"@": "a", "$": "s", "!": "i", "|": "l"})
 _PROMPT_SYMBOLS = str.maketrans({"@": "a", "$": "s", "!": "1", "|": "1"})
@@ -89,6 +98,7 @@ _LEET_PIECE = re.compile(r"[@$!|]*[^\W_]+(?:[@$!|]+[^\W_]+)*[@$!|]*")  # the sam
 # An entry's pieces: @ and $ may lead or trail one, ! and | only stand inside (``a$$``, ``sh!t``, but ``gore!``).
 _ENTRY_PIECE = re.compile(r"[@$]*[^\W_]+(?:[@$!|]+[^\W_]+)*[@$]*")
 _SYMBOL_WORD = re.compile(r"[@$][@$!|]*[@$]")  # a word of leet symbols only: ``@$$``
+_STRETCHED = re.compile(r"([^\W\d_])\1{2,}")  # a letter three times or more
 _LETTER = re.compile(r"[^\W\d_]")
 _LETTER_RUN = re.compile(r"[^\W\d_]{2,}")
 _FOLD_CACHE_LIMIT = 50_000
@@ -106,7 +116,7 @@ def _lookalikes() -> dict[str, str]:
     to them, case-folded (Cyrillic ``Ѕ`` and ``ѕ`` both to ``s``). When a class resembles several ASCII characters:
     ``I``, ``l``, ``1`` and ``|`` (one class) fold to the wildcard ``1``, which is then read as ``i`` or ``l``;
     ``O`` and ``0`` (one class) fold to ``o``; multi-letter members (``rn`` beside ``m``) are ignored; any other tie
-    would go to the first letter in alphabetical order (Unicode 15 has none).
+    would go to the first letter in alphabetical order (the shipped data has none).
     """
     from importlib import resources  # here, not at module level: importing the blocklist stays cheap
 
@@ -216,8 +226,12 @@ def _spell(raw: str, *, prompt: bool) -> str:
 
 @functools.lru_cache(maxsize=8192)
 def _prompt_spellings(raw: str) -> frozenset[str]:
-    """Every spelling of a word read in a prompt (prompts repeat words: cached)."""
-    return _spellings(_spell(raw, prompt=True))
+    """Every spelling of a word read in a prompt (prompts repeat words: cached); stretched letters (``gooore``)
+    are also read once and twice."""
+    word = _spell(raw, prompt=True)
+    if not _STRETCHED.search(word):
+        return _spellings(word)
+    return _spellings(word) | _spellings(_STRETCHED.sub(r"\1", word)) | _spellings(_STRETCHED.sub(r"\1\1", word))
 
 
 def _spellings(word: str) -> frozenset[str]:
@@ -262,23 +276,24 @@ class _Reading:
             if prompt:
                 self._add_leet(token, found, first)
         self.spans.extend((index, index + 1, piece) for index, piece in enumerate(self.pieces))
-        spelled = [all(len(piece) == 1 for piece in self.pieces[start:end]) for start, end in tokens]
         # The blocks: each longer piece, and each run of one-letter pieces (within a token or across tokens).
         self.primary: list[tuple[int, int]] = []
-        for number, (start, end) in enumerate(tokens):
-            inside: list[tuple[int, int]] = []  # blocks that start in this token
+        for start, end in tokens:
+            inside: list[tuple[int, int]] = []  # the same, within this token alone
             for index in range(start, end):
-                if index > 0 and len(self.pieces[index]) == 1 and len(self.pieces[index - 1]) == 1:
+                single = len(self.pieces[index]) == 1
+                if index > 0 and single and len(self.pieces[index - 1]) == 1:
                     self.primary[-1] = (self.primary[-1][0], index + 1)
-                    if inside:
-                        inside[-1] = self.primary[-1]
                 else:
                     self.primary.append((index, index + 1))
-                    inside.append(self.primary[-1])
-            if spelled[number]:
-                if end - start > 1:
-                    self._add_run(start, end)  # a spelled-out token is a word of its own: ``a g.o.r.e``
-            else:
+                if index > start and single and len(self.pieces[index - 1]) == 1:
+                    inside[-1] = (inside[-1][0], index + 1)
+                else:
+                    inside.append((index, index + 1))
+            for block_start, block_end in inside:
+                if block_end - block_start > 1:
+                    self._add_run(block_start, block_end)  # spelled out within a token is a word: ``a g.o.r.e``
+            if len(inside) > 1:
                 self._add_joined(inside)
         for start, end in self.primary:
             if end - start > 1:

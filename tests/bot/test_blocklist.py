@@ -81,10 +81,15 @@ def test_find_blocked(prompt: str, expected: str | None) -> None:
         ("2 n s f w pics", "nsfw"),
         ("a 🔥 g 🔥 o 🔥 r 🔥 e", "gore"),
         ("a b.l.o.o.d b.a.t.h", "blood bath"),
-        # Punctuation inside a word; leet symbols that are also punctuation.
+        # Punctuation inside a word; stretched letters; leet symbols that are also punctuation.
         ("n.sfw", "nsfw"),
         ("nsf.w", "nsfw"),
         ("go-re scene", "gore"),
+        ("a g.ore", "gore"),
+        ("x g.o.r.e-scene", "gore"),
+        ("g**o**re", "gore"),
+        ("gooooore and asssss", "gore"),
+        ("what an asssss", "ass"),
         ("lots of gore!!!", "gore"),
         ("gore@night", "gore"),
         ("what an @$$!", "ass"),

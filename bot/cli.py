@@ -1,13 +1,30 @@
-"""``python -m bot …``: run the bot, or render from a shell without Discord."""
+"""``python -m bot …``: run the bot, render from a shell without Discord, and the owner's commands.
+
+Exit codes, the same for every subcommand:
+
+- ``0``: done.
+- ``1``: the command ran and failed: the ledger refused a change, a job failed, the database breaks an invariant,
+  a model could not be downloaded, ``doctor`` found problems.
+- ``2``: the command line or the configuration must change first: a bad argument or setting, an unknown name,
+  a file that cannot be read or written, a database file that is not SQLite, no Discord token or one Discord
+  rejects, a privileged intent that is not enabled in the developer portal.
+
+Every refusal comes before any work (no database is created, no engine started) and is one line without a
+traceback. ``run`` never exits because Discord cannot be reached: it retries with backoff (1 s doubling to 60 s),
+one log line per attempt, so a restart policy does not turn a network outage into a crash loop.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import logging
+import os
 import shutil
+import sqlite3
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +34,7 @@ from bot.events import EventKind, JobEvent
 from bot.jobs import Status
 from bot.logs import setup_logging
 from bot.requests import TaskOptions
-from config.settings import Settings, load_settings
+from config.settings import Settings, did_you_mean, load_settings
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +44,11 @@ CONSOLE_USER_ID = 0
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_CONFIG = 2
+
+MAX_USER_ID = 2**63 - 1
+"""SQLite's largest integer; Discord ids are well below it."""
+MAX_CREDITS = 10**12
+"""The most credits one command may grant, take or set (keeps every balance far from SQLite's integer limit)."""
 
 TOKEN_HELP = """\
 error: no Discord bot token is configured (setting discord_token, environment variable IMAGINE_DISCORD_TOKEN).
@@ -39,15 +61,23 @@ Invite the bot with the "bot" and "applications.commands" scopes.
 To try everything without Discord: python -m bot generate "a red fox --ar 3:2" -o fox.png"""
 
 
+class UsageError(Exception):
+    """The command line names something that cannot work; the message says what to change (exit 2)."""
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m bot", description="imaginebot: images for Discord")
+    parser = argparse.ArgumentParser(
+        prog="python -m bot",
+        description="imaginebot: images for Discord",
+        epilog="exit codes: 0 done, 1 the command failed, 2 fix the command line or the configuration",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    commands.add_parser("run", help="connect to Discord and serve /imagine")
+    commands.add_parser("run", help="connect to Discord and serve /imagine (retries until Discord is reachable)")
 
     generate = commands.add_parser("generate", help="render a prompt to a grid PNG without Discord")
     generate.add_argument("prompt", help='the prompt with flags, e.g. "a red fox --ar 3:2 --seed 7"')
-    generate.add_argument("-o", "--output", type=Path, help="where to write the grid PNG")
+    generate.add_argument("-o", "--output", help="where to write the grid PNG (a folder: <folder>/imagine_<job>.png)")
     generate.add_argument("--image", type=Path, help="source image: img2img (or inpaint with --mask)")
     generate.add_argument("--mask", type=Path, help="inpaint mask for --image: white is repainted")
     generate.add_argument("--strength", type=float, help="how far to move away from --image (0-1, default 0.75)")
@@ -63,25 +93,66 @@ def build_parser() -> argparse.ArgumentParser:
     doctor = commands.add_parser("doctor", help="check the device, versions, models and settings")
     doctor.add_argument("--no-probe", action="store_true", help="skip the engine probe (no torch import)")
     add_owner_commands(commands)
+    add_model_commands(commands)
     return parser
+
+
+def member_id(text: str) -> int:
+    """A Discord user id (argparse type): a whole number from 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a user id (a whole number such as 123456789)") from None
+    if not 0 <= value <= MAX_USER_ID:
+        raise argparse.ArgumentTypeError(f"{text} is not a user id (a whole number from 0 to {MAX_USER_ID})")
+    return value
+
+
+def credit_amount(minimum: int) -> Any:
+    """An argparse type for a whole number of credits from ``minimum`` to :data:`MAX_CREDITS`."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of credits") from None
+        if not minimum <= value <= MAX_CREDITS:
+            raise argparse.ArgumentTypeError(f"{text} credits is out of range: use {minimum} to {MAX_CREDITS}")
+        return value
+
+    return parse
+
+
+def row_limit(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 1 <= value <= 1000:
+        raise argparse.ArgumentTypeError(f"{text} is out of range: use 1 to 1000")
+    return value
 
 
 def add_owner_commands(commands: Any) -> None:
     """``credits show|grant|take|set`` and ``tier set``: quotas from a shell, recorded with the console as actor."""
     credits = commands.add_parser("credits", help="show or change a member's credits")
     actions = credits.add_subparsers(dest="action", required=True, metavar="ACTION")
-    show = actions.add_parser("show", help="balance, tier and recent ledger rows")
-    show.add_argument("user_id", type=int, metavar="USER_ID")
-    show.add_argument("--limit", type=int, default=10, help="ledger rows to print (default 10)")
-    for name, text in (("grant", "add N credits"), ("take", "remove N credits"), ("set", "set the balance to N")):
+    show = actions.add_parser("show", help="balance, tier and recent ledger rows (changes nothing)")
+    show.add_argument("user_id", type=member_id, metavar="USER_ID")
+    show.add_argument("--limit", type=row_limit, default=10, help="ledger rows to print (default 10)")
+    for name, text, minimum in (
+        ("grant", "add N credits", 1),
+        ("take", "remove N credits", 1),
+        ("set", "set the balance to N", 0),
+    ):
         action = actions.add_parser(name, help=text)
-        action.add_argument("user_id", type=int, metavar="USER_ID")
-        action.add_argument("amount", type=int, metavar="N")
+        action.add_argument("user_id", type=member_id, metavar="USER_ID")
+        action.add_argument("amount", type=credit_amount(minimum), metavar="N")
         action.add_argument("--reason", required=True, help="why (kept in the ledger)")
     tier = commands.add_parser("tier", help="change a member's tier")
     tier_actions = tier.add_subparsers(dest="action", required=True, metavar="ACTION")
     tier_set = tier_actions.add_parser("set", help="move a member to a tier")
-    tier_set.add_argument("user_id", type=int, metavar="USER_ID")
+    tier_set.add_argument("user_id", type=member_id, metavar="USER_ID")
     tier_set.add_argument("tier", metavar="TIER")
     database = commands.add_parser("db", help="check or back up the database")
     db_actions = database.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -89,6 +160,15 @@ def add_owner_commands(commands: Any) -> None:
     check.add_argument("--no-files", action="store_true", help="do not check that result images exist")
     backup = db_actions.add_parser("backup", help="an online backup (safe while the bot runs), then checked")
     backup.add_argument("path", type=Path, metavar="PATH")
+
+
+def add_model_commands(commands: Any) -> None:
+    """``models list`` and ``models pull NAME``."""
+    models = commands.add_parser("models", help="list the models, or download one (members never trigger downloads)")
+    actions = models.add_subparsers(dest="action", required=True, metavar="ACTION")
+    actions.add_parser("list", help="each model: source, family, usable by members, on disk")
+    pull = actions.add_parser("pull", help="download a hub model (progress bar), build a tiny one, or check a file")
+    pull.add_argument("name", metavar="NAME")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -100,11 +180,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG
     token = settings.discord_token.get_secret_value() if settings.discord_token else ""
     setup_logging(settings.log_level, secrets=[token])
+    try:
+        return dispatch(settings, args)
+    except UsageError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+
+
+def dispatch(settings: Settings, args: argparse.Namespace) -> int:
     if args.command == "run":
         return run_bot(settings)
     if args.command == "generate":
+        if args.model is not None and args.model not in settings.registry:
+            raise UsageError(
+                f"--model {args.model}: there is no such model{did_you_mean(args.model, settings.registry)}; "
+                f"use one of: {', '.join(sorted(settings.registry))}"
+            )
         options = TaskOptions(args.model, args.image, args.mask, args.strength, tuple(args.sweep))
-        return asyncio.run(generate(settings, args.prompt, args.output, options))
+        target = output_target(args.output)
+        return asyncio.run(generate(settings, args.prompt, target, options))
     if args.command == "doctor":
         from bot.doctor import run_doctor
 
@@ -115,52 +209,99 @@ def main(argv: Sequence[str] | None = None) -> int:
         return manage_database(settings, args)
     if args.command in ("credits", "tier"):
         return asyncio.run(manage_credits(settings, args))
+    if args.command == "models":
+        from bot.model_commands import list_models, pull_model
+
+        return list_models(settings) if args.action == "list" else pull_model(settings, args.name)
     raise AssertionError(f"unhandled command {args.command}")
 
 
 def run_bot(settings: Settings) -> int:
+    """Serve Discord until stopped: 0 on Ctrl-C, 2 for a missing or rejected token or a disabled intent."""
     if settings.discord_token is None or not settings.discord_token.get_secret_value().strip():
         print(TOKEN_HELP, file=sys.stderr)
         return EXIT_CONFIG
-    import discord
-
-    from bot.discord_bot import ImagineBot
+    from bot.connection import FatalDiscordError, quiet_discord_client, serve_forever
 
     # Each write hands work to aiosqlite's thread and back; a short switch interval keeps that hop at ~0.5 ms
     # instead of up to 5 ms (python -m bench.scheduler measures the difference).
     sys.setswitchinterval(0.0005)
-
-    async def serve() -> None:
-        async with ImagineBot(settings) as bot:
-            assert settings.discord_token is not None
-            await bot.start(settings.discord_token.get_secret_value().strip())
-
+    quiet_discord_client()
+    token = settings.discord_token.get_secret_value().strip()
     try:
-        asyncio.run(serve())
-    except discord.LoginFailure:
-        print(
-            "error: Discord rejected the token (IMAGINE_DISCORD_TOKEN). Reset it in the developer portal "
-            "(Bot -> Reset Token) and paste the new one.",
-            file=sys.stderr,
-        )
-        return EXIT_CONFIG
-    except discord.PrivilegedIntentsRequired:
-        print("error: the bot asked for a privileged intent that is not enabled in the portal", file=sys.stderr)
+        asyncio.run(serve_forever(settings, token))
+    except FatalDiscordError as error:
+        print(f"error: {error}", file=sys.stderr)
         return EXIT_CONFIG
     except KeyboardInterrupt:
         pass
     return EXIT_OK
 
 
-async def generate(settings: Settings, prompt: str, output: Path | None, options: TaskOptions | None = None) -> int:
+# --- generate -----------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OutputTarget:
+    """Where ``generate -o`` writes the grid: a file, or a folder that gets ``imagine_<job>.png``."""
+
+    path: Path
+    folder: bool
+
+    def for_job(self, job_id: int) -> Path:
+        return self.path / f"imagine_{job_id}.png" if self.folder else self.path
+
+
+def output_target(output: str | None) -> OutputTarget | None:
+    """Check ``-o`` before anything is rendered. A folder (existing, or written with a trailing slash) gets
+    ``imagine_<job>.png`` inside; otherwise the grid is written to the file (a ``.png``). Raises UsageError."""
+    if output is None:
+        return None
+    if not output.strip():
+        raise UsageError("-o needs a file name (*.png) or a folder")
+    path = Path(output).expanduser()
+    if path.is_dir() or output.endswith(("/", os.sep)):
+        _check_writable_folder(path)
+        return OutputTarget(path, folder=True)
+    if path.suffix.lower() != ".png":
+        raise UsageError(f"-o {output}: the grid is a PNG; name the file *.png (or give a folder)")
+    if path.exists() and not path.is_file():
+        raise UsageError(f"-o {output}: it exists and is not a regular file; choose another path")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise UsageError(f"-o {output}: the file is not writable; choose another path")
+    _check_writable_folder(path.parent)
+    return OutputTarget(path, folder=False)
+
+
+def _check_writable_folder(folder: Path) -> None:
+    """The folder (or, when it does not exist yet, the closest existing folder above it) must be writable."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UsageError(f"-o: {existing} is not a folder, so nothing can be written under it")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"-o: the folder {existing} is not writable; choose another place")
+
+
+async def generate(
+    settings: Settings, prompt: str, output: OutputTarget | None, options: TaskOptions | None = None
+) -> int:
     """Render one /imagine through the queue and a real engine process; print the image paths."""
     from bot.service import ImagineService
 
+    database_problem = _database_problem(settings.database_file)
+    if database_problem is not None:
+        print(f"error: {database_problem}", file=sys.stderr)
+        return EXIT_CONFIG
     try:
         service = await ImagineService.open(settings, only_own_jobs=True)
     except ImagineError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_FAILED
+    except (sqlite3.Error, OSError) as error:
+        print(f"error: could not open the database {settings.database_file}: {error}", file=sys.stderr)
+        return EXIT_CONFIG
     service.events.subscribe(_print_progress)
     try:
         try:
@@ -180,9 +321,16 @@ async def generate(settings: Settings, prompt: str, output: Path | None, options
         images = await service.queue.images(job.id)
         grid = Path(job.grid_path)
         if output is not None:
-            output.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(grid, output)
-            grid = output
+            destination = output.for_job(job.id)
+            try:
+                destination.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(grid, destination)
+            except OSError as error:
+                print(
+                    f"error: could not write {destination} ({error.strerror}); the grid is at {grid}", file=sys.stderr
+                )
+                return EXIT_FAILED
+            grid = destination
         print(f"grid: {grid}", file=sys.stderr)
         for image in images:
             print(image.path)
@@ -191,10 +339,35 @@ async def generate(settings: Settings, prompt: str, output: Path | None, options
         await service.close()
 
 
+# --- the owner's database commands --------------------------------------------------------------------------------
+
+
+def _database_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be the bot's database (it exists and is not SQLite, or is a folder), or None."""
+    if path.is_dir():
+        return f"the database path {path} is a folder; set database_path (or data_dir) to a file"
+    if not path.exists():
+        return None
+    try:
+        with path.open("rb") as handle:
+            header = handle.read(16)
+    except OSError as error:
+        return f"the database {path} cannot be read ({error.strerror})"
+    if header and header != b"SQLite format 3\x00":
+        return f"{path} is not a SQLite database; set database_path (or data_dir) to the bot's database"
+    return None
+
+
 def manage_database(settings: Settings, args: argparse.Namespace) -> int:
     from bot.db_check import backup_database, check_database, describe
 
     path = settings.database_file
+    problem = _database_problem(path)
+    if problem is None and not path.exists():
+        problem = f"no database at {path} (the bot creates it when it first starts; check data_dir)"
+    if problem is not None:
+        print(f"error: {problem}", file=sys.stderr)
+        return EXIT_CONFIG
     try:
         if args.action == "backup":
             target = backup_database(path, args.path)
@@ -205,17 +378,39 @@ def manage_database(settings: Settings, args: argparse.Namespace) -> int:
     except (FileNotFoundError, FileExistsError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_CONFIG
+    except (sqlite3.Error, OSError) as error:
+        print(f"error: {path}: {error}", file=sys.stderr)
+        return EXIT_CONFIG
     print(describe(problems))
     return EXIT_FAILED if problems else EXIT_OK
 
 
 async def manage_credits(settings: Settings, args: argparse.Namespace) -> int:
-    """The owner's quota commands; every change goes through the ledger with the console as actor."""
+    """The owner's quota commands; every change goes through the ledger with the console as actor.
+
+    Everything is checked before the database is opened; ``credits show`` only reads, and an unknown member is
+    shown as such without creating an account.
+    """
     from bot.errors import LedgerError
     from bot.ledger import CONSOLE_ACTOR, Ledger
     from bot.store import Store
 
-    store = await Store.open(settings.database_file)
+    if args.command == "tier" and args.tier not in settings.tiers:
+        raise UsageError(
+            f"there is no tier {args.tier!r}{did_you_mean(args.tier, settings.tiers)}; "
+            f"use one of: {', '.join(sorted(settings.tiers))}"
+        )
+    path = settings.database_file
+    problem = _database_problem(path)
+    if problem is not None:
+        raise UsageError(problem)
+    if args.command == "credits" and args.action == "show" and not path.exists():
+        print(_no_account(settings, args.user_id))
+        return EXIT_OK
+    try:
+        store = await Store.open(path)
+    except (sqlite3.Error, OSError) as error:
+        raise UsageError(f"could not open the database {path}: {error}") from None
     ledger = Ledger(store, settings)
     try:
         if args.command == "tier":
@@ -223,8 +418,11 @@ async def manage_credits(settings: Settings, args: argparse.Namespace) -> int:
             print(f"member {member.user_id}: tier {member.tier}, balance {member.balance}")
             return EXIT_OK
         if args.action == "show":
-            member = await ledger.member(args.user_id)
-            print(f"member {member.user_id}: tier {member.tier}, balance {member.balance}, banned {member.banned}")
+            found = await ledger.find_member(args.user_id)
+            if found is None:
+                print(_no_account(settings, args.user_id))
+                return EXIT_OK
+            print(f"member {found.user_id}: tier {found.tier}, balance {found.balance}, banned {found.banned}")
             for entry in await ledger.entries(args.user_id, args.limit):
                 job = f" job {entry.job_id}" if entry.job_id is not None else ""
                 change = f"{entry.delta:+d} -> {entry.balance_after}"
@@ -237,8 +435,19 @@ async def manage_credits(settings: Settings, args: argparse.Namespace) -> int:
     except LedgerError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_FAILED
+    except sqlite3.Error as error:
+        print(f"error: the database {path} refused the change: {error}", file=sys.stderr)
+        return EXIT_FAILED
     finally:
         await store.close()
+
+
+def _no_account(settings: Settings, user_id: int) -> str:
+    """What ``credits show`` says for a member the bot has not seen: what they will start with."""
+    tier_name = settings.credits.console_tier if user_id == CONSOLE_USER_ID else settings.credits.default_tier
+    tier = settings.tiers[tier_name]
+    start = "jobs cost nothing" if tier.unlimited else f"{tier.allowance} credits"
+    return f"member {user_id}: no account yet; on first use they start on tier {tier_name} with {start}"
 
 
 def _print_progress(event: JobEvent) -> None:

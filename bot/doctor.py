@@ -11,8 +11,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from config.settings import Settings
-from engine.model_sources import source_kind, source_problem
+from config.settings import ModelSpec, Settings
+from engine.model_sources import model_is_present, source_kind, source_problem
 
 PROBE_TIMEOUT_S = 180.0
 
@@ -25,17 +25,38 @@ class Report:
     problems: list[str] = field(default_factory=list)
 
 
-def check_registry(settings: Settings) -> Report:
-    """Each model's and LoRA's source, checked without loading anything."""
+def check_token(settings: Settings) -> Report:
+    """A bot token must be configured for ``run`` (its value is never shown)."""
     report = Report()
+    if settings.discord_token is None or not settings.discord_token.get_secret_value().strip():
+        report.lines.append("discord token: missing")
+        report.problems.append(
+            "no Discord token: put IMAGINE_DISCORD_TOKEN=<token> in .env (or the environment); get one at "
+            "https://discord.com/developers/applications -> your app -> Bot -> Reset Token"
+        )
+    else:
+        report.lines.append("discord token: set")
+    return report
+
+
+def check_registry(settings: Settings) -> Report:
+    """Each model's and LoRA's source, checked without loading anything; which models members may pick."""
+    report = Report()
+    members = set(settings.member_models)
     for name, spec in sorted(settings.registry.items()):
         kind = source_kind(spec.source)
         problem = source_problem(spec.source, spec.config)
         marker = "*" if name == settings.model else " "
-        status = f"problem: {problem}" if problem else ("ok" if kind != "hub" else _hub_status(spec.source))
-        report.lines.append(f" {marker} model {name} ({spec.family}, {kind}: {spec.source}): {status}")
+        if problem:
+            status = f"problem: {problem}"
+        else:
+            status = _hub_status(name, spec, default=name == settings.model) if kind == "hub" else "ok"
+        use = "members" if name in members else "owner only"
+        report.lines.append(f" {marker} model {name} ({spec.family}, {kind}: {spec.source}, {use}): {status}")
         if problem:
             report.problems.append(f"model {name}: {problem}")
+        elif name in members and name != settings.model and not model_is_present(spec):
+            report.problems.append(f"model {name} is offered to members but not downloaded: run `{_pull(name)}`")
     for name, lora in sorted(settings.loras.items()):
         exists = Path(lora.path).expanduser().is_file()
         report.lines.append(f"   lora {name}: {lora.path}: {'ok' if exists else 'missing'}")
@@ -44,16 +65,17 @@ def check_registry(settings: Settings) -> Report:
     return report
 
 
-def _hub_status(repo_id: str) -> str:
+def _hub_status(name: str, spec: ModelSpec, *, default: bool) -> str:
     """Whether a hub model is already in the Hugging Face cache (then it loads offline)."""
-    try:
-        from huggingface_hub import try_to_load_from_cache
-    except ImportError:
-        return "a hub id (huggingface_hub is missing)"
-    cached = try_to_load_from_cache(repo_id, "model_index.json")
-    if isinstance(cached, str):
+    if model_is_present(spec):
         return "ok (in the Hugging Face cache)"
-    return "not downloaded yet: fetched from the hub on first use (needs the network)"
+    if default:
+        return f"not downloaded yet: fetched when the engine starts (needs the network), or now with `{_pull(name)}`"
+    return f"not downloaded: `{_pull(name)}` (only the default model is fetched by the engine)"
+
+
+def _pull(name: str) -> str:
+    return f"python -m bot models pull {name}"
 
 
 def check_engine(settings: Settings) -> Report:
@@ -95,7 +117,7 @@ def check_engine(settings: Settings) -> Report:
 def run_doctor(settings: Settings, *, probe_engine: bool = True) -> tuple[int, str]:
     """The exit code (0 healthy, 1 problems) and the text to print."""
     lines = [f"imaginebot doctor: data_dir {settings.data_dir.resolve()}, model {settings.model}"]
-    reports = [check_registry(settings)]
+    reports = [check_token(settings), check_registry(settings)]
     if probe_engine:
         reports.insert(0, check_engine(settings))
     problems: list[str] = []

@@ -8,10 +8,14 @@ documented in ``config/bot.example.toml``.
 
 from __future__ import annotations
 
+import difflib
 import os
+import tomllib
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args, get_origin
 
+from dotenv import dotenv_values
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
@@ -21,7 +25,16 @@ from pydantic_settings import (
 )
 
 ENV_PREFIX = "IMAGINE_"
+CONFIG_VARIABLE = f"{ENV_PREFIX}CONFIG"
+"""Names the TOML file; the one IMAGINE_ variable that is not a setting."""
+NESTED_DELIMITER = "__"
 DEFAULT_CONFIG_FILE = Path("config/bot.toml")
+DEFAULT_ENV_FILE = ".env"
+
+SIZE_STEP = 8
+"""Width and height of every image are multiples of this: diffusers' Stable Diffusion pipelines refuse others, and
+it is the VAE factor of SD1.x/2.x/SDXL. The tiny test models need only 4 (a VAE factor of 2 and one UNet
+downsampling), so the pipelines' 8 is what they truly need too."""
 
 Family = Literal["sd15", "sd2", "sdxl"]
 Lane = Literal["turbo", "fast", "relax"]
@@ -46,7 +59,13 @@ class ModelSpec(BaseModel):
     steps: int = Field(default=25, ge=1, le=150)
     cfg: float = Field(default=7.0, ge=0.0, le=30.0)
     base_size: int = Field(default=512, ge=32, le=4096, description="side of the square image at --ar 1:1")
-    size_multiple: int = Field(default=64, ge=8, le=128, description="width and height are rounded to this")
+    size_multiple: int = Field(
+        default=SIZE_STEP,
+        ge=SIZE_STEP,
+        le=128,
+        multiple_of=SIZE_STEP,
+        description="width and height are multiples of this (8: what Stable Diffusion pipelines accept)",
+    )
     cost_multiplier: float = Field(default=1.0, gt=0.0, le=100.0)
 
 
@@ -74,8 +93,8 @@ class MemorySettings(BaseModel):
 
 
 BUILTIN_MODELS: dict[str, ModelSpec] = {
-    "tiny": ModelSpec(source="tiny:sd15", family="sd15", steps=4, cfg=5.0, base_size=64, size_multiple=16),
-    "tiny-sdxl": ModelSpec(source="tiny:sdxl", family="sdxl", steps=4, cfg=5.0, base_size=64, size_multiple=16),
+    "tiny": ModelSpec(source="tiny:sd15", family="sd15", steps=4, cfg=5.0, base_size=64),
+    "tiny-sdxl": ModelSpec(source="tiny:sdxl", family="sdxl", steps=4, cfg=5.0, base_size=64),
     "sd15": ModelSpec(source="stable-diffusion-v1-5/stable-diffusion-v1-5", family="sd15", steps=25),
     "sdxl": ModelSpec(source="stabilityai/stable-diffusion-xl-base-1.0", family="sdxl", steps=30, base_size=1024),
 }
@@ -101,6 +120,19 @@ DEFAULT_TIERS: dict[str, TierSpec] = {
 }
 
 
+DEFAULT_KIND_MULTIPLIERS: dict[str, float] = {
+    "imagine": 1.0,
+    "reroll": 1.0,
+    "variation": 1.0,
+    "upscale": 0.5,
+    "zoom": 1.25,
+    "pan": 1.0,
+    "img2img": 1.0,
+    "inpaint": 1.0,
+    "sweep": 1.0,
+}
+
+
 class CreditsSettings(BaseModel):
     """What a job costs. One credit buys one 512x512 image at 20 steps in the fast lane on a 1.0 model."""
 
@@ -114,21 +146,21 @@ class CreditsSettings(BaseModel):
     fast_multiplier: float = Field(default=1.0, ge=0)
     relax_multiplier: float = Field(default=0.0, ge=0)
     kind_multipliers: dict[str, float] = Field(
-        default_factory=lambda: {
-            "imagine": 1.0,
-            "reroll": 1.0,
-            "variation": 1.0,
-            "upscale": 0.5,
-            "zoom": 1.25,
-            "pan": 1.0,
-            "img2img": 1.0,
-            "inpaint": 1.0,
-            "sweep": 1.0,
-        },
-        description="per job kind, times the pixel x step x image work",
+        default_factory=lambda: dict(DEFAULT_KIND_MULTIPLIERS),
+        description="per job kind, times the pixel x step x image work; kinds not given keep their default",
     )
     default_tier: str = "free"
     console_tier: str = "unlimited"
+
+    @field_validator("kind_multipliers", mode="before")
+    @classmethod
+    def _known_kinds(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value
+        for kind in value:
+            if kind not in DEFAULT_KIND_MULTIPLIERS:
+                raise ValueError(f"{kind!r} is not a job kind{did_you_mean(str(kind), DEFAULT_KIND_MULTIPLIERS)}")
+        return {**DEFAULT_KIND_MULTIPLIERS, **value}
 
 
 class SchedulerSettings(BaseModel):
@@ -154,10 +186,10 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
-        env_file=".env",
+        env_file=DEFAULT_ENV_FILE,
         env_file_encoding="utf-8",
-        env_nested_delimiter="__",
-        extra="ignore",
+        env_nested_delimiter=NESTED_DELIMITER,
+        extra="ignore",  # unknown keys are reported by load_settings (see unknown_setting_problems)
         validate_default=True,
     )
 
@@ -165,6 +197,10 @@ class Settings(BaseSettings):
     sync_guild_id: int | None = Field(default=None, description="sync slash commands to this guild at once")
     model: str = "sd15"
     models: dict[str, ModelSpec] = Field(default_factory=dict)
+    enabled_models: list[str] = Field(
+        default_factory=list,
+        description="models members may pick besides `model`; empty = every model defined under [models.NAME]",
+    )
     loras: dict[str, LoraSpec] = Field(default_factory=dict)
     memory: MemorySettings = Field(default_factory=MemorySettings)
     max_loaded_models: int = Field(default=1, ge=1, le=8, description="models kept loaded at once (LRU)")
@@ -205,7 +241,16 @@ class Settings(BaseSettings):
     def _check_model_known(self) -> Settings:
         if self.model not in self.registry:
             known = ", ".join(sorted(self.registry))
-            raise ValueError(f"model {self.model!r} is not in the registry; use one of: {known}")
+            raise ValueError(
+                f"model {self.model!r} is not in the registry{did_you_mean(self.model, self.registry)}; "
+                f"use one of: {known}"
+            )
+        for name in self.enabled_models:
+            if name not in self.registry:
+                raise ValueError(
+                    f"enabled_models names {name!r}, which is not a model{did_you_mean(name, self.registry)}; "
+                    f"use built-in ones ({', '.join(BUILTIN_MODELS)}) or ones defined under [models.NAME]"
+                )
         for role, tier in (("default_tier", self.credits.default_tier), ("console_tier", self.credits.console_tier)):
             if tier not in self.tiers:
                 raise ValueError(f"credits.{role} {tier!r} is not a tier; use one of: {', '.join(sorted(self.tiers))}")
@@ -215,6 +260,17 @@ class Settings(BaseSettings):
     def registry(self) -> dict[str, ModelSpec]:
         """Built-in models merged with the ones this server defines (which win on a name clash)."""
         return {**BUILTIN_MODELS, **self.models}
+
+    @property
+    def member_models(self) -> tuple[str, ...]:
+        """The models members may pick (``--model``, autocomplete, /settings), the default ``model`` first.
+
+        With ``enabled_models`` empty: the default plus every model defined under ``[models.NAME]``; the built-in
+        hub models (``sd15``, ``sdxl``) and tiny models are not offered unless they are the default. Otherwise:
+        the default plus exactly the listed names.
+        """
+        chosen = self.enabled_models if self.enabled_models else list(self.models)
+        return tuple(dict.fromkeys([self.model, *chosen]))
 
     @property
     def database_file(self) -> Path:
@@ -237,13 +293,24 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        toml_file = Path(os.environ.get(f"{ENV_PREFIX}CONFIG", DEFAULT_CONFIG_FILE))
-        toml = TomlConfigSettingsSource(settings_cls, toml_file=toml_file)
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=config_file())
         return (init_settings, env_settings, dotenv_settings, toml)
 
 
+def config_file() -> Path:
+    """The TOML file settings are read from: ``IMAGINE_CONFIG``, else ``config/bot.toml``."""
+    return Path(os.environ.get(CONFIG_VARIABLE, DEFAULT_CONFIG_FILE))
+
+
 def load_settings(**overrides: Any) -> Settings:
-    """Read the settings, turning validation errors into one ConfigError that names each bad setting."""
+    """Read the settings, turning unknown keys and validation errors into one ConfigError naming each bad setting.
+
+    ``_env_file`` (as for ``Settings``) picks the ``.env`` file; it is ``.env`` in the working folder by default.
+    """
+    env_file = overrides.get("_env_file", Settings.model_config.get("env_file"))
+    unknown = unknown_setting_problems(env_file if isinstance(env_file, str | Path) else None)
+    if unknown:
+        raise ConfigError("\n".join(["invalid configuration:", *(f"  - {line}" for line in unknown)]))
     try:
         return Settings(**overrides)
     except ValidationError as error:
@@ -260,5 +327,121 @@ def describe_validation_error(error: ValidationError) -> str:
         key = ".".join(location) if location else "(settings)"
         env_name = ENV_PREFIX + "__".join(location).upper() if location else ""
         where = f"{key} ({env_name})" if env_name else key
-        lines.append(f"  - {where}: {problem['msg']}")
+        message = problem["msg"]
+        if problem["type"] == "extra_forbidden" and location:
+            parent = _model_at(tuple(location[:-1]))
+            hint = did_you_mean(location[-1], parent.model_fields) if parent is not None else ""
+            message = f"unknown setting{hint}"
+        lines.append(f"  - {where}: {message}")
     return "\n".join(lines)
+
+
+# --- unknown keys -------------------------------------------------------------------------------------------------
+# The top level ignores extra keys because pydantic-settings would otherwise refuse every unrelated variable of a
+# .env file (HF_TOKEN, a database URL...). Unknown keys are found here instead, in the three places settings come
+# from, and only among what is ours: the TOML file, and IMAGINE_-prefixed environment and .env variables.
+
+
+def did_you_mean(name: str, choices: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` for the closest of ``choices``, or an empty string when none is close."""
+    close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def unknown_setting_problems(env_file: str | Path | None = DEFAULT_ENV_FILE) -> list[str]:
+    """One line per key that is not a setting, in the TOML file, the environment and ``env_file``, each naming
+    the closest valid key."""
+    problems: list[str] = []
+    toml_file = config_file()
+    try:
+        data = tomllib.loads(toml_file.read_text(encoding="utf-8")) if toml_file.is_file() else {}
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        data = {}  # the settings loader reports a file it cannot read, with the parser's position
+    for path, suggestion in _unknown_keys(data, Settings, ()):
+        section = f" in [{'.'.join(path[:-1])}]" if len(path) > 1 else ""
+        hint = f" (did you mean {suggestion[-1]!r}?)" if suggestion else ""
+        problems.append(f"{toml_file}: unknown key {path[-1]!r}{section}{hint}")
+    for name in sorted(os.environ):
+        problem = _unknown_variable(name, where="environment")
+        if problem:
+            problems.append(problem)
+    if env_file is not None and Path(env_file).is_file():
+        for name in dotenv_values(env_file, encoding="utf-8"):
+            if name.upper() == CONFIG_VARIABLE:
+                problems.append(
+                    f"{CONFIG_VARIABLE} in {env_file} has no effect (the TOML file is chosen before {env_file} is "
+                    "read); set it in the environment instead"
+                )
+                continue
+            problem = _unknown_variable(name, where=str(env_file))
+            if problem:
+                problems.append(problem)
+    return problems
+
+
+def _unknown_variable(name: str, *, where: str) -> str | None:
+    """What is wrong with an ``IMAGINE_`` variable that names no setting; None for a valid or unrelated one."""
+    if not name.upper().startswith(ENV_PREFIX) or name.upper() == CONFIG_VARIABLE:
+        return None
+    parts = name[len(ENV_PREFIX) :].lower().split(NESTED_DELIMITER)
+    nested: Any = "set"
+    for part in reversed(parts):
+        nested = {part: nested}
+    for _path, suggestion in _unknown_keys(nested, Settings, ()):
+        hint = f" (did you mean {ENV_PREFIX + NESTED_DELIMITER.join(suggestion).upper()}?)" if suggestion else ""
+        return f"{where}: {name} is not a setting{hint}"
+    return None
+
+
+def _unknown_keys(
+    data: Mapping[str, Any], model: type[BaseModel], prefix: tuple[str, ...]
+) -> Iterator[tuple[tuple[str, ...], tuple[str, ...] | None]]:
+    """``(path, closest valid path or None)`` for each key of ``data`` that ``model`` does not have, recursively."""
+    fields = model.model_fields
+    for key, value in data.items():
+        path = (*prefix, key)
+        if key not in fields:
+            close = difflib.get_close_matches(key, list(fields), n=1, cutoff=0.6)
+            yield path, ((*prefix, close[0]) if close else None)
+            continue
+        section, entry = _section_of(fields[key].annotation)
+        if not isinstance(value, Mapping):
+            continue
+        if section is not None:
+            yield from _unknown_keys(value, section, path)
+        elif entry is not None:
+            for name, item in value.items():
+                if isinstance(item, Mapping):
+                    yield from _unknown_keys(item, entry, (*path, str(name)))
+        elif get_origin(fields[key].annotation) is not dict:
+            for inner in value:  # a plain value given parts (IMAGINE_MAX_STEPS__X)
+                yield (*path, str(inner)), None
+
+
+def _section_of(annotation: Any) -> tuple[type[BaseModel] | None, type[BaseModel] | None]:
+    """``(model, None)`` for a section such as ``memory``, ``(None, model)`` for named entries such as ``models``."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation, None
+    if get_origin(annotation) is dict:
+        value_type = get_args(annotation)[1]
+        if isinstance(value_type, type) and issubclass(value_type, BaseModel):
+            return None, value_type
+    return None, None
+
+
+def _model_at(path: tuple[str, ...]) -> type[BaseModel] | None:
+    """The model that holds the keys at ``path`` (``()`` is Settings, ``("models", "x")`` is ModelSpec)."""
+    model: type[BaseModel] = Settings
+    index = 0
+    while index < len(path):
+        field = model.model_fields.get(path[index])
+        if field is None:
+            return None
+        section, entry = _section_of(field.annotation)
+        if section is not None:
+            model, index = section, index + 1
+        elif entry is not None and index + 1 < len(path):
+            model, index = entry, index + 2
+        else:
+            return None
+    return model

@@ -19,7 +19,7 @@ import transformers
 
 from engine.device import pick_device, pick_dtype
 from engine.memory import apply_memory_options, check_quantization, quantization_config
-from engine.model_sources import TINY_PREFIX, source_kind
+from engine.model_sources import TINY_PREFIX, hub_snapshot, source_kind, source_problem
 from engine.protocol import EngineConfig, ModelEntry
 from engine.tiny import ensure_tiny_model
 
@@ -100,7 +100,11 @@ def resolve_source(entry: ModelEntry, data_dir: str) -> str:
 
 
 def load_entry(entry: ModelEntry, config: EngineConfig) -> LoadedModel:
-    """Load one registry entry onto the chosen device. Raises ModelLoadError with a readable reason."""
+    """Load one registry entry onto the chosen device. Raises ModelLoadError with a readable reason.
+
+    Only the start-up model (``config.model_name``) may be fetched from the Hugging Face hub; any other hub model
+    loads from the local cache only (``local_files_only``), so a member's request never starts a download.
+    """
     started = time.perf_counter()
     diffusers.utils.logging.disable_progress_bar()
     transformers.utils.logging.disable_progress_bar()
@@ -112,6 +116,10 @@ def load_entry(entry: ModelEntry, config: EngineConfig) -> LoadedModel:
         raise ModelLoadError(str(error)) from error
     source = resolve_source(entry, config.data_dir)
     extra: dict[str, Any] = {}
+    offline_only = cache_only(entry, config)
+    if offline_only:
+        check_available(entry, config)
+        extra["local_files_only"] = True
     quant = quantization_config(config.memory.quantize)
     if quant is not None:
         extra["quantization_config"] = quant
@@ -126,6 +134,8 @@ def load_entry(entry: ModelEntry, config: EngineConfig) -> LoadedModel:
         else:
             pipeline = diffusers.AutoPipelineForText2Image.from_pretrained(source, dtype=dtype, **extra)
     except (OSError, ValueError, KeyError, RuntimeError, TypeError) as error:
+        if offline_only:
+            raise ModelLoadError(f"{_not_downloaded(entry.name, source)} ({_first_line(error)})") from error
         raise ModelLoadError(
             f"model {entry.name!r} from {source} did not load: {_first_line(error)}. "
             "Check that the folder or file is complete (re-download it) or that the hub id is right and this "
@@ -151,6 +161,21 @@ def load_entry(entry: ModelEntry, config: EngineConfig) -> LoadedModel:
         load_seconds=time.perf_counter() - started,
         weight_bytes=weight_bytes,
     )
+
+
+def cache_only(entry: ModelEntry, config: EngineConfig) -> bool:
+    """Whether ``entry`` must load from the local Hugging Face cache: a hub model other than the start-up one."""
+    return source_kind(entry.source) == "hub" and entry.name != config.model_name
+
+
+def check_available(entry: ModelEntry, config: EngineConfig) -> None:
+    """Raise ModelLoadError, saying what to do, for a model that cannot load without fetching or fixing something:
+    a cache-only hub model that is not in the cache, a local folder or file that is missing or incomplete."""
+    if cache_only(entry, config) and hub_snapshot(entry.source) is None:
+        raise ModelLoadError(_not_downloaded(entry.name, entry.source))
+    problem = source_problem(entry.source, entry.config)
+    if problem is not None:
+        raise ModelLoadError(f"model {entry.name!r}: {problem}")
 
 
 def detect_family(pipeline_class: str, configured: str) -> str:
@@ -187,6 +212,7 @@ class ModelCache:
         entry = self.entries.get(name)
         if entry is None:
             raise ValueError(f"model {name!r} is not in the registry; use one of: {', '.join(sorted(self.entries))}")
+        check_available(entry, self.config)  # before evicting: a missing model must not cost the loaded ones
         while len(self._loaded) >= max(1, self.config.max_loaded_models):
             self._evict()
         model = load_entry(entry, self.config)
@@ -215,6 +241,13 @@ def _free_memory() -> None:
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
+
+
+def _not_downloaded(name: str, repo_id: str) -> str:
+    return (
+        f"model {name!r} ({repo_id}) is not downloaded on this machine, and only the start-up model is fetched from "
+        f"the hub; the owner must run `python -m bot models pull {name}` first"
+    )
 
 
 def _first_line(error: BaseException) -> str:

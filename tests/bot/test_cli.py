@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[2]
+FAKE_TOKEN = "ODk5.fake-token-for-tests." + "x" * 27
 
 
 def run_cli(
@@ -59,13 +60,14 @@ def test_generate_rejects_a_bad_flag_before_rendering(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_generate_renders_the_same_grid_for_the_same_seed(tmp_path: Path) -> None:
-    """Two runs with one seed on fresh data folders give byte-identical grids and print four image paths."""
+    """Two runs with one seed on fresh data folders give byte-identical grids and print four image paths; -o may
+    name a file or a folder (which gets imagine_<job>.png)."""
     digests = []
-    for attempt in range(2):
+    for attempt, output in enumerate(["fox.png", "grids/"]):
         workdir = tmp_path / f"run{attempt}"
-        workdir.mkdir()
+        (workdir / "grids").mkdir(parents=True)
         completed = run_cli(
-            "generate", "a red fox --ar 3:2 --seed 7", "-o", "fox.png", cwd=workdir, env={"IMAGINE_MODEL": "tiny"}
+            "generate", "a red fox --ar 3:2 --seed 7", "-o", output, cwd=workdir, env={"IMAGINE_MODEL": "tiny"}
         )
         assert completed.returncode == 0, completed.stderr
         paths = [Path(line) for line in completed.stdout.split()]
@@ -73,12 +75,13 @@ def test_generate_renders_the_same_grid_for_the_same_seed(tmp_path: Path) -> Non
         for path in paths:
             resolved = path if path.is_absolute() else workdir / path
             with Image.open(resolved) as image:
-                assert image.size == (80, 48)
+                assert image.size == (72, 48)  # exactly 3:2 (was 80x48, 5:3)
                 assert "Seed:" in image.info["parameters"]
-        with Image.open(workdir / "fox.png") as grid:
-            assert grid.size == (160, 96)
+        grid_path = workdir / "fox.png" if output == "fox.png" else workdir / "grids" / "imagine_1.png"
+        with Image.open(grid_path) as grid:
+            assert grid.size == (144, 96)
             assert grid.info["parameters"].startswith("a red fox\nSteps: 4, Sampler: Euler a, CFG scale: 5, Seed: 7")
-        digests.append(hashlib.sha256((workdir / "fox.png").read_bytes()).hexdigest())
+        digests.append(hashlib.sha256(grid_path.read_bytes()).hexdigest())
     assert digests[0] == digests[1]
 
 
@@ -117,13 +120,13 @@ def test_doctor_without_probe_lists_models_and_problems(tmp_path: Path) -> None:
         env={"IMAGINE_MODEL": "tiny", "IMAGINE_MODELS__MINE__SOURCE": str(tmp_path / "missing-folder")},
     )
     assert completed.returncode == 1
-    assert "model tiny (sd15, tiny: tiny:sd15): ok" in completed.stdout
+    assert "model tiny (sd15, tiny: tiny:sd15, members): ok" in completed.stdout
     assert "model mine:" in completed.stdout and "is not a folder" in completed.stdout
 
 
 @pytest.mark.slow
 def test_doctor_probes_the_engine(tmp_path: Path) -> None:
-    completed = run_cli("doctor", cwd=tmp_path, env={"IMAGINE_MODEL": "tiny"})
+    completed = run_cli("doctor", cwd=tmp_path, env={"IMAGINE_MODEL": "tiny", "IMAGINE_DISCORD_TOKEN": FAKE_TOKEN})
     assert completed.returncode == 0, completed.stdout + completed.stderr
     assert "device: cpu" in completed.stdout
     assert "no problems found" in completed.stdout
@@ -183,3 +186,143 @@ def test_generate_refuses_bad_images(tmp_path: Path, name: str, fragment: str) -
     assert fragment in completed.stderr
     assert "Traceback" not in completed.stderr
     assert sorted(path.name for path in tmp_path.iterdir()) in (["data", "none.toml"], ["data"], [])
+
+
+def _rows(database: Path, table: str) -> int:
+    import sqlite3
+
+    with sqlite3.connect(database) as db:
+        return int(db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+
+
+def test_credits_show_never_writes(tmp_path: Path) -> None:
+    """show of an unknown member says so and what they would start with; no database, member or row appears."""
+    env = {"IMAGINE_MODEL": "tiny", "IMAGINE_DATA_DIR": str(tmp_path / "data")}
+    database = tmp_path / "data" / "imagine.db"
+    first = run_cli("credits", "show", "123", cwd=tmp_path, env=env)
+    assert first.returncode == 0, first.stderr
+    assert "member 123: no account yet; on first use they start on tier free with 100 credits" in first.stdout
+    assert not database.exists()
+    assert run_cli("credits", "grant", "42", "5", "--reason", "gift", cwd=tmp_path, env=env).returncode == 0
+    before = (_rows(database, "users"), _rows(database, "ledger"))
+    again = run_cli("credits", "show", "123", cwd=tmp_path, env=env)
+    assert again.returncode == 0 and "no account yet" in again.stdout
+    assert (_rows(database, "users"), _rows(database, "ledger")) == before
+    known = run_cli("credits", "show", "42", cwd=tmp_path, env=env)
+    assert "member 42: tier free, balance 105" in known.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "fragment"),
+    [
+        (("tier", "set", "1", "gold"), 2, "there is no tier 'gold'; use one of: free, supporter, unlimited"),
+        (("tier", "set", "1", "suporter"), 2, "there is no tier 'suporter' (did you mean 'supporter'?)"),
+        (("credits", "grant", "1", "0", "--reason", "x"), 2, "0 credits is out of range: use 1 to"),
+        (("credits", "take", "1", "-5", "--reason", "x"), 2, "out of range"),
+        (("credits", "set", "1", "99999999999999999999", "--reason", "x"), 2, "out of range"),
+        (("credits", "grant", "abc", "5", "--reason", "x"), 2, "'abc' is not a user id"),
+        (("credits", "show", "-1"), 2, "is not a user id"),
+        (("credits", "show", "1", "--limit", "many"), 2, "'many' is not a whole number"),
+        (("generate", "a fox", "-o", "fox.jpg"), 2, "the grid is a PNG; name the file *.png"),
+        (("generate", "a fox", "-o", "afile/out.png"), 2, "afile is not a folder"),
+        (("generate", "a fox", "--model", "sdx"), 2, "--model sdx: there is no such model (did you mean 'sdxl'?)"),
+        (("db", "backup", "afile"), 2, "no database"),
+        (("models", "pull", "tiyn"), 2, "there is no model 'tiyn' (did you mean 'tiny'?)"),
+    ],
+)
+def test_refusals_come_before_any_work(tmp_path: Path, args: tuple[str, ...], code: int, fragment: str) -> None:
+    """A bad number, name or path is one line and exit 2, before a database is created or anything renders."""
+    (tmp_path / "afile").write_text("not a folder")
+    completed = run_cli(*args, cwd=tmp_path, env={"IMAGINE_MODEL": "tiny", "IMAGINE_DATA_DIR": str(tmp_path / "data")})
+    assert completed.returncode == code, completed.stderr
+    assert fragment in completed.stderr
+    assert "Traceback" not in completed.stderr
+    assert not (tmp_path / "data" / "imagine.db").exists()
+    assert not (tmp_path / "data" / "images").exists()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("credits", "show", "1"),
+        ("credits", "grant", "1", "5", "--reason", "x"),
+        ("tier", "set", "1", "free"),
+        ("db", "check"),
+        ("generate", "a fox"),
+    ],
+)
+def test_a_database_that_is_not_sqlite_is_one_line(tmp_path: Path, args: tuple[str, ...]) -> None:
+    """database_path naming some other file: exit 2 with one line, the file untouched."""
+    other = tmp_path / "notes.txt"
+    other.write_text("shopping list\n" * 100)
+    env = {"IMAGINE_MODEL": "tiny", "IMAGINE_DATABASE_PATH": str(other)}
+    completed = run_cli(*args, cwd=tmp_path, env=env)
+    assert completed.returncode == 2, completed.stderr
+    assert "is not a SQLite database" in completed.stderr
+    assert "Traceback" not in completed.stderr
+    assert other.read_text() == "shopping list\n" * 100
+
+
+def test_doctor_reports_a_missing_token(tmp_path: Path) -> None:
+    """No token is a problem (run would refuse to start) with how to set it; with one, doctor is clean."""
+    missing = run_cli("doctor", "--no-probe", cwd=tmp_path, env={"IMAGINE_MODEL": "tiny"})
+    assert missing.returncode == 1
+    assert "no Discord token: put IMAGINE_DISCORD_TOKEN=<token> in .env" in missing.stdout
+    present = run_cli(
+        "doctor", "--no-probe", cwd=tmp_path, env={"IMAGINE_MODEL": "tiny", "IMAGINE_DISCORD_TOKEN": FAKE_TOKEN}
+    )
+    assert present.returncode == 0, present.stdout
+    assert "discord token: set" in present.stdout and FAKE_TOKEN not in present.stdout
+
+
+def test_config_typo_is_named_by_the_cli(tmp_path: Path) -> None:
+    """`modle = "tiny"` in the TOML file: exit 2 naming the key and `model`, without a traceback."""
+    toml = tmp_path / "bot.toml"
+    toml.write_text('modle = "tiny"\n')
+    completed = run_cli("doctor", "--no-probe", cwd=tmp_path, env={"IMAGINE_CONFIG": str(toml)})
+    assert completed.returncode == 2
+    assert "unknown key 'modle' (did you mean 'model'?)" in completed.stderr
+    assert "Traceback" not in completed.stderr
+
+
+@pytest.mark.slow
+def test_run_without_network_retries_instead_of_crashing(tmp_path: Path) -> None:
+    """A token but no way to reach Discord: one line per attempt with growing delays, no traceback, no exit."""
+    import signal
+    import time
+
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("IMAGINE_")}
+    environment.update(
+        {
+            "PYTHONPATH": str(ROOT),
+            "HF_HUB_OFFLINE": "1",
+            "IMAGINE_CONFIG": str(tmp_path / "none.toml"),
+            "IMAGINE_MODEL": "tiny",
+            "IMAGINE_DISCORD_TOKEN": FAKE_TOKEN,
+        }
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bot", "run"], cwd=tmp_path, env=environment, stderr=subprocess.PIPE, text=True
+    )
+    lines: list[str] = []
+    try:
+        assert process.stderr is not None
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and sum("could not reach Discord" in line for line in lines) < 2:
+            line = process.stderr.readline()
+            if not line:
+                break
+            lines.append(line)
+        if process.poll() == 2 and "Discord rejected the token" in "".join(lines):
+            pytest.skip("this machine can reach Discord (the fake token was rejected, exit 2, as it should be)")
+        assert process.poll() is None, "".join(lines)
+    finally:
+        process.send_signal(signal.SIGINT)
+        rest = process.communicate(timeout=30)[1]
+    attempts = [line for line in lines if "could not reach Discord" in line]
+    assert len(attempts) == 2, "".join(lines)
+    assert "(attempt 1)" in attempts[0] and "retrying in 1 s" in attempts[0]
+    assert "(attempt 2)" in attempts[1] and "retrying in 2 s" in attempts[1]
+    assert "Traceback" not in "".join(lines) + rest
+    assert FAKE_TOKEN not in "".join(lines) + rest
+    assert process.returncode == 0

@@ -1,0 +1,168 @@
+"""``python -m engine.pull NAME``: put a registry model on this machine, so it loads without the network.
+
+The owner runs it through ``python -m bot models pull NAME`` (the bot never imports diffusers). What it does
+depends on the model's source:
+
+- a Hugging Face hub id: downloads the files a diffusers pipeline loads (``DiffusionPipeline.download``: the
+  components ``model_index.json`` lists, safetensors weights, no fp16/EMA/single-file variants) into the Hugging
+  Face cache, with a progress bar; nothing when it is already there;
+- ``tiny:<family>``: builds the tiny random-weight model under the models folder;
+- a local folder or ``.safetensors`` file: checks it (there is nothing to download).
+
+Exit codes: 0 the model is on this machine, 1 it could not be fetched or is incomplete (one line says why), 2 the
+name or arguments are wrong. ``HF_HUB_OFFLINE=1`` or no network is one clear line, not a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from engine.model_sources import TINY_PREFIX, hub_snapshot, source_kind, source_problem
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m engine.pull", description=__doc__.splitlines()[0])
+    parser.add_argument("name", metavar="NAME", help="the registry name (sd15, sdxl, tiny, or one of [models.NAME])")
+    parser.add_argument("--source", help="the model's source; read from the settings when left out")
+    parser.add_argument("--config", default="", help="for a single-file source: its local diffusers config folder")
+    parser.add_argument("--models-dir", type=Path, help="where tiny models are built (default: <data_dir>/models)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    source, config, models_dir = args.source, args.config, args.models_dir
+    if source is None or models_dir is None:
+        from config.settings import ConfigError, did_you_mean, load_settings
+
+        try:
+            settings = load_settings()
+        except ConfigError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return EXIT_USAGE
+        spec = settings.registry.get(args.name)
+        if source is None and spec is None:
+            known = ", ".join(sorted(settings.registry))
+            print(
+                f"error: there is no model {args.name!r}{did_you_mean(args.name, settings.registry)}; "
+                f"use one of: {known}",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
+        if source is None and spec is not None:
+            source, config = spec.source, spec.config
+        models_dir = models_dir if models_dir is not None else settings.models_dir
+    return pull(args.name, source, config, models_dir)
+
+
+def pull(name: str, source: str, config: str, models_dir: Path) -> int:
+    """Fetch, build or check one model; print one line of outcome (errors on stderr). Returns the exit code."""
+    kind = source_kind(source)
+    if kind == "tiny":
+        return _build_tiny(name, source.removeprefix(TINY_PREFIX), models_dir)
+    if kind in ("folder", "single_file"):
+        problem = source_problem(source, config)
+        if problem is not None:
+            print(f"error: model {name}: {problem}", file=sys.stderr)
+            return EXIT_FAILED
+        print(f"model {name}: {source} is on this machine (a local {kind.replace('_', ' ')}; nothing to download)")
+        return EXIT_OK
+    return _download_hub(name, source)
+
+
+def _build_tiny(name: str, family: str, models_dir: Path) -> int:
+    from engine.tiny import TINY_FAMILIES, ensure_tiny_model
+
+    if family not in TINY_FAMILIES:
+        print(
+            f"error: model {name}: there is no tiny {family!r} model; use one of: {', '.join(TINY_FAMILIES)}",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    try:
+        path = ensure_tiny_model(family, models_dir)
+    except OSError as error:
+        print(f"error: model {name}: could not build it in {models_dir}: {error.strerror or error}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"model {name}: tiny {family} model ready at {path}")
+    return EXIT_OK
+
+
+def _download_hub(name: str, repo_id: str) -> int:
+    from huggingface_hub import constants
+
+    present = hub_snapshot(repo_id)
+    if present is not None:
+        print(f"model {name}: {repo_id} is already downloaded ({present})")
+        return EXIT_OK
+    if constants.is_offline_mode():
+        print(
+            f"error: model {name} ({repo_id}) is not downloaded, and HF_HUB_OFFLINE is set so nothing can be fetched; "
+            "run this again without HF_HUB_OFFLINE on a machine that can reach huggingface.co",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    problem = _hub_problem(repo_id)
+    if problem is not None:
+        print(f"error: model {name} ({repo_id}): {problem}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"downloading model {name} from the Hugging Face hub ({repo_id}); this can take a while", file=sys.stderr)
+    try:
+        path = _download(repo_id)
+    except KeyboardInterrupt:
+        print(f"\nstopped; run `python -m bot models pull {name}` again to resume", file=sys.stderr)
+        return EXIT_FAILED
+    except Exception as error:  # network, disk full, a repository without diffusers files: one line, no traceback
+        print(f"error: model {name} ({repo_id}) could not be downloaded: {_one_line(error)}", file=sys.stderr)
+        return EXIT_FAILED
+    if hub_snapshot(repo_id) is None:
+        print(
+            f"error: model {name} ({repo_id}): the download finished but some components are missing from {path}; "
+            "is it a diffusers repository (with model_index.json)?",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    print(f"model {name}: downloaded to {path}")
+    return EXIT_OK
+
+
+def _hub_problem(repo_id: str) -> str | None:
+    """A quick look-up before the heavy imports: is the hub reachable and does the repository exist?"""
+    from huggingface_hub import model_info
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
+
+    try:
+        model_info(repo_id)
+    except GatedRepoError:
+        return "the repository is gated: accept its licence on huggingface.co, then log in here with `hf auth login`"
+    except RepositoryNotFoundError:
+        return "there is no such repository on the hub (or it is private); check the source in the configuration"
+    except Exception as error:  # the hub's HTTP client raises its own connection errors
+        return f"cannot reach the Hugging Face hub ({_one_line(error)}); check the network and try again"
+    return None
+
+
+def _download(repo_id: str) -> str:
+    """Download what ``from_pretrained`` needs, showing huggingface_hub's progress bars. Returns the folder."""
+    import diffusers
+    from huggingface_hub.utils import enable_progress_bars
+
+    diffusers.utils.logging.set_verbosity_error()
+    enable_progress_bars()
+    return str(diffusers.DiffusionPipeline.download(repo_id))
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,146 @@
+"""``python -m bot models list|pull`` and the torch-free check of whether a model is on this machine."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from config.settings import ModelSpec
+from engine.model_sources import hub_snapshot, model_is_present
+from tests.bot.test_cli import run_cli
+
+MINE_TOML = """\
+model = "tiny"
+[models.mine]
+source = "{folder}"
+[models.art]
+source = "someone/art-model"
+"""
+
+
+def _toml(tmp_path: Path, text: str) -> dict[str, str]:
+    toml = tmp_path / "bot.toml"
+    toml.write_text(text)
+    return {"IMAGINE_CONFIG": str(toml), "IMAGINE_DATA_DIR": str(tmp_path / "data")}
+
+
+def _table(stdout: str) -> dict[str, list[str]]:
+    """Rows of ``models list`` by model name, split on runs of two or more spaces."""
+    import re
+
+    rows = {}
+    for line in stdout.splitlines()[1:]:
+        cells = [cell for cell in re.split(r"\s{2,}", line.strip().lstrip("*").strip()) if cell]
+        if len(cells) >= 5:
+            rows[cells[0]] = cells
+    return rows
+
+
+def test_models_list_shows_source_family_members_and_disk(tmp_path: Path) -> None:
+    """Each model with its family, whether members may pick it, whether it is on disk, and its source."""
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "model_index.json").write_text("{}")
+    completed = run_cli("models", "list", cwd=tmp_path, env=_toml(tmp_path, MINE_TOML.format(folder=folder)))
+    assert completed.returncode == 0, completed.stderr
+    rows = _table(completed.stdout)
+    assert rows["tiny"] == ["tiny", "sd15", "yes", "built on first use", "tiny: tiny:sd15"]
+    assert rows["mine"] == ["mine", "sd15", "yes", "yes", f"folder: {folder}"]
+    assert rows["art"][:4] == ["art", "sd15", "yes", "no (python -m bot models pull art)"]
+    assert rows["sdxl"][:4] == ["sdxl", "sdxl", "no", "no (python -m bot models pull sdxl)"]
+    assert rows["sd15"][2] == "no" and rows["tiny-sdxl"][2] == "no"
+    assert "* the default model" in completed.stdout
+
+
+@pytest.mark.slow
+def test_models_pull_builds_a_tiny_model(tmp_path: Path) -> None:
+    """pull of a tiny model builds it in the data folder (in a child process); list then shows it on disk."""
+    env = {"IMAGINE_MODEL": "tiny", "IMAGINE_DATA_DIR": str(tmp_path / "data")}
+    pulled = run_cli("models", "pull", "tiny-sdxl", cwd=tmp_path, env=env)
+    assert pulled.returncode == 0, pulled.stderr
+    assert "model tiny-sdxl: tiny sdxl model ready at" in pulled.stdout
+    assert (tmp_path / "data" / "models" / "tiny-sdxl" / "model_index.json").is_file()
+    listed = run_cli("models", "list", cwd=tmp_path, env=env)
+    assert _table(listed.stdout)["tiny-sdxl"][3] == "yes"
+
+
+@pytest.mark.parametrize("offline", [True, False])
+def test_models_pull_of_an_unreachable_hub_model_is_one_line(tmp_path: Path, offline: bool) -> None:
+    """With HF_HUB_OFFLINE=1, or with no route to the hub, pull fails with one clear line and exit 1."""
+    env = _toml(tmp_path, 'model = "tiny"\n[models.art]\nsource = "someone/art-model"\n')
+    if not offline:
+        env.update({"HF_HUB_OFFLINE": "0", "HF_ENDPOINT": "http://127.0.0.1:9"})  # nothing listens on port 9
+    completed = run_cli("models", "pull", "art", cwd=tmp_path, env=env, timeout=120)
+    assert completed.returncode == 1
+    errors = [line for line in completed.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, completed.stderr
+    expected = "HF_HUB_OFFLINE is set" if offline else "cannot reach the Hugging Face hub"
+    assert expected in errors[0] and "someone/art-model" in errors[0]
+    assert "Traceback" not in completed.stderr
+
+
+def test_models_pull_checks_a_local_folder(tmp_path: Path) -> None:
+    """A local source has nothing to download: pull says whether it is complete."""
+    env = _toml(tmp_path, MINE_TOML.format(folder=tmp_path / "missing"))
+    completed = run_cli("models", "pull", "mine", cwd=tmp_path, env=env)
+    assert completed.returncode == 1
+    assert "error: model mine:" in completed.stderr and "is not a folder" in completed.stderr
+
+
+def _fake_hub_cache(cache: Path, repo_id: str, *, with_weights: bool) -> Path:
+    """A Hugging Face cache entry laid out as huggingface_hub writes it (refs/main -> snapshots/<commit>)."""
+    repo = cache / f"models--{repo_id.replace('/', '--')}"
+    commit = "0" * 40
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    snapshot = repo / "snapshots" / commit
+    for folder, files in {
+        "unet": ["config.json", *(["diffusion_pytorch_model.safetensors"] if with_weights else [])],
+        "tokenizer": ["vocab.json"],
+        "scheduler": ["scheduler_config.json"],
+    }.items():
+        (snapshot / folder).mkdir(parents=True)
+        for name in files:
+            (snapshot / folder / name).write_text("{}")
+    index = {
+        "_class_name": "StableDiffusionPipeline",
+        "unet": ["diffusers", "UNet2DConditionModel"],
+        "tokenizer": ["transformers", "CLIPTokenizer"],
+        "scheduler": ["diffusers", "PNDMScheduler"],
+        "safety_checker": [None, None],
+    }
+    (snapshot / "model_index.json").write_text(json.dumps(index))
+    return snapshot
+
+
+@pytest.mark.parametrize(("with_weights", "present"), [(True, True), (False, False)])
+def test_model_is_present_reads_the_hub_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, with_weights: bool, present: bool
+) -> None:
+    """A cached hub model is present only when every component it lists is there, weights included."""
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    snapshot = _fake_hub_cache(tmp_path / "hub", "someone/art-model", with_weights=with_weights)
+    spec = ModelSpec(source="someone/art-model")
+    assert model_is_present(spec) is present
+    assert hub_snapshot("someone/art-model") == (snapshot if present else None)
+    assert model_is_present(ModelSpec(source="someone/other-model")) is False
+    assert model_is_present(ModelSpec(source="tiny:sd15")) is True
+
+
+def test_model_is_present_does_not_import_torch() -> None:
+    """The bot may call it before charging: it never imports torch, diffusers or transformers."""
+    code = (
+        "import sys\n"
+        "from config.settings import BUILTIN_MODELS\n"
+        "from engine.model_sources import model_is_present\n"
+        "print([model_is_present(spec) for spec in BUILTIN_MODELS.values()])\n"
+        "print(sorted(m for m in ('torch', 'diffusers', 'transformers') if m in sys.modules))\n"
+    )
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert completed.stdout.splitlines()[-1] == "[]"

@@ -23,6 +23,7 @@ import os
 import shutil
 import sqlite3
 import sys
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -267,21 +268,31 @@ def output_target(output: str | None) -> OutputTarget | None:
         raise UsageError(f"-o {output}: the grid is a PNG; name the file *.png (or give a folder)")
     if path.exists() and not path.is_file():
         raise UsageError(f"-o {output}: it exists and is not a regular file; choose another path")
-    if path.exists() and not os.access(path, os.W_OK):
-        raise UsageError(f"-o {output}: the file is not writable; choose another path")
+    if path.exists():
+        try:
+            with path.open("ab"):  # opened for writing, nothing written
+                pass
+        except OSError as error:
+            raise UsageError(
+                f"-o {output}: the file cannot be written ({error.strerror}); choose another path"
+            ) from None
     _check_writable_folder(path.parent)
     return OutputTarget(path, folder=False)
 
 
 def _check_writable_folder(folder: Path) -> None:
-    """The folder (or, when it does not exist yet, the closest existing folder above it) must be writable."""
+    """The folder (or, when it does not exist yet, the closest existing folder above it) must take a new file:
+    tried for real with a nameless temporary file, since permission bits say nothing to root or on /proc."""
     existing = folder
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
     if not existing.is_dir():
         raise UsageError(f"-o: {existing} is not a folder, so nothing can be written under it")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise UsageError(f"-o: the folder {existing} is not writable; choose another place")
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as error:
+        raise UsageError(f"-o: nothing can be written in {existing} ({error.strerror}); choose another place") from None
 
 
 async def generate(
@@ -375,11 +386,13 @@ def manage_database(settings: Settings, args: argparse.Namespace) -> int:
             print(f"backup written to {target}")
         else:
             problems = check_database(path, check_files=not args.no_files)
-    except (FileNotFoundError, FileExistsError) as error:
+    except FileExistsError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_CONFIG
     except (sqlite3.Error, OSError) as error:
-        print(f"error: {path}: {error}", file=sys.stderr)
+        where = f"could not write the backup {args.path}" if args.action == "backup" else f"could not read {path}"
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+        print(f"error: {where}: {reason}", file=sys.stderr)
         return EXIT_CONFIG
     print(describe(problems))
     return EXIT_FAILED if problems else EXIT_OK

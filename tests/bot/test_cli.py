@@ -225,6 +225,8 @@ def test_credits_show_never_writes(tmp_path: Path) -> None:
         (("credits", "show", "1", "--limit", "many"), 2, "'many' is not a whole number"),
         (("generate", "a fox", "-o", "fox.jpg"), 2, "the grid is a PNG; name the file *.png"),
         (("generate", "a fox", "-o", "afile/out.png"), 2, "afile is not a folder"),
+        (("generate", "a fox", "-o", "/proc/grid.png"), 2, "nothing can be written in /proc"),
+        (("generate", "a fox", "-o", "/proc/grids/"), 2, "nothing can be written in /proc"),
         (("generate", "a fox", "--model", "sdx"), 2, "--model sdx: there is no such model (did you mean 'sdxl'?)"),
         (("db", "backup", "afile"), 2, "no database"),
         (("models", "pull", "tiyn"), 2, "there is no model 'tiyn' (did you mean 'tiny'?)"),

@@ -3,6 +3,11 @@
 The engine runs in a child process started with multiprocessing's ``spawn`` method (a fresh interpreter: no
 inherited CUDA state, no inherited locks). A reader thread turns messages from the pipe into results on the
 event loop of whoever waits for them, so one engine process can outlive an event loop (the tests share one).
+
+Each engine process is one :class:`_EngineRun` that keeps its own state (ready, fatal, killed, exited), so
+nothing an old process said or left behind is taken for the new one's. Only the run's reader thread waits for its
+process (reaps it): two threads waiting on one child race in ``waitpid``, and the loser sees a dead engine as
+alive. Everyone else judges the process by the run's flags and its sentinel, which never reaps.
 """
 
 from __future__ import annotations
@@ -14,20 +19,23 @@ import logging
 import multiprocessing
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from multiprocessing.connection import Connection
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from typing import Any
 
 from bot.errors import EngineCrashedError, EngineStartError, RenderFailedError
 from engine.process import run_engine
 from engine.protocol import (
+    HEARTBEAT_S,
     Cancel,
     EngineConfig,
     EngineFatal,
     EngineReady,
     FromEngine,
+    Heartbeat,
     Progress,
     RenderBatch,
     RenderTask,
@@ -39,9 +47,14 @@ from engine.protocol import (
 log = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[Progress], None]
+HeartbeatCallback = Callable[[Heartbeat], None]
 
 BACKOFF_FIRST_S = 0.5
 BACKOFF_MAX_S = 30.0
+REAP_WAIT_S = 10.0
+"""How long a new engine waits for the previous process to be gone (its memory, its GPU memory, released)."""
+MAX_KEPT_CANCELS = 10_000
+"""Cancels kept for jobs no batch holds (yet); the oldest are dropped beyond this."""
 
 
 def restart_delay(crashes: int, *, first_s: float = BACKOFF_FIRST_S, max_s: float = BACKOFF_MAX_S) -> float:
@@ -51,16 +64,8 @@ def restart_delay(crashes: int, *, first_s: float = BACKOFF_FIRST_S, max_s: floa
     return min(max_s, first_s * 2 ** (crashes - 1))
 
 
-@dataclass
-class _Pending:
-    loop: asyncio.AbstractEventLoop
-    future: asyncio.Future[TaskDone | TaskFailed]
-    on_progress: ProgressCallback | None
-    context: contextvars.Context
-
-
 class _EngineRun:
-    """One engine process and the thread that reads from it."""
+    """One engine process, the thread that reads from it, and what that process said about itself."""
 
     def __init__(self, config: EngineConfig, on_message: Callable[[_EngineRun, FromEngine | None], None]) -> None:
         context = multiprocessing.get_context("spawn")
@@ -71,6 +76,18 @@ class _EngineRun:
         )
         self.process.start()
         child.close()
+        self.pid: int | None = self.process.pid
+        self.ready: EngineReady | None = None
+        self.fatal: str | None = None
+        self.killed = False
+        """SIGKILLed by the supervisor: gone from that moment, whether or not the process is reaped yet."""
+        self.stopping = False
+        """Asked to exit (Shutdown): its exit is no crash."""
+        self.ready_waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[EngineReady]]] = []
+        self.exited = threading.Event()
+        """The pipe closed: the process is dead or dying."""
+        self.gone = threading.Event()
+        """The process is reaped (its memory is released)."""
         self._send_lock = threading.Lock()
         self._on_message = on_message
         self.reader = threading.Thread(target=self._read, name="engine-reader", daemon=True)
@@ -83,16 +100,50 @@ class _EngineRun:
             except (EOFError, OSError):
                 break
             self._on_message(self, message)
-        self.process.join(timeout=5)
+        self.exited.set()
+        self.process.join(timeout=5)  # this thread alone reaps the process
+        if not self._sentinel_ready():  # it closed its pipe but does not exit
+            with contextlib.suppress(OSError):
+                self.process.kill()
+            self.process.join(timeout=5)
+        with self._send_lock:
+            self.conn.close()
         self._on_message(self, None)
+        self.gone.set()
+
+    def _sentinel_ready(self) -> bool:
+        """True once the process has exited (reaped or not); reading the sentinel never reaps."""
+        return bool(wait([self.process.sentinel], 0))
+
+    def exit_code(self) -> int | None:
+        """The exit code once reaped. Another thread's reaping (``multiprocessing``'s clean-up when a process
+        starts) may still be storing it, so give that a moment."""
+        for _ in range(50):
+            code = self.process.exitcode
+            if code is not None:
+                return code
+            time.sleep(0.01)
+        return None
 
     def send(self, message: object) -> None:
+        """Raises OSError or ValueError when the pipe is closed or broken (the engine is dead)."""
         with self._send_lock:
             self.conn.send(message)
 
     @property
     def alive(self) -> bool:
-        return self.process.is_alive()
+        return not self.killed and not self.exited.is_set() and not self._sentinel_ready()
+
+
+@dataclass
+class _Pending:
+    run: _EngineRun
+    """The engine the task was sent to: only that process's messages settle it."""
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[TaskDone | TaskFailed]
+    on_progress: ProgressCallback | None
+    on_heartbeat: HeartbeatCallback | None
+    context: contextvars.Context = field(default_factory=contextvars.copy_context)
 
 
 class EngineSupervisor:
@@ -108,8 +159,6 @@ class EngineSupervisor:
         self.config = config
         self.start_timeout_s = start_timeout_s
         self.job_timeout_s = job_timeout_s
-        self.ready: EngineReady | None = None
-        self.fatal: str | None = None
         self.restarts = 0
         self.crashes_in_a_row = 0
         """Unexpected exits since the last finished job; the next start waits :func:`restart_delay` of it."""
@@ -117,21 +166,36 @@ class EngineSupervisor:
         self._run: _EngineRun | None = None
         self._lock = threading.Lock()
         self._pending: dict[int, _Pending] = {}
-        self._ready_waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[EngineReady]]] = []
+        self._cancelled: OrderedDict[int, None] = OrderedDict()
+        """Jobs cancelled and not yet settled by a batch: never sent to an engine from now on."""
 
     # --- process lifecycle -------------------------------------------------------------------------------
 
+    @property
+    def ready(self) -> EngineReady | None:
+        """What the running engine said when its model loaded; None while it loads, or when it is not running."""
+        run = self._run
+        return run.ready if run is not None and run.alive else None
+
+    @property
+    def fatal(self) -> str | None:
+        """Why the latest engine cannot start (a model that does not load); None otherwise."""
+        run = self._run
+        return None if run is None else run.fatal
+
     def spawn(self) -> None:
         """Start the engine process if it is not running. Returns at once; see :meth:`wait_ready`."""
+        self._spawn()
+
+    def _spawn(self) -> _EngineRun:
         with self._lock:
             if self._run is not None and self._run.alive:
-                return
+                return self._run
             if self._run is not None:
                 self.restarts += 1
-            self.ready = None
-            self.fatal = None
-            self._run = _EngineRun(self.config, self._on_message)
-        log.info("engine process started (pid %s) for model %s", self._run.process.pid, self.config.model_name)
+            run = self._run = _EngineRun(self.config, self._on_message)
+        log.info("engine process started (pid %s) for model %s", run.pid, self.config.model_name)
+        return run
 
     @property
     def alive(self) -> bool:
@@ -141,14 +205,31 @@ class EngineSupervisor:
     @property
     def pid(self) -> int | None:
         run = self._run
-        return None if run is None else run.process.pid
+        return None if run is None else run.pid
 
     def kill(self) -> None:
-        """SIGKILL the engine (a stuck job, or a test of crash recovery)."""
+        """SIGKILL the engine (a stuck job, or a test of crash recovery). Returns at once: the engine counts as
+        gone from now on, its jobs fail with EngineCrashedError, and the next :meth:`wait_ready` starts a fresh
+        one (after the crash backoff, and once this process is reaped)."""
         run = self._run
-        if run is not None and run.alive:
-            run.process.kill()
-            run.process.join(5)  # reaped, so the next wait_ready starts a fresh engine instead of reusing this one
+        if run is not None:
+            self._kill(run)
+
+    def _kill(self, run: _EngineRun) -> None:
+        with self._lock:
+            if run.killed or run.exited.is_set():
+                return
+            run.killed = True
+            pending = self._take_pending(run)
+            waiters, run.ready_waiters = run.ready_waiters, []
+            self._count_crash()
+        with contextlib.suppress(OSError, ValueError):
+            run.process.kill()  # not reaped before the reader thread sees the pipe close, so the pid is still its
+        log.warning("engine process %s killed while holding %d job(s)", run.pid, len(pending))
+        for item in pending:
+            _resolve(item.loop, item.future, error=EngineCrashedError("the engine was killed"))
+        for loop, future in waiters:
+            _resolve(loop, future, error=EngineStartError("the engine was killed before its model was loaded"))
 
     def stop(self, timeout: float = 10.0) -> None:
         """Ask the engine to exit, and kill it if it does not within ``timeout`` seconds."""
@@ -156,35 +237,39 @@ class EngineSupervisor:
         if run is None:
             return
         if run.alive:
+            run.stopping = True
             with contextlib.suppress(OSError, ValueError):
                 run.send(Shutdown())
-            run.process.join(timeout)
-            if run.alive:
-                run.process.kill()
-                run.process.join(5)
+            run.gone.wait(timeout)
+        if not run.gone.is_set():
+            self._kill(run)
         run.reader.join(timeout=10)
-        run.conn.close()
 
     async def wait_ready(self) -> EngineReady:
         """Start the engine if needed (after the crash backoff) and wait until its model is loaded."""
-        if not self.alive:
+        previous = self._run
+        if previous is not None and not previous.alive:
             delay = self._not_before - time.monotonic()
             if delay > 0:
                 log.info("restarting the engine in %.1f s (crash %d in a row)", delay, self.crashes_in_a_row)
                 await asyncio.sleep(delay)
-        self.spawn()
+            if not previous.gone.is_set():  # let the old process release its (GPU) memory first
+                await asyncio.to_thread(previous.gone.wait, REAP_WAIT_S)
+        run = self._spawn()
         loop = asyncio.get_running_loop()
         with self._lock:
-            if self.ready is not None:
-                return self.ready
-            if self.fatal is not None:
-                raise EngineStartError(self.fatal)
+            if run.ready is not None and run.alive:
+                return run.ready
+            if run.fatal is not None:
+                raise EngineStartError(run.fatal)
+            if not run.alive:
+                raise EngineStartError("the engine exited before its model was loaded")
             future: asyncio.Future[EngineReady] = loop.create_future()
-            self._ready_waiters.append((loop, future))
+            run.ready_waiters.append((loop, future))
         try:
             return await asyncio.wait_for(future, self.start_timeout_s)
         except TimeoutError:
-            self.kill()
+            self._kill(run)
             raise EngineStartError(
                 f"the engine did not load model {self.config.model_name!r} within {self.start_timeout_s:g} s; "
                 "raise engine_start_timeout_s or check the model"
@@ -200,68 +285,107 @@ class EngineSupervisor:
         return result
 
     async def render_batch(
-        self, tasks: Sequence[RenderTask], on_progress: ProgressCallback | None = None
+        self,
+        tasks: Sequence[RenderTask],
+        on_progress: ProgressCallback | None = None,
+        *,
+        on_heartbeat: HeartbeatCallback | None = None,
+        heartbeat_s: float = HEARTBEAT_S,
     ) -> list[TaskDone | TaskFailed]:
         """Hand several tasks to the engine at once; compatible ones render in one pipeline call.
 
         Returns one TaskDone or TaskFailed per task, in order (``reason`` ``timeout`` for tasks still running
-        after ``job_timeout_s``, when the engine is killed and restarted). Raises EngineCrashedError if the
-        engine dies, since every task of the batch may then be retried.
+        after ``job_timeout_s``, when the engine is killed and restarted; ``cancelled`` for a task cancelled
+        before it reached the engine, which is then never sent). Raises EngineCrashedError if the engine dies,
+        since every task of the batch may then be retried. ``on_heartbeat`` hears every ``heartbeat_s`` seconds,
+        in every phase (loading a model, rendering, writing files), that the engine still works on a task.
         """
         if not tasks:
             return []
         if len({task.job_id for task in tasks}) != len(tasks):
             raise ValueError("tasks of one batch must have different job ids")
-        await self.wait_ready()
         loop = asyncio.get_running_loop()
-        futures: list[asyncio.Future[TaskDone | TaskFailed]] = []
-        run = self._run
-        with self._lock:
-            if run is None or not run.alive:
-                raise EngineCrashedError("the engine process is not running")
-            for task in tasks:
-                future: asyncio.Future[TaskDone | TaskFailed] = loop.create_future()
-                self._pending[task.job_id] = _Pending(loop, future, on_progress, contextvars.copy_context())
-                futures.append(future)
+        futures: dict[int, asyncio.Future[TaskDone | TaskFailed]] = {}
+        sent_to: _EngineRun | None = None
         try:
-            run.send(RenderBatch(tuple(tasks)))
-            done, _ = await asyncio.wait(futures, timeout=self.job_timeout_s * len(tasks))
-            timed_out = [future not in done for future in futures]  # decided before the kill settles them
-            if any(timed_out):
-                log.error("batch %s ran past its timeout; restarting the engine", [t.job_id for t in tasks])
-                self.kill()
-            results: list[TaskDone | TaskFailed] = []
-            for task, future, late in zip(tasks, futures, timed_out, strict=True):
-                if not late:
-                    results.append(future.result())  # raises EngineCrashedError when the engine died
-                else:
-                    future.cancel()
-                    results.append(
-                        TaskFailed(
-                            task.job_id,
-                            "timeout",
-                            f"the job took longer than {self.job_timeout_s:g} s and was stopped; "
-                            "use fewer steps or a smaller size",
-                        )
-                    )
-            return results
-        except (OSError, ValueError) as error:
-            raise EngineCrashedError(f"could not reach the engine: {error}") from error
+            if not all(task.job_id in self._cancelled for task in tasks):
+                await self.wait_ready()
+            with self._lock:  # checking for cancels and sending are one step: a Cancel always follows its task
+                wanted = [task for task in tasks if task.job_id not in self._cancelled]
+                if wanted:
+                    run = self._run
+                    if run is None or not run.alive:
+                        raise EngineCrashedError("the engine process is not running")
+                    for task in wanted:
+                        future: asyncio.Future[TaskDone | TaskFailed] = loop.create_future()
+                        self._pending[task.job_id] = _Pending(run, loop, future, on_progress, on_heartbeat)
+                        futures[task.job_id] = future
+                    try:
+                        run.send(RenderBatch(tuple(wanted), heartbeat_s=heartbeat_s))
+                    except (OSError, ValueError) as error:
+                        raise EngineCrashedError(f"could not reach the engine: {error}") from error
+                    sent_to = run
+            timed_out: set[int] = set()
+            if futures:
+                done, _ = await asyncio.wait(futures.values(), timeout=self.job_timeout_s * len(futures))
+                timed_out = {job_id for job_id, future in futures.items() if future not in done}
+                if timed_out and sent_to is not None:  # decided before the kill settles them
+                    log.error("batch %s ran past its timeout; restarting the engine", sorted(timed_out))
+                    self._kill(sent_to)
+            return [self._result(task, futures.get(task.job_id), task.job_id in timed_out) for task in tasks]
         finally:
             with self._lock:
                 for task in tasks:
-                    self._pending.pop(task.job_id, None)
+                    pending = self._pending.get(task.job_id)
+                    if pending is not None and pending.future is futures.get(task.job_id):
+                        del self._pending[task.job_id]
+                    self._cancelled.pop(task.job_id, None)  # settled: the cancel has done its work
+
+    def _result(
+        self, task: RenderTask, future: asyncio.Future[TaskDone | TaskFailed] | None, late: bool
+    ) -> TaskDone | TaskFailed:
+        if future is None:
+            return TaskFailed(task.job_id, "cancelled", "cancelled before the engine started it")
+        if late:
+            future.cancel()
+            return TaskFailed(
+                task.job_id,
+                "timeout",
+                f"the job took longer than {self.job_timeout_s:g} s and was stopped; use fewer steps or a smaller size",
+            )
+        return future.result()  # raises EngineCrashedError when the engine died
 
     async def cancel(self, job_id: int) -> None:
-        run = self._run
-        if run is not None and run.alive:
-            run.send(Cancel(job_id))
+        """Stop a job: at once if an engine holds it, else whenever it would be handed over (it never is).
+
+        The cancel is kept until a batch holding the job ends, so a job cancelled while the engine restarts is
+        not sent to the new engine; an engine that already holds the job is sent a Cancel (in order after the
+        job, since both are sent under one lock).
+        """
+        with self._lock:
+            self._cancelled[job_id] = None
+            while len(self._cancelled) > MAX_KEPT_CANCELS:
+                self._cancelled.popitem(last=False)
+            pending = self._pending.get(job_id)
+            if pending is not None and pending.run.alive:
+                with contextlib.suppress(OSError, ValueError):  # a dead engine fails the job by itself
+                    pending.run.send(Cancel(job_id))
 
     # --- messages from the reader thread -----------------------------------------------------------------
 
     def _on_message(self, run: _EngineRun, message: FromEngine | None) -> None:
         if message is None:
             self._on_exit(run)
+        elif isinstance(message, Heartbeat | Progress):
+            pending = self._pending.get(message.job_id)
+            if pending is None or pending.run is not run:
+                return
+            callback: Callable[[Any], None] | None = (
+                pending.on_heartbeat if isinstance(message, Heartbeat) else pending.on_progress
+            )
+            if callback is not None:
+                with contextlib.suppress(RuntimeError):  # the waiting loop closed
+                    pending.loop.call_soon_threadsafe(callback, message, context=pending.context)
         elif isinstance(message, EngineReady):
             log.info(
                 "engine ready: %s on %s (%s) in %.1f s",
@@ -271,49 +395,57 @@ class EngineSupervisor:
                 message.load_seconds,
             )
             with self._lock:
-                self.ready = message
-                waiters, self._ready_waiters = self._ready_waiters, []
+                run.ready = message
+                waiters, run.ready_waiters = run.ready_waiters, []
             for loop, future in waiters:
                 _resolve(loop, future, result=message)
         elif isinstance(message, EngineFatal):
-            log.error("engine cannot start: %s", message.message)
+            # Whoever waits for the engine gets the message as an EngineStartError and says it once.
+            log.debug("engine cannot start: %s", message.message)
             with self._lock:
-                self.fatal = message.message
-                waiters, self._ready_waiters = self._ready_waiters, []
+                run.fatal = message.message
+                waiters, run.ready_waiters = run.ready_waiters, []
             for loop, future in waiters:
                 _resolve(loop, future, error=EngineStartError(message.message))
-        elif isinstance(message, Progress):
-            pending = self._pending.get(message.job_id)
-            if pending is not None and pending.on_progress is not None:
-                pending.loop.call_soon_threadsafe(pending.on_progress, message, context=pending.context)
         elif isinstance(message, TaskDone | TaskFailed):
             with self._lock:
                 pending = self._pending.get(message.job_id)
+                if pending is not None and pending.run is not run:
+                    pending = None
+                if isinstance(message, TaskDone) and pending is not None:
+                    self.crashes_in_a_row = 0
             if pending is None:
                 log.warning("engine reported on job %s that nobody waits for", message.job_id)
             else:
-                if isinstance(message, TaskDone):
-                    self.crashes_in_a_row = 0
                 _resolve(pending.loop, pending.future, result=message)
 
     def _on_exit(self, run: _EngineRun) -> None:
-        code = run.process.exitcode
+        code = run.exit_code()
         with self._lock:
-            if self._run is not run:
+            if run.killed:  # its jobs and waiters were settled when it was killed
                 return
-            pending, self._pending = list(self._pending.values()), {}
-            waiters, self._ready_waiters = self._ready_waiters, []
-            fatal = self.fatal
-        if code not in (0, None) or pending:
-            with self._lock:
-                self.crashes_in_a_row += 1
-                self._not_before = time.monotonic() + restart_delay(self.crashes_in_a_row)
+            pending = self._take_pending(run)
+            waiters, run.ready_waiters = run.ready_waiters, []
+            crashed = not run.stopping and run.fatal is None and (code != 0 or bool(pending))
+            if crashed:
+                self._count_crash()
+        if crashed:
             log.error("engine process exited with code %s while holding %d job(s)", code, len(pending))
         for item in pending:
             _resolve(item.loop, item.future, error=EngineCrashedError(f"the engine exited (code {code})"))
         for loop, future in waiters:
-            message = fatal or f"the engine exited (code {code}) before its model was loaded"
+            message = run.fatal or f"the engine exited (code {code}) before its model was loaded"
             _resolve(loop, future, error=EngineStartError(message))
+
+    def _take_pending(self, run: _EngineRun) -> list[_Pending]:
+        """Remove and return the tasks sent to ``run``. Call with the lock held."""
+        taken = [job_id for job_id, pending in self._pending.items() if pending.run is run]
+        return [self._pending.pop(job_id) for job_id in taken]
+
+    def _count_crash(self) -> None:
+        """One more unexpected exit: the next start waits longer. Call with the lock held."""
+        self.crashes_in_a_row += 1
+        self._not_before = time.monotonic() + restart_delay(self.crashes_in_a_row)
 
 
 def _resolve(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Collection
+from collections.abc import Collection, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +17,20 @@ from bot.jobs import KIND_TO_ENGINE, ImageResult, Job
 from bot.scheduler import Scheduler
 from bot.waiting import ExternalWait, passthrough
 from engine.metadata import ImageParameters, format_parameters
-from engine.protocol import Progress, RenderTask, TaskDone
+from engine.protocol import Heartbeat, Progress, RenderTask, TaskDone
 from engine.samplers import sampler_label
 
 log = logging.getLogger(__name__)
 
 ENGINE_RETRY_FIRST_S = 10.0
 ENGINE_RETRY_MAX_S = 300.0
+HEARTBEAT_MAX_S = 5.0
+"""The engine says at least this often that it still works on a job; a quarter of the lease when that is less."""
+
+
+def heartbeat_interval(lease_s: float) -> float:
+    """How often the engine reports on a running job: four times per lease, at least every few seconds."""
+    return min(HEARTBEAT_MAX_S, lease_s / 4)
 
 
 def render_task_for(job: Job, images_dir: Path) -> RenderTask:
@@ -86,8 +93,10 @@ class Worker:
 
     async def run(self) -> None:
         """Serve the queue until stopped."""
-        await self._wait_for_engine()
         while not self._stopping:
+            if self.engine.ready is None:  # at start-up, and while a crashed engine restarts: jobs stay queued
+                await self._wait_for_engine()
+                continue
             self._wake.clear()
             jobs = await self._next_jobs()
             if not jobs:
@@ -107,7 +116,7 @@ class Worker:
                     # It died while loading (killed, crashed): the supervisor's own backoff paces the restart.
                     log.warning("the engine died while loading; starting it again: %s", error)
                     continue
-                log.error("the engine cannot start; queued jobs wait. Retrying in %.0f s: %s", delay, error)
+                log.error("the engine cannot start (queued jobs wait; next try in %g s): %s", delay, error)
                 await self.external_wait(asyncio.sleep(delay), reason="waiting to restart the engine")
                 delay = min(delay * 2, ENGINE_RETRY_MAX_S)
 
@@ -131,8 +140,19 @@ class Worker:
         tasks = [render_task_for(job, self.images_dir) for job in jobs]
         by_id = {job.id: job for job in jobs}
         loop = asyncio.get_running_loop()
-        renew_every_s = self.queue.policy.lease_s / 4
+        heartbeat_s = heartbeat_interval(self.queue.policy.lease_s)
+        renew_every_s = heartbeat_s / 2
         last_renewal = {job.id: loop.time() for job in jobs}
+
+        def keep_alive(job_id: int) -> None:
+            """The engine works on the job (any phase): renew its lease, at most every ``renew_every_s``."""
+            if loop.time() - last_renewal[job_id] >= renew_every_s:
+                last_renewal[job_id] = loop.time()
+                self._in_background(loop, self.queue.renew(job_id))
+
+        def on_heartbeat(heartbeat: Heartbeat) -> None:
+            if heartbeat.job_id in by_id:
+                keep_alive(heartbeat.job_id)
 
         def on_progress(progress: Progress) -> None:
             job = by_id.get(progress.job_id)
@@ -141,17 +161,12 @@ class Worker:
             event = JobEvent(
                 EventKind.PROGRESS, job, step=progress.step, total=progress.total, preview_png=progress.preview_png
             )
-            emitted = loop.create_task(self.events.emit(event))
-            self._renewals.add(emitted)
-            emitted.add_done_callback(self._renewals.discard)
-            if loop.time() - last_renewal[job.id] >= renew_every_s:  # progress renews the job's lease
-                last_renewal[job.id] = loop.time()
-                renewal = loop.create_task(self.queue.renew(job.id))
-                self._renewals.add(renewal)
-                renewal.add_done_callback(self._renewals.discard)
+            self._in_background(loop, self.events.emit(event))
+            keep_alive(job.id)
 
+        rendering = self.engine.render_batch(tasks, on_progress, on_heartbeat=on_heartbeat, heartbeat_s=heartbeat_s)
         try:
-            results = await self.external_wait(self.engine.render_batch(tasks, on_progress), reason="engine rendering")
+            results = await self.external_wait(rendering, reason="engine rendering")
         except EngineCrashedError as error:
             for job in jobs:
                 await self._after_crash(job, str(error))
@@ -168,6 +183,12 @@ class Worker:
                 await self._record(job, result)
             else:
                 await self._fail(job, result.message, result.message)
+
+    def _in_background(self, loop: asyncio.AbstractEventLoop, work: Coroutine[Any, Any, object]) -> None:
+        """Run a write or an announcement started from an engine callback, keeping it until it ends."""
+        task = loop.create_task(work)
+        self._renewals.add(task)
+        task.add_done_callback(self._renewals.discard)
 
     async def _fail(self, job: Job, error: str, message: str) -> None:
         """Fail (and refund) the job, unless it already ended (cancelled, or taken back by a lease sweep)."""

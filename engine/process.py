@@ -6,6 +6,7 @@ imports it to name the target); torch and diffusers are imported inside :func:`r
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import queue
@@ -20,6 +21,8 @@ from engine.protocol import (
     EngineConfig,
     EngineFatal,
     EngineReady,
+    FromEngine,
+    Heartbeat,
     Progress,
     RenderBatch,
     RenderTask,
@@ -31,13 +34,86 @@ from engine.protocol import (
 
 log = logging.getLogger(__name__)
 
+MIN_HEARTBEAT_S = 0.05
+"""The shortest heartbeat interval the engine honours."""
 
-class _Inbox:
-    """Reads the pipe on a thread so a Cancel arrives while a batch is rendering."""
+
+class _Outbox:
+    """Sends to the bot from several threads (the render loop, the heartbeat), one whole message at a time."""
 
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
+        self._lock = threading.Lock()
+
+    def send(self, message: FromEngine) -> None:
+        with self._lock:
+            self._conn.send(message)
+
+
+class _Heartbeat:
+    """Says every few seconds which jobs this engine holds and in what phase, from receipt until their result.
+
+    It runs on a thread of its own so it keeps beating while the render loop is inside one long call (loading a
+    model, decoding, writing files); it stops when the process dies or freezes, so the bot's lease on a job
+    outlives neither. A render loop that hangs keeps the beat going and is stopped by the bot's job timeout.
+    """
+
+    def __init__(self, outbox: _Outbox) -> None:
+        self._outbox = outbox
+        self._jobs: dict[int, tuple[str, float]] = {}
+        """job id -> (phase, interval in seconds; 0 for beats on phase changes only)."""
+        self._lock = threading.Lock()
+        self._changed = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="engine-heartbeat", daemon=True)
+        self._thread.start()
+
+    def hold(self, job_ids: list[int], interval_s: float) -> None:
+        """The engine received these jobs: beat for them from now on."""
+        interval = max(MIN_HEARTBEAT_S, interval_s) if interval_s > 0 else 0.0
+        with self._lock:
+            for job_id in job_ids:
+                self._jobs[job_id] = ("queued", interval)
+        self._changed.set()
+
+    def phase(self, job_ids: list[int], phase: str) -> None:
+        """The jobs entered a new phase; a beat goes out at once."""
+        with self._lock:
+            for job_id in job_ids:
+                if job_id in self._jobs:
+                    self._jobs[job_id] = (phase, self._jobs[job_id][1])
+        self._changed.set()
+
+    def release(self, job_id: int) -> None:
+        """The job's result is about to be sent: no beat for it follows."""
+        with self._lock:
+            self._jobs.pop(job_id, None)
+
+    def _beat(self) -> None:
+        while True:
+            with self._lock:
+                intervals = [interval for _, interval in self._jobs.values() if interval > 0]
+            self._changed.wait(min(intervals) if intervals else None)
+            self._changed.clear()
+            with self._lock:  # held while sending, so a beat never follows the job's result
+                try:
+                    for job_id, (phase, _) in self._jobs.items():
+                        self._outbox.send(Heartbeat(job_id, phase))
+                except (OSError, ValueError):
+                    return
+
+
+class _Inbox:
+    """Reads the pipe on a thread so a Cancel arrives while a batch is rendering.
+
+    It remembers the jobs of the batches it received until they are forgotten; a Cancel for any other job is
+    ignored, so a stale cancel can never stop a later job that happens to have the same id.
+    """
+
+    def __init__(self, conn: Connection, heartbeat: _Heartbeat | None = None) -> None:
+        self._conn = conn
+        self._heartbeat = heartbeat
         self._queue: queue.Queue[ToEngine] = queue.Queue()
+        self._held: set[int] = set()
         self._cancelled: set[int] = set()
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._read, name="engine-inbox", daemon=True)
@@ -52,9 +128,16 @@ class _Inbox:
                 return
             if isinstance(message, Cancel):
                 with self._lock:
-                    self._cancelled.add(message.job_id)
-            else:
-                self._queue.put(message)
+                    if message.job_id in self._held:
+                        self._cancelled.add(message.job_id)
+                continue
+            if isinstance(message, RenderBatch):
+                job_ids = [task.job_id for task in message.tasks]
+                with self._lock:
+                    self._held.update(job_ids)
+                if self._heartbeat is not None:
+                    self._heartbeat.hold(job_ids, message.heartbeat_s)
+            self._queue.put(message)
             if isinstance(message, Shutdown):
                 return
 
@@ -67,6 +150,7 @@ class _Inbox:
 
     def forget(self, job_id: int) -> None:
         with self._lock:
+            self._held.discard(job_id)
             self._cancelled.discard(job_id)
 
 
@@ -76,23 +160,30 @@ def run_engine(conn: Connection, config: EngineConfig) -> None:
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    inbox = _Inbox(conn)
+    outbox = _Outbox(conn)
+    heartbeat = _Heartbeat(outbox)
+    inbox = _Inbox(conn, heartbeat)
     try:
         import diffusers
         import torch
 
         from engine.pipelines import ModelCache, ModelLoadError
+        from engine.render import group_tasks
 
+        # What the imports made lives as long as the process: keep it out of every later collection. A full
+        # collection otherwise walks it all (about 0.8 s on a 2-core CPU, the GIL held) each time a model is
+        # dropped, stalling the render loop and the heartbeat alike; frozen, it takes about 0.1 s.
+        gc.freeze()
         cache = ModelCache(config)
         model = cache.get()
     except ModelLoadError as error:
-        conn.send(EngineFatal(str(error)))
+        outbox.send(EngineFatal(str(error)))
         return
     except Exception as error:  # an unexpected failure must still reach the bot as words, not silence
         log.exception("engine failed to start")
-        conn.send(EngineFatal(f"the engine failed to start: {type(error).__name__}: {error}"))
+        outbox.send(EngineFatal(f"the engine failed to start: {type(error).__name__}: {error}"))
         return
-    conn.send(
+    outbox.send(
         EngineReady(
             model_name=config.model_name,
             device=model.device,
@@ -109,11 +200,10 @@ def run_engine(conn: Connection, config: EngineConfig) -> None:
         if isinstance(message, Shutdown):
             return
         if isinstance(message, RenderBatch):
-            from engine.render import group_tasks
-
             for group in group_tasks(message.tasks, config.max_batch):
-                for reply in _run_group(cache, config, group, inbox, conn, data_dir):
-                    conn.send(reply)
+                for reply in _run_group(cache, config, group, inbox, outbox, data_dir, heartbeat):
+                    heartbeat.release(reply.job_id)
+                    outbox.send(reply)
                 for task in group:
                     inbox.forget(task.job_id)
 
@@ -123,10 +213,14 @@ def _run_group(
     config: EngineConfig,
     tasks: list[RenderTask],
     inbox: _Inbox,
-    conn: Connection,
+    conn: _Outbox | Connection,
     data_dir: Path,
+    heartbeat: _Heartbeat | None = None,
 ) -> list[TaskDone | TaskFailed]:
-    """Render a group of compatible tasks (one pipeline call) and write their PNGs; one reply per task."""
+    """Render a group of compatible tasks (one pipeline call) and write their PNGs; one reply per task.
+
+    Each phase (loading the group's model, rendering, writing files) is told to ``heartbeat``.
+    """
     import torch
 
     from engine.pipelines import ModelCache, ModelLoadError, RenderCancelledError
@@ -158,8 +252,19 @@ def _run_group(
     hooks = Hooks(on_step, inbox.is_cancelled, config.preview_every)
     failure: TaskFailed | None = None
     results: list[object] = []
+    job_ids = [task.job_id for task in runnable]
+
+    def phase(name: str) -> None:
+        if heartbeat is not None:
+            heartbeat.phase(job_ids, name)
+
     if runnable:
         try:
+            model_name = runnable[0].model or config.model_name
+            if model_name not in cache.loaded_names:
+                phase(f"loading model {model_name}")
+                cache.get(model_name)
+            phase("rendering")
             results = list(render_group(cache, runnable, config.loras, hooks))
         except RenderCancelledError:
             failure = TaskFailed(0, "cancelled", "cancelled while rendering")
@@ -178,6 +283,8 @@ def _run_group(
             log.exception("job(s) %s failed", [task.job_id for task in runnable])
             failure = TaskFailed(0, "internal", f"{type(error).__name__}: {error}")
     seconds = time.perf_counter() - started
+    if failure is None and runnable:
+        phase("writing files")
     for index, task in enumerate(runnable):
         if failure is not None:
             replies[task.job_id] = TaskFailed(task.job_id, failure.reason, failure.message)

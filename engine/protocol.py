@@ -1,8 +1,8 @@
 """The plain messages the bot and the engine process exchange. No torch here: both sides import this.
 
-The seam is narrow on purpose: the bot submits a batch, streams its events (progress, result, failure),
-cancels a job, and learns the engine's capacity from ``EngineReady``. A result carries the paths of the PNGs
-it wrote and, when asked (an engine on a host with no shared disk), their bytes too.
+The seam is narrow on purpose: the bot submits a batch, streams its events (heartbeat, progress, result,
+failure), cancels a job, and learns the engine's capacity from ``EngineReady``. A result carries the paths of the
+PNGs it wrote and, when asked (an engine on a host with no shared disk), their bytes too.
 """
 
 from __future__ import annotations
@@ -108,15 +108,23 @@ class RenderTask:
     """Decode with a tiled VAE (large outputs); upscale turns it on by itself above 1024²."""
 
 
+HEARTBEAT_S = 5.0
+"""How often, by default, the engine says which jobs it holds (see :class:`Heartbeat`)."""
+
+
 @dataclass(frozen=True)
 class RenderBatch:
     """Tasks the engine may run together; each task reports on its own."""
 
     tasks: tuple[RenderTask, ...]
+    heartbeat_s: float = HEARTBEAT_S
+    """Send a :class:`Heartbeat` for each task this often until its result; 0 sends one only when its phase changes."""
 
 
 @dataclass(frozen=True)
 class Cancel:
+    """Stop a job of a batch this engine holds; a Cancel for a job it does not hold is ignored."""
+
     job_id: int
 
 
@@ -143,6 +151,20 @@ class EngineFatal:
     """The engine cannot work (for example a model folder that does not load); it exits after this."""
 
     message: str
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """The engine holds this job and works on it: sent every ``RenderBatch.heartbeat_s`` and at each change of
+    phase (``queued``, ``loading model NAME``, ``rendering``, ``writing files``), from receipt until its result.
+
+    It comes from a thread of its own, so it keeps coming while the engine is inside one long call (loading a model
+    can take minutes); it stops when the process dies or freezes. A render loop that hangs is caught by the bot's
+    job timeout, not by the heartbeat.
+    """
+
+    job_id: int
+    phase: str
 
 
 @dataclass(frozen=True)
@@ -181,4 +203,4 @@ class TaskFailed:
 
 
 ToEngine = RenderBatch | Cancel | Shutdown
-FromEngine = EngineReady | EngineFatal | Progress | TaskDone | TaskFailed
+FromEngine = EngineReady | EngineFatal | Heartbeat | Progress | TaskDone | TaskFailed

@@ -1,8 +1,14 @@
-"""The engine process through the bot's supervisor: render, progress, crash, cancel, a broken model."""
+"""The engine process through the bot's supervisor: render, progress, heartbeats, crash, cancel, a broken model."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import multiprocessing
+import os
+import signal
+import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -11,7 +17,7 @@ from PIL import Image
 from bot.engine_supervisor import EngineSupervisor
 from bot.errors import EngineCrashedError, EngineStartError, RenderFailedError
 from engine.metadata import read_parameters
-from engine.protocol import EngineConfig, Progress, RenderTask
+from engine.protocol import EngineConfig, Heartbeat, Progress, RenderTask, TaskFailed
 
 pytestmark = pytest.mark.slow
 
@@ -151,3 +157,68 @@ async def test_job_past_its_timeout_fails_alone_and_the_engine_restarts(
     done = await engine.render(_task(data_dir, 110))
     assert engine.pid != old_pid
     assert len(done.paths) == 2
+
+
+async def test_an_engine_reaped_elsewhere_is_replaced_not_written_to(engine: EngineSupervisor, data_dir: Path) -> None:
+    """A dead engine whose exit another waiter collected (two threads in waitpid: the loser sees no exit) is still
+    dead to the supervisor: the next render starts a fresh engine instead of writing into a broken pipe."""
+    await engine.wait_ready()
+    old_pid = engine.pid
+    assert old_pid is not None
+    (process,) = [child for child in multiprocessing.active_children() if child.pid == old_pid]
+    reaping = asyncio.create_task(asyncio.to_thread(os.waitpid, old_pid, 0))
+    await asyncio.sleep(0.2)  # this waiter is first in line when the engine dies
+    os.kill(old_pid, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError):  # the supervisor's own waiter won after all
+        await reaping
+    try:
+        done = await engine.render(_task(data_dir, 112))
+    finally:
+        popen = process._popen  # type: ignore[attr-defined]
+        if popen.returncode is None:  # record the exit as the winning waiter would, for multiprocessing's clean-up
+            popen.returncode = -signal.SIGKILL
+    assert engine.pid != old_pid
+    assert len(done.paths) == 2
+
+
+async def test_a_task_cancelled_while_the_engine_restarts_is_never_sent(
+    engine: EngineSupervisor, data_dir: Path
+) -> None:
+    """A cancel that arrives while render_batch waits for a restarting engine is kept: the task is never sent."""
+    await engine.wait_ready()
+    engine.kill()
+    assert not engine.alive and engine.ready is None  # gone at once, though perhaps not reaped yet
+    steps: list[int] = []
+    rendering = asyncio.create_task(
+        engine.render_batch([_task(data_dir, 113, steps=8)], lambda progress: steps.append(progress.step))
+    )
+    await asyncio.sleep(0.2)
+    assert not rendering.done()  # waiting for the crash backoff and the new engine
+    await engine.cancel(113)
+    (result,) = await asyncio.wait_for(rendering, 120)
+    await engine.render(_task(data_dir, 114))  # the new engine has taken everything sent before this
+    assert isinstance(result, TaskFailed) and result.reason == "cancelled"
+    assert steps == []
+    assert not (data_dir / "images" / "113").exists()
+
+
+async def test_heartbeats_cover_loading_a_model_rendering_and_writing(engine: EngineSupervisor, data_dir: Path) -> None:
+    """While a task's model loads (no denoising step yet), the engine still says every heartbeat_s that it works."""
+    await engine.render(_task(data_dir, 115))  # the start-up model is loaded, tiny-sdxl is not
+    beats: list[tuple[float, str]] = []
+
+    def on_heartbeat(heartbeat: Heartbeat) -> None:
+        assert heartbeat.job_id == 116
+        beats.append((time.monotonic(), heartbeat.phase))
+
+    (done,) = await engine.render_batch(
+        [replace(_task(data_dir, 116), model="tiny-sdxl")], on_heartbeat=on_heartbeat, heartbeat_s=0.1
+    )
+    await asyncio.sleep(0)
+    phases = list(dict.fromkeys(phase for _, phase in beats))
+    expected = ["queued", "loading model tiny-sdxl", "rendering", "writing files"]
+    assert phases == [phase for phase in expected if phase in phases]
+    loading = [at for at, phase in beats if phase == "loading model tiny-sdxl"]
+    assert len(loading) >= 3, beats  # about 0.6-1 s of loading here, a beat every 0.1 s
+    assert "rendering" in phases
+    assert not isinstance(done, TaskFailed)

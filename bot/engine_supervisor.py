@@ -17,12 +17,13 @@ import contextlib
 import contextvars
 import logging
 import multiprocessing
+import select
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from multiprocessing.connection import Connection, wait
+from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
 
@@ -112,8 +113,11 @@ class _EngineRun:
         self.gone.set()
 
     def _sentinel_ready(self) -> bool:
-        """True once the process has exited (reaped or not); reading the sentinel never reaps."""
-        return bool(wait([self.process.sentinel], 0))
+        """True once the process has exited (reaped or not); reading the sentinel never reaps. A plain ``select``
+        with no timeout: ``multiprocessing.connection.wait`` loops on the monotonic clock, which a test harness
+        with a virtual clock (simcord) freezes, so a zero-timeout wait there never returns."""
+        ready, _writable, _failed = select.select([self.process.sentinel], [], [], 0)
+        return bool(ready)
 
     def exit_code(self) -> int | None:
         """The exit code once reaped. Another thread's reaping (``multiprocessing``'s clean-up when a process

@@ -209,6 +209,11 @@ class Ledger:
         now = self.now()
         return await self.store.write(lambda db: ensure_member(db, user_id, self.settings, now))
 
+    async def find_member(self, user_id: int) -> Member | None:
+        """The account, or None for a member not seen yet. Read-only: never creates anything."""
+        row = await self.store.fetch_one("SELECT * FROM users WHERE user_id = ?", (user_id,))
+        return None if row is None else Member.from_row(row)
+
     async def balance(self, user_id: int) -> int:
         value = await self.store.fetch_value("SELECT balance FROM users WHERE user_id = ?", (user_id,))
         return int(value or 0)

@@ -23,6 +23,7 @@ from bot.requests import RequestOptions, apply_options, follow_up_params, follow
 from bot.sizing import size_for_aspect
 from bot.sweep_spec import SweepLimits, rendered_prompts
 from config.settings import ModelSpec, Settings
+from engine.model_sources import model_is_present
 from engine.prompt_syntax import parse_loras
 from engine.samplers import DEFAULT_SAMPLER, SAMPLERS
 
@@ -56,7 +57,7 @@ def prompts_to_render(prepared: Iterable[Prepared]) -> list[str]:
 
 def usable_models(settings: Settings, *, owner: bool = False) -> tuple[str, ...]:
     """The models a request may name: those the owner enabled for members, or for the owner every registry model."""
-    return tuple(settings.registry) if owner else tuple(getattr(settings, "member_models", tuple(settings.registry)))
+    return tuple(settings.registry) if owner else settings.member_models
 
 
 def prompt_limits(settings: Settings, *, owner: bool = False) -> PromptLimits:
@@ -82,7 +83,7 @@ def usable_model(name: str, settings: Settings, *, owner: bool = False) -> Model
     if spec is None or name not in usable:
         choices = ", ".join(sorted(usable))
         raise PromptError(f"model `{name}` is not available on this server; use one of: {choices}", flag="model")
-    if name != settings.model and not _present(spec):
+    if name != settings.model and not model_is_present(spec):
         raise PromptError(
             f"model `{name}` is not downloaded on this server yet; the owner can fetch it with "
             f"`python -m bot models pull {name}`",
@@ -228,9 +229,3 @@ def reseeded(params: RenderParams, explicit_seed: int | None, repeat: int) -> Re
 
 def random_seed() -> int:
     return secrets.randbelow(2**32)
-
-
-def _present(spec: ModelSpec) -> bool:  # TEMP-LAZY
-    from engine.model_sources import model_is_present
-
-    return model_is_present(spec)

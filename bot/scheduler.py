@@ -23,6 +23,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from bot import ledger
@@ -532,6 +533,15 @@ class Scheduler:
             "SELECT * FROM jobs WHERE user_id = ? AND status IN ('queued', 'running') ORDER BY id", (user_id,)
         )
         return [Job.from_row(row) for row in rows]
+
+    async def active_inputs(self) -> set[Path]:
+        """The input images (``init_image``, ``mask_image``) of queued and running jobs, which upkeep must keep."""
+        rows = await self.store.fetch_all("SELECT params FROM jobs WHERE status IN ('queued', 'running')")
+        inputs: set[Path] = set()
+        for row in rows:
+            params = RenderParams.from_json(row["params"])
+            inputs.update(Path(path) for path in (params.init_image, params.mask_image) if path)
+        return inputs
 
     async def count(self, status: Status) -> int:
         return int(await self.store.fetch_value("SELECT COUNT(*) FROM jobs WHERE status = ?", (status.value,)))

@@ -8,7 +8,6 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from bot import preparation
 from bot.actors import Actor
@@ -24,17 +23,13 @@ from bot.preparation import Prepared, prompts_to_render
 from bot.requests import ImageInput, RequestOptions, TaskOptions
 from bot.scheduler import JobRequest, Scheduler
 from bot.store import Store
-from bot.uploads import UploadError, UploadLimits, check_upload
+from bot.uploads import StagedUpload, UploadError, UploadLimits, check_upload, read_upload_file, stage_upload
 from bot.waiting import ExternalWait, passthrough
 from bot.worker import Worker
 from config.settings import Settings
 from engine.protocol import EngineConfig, LoraEntry, MemoryOptions, ModelEntry
 
 log = logging.getLogger(__name__)
-
-
-if TYPE_CHECKING:
-    from bot.uploads import StagedUpload
 
 
 @dataclass(frozen=True)
@@ -204,8 +199,6 @@ class ImagineService:
         is admitted (:meth:`enqueue_many`). Raises UploadError saying what to upload instead."""
         limits, uploads_dir = self.upload_limits, self.uploads_dir
 
-        from bot.uploads import stage_upload  # TEMP-LAZY
-
         def check_and_stage() -> ReceivedImage:
             checked = check_upload(data, limits=limits, mask=mask)
             staged = stage_upload(checked, uploads_dir)
@@ -215,8 +208,6 @@ class ImagineService:
 
     async def receive_file(self, path: Path, *, mask: bool = False) -> ReceivedImage:
         """:meth:`receive_image` for a file named on the command line (its size is checked before it is read)."""
-        from bot.uploads import read_upload_file  # TEMP-LAZY
-
         limits = self.upload_limits
         try:
             data = await asyncio.to_thread(read_upload_file, path, limits)
@@ -295,7 +286,10 @@ class ImagineService:
             raise
         # No await since the jobs were admitted: the worker cannot have picked them up before their inputs exist.
         for upload in uploads:
-            upload.commit()
+            try:
+                upload.commit()
+            except (UploadError, OSError) as error:  # the job then fails on its missing input and is refunded
+                log.error("could not store an upload of job(s) %s: %s", [job.id for job in admission.jobs], error)
         submitted: list[Submitted] = []
         for job in admission.jobs:
             if self._own_jobs is not None:

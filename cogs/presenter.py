@@ -26,6 +26,7 @@ from bot.events import EventKind, JobEvent
 from bot.jobs import Job, Kind, Origin
 from bot.preparation import Prepared
 from bot.service import Admitted
+from bot.uploads import StagedUpload
 from cogs.results import result_view
 
 if TYPE_CHECKING:

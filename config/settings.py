@@ -217,6 +217,7 @@ class Settings(BaseSettings):
     max_pixels: int = Field(default=1536 * 1536, ge=64 * 64)
     max_upload_bytes: int = Field(default=10 * 1024 * 1024, ge=1024, description="largest image a member may upload")
     max_upload_pixels: int = Field(default=4096 * 4096, ge=64 * 64, description="most pixels of an uploaded image")
+    upload_retention_hours: int = Field(default=168, ge=1, description="uploads are deleted this long after last use")
     max_repeat: int = Field(default=4, ge=1, le=40, description="highest --repeat")
     max_prompts_per_message: int = Field(
         default=8, ge=1, le=100, description="jobs one /imagine may queue through permutations and --repeat"

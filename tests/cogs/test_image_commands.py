@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import sqlite3
 from pathlib import Path
 
@@ -10,6 +11,8 @@ import pytest
 import simcord
 from PIL import Image
 
+from bot.uploads import UploadError, UploadLimits
+from cogs.imagine import read_attachment
 from tests.conftest import posts, scene, wait_until
 
 BAD = Path(__file__).resolve().parents[1] / "data" / "bad"
@@ -92,9 +95,9 @@ async def test_bad_uploads_are_refused_and_cost_nothing(discord_env: simcord.Env
     await wait_until(discord_env, lambda: bool(posts(channel)), what="the next member's grid")
 
 
-async def test_mask_of_another_shape_fails_with_a_clear_message_and_a_refund(discord_env: simcord.Env) -> None:
+async def test_mask_of_another_shape_is_refused_before_anything_is_charged(discord_env: simcord.Env) -> None:
+    """The shapes are compared when the request is prepared: no job, no ledger row, no stored upload."""
     _guild, channel, max_ = scene(discord_env, "max")
-    before = (await discord_env.bot.service.ledger.member(max_.id)).balance
 
     result = await max_.slash(
         channel,
@@ -103,13 +106,15 @@ async def test_mask_of_another_shape_fails_with_a_clear_message_and_a_refund(dis
         mask=("m.png", _png((64, 32), 255, "L")),
         prompt="sun",
     )
-    assert result.response is not None
 
-    await wait_until(discord_env, lambda: _all_jobs_ended(discord_env), what="the failed edit")
-    rows = await discord_env.bot.service.store.fetch_all("SELECT status, error FROM jobs")
-    assert rows[0][0] == "failed"
-    assert "shapes differ" in rows[0][1]
-    assert await discord_env.bot.service.ledger.balance(max_.id) == before
+    assert result.response is not None
+    assert "the mask is 64x32 but the image is 64x64" in result.response.content
+    assert "\n" not in result.response.content
+    store = discord_env.bot.service.store
+    assert await store.fetch_value("SELECT COUNT(*) FROM jobs") == 0
+    assert await store.fetch_value("SELECT COUNT(*) FROM ledger WHERE kind = 'debit'") == 0
+    uploads = discord_env.bot.settings.data_dir / "uploads"
+    assert not uploads.exists() or not any(path.is_file() for path in uploads.rglob("*"))
 
 
 def _all_jobs_ended(env: simcord.Env) -> bool:
@@ -150,3 +155,94 @@ async def test_sql_and_right_to_left_text_is_just_a_prompt(discord_env: simcord.
     assert "DROP TABLE jobs" in rows[0][0]
     assert "\u202e" not in rows[0][0]
     await wait_until(discord_env, lambda: _all_jobs_ended(discord_env), what="the job")
+
+
+def _nothing_stored(env: simcord.Env) -> bool:
+    uploads = env.bot.settings.data_dir / "uploads"
+    return not uploads.exists() or not any(path.is_file() for path in uploads.rglob("*"))
+
+
+@pytest.mark.parametrize(
+    ("name", "fragment"),
+    [
+        ("apng.png", "animated images are not supported"),
+        ("animated.webp", "animated images are not supported"),
+        ("ztxt_bomb.png", "oversized compressed metadata"),
+        ("iccp_bomb.png", "oversized compressed metadata"),
+        ("text_memory_bomb.png", "oversized compressed metadata"),
+        ("one_pixel.png", "each side must be at least 32 pixels"),
+        ("ratio_1_to_100.png", "longer than 4:1"),
+        ("pixel_flood.png", "10000x10000"),
+        ("jpeg_huge_dimensions.jpg", "far too many pixels"),
+        ("garbage_idat.png", "damaged or truncated"),
+        ("bad_lzw.gif", "damaged or truncated"),
+        ("picture.tif", "not an image this bot can read"),
+    ],
+)
+async def test_crafted_uploads_are_refused_in_one_line(discord_env: simcord.Env, name: str, fragment: str) -> None:
+    """Animations, compressed-metadata bombs, slivers and broken streams: a private one-line refusal, no job, no
+    charge, nothing stored."""
+    _guild, channel, kit = scene(discord_env, "kit")
+
+    result = await kit.slash(channel, "imagine", prompt="a fox", image=(name, (BAD / name).read_bytes()))
+
+    assert result.ephemeral
+    text = result.response.content if result.response else result.followups[-1].content
+    assert fragment in text
+    assert "\n" not in text
+    assert await _jobs(discord_env) == []
+    assert await discord_env.bot.service.store.fetch_value("SELECT COUNT(*) FROM ledger") == 0
+    assert _nothing_stored(discord_env)
+
+
+async def test_a_banned_member_is_refused_before_the_download(discord_env: simcord.Env) -> None:
+    """The ban is checked before the attachment is fetched: nothing is downloaded, stored or charged."""
+    _guild, channel, bo = scene(discord_env, "bo")
+    await discord_env.bot.service.ledger.set_banned(bo.id, True, actor="test")
+
+    result = await bo.slash(channel, "imagine", prompt="a fox", image=("p.png", _png((64, 64), "red")))
+
+    assert result.response is not None
+    assert "banned" in result.response.content
+    assert not result.deferred
+    assert not [r for r in discord_env.http_requests if "attachments" in r.path and r.method == "GET"]
+    assert await _jobs(discord_env) == []
+    assert _nothing_stored(discord_env)
+
+
+async def test_a_clean_jpeg_is_stored_as_sent_and_a_rotated_one_upright(discord_env: simcord.Env) -> None:
+    """Uploads stay compact: a plain JPEG keeps its bytes; an EXIF-rotated photo is stored turned the right way."""
+    _guild, channel, rio = scene(discord_env, "rio")
+    buffer = io.BytesIO()
+    Image.new("RGB", (96, 64), "green").save(buffer, "JPEG", quality=90)
+    photo = buffer.getvalue()
+
+    first = await rio.slash(channel, "imagine", prompt="a fox --seed 1", image=("photo.jpg", photo))
+    rotated = await rio.slash(
+        channel, "imagine", prompt="a fox --seed 2", image=("r.jpg", (BAD / "exif_rotated.jpg").read_bytes())
+    )
+
+    assert first.response is not None and "queued" in first.response.content
+    assert rotated.response is not None and "queued" in rotated.response.content
+    rows = await discord_env.bot.service.store.fetch_all("SELECT params FROM jobs ORDER BY id")
+    stored = [Path(json.loads(row[0])["init_image"]) for row in rows]
+    assert stored[0].suffix == ".jpg" and stored[0].read_bytes() == photo
+    with Image.open(BAD / "exif_rotated.jpg") as original, Image.open(stored[1]) as upright:
+        assert upright.size == original.size[::-1]
+    await wait_until(discord_env, lambda: len(posts(channel)) == 2, what="both img2img grids")
+
+
+class _LyingAttachment:
+    """An attachment whose download is larger than the size Discord reported."""
+
+    size = 100
+
+    async def read(self) -> bytes:
+        return b"\x89PNG" + b"\0" * 5000
+
+
+async def test_an_attachment_read_is_capped_by_what_arrives() -> None:
+    """The bytes that arrive are checked too, not only the reported size."""
+    limits = UploadLimits(max_bytes=1024)
+    with pytest.raises(UploadError, match="not the size Discord reported"):
+        await read_attachment(_LyingAttachment(), limits, "image")  # type: ignore[arg-type]

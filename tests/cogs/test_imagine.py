@@ -29,13 +29,13 @@ async def test_imagine_defers_queues_and_posts_grid_with_buttons(discord_env: si
     assert alice.mention in post.content
     [embed] = post.embeds
     assert "**Seed** 7" in embed.description
-    assert "**Size** 80×48" in embed.description
+    assert "**Size** 72×48" in embed.description
     assert embed.image.url.endswith(post.attachments[0].filename)
     [attachment] = post.attachments
     assert attachment.filename.endswith(".png")
     data = await attachment.read()
     with Image.open(io.BytesIO(data)) as grid:
-        assert grid.size == (160, 96)  # 2×2 of 80×48 (3:2 on the tiny model's 64² area)
+        assert grid.size == (144, 96)  # 2×2 of 72×48 (exactly 3:2, about the tiny model's 64² area)
         assert "Seed: 7" in grid.info["parameters"]
 
     rows = post.components

@@ -32,7 +32,7 @@ async def test_settings_panel_saves_choices_that_later_jobs_use(discord_env: sim
     await dana.slash(channel, "imagine", prompt="a boat --steps 5")
     [(lane, params, _)] = await _jobs(discord_env)
     assert lane == "relax"
-    assert '"width": 80' in params and '"height": 48' in params  # 3:2 from /settings
+    assert '"width": 72' in params and '"height": 48' in params  # 3:2 from /settings
     assert '"steps": 5' in params  # the prompt's flag wins over /settings
 
     info = await dana.slash(channel, "info")

@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 
 KINDS = ("txt2img", "img2img", "inpaint", "variation", "upscale", "zoom", "pan", "sweep")
 TILE_VAE_ABOVE_PIXELS = 1024 * 1024
+PIPELINE_MULTIPLE = 8
+"""diffusers' Stable Diffusion pipelines refuse a width or height that is not a multiple of 8."""
 COMPEL_FAMILIES = ("sd15", "sd2", "sdxl")
 """Families whose prompts go through compel when they use weights or run past 77 tokens."""
 
@@ -154,7 +156,7 @@ def _render_kind(model: LoadedModel, task: RenderTask, hooks: Hooks) -> Rendered
         check_size(task)
         return Rendered(denoise(model, "txt2img", [task], hooks, width=task.width, height=task.height), _infos(task))
     init = load_image(task.init_image, "init_image")
-    multiple = model.pipeline.vae_scale_factor * 2
+    multiple = canvas_multiple(model.pipeline.vae_scale_factor)
     if kind == "img2img":
         check_size(task)
         init = ImageOps.fit(init, (task.width, task.height), Image.Resampling.LANCZOS)
@@ -343,6 +345,12 @@ def load_image(path: str, argument: str, *, mode: str = "RGB") -> Image.Image:
         raise ValueError(f"{argument}={path} does not exist") from None
     except (UnidentifiedImageError, OSError) as error:
         raise ValueError(f"{argument}={path} is not an image this engine can read: {error}") from None
+
+
+def canvas_multiple(vae_scale_factor: int) -> int:
+    """What upscale and pan sizes round to: the pipelines need multiples of 8 pixels, and whole latents (8 on
+    SD1.5/SDXL, 2 on the tiny test models, so 8 everywhere built in, as the bot's ``size_multiple``)."""
+    return math.lcm(PIPELINE_MULTIPLE, vae_scale_factor)
 
 
 def check_size(task: RenderTask) -> None:

@@ -315,3 +315,18 @@ def test_tile_changes_the_render_and_leaves_the_next_job_alone(
     after = render_group(cache, [plain], config.loras, Recorder().hooks)[0].images[0]
     assert np.abs(_pixels(before) - _pixels(tiled)).max() > 0
     assert np.array_equal(_pixels(before), _pixels(after))
+
+
+@pytest.mark.parametrize("pan", ["left", "up"])
+def test_a_pan_of_an_exact_ratio_image_renders_the_size_the_bot_priced(
+    cache: ModelCache, root: Path, model: str, pan: str
+) -> None:
+    """A 72x48 result (3:2 on the tiny models) pans to what ``follow_up_size`` says, on both families."""
+    from bot.jobs import Kind
+    from bot.requests import follow_up_size
+
+    wide = root / "wide.png"
+    Image.new("RGB", (72, 48), (40, 90, 160)).save(wide)
+    task = _task(root, kind="pan", model=model, init_image=str(wide), seeds=(3,), pan=pan)
+    rendered = render_task(cache, task, (), Recorder().hooks)
+    assert rendered.images[0].size == follow_up_size(Kind.PAN, (72, 48), 8, zoom=2.0, pan=pan)

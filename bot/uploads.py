@@ -147,8 +147,14 @@ def check_byte_size(size: int, limits: UploadLimits, *, what: str = "attachment"
         raise UploadError(f"the {what} is empty (0 bytes); upload a PNG, JPEG or WebP image")
     if size > limits.max_bytes:
         raise UploadError(
-            f"the {what} is {size / MIB:.1f} MiB; the limit is {limits.max_bytes / MIB:g} MiB. Upload a smaller image"
+            f"the {what} is {_amount(size, '.1f')}; the limit is {_amount(limits.max_bytes, 'g')}. "
+            "Upload a smaller image"
         )
+
+
+def _amount(size: int, spec: str) -> str:
+    """Bytes in MiB, or in KiB below one MiB."""
+    return f"{size / MIB:{spec}} MiB" if size >= MIB else f"{size / 1024:{spec}} KiB"
 
 
 def _open(data: bytes) -> Image.Image:

@@ -435,7 +435,7 @@ def test_read_upload_file_checks_with_stat_first(tmp_path: Path) -> None:
     good.write_bytes(encode(Image.new("RGB", (48, 48), "red"), "PNG"))
     large = tmp_path / "large.png"
     with large.open("wb") as handle:
-        handle.truncate(1 << 40)  # sparse: a terabyte that stat reports and nobody reads
+        handle.truncate(5 << 20)  # sparse: 5 MiB that stat reports and nobody reads
     empty = tmp_path / "empty.png"
     empty.write_bytes(b"")
     pipe = tmp_path / "pipe.png"
@@ -445,7 +445,7 @@ def test_read_upload_file_checks_with_stat_first(tmp_path: Path) -> None:
         tmp_path: "not a regular file",
         pipe: "not a regular file",
         empty: "empty (0 bytes)",
-        large: "1048576.0 MiB; the limit is 0.00390625 MiB",
+        large: "5.0 MiB; the limit is 4 KiB",
     }
     for path, fragment in cases.items():
         with pytest.raises(UploadError) as caught:

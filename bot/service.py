@@ -13,7 +13,7 @@ from bot import preparation
 from bot.actors import Actor
 from bot.custom_ids import Action
 from bot.engine_supervisor import EngineSupervisor
-from bot.errors import BannedError, PromptError, QueuePausedError
+from bot.errors import BannedError, ImagineError, PromptError, QueuePausedError
 from bot.events import EventBus, EventKind, JobEvent
 from bot.jobs import Job, Lane, Status
 from bot.ledger import Ledger
@@ -192,7 +192,13 @@ class ImagineService:
         """The job a result button asks for (upscale, vary, reroll, zoom, pan). Raises ImagineError."""
         parent = await self.queue.get(parent_id)
         images = await self.queue.images(parent_id)
-        return preparation.prepare_follow_up(self.settings, parent, images, action, index)
+        prepared = preparation.prepare_follow_up(self.settings, parent, images, action, index)
+        inputs = [path for path in (prepared.params.init_image, prepared.params.mask_image) if path]
+        if not all(await asyncio.to_thread(lambda: [Path(path).is_file() for path in inputs])):
+            raise ImagineError(
+                "the image this job started from is no longer kept (uploads expire); upload it again with /imagine"
+            )
+        return prepared
 
     async def receive_image(self, data: bytes, *, mask: bool = False) -> ReceivedImage:
         """Check an uploaded image (off the event loop) and stage it; it is stored for good only when its request

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -246,3 +247,25 @@ async def test_an_attachment_read_is_capped_by_what_arrives() -> None:
     limits = UploadLimits(max_bytes=1024)
     with pytest.raises(UploadError, match="not the size Discord reported"):
         await read_attachment(_LyingAttachment(), limits, "image")  # type: ignore[arg-type]
+
+
+async def test_a_reroll_whose_upload_expired_is_refused_before_it_is_charged(discord_env: simcord.Env) -> None:
+    """🔄 on an img2img grid re-uses the uploaded image; once expired, the button says so and costs nothing."""
+    from bot.uploads import expire_uploads
+
+    _guild, channel, una = scene(discord_env, "una")
+    await una.slash(channel, "imagine", prompt="a fox --seed 3", image=("p.png", _png((64, 64), "red")))
+    await wait_until(discord_env, lambda: bool(posts(channel)), what="the img2img grid")
+    grid = posts(channel)[0]
+    uploads = discord_env.bot.settings.data_dir / "uploads"
+    removed = expire_uploads(uploads, keep=(), older_than_s=0.0, now=time.time() + 1)
+    assert removed
+    charged = await discord_env.bot.service.store.fetch_value("SELECT COUNT(*) FROM ledger WHERE kind = 'debit'")
+
+    reroll = next(button.custom_id for button in grid.components[0].children if button.custom_id.startswith("ib:R:"))
+    clicked = await una.click(grid, custom_id=reroll)
+
+    assert clicked.response is not None
+    assert "no longer kept" in clicked.response.content
+    after = await discord_env.bot.service.store.fetch_value("SELECT COUNT(*) FROM ledger WHERE kind = 'debit'")
+    assert after == charged

@@ -99,6 +99,7 @@ async def test_bad_uploads_are_refused_and_cost_nothing(discord_env: simcord.Env
 async def test_mask_of_another_shape_is_refused_before_anything_is_charged(discord_env: simcord.Env) -> None:
     """The shapes are compared when the request is prepared: no job, no ledger row, no stored upload."""
     _guild, channel, max_ = scene(discord_env, "max")
+    before = _stored(discord_env)
 
     result = await max_.slash(
         channel,
@@ -114,8 +115,7 @@ async def test_mask_of_another_shape_is_refused_before_anything_is_charged(disco
     store = discord_env.bot.service.store
     assert await store.fetch_value("SELECT COUNT(*) FROM jobs") == 0
     assert await store.fetch_value("SELECT COUNT(*) FROM ledger WHERE kind = 'debit'") == 0
-    uploads = discord_env.bot.settings.data_dir / "uploads"
-    assert not uploads.exists() or not any(path.is_file() for path in uploads.rglob("*"))
+    assert _stored(discord_env) == before
 
 
 def _all_jobs_ended(env: simcord.Env) -> bool:
@@ -158,9 +158,10 @@ async def test_sql_and_right_to_left_text_is_just_a_prompt(discord_env: simcord.
     await wait_until(discord_env, lambda: _all_jobs_ended(discord_env), what="the job")
 
 
-def _nothing_stored(env: simcord.Env) -> bool:
+def _stored(env: simcord.Env) -> set[Path]:
+    """Every file under uploads/ (staging included); the module's tests share one data folder."""
     uploads = env.bot.settings.data_dir / "uploads"
-    return not uploads.exists() or not any(path.is_file() for path in uploads.rglob("*"))
+    return {path for path in uploads.rglob("*") if path.is_file()} if uploads.exists() else set()
 
 
 @pytest.mark.parametrize(
@@ -184,6 +185,7 @@ async def test_crafted_uploads_are_refused_in_one_line(discord_env: simcord.Env,
     """Animations, compressed-metadata bombs, slivers and broken streams: a private one-line refusal, no job, no
     charge, nothing stored."""
     _guild, channel, kit = scene(discord_env, "kit")
+    before = _stored(discord_env)
 
     result = await kit.slash(channel, "imagine", prompt="a fox", image=(name, (BAD / name).read_bytes()))
 
@@ -193,13 +195,14 @@ async def test_crafted_uploads_are_refused_in_one_line(discord_env: simcord.Env,
     assert "\n" not in text
     assert await _jobs(discord_env) == []
     assert await discord_env.bot.service.store.fetch_value("SELECT COUNT(*) FROM ledger") == 0
-    assert _nothing_stored(discord_env)
+    assert _stored(discord_env) == before
 
 
 async def test_a_banned_member_is_refused_before_the_download(discord_env: simcord.Env) -> None:
     """The ban is checked before the attachment is fetched: nothing is downloaded, stored or charged."""
     _guild, channel, bo = scene(discord_env, "bo")
     await discord_env.bot.service.ledger.set_banned(bo.id, True, actor="test")
+    before = _stored(discord_env)
 
     result = await bo.slash(channel, "imagine", prompt="a fox", image=("p.png", _png((64, 64), "red")))
 
@@ -208,7 +211,7 @@ async def test_a_banned_member_is_refused_before_the_download(discord_env: simco
     assert not result.deferred
     assert not [r for r in discord_env.http_requests if "attachments" in r.path and r.method == "GET"]
     assert await _jobs(discord_env) == []
-    assert _nothing_stored(discord_env)
+    assert _stored(discord_env) == before
 
 
 async def test_a_clean_jpeg_is_stored_as_sent_and_a_rotated_one_upright(discord_env: simcord.Env) -> None:

@@ -87,7 +87,8 @@ async def test_model_and_sampler_autocomplete_and_options(discord_env: simcord.E
     _guild, channel, hana = scene(discord_env, "hana")
 
     models = await hana.autocomplete(channel, "imagine", "model", "tin", prompt="x")
-    assert [choice["value"] for choice in models] == ["tiny", "tiny-sdxl"]
+    assert [choice["value"] for choice in models] == ["tiny"]  # only models the owner enabled for members
+    assert await hana.autocomplete(channel, "imagine", "model", "sd", prompt="x") == []
     samplers = await hana.autocomplete(channel, "imagine", "sampler", "dpm", prompt="x")
     assert [choice["value"] for choice in samplers] == ["dpmpp_2m", "dpmpp_2m_karras"]
 

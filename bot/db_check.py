@@ -10,6 +10,8 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
+from bot.delivery import MAX_DELIVERY_ATTEMPTS
+
 CHECKS: tuple[tuple[str, str, str], ...] = (
     (
         "balance equals the sum of the member's ledger rows",
@@ -57,6 +59,34 @@ CHECKS: tuple[tuple[str, str, str], ...] = (
     ),
 )
 
+DELIVERY_CHECKS: tuple[tuple[str, str, str], ...] = (
+    (
+        "only a job that ended is delivered or given up",
+        "SELECT id, status, delivery FROM jobs WHERE delivery IN ('delivered', 'abandoned')"
+        " AND status NOT IN ('completed', 'failed', 'cancelled')",
+        "job id, status, delivery",
+    ),
+    (
+        "a delivered job has its delivery time, a given-up one its reason",
+        "SELECT id, delivery, delivered_at, delivery_error FROM jobs WHERE (delivery = 'delivered'"
+        " AND delivered_at IS NULL) OR (delivery = 'abandoned' AND delivery_error IS NULL)",
+        "job id, delivery, delivered at, reason",
+    ),
+    (
+        "Discord jobs wait for their post, jobs of other surfaces never",
+        "SELECT id, json_extract(origin, '$.source'), delivery FROM jobs"
+        " WHERE (delivery = 'elsewhere') != (COALESCE(json_extract(origin, '$.source'), 'discord') != 'discord')",
+        "job id, source, delivery",
+    ),
+    (
+        "a pending post is given up after its last attempt",
+        f"SELECT id, delivery_attempts, delivery_error FROM jobs WHERE delivery = 'pending'"
+        f" AND delivery_attempts >= {MAX_DELIVERY_ATTEMPTS}",
+        "job id, attempts, last error",
+    ),
+)
+"""Durable delivery (migration 0005); skipped on a database that has not been upgraded yet."""
+
 
 @dataclass(frozen=True)
 class Problem:
@@ -75,7 +105,9 @@ def check_database(path: Path, *, check_files: bool = True) -> list[Problem]:
         integrity = connection.execute("PRAGMA integrity_check").fetchall()
         if integrity != [("ok",)]:
             problems.append(Problem("SQLite integrity", "message", tuple(tuple(row) for row in integrity[:20])))
-        for name, sql, columns in CHECKS:
+        job_columns = {row[1] for row in connection.execute("PRAGMA table_info(jobs)")}
+        checks = CHECKS + (DELIVERY_CHECKS if "delivery" in job_columns else ())
+        for name, sql, columns in checks:
             rows = connection.execute(sql).fetchmany(20)
             if rows:
                 problems.append(Problem(name, columns, tuple(tuple(row) for row in rows)))

@@ -1,4 +1,7 @@
-"""The discord.py ``Bot`` subclass: wires the service to Discord and loads one cog per feature."""
+"""The discord.py ``Bot`` subclass: wires the service to Discord and loads one cog per feature.
+
+It also holds the durable delivery state (:mod:`bot.delivery`) the presenter records Discord posts in.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ from typing import Any
 import discord
 from discord.ext import commands
 
+from bot.delivery import Deliveries
 from bot.engine_supervisor import EngineSupervisor
 from bot.events import JobEvent
 from bot.maintenance import Maintenance
@@ -41,6 +45,7 @@ class ImagineBot(commands.Bot):
         self.external_wait = external_wait
         self._shared_engine = engine
         self._service: ImagineService | None = None
+        self._deliveries: Deliveries | None = None
         self.maintenance: Maintenance | None = None
         self.failed_extensions: dict[str, str] = {}
 
@@ -50,6 +55,13 @@ class ImagineBot(commands.Bot):
             raise RuntimeError("the service is opened in setup_hook; it is not ready yet")
         return self._service
 
+    @property
+    def deliveries(self) -> Deliveries:
+        """Which finished jobs' posts Discord accepted, which are pending, which were given up."""
+        if self._deliveries is None:
+            raise RuntimeError("deliveries are opened in setup_hook; they are not ready yet")
+        return self._deliveries
+
     async def _external_wait(self, awaitable: Any, *, reason: str) -> Any:
         return await self.external_wait(awaitable, reason=reason)
 
@@ -57,6 +69,7 @@ class ImagineBot(commands.Bot):
         self._service = await ImagineService.open(
             self.settings, engine=self._shared_engine, external_wait=self._external_wait
         )
+        self._deliveries = Deliveries(self._service.store)
         self._service.events.subscribe(self._relay_job_event)
         for extension in EXTENSIONS:
             try:

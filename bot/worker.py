@@ -144,15 +144,18 @@ class Worker:
         renew_every_s = heartbeat_s / 2
         last_renewal = {job.id: loop.time() for job in jobs}
 
-        def keep_alive(job_id: int) -> None:
-            """The engine works on the job (any phase): renew its lease, at most every ``renew_every_s``."""
-            if loop.time() - last_renewal[job_id] >= renew_every_s:
-                last_renewal[job_id] = loop.time()
-                self._in_background(loop, self.queue.renew(job_id))
+        def keep_alive() -> None:
+            """The engine works on the batch (any phase of any of its jobs): renew every job's lease, at most every
+            ``renew_every_s``. A job whose result is in waits for the rest of the batch before it is recorded."""
+            now = loop.time()
+            for job_id, renewed_at in last_renewal.items():
+                if now - renewed_at >= renew_every_s:
+                    last_renewal[job_id] = now
+                    self._in_background(loop, self.queue.renew(job_id))
 
         def on_heartbeat(heartbeat: Heartbeat) -> None:
             if heartbeat.job_id in by_id:
-                keep_alive(heartbeat.job_id)
+                keep_alive()
 
         def on_progress(progress: Progress) -> None:
             job = by_id.get(progress.job_id)
@@ -162,7 +165,7 @@ class Worker:
                 EventKind.PROGRESS, job, step=progress.step, total=progress.total, preview_png=progress.preview_png
             )
             self._in_background(loop, self.events.emit(event))
-            keep_alive(job.id)
+            keep_alive()
 
         rendering = self.engine.render_batch(tasks, on_progress, on_heartbeat=on_heartbeat, heartbeat_s=heartbeat_s)
         try:

@@ -80,6 +80,40 @@ async def test_a_job_keeps_its_lease_while_the_engine_loads_its_model(
     assert [event.step for event in _of(events, job.id, EventKind.PROGRESS)].count(1) == 1  # rendered once
 
 
+async def test_a_job_keeps_its_lease_while_it_waits_in_the_engine_behind_another(
+    engine: EngineSupervisor, data_dir: Path, tmp_path: Path
+) -> None:
+    """Two jobs dispatched together to an engine that renders one per call: the second waits in the engine with no
+    step of its own, then the first waits for the batch to end before it is recorded, each longer than the 0.5 s
+    lease; both complete on their first attempt, in one dispatch."""
+    settings = make_settings(
+        data_dir, database_path=tmp_path / "imagine.db", scheduler={"lease_s": 0.5, "max_batch": 2}
+    )
+    service = await ImagineService.open(settings, engine=engine)
+    taken_back: list[int] = []
+    sweeping = True
+
+    async def sweep() -> None:
+        while sweeping:
+            taken_back.extend(await service.queue.expire_leases())
+            await asyncio.sleep(0.1)
+
+    sweeper = asyncio.create_task(sweep())
+    try:
+        first = await service.submit_imagine(Actor(41, Origin(source="cli")), "a fox --steps 20 --seed 1")
+        second = await service.submit_imagine(MEMBER, "a cat --steps 20 --seed 2")
+        await asyncio.wait_for(service.worker.run_until_idle(), ENGINE_TIMEOUT_S)
+        jobs = [await service.queue.get(submitted.job.id) for submitted in (first, second)]
+    finally:
+        sweeping = False
+        await sweeper
+        await service.close()
+    assert taken_back == []
+    assert [job.status for job in jobs] == [Status.COMPLETED, Status.COMPLETED]
+    assert [job.attempts for job in jobs] == [1, 1]
+    assert jobs[0].started_at == jobs[1].started_at  # handed to the engine as one batch
+
+
 async def test_a_job_cancelled_while_the_engine_restarts_is_never_rendered(
     service: ImagineService, engine: EngineSupervisor, settings: Settings
 ) -> None:

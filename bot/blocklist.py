@@ -55,7 +55,7 @@ from collections.abc import Iterable
 log = logging.getLogger(__name__)
 
 # Unicode's Default_Ignorable_Code_Point (DerivedCoreProperties.txt); every Cf character is dropped as well.
-_DEFAULT_IGNORABLE = (
+DEFAULT_IGNORABLE_RANGES: tuple[tuple[int, int], ...] = (
     (0x00AD, 0x00AD),
     (0x034F, 0x034F),
     (0x061C, 0x061C),
@@ -105,7 +105,7 @@ _FOLD_CACHE_LIMIT = 50_000
 
 
 def _is_default_ignorable(code: int) -> bool:
-    return any(low <= code <= high for low, high in _DEFAULT_IGNORABLE)
+    return any(low <= code <= high for low, high in DEFAULT_IGNORABLE_RANGES)
 
 
 @functools.cache

@@ -10,6 +10,8 @@ from pathlib import Path
 import discord
 import pytest
 import simcord
+from simcord import interactions as sim_interactions
+from simcord.backend import serializers
 
 from bot.discord_bot import ImagineBot
 from bot.engine_supervisor import EngineSupervisor
@@ -107,3 +109,30 @@ async def wait_until(
         if loop.time() > deadline:
             raise AssertionError(f"timed out after {limit_s} s waiting for {what}\n{env.transcript()}")
         await asyncio.sleep(0.05)
+
+
+def emit_clicks(
+    env: simcord.Env,
+    message: discord.Message,
+    custom_id: str,
+    *,
+    user_id: int,
+    guild_id: int | None,
+    channel_id: int | None = None,
+    times: int = 1,
+) -> None:
+    """Deliver raw button presses without waiting between them (a double-clicking member, a bot, or a crafted
+    interaction: ``guild_id`` None and a DM ``channel_id`` claim a press from outside the server)."""
+    stored = env.backend.get_message(message.channel.id, message.id)
+    for _ in range(times):
+        record, payload = sim_interactions.base_payload(
+            env.backend,
+            type=3,
+            channel_id=stored.channel_id if channel_id is None else channel_id,
+            guild_id=guild_id,
+            user_id=user_id,
+            data={"custom_id": custom_id, "component_type": 2},
+        )
+        payload["message"] = dict(serializers.message_payload(env.backend, stored))
+        record.source_message_id = stored.id
+        env.backend.emit("INTERACTION_CREATE", payload)

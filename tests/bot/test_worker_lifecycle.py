@@ -4,6 +4,7 @@ model, a cancel while the engine restarts, and what the worker says while the en
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -42,6 +43,25 @@ async def _until(condition: Callable[[], bool], what: str, limit_s: float = ENGI
         await asyncio.sleep(0.02)
 
 
+@contextlib.asynccontextmanager
+async def lease_sweeper(service: ImagineService, every_s: float = 0.1) -> AsyncIterator[list[int]]:
+    """Run the lease sweep every ``every_s`` while the block runs; yields the ids it took back."""
+    taken_back: list[int] = []
+    sweeping = True
+
+    async def sweep() -> None:
+        while sweeping:
+            taken_back.extend(await service.queue.expire_leases())
+            await asyncio.sleep(every_s)
+
+    sweeper = asyncio.create_task(sweep())
+    try:
+        yield taken_back
+    finally:
+        sweeping = False
+        await sweeper
+
+
 def _of(events: list[JobEvent], job_id: int, kind: EventKind) -> list[JobEvent]:
     return [event for event in events if event.job.id == job_id and event.kind is kind]
 
@@ -56,22 +76,12 @@ async def test_a_job_keeps_its_lease_while_the_engine_loads_its_model(
     service = await ImagineService.open(settings, engine=engine)
     events: list[JobEvent] = []
     service.events.subscribe(events.append)
-    taken_back: list[int] = []
-    sweeping = True
-
-    async def sweep() -> None:
-        while sweeping:
-            taken_back.extend(await service.queue.expire_leases())
-            await asyncio.sleep(0.1)
-
-    sweeper = asyncio.create_task(sweep())
     try:
-        submitted = await service.submit_imagine(MEMBER, "a fox --model tiny-sdxl")
-        await asyncio.wait_for(service.worker.run_until_idle(), ENGINE_TIMEOUT_S)
-        job = await service.queue.get(submitted.job.id)
+        async with lease_sweeper(service) as taken_back:
+            submitted = await service.submit_imagine(MEMBER, "a fox --model tiny-sdxl")
+            await asyncio.wait_for(service.worker.run_until_idle(), ENGINE_TIMEOUT_S)
+            job = await service.queue.get(submitted.job.id)
     finally:
-        sweeping = False
-        await sweeper
         await service.close()
     assert taken_back == []
     assert job.status is Status.COMPLETED, job.error
@@ -90,23 +100,13 @@ async def test_a_job_keeps_its_lease_while_it_waits_in_the_engine_behind_another
         data_dir, database_path=tmp_path / "imagine.db", scheduler={"lease_s": 0.5, "max_batch": 2}
     )
     service = await ImagineService.open(settings, engine=engine)
-    taken_back: list[int] = []
-    sweeping = True
-
-    async def sweep() -> None:
-        while sweeping:
-            taken_back.extend(await service.queue.expire_leases())
-            await asyncio.sleep(0.1)
-
-    sweeper = asyncio.create_task(sweep())
     try:
-        first = await service.submit_imagine(Actor(41, Origin(source="cli")), "a fox --steps 20 --seed 1")
-        second = await service.submit_imagine(MEMBER, "a cat --steps 20 --seed 2")
-        await asyncio.wait_for(service.worker.run_until_idle(), ENGINE_TIMEOUT_S)
-        jobs = [await service.queue.get(submitted.job.id) for submitted in (first, second)]
+        async with lease_sweeper(service) as taken_back:
+            first = await service.submit_imagine(Actor(41, Origin(source="cli")), "a fox --steps 20 --seed 1")
+            second = await service.submit_imagine(MEMBER, "a cat --steps 20 --seed 2")
+            await asyncio.wait_for(service.worker.run_until_idle(), ENGINE_TIMEOUT_S)
+            jobs = [await service.queue.get(submitted.job.id) for submitted in (first, second)]
     finally:
-        sweeping = False
-        await sweeper
         await service.close()
     assert taken_back == []
     assert [job.status for job in jobs] == [Status.COMPLETED, Status.COMPLETED]

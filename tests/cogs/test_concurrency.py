@@ -4,28 +4,8 @@ from __future__ import annotations
 
 import simcord
 from simcord import interactions as sim_interactions
-from simcord.backend import serializers
 
-from tests.conftest import posts, scene, wait_until
-
-
-def _emit_clicks(
-    env: simcord.Env, actor: simcord.MemberActor, channel_id: int, message_id: int, custom_id: str, times: int
-) -> None:
-    """Deliver ``times`` clicks of one button without waiting between them (a double-clicking member, a bot)."""
-    stored = env.backend.get_message(channel_id, message_id)
-    for _ in range(times):
-        record, payload = sim_interactions.base_payload(
-            env.backend,
-            type=3,
-            channel_id=stored.channel_id,
-            guild_id=actor.guild.id,
-            user_id=actor.id,
-            data={"custom_id": custom_id, "component_type": 2},
-        )
-        payload["message"] = dict(serializers.message_payload(env.backend, stored))
-        record.source_message_id = stored.id
-        env.backend.emit("INTERACTION_CREATE", payload)
+from tests.conftest import emit_clicks, posts, scene, wait_until
 
 
 async def test_one_button_clicked_twenty_times_makes_one_job(discord_env: simcord.Env) -> None:
@@ -37,7 +17,7 @@ async def test_one_button_clicked_twenty_times_makes_one_job(discord_env: simcor
     service = discord_env.bot.service
     before = await service.ledger.balance(rae.id)
 
-    _emit_clicks(discord_env, rae, channel.id, grid.id, custom_id, 20)
+    emit_clicks(discord_env, grid, custom_id, user_id=rae.id, guild_id=rae.guild.id, times=20)
     await discord_env.settle()
 
     rows = await service.store.fetch_all("SELECT kind, cost FROM jobs WHERE kind = 'upscale'")

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import pytest
 import simcord
-from simcord import interactions as sim_interactions
-from simcord.backend import serializers
 
-from tests.conftest import posts, scene, wait_until
+from tests.conftest import emit_clicks, posts, scene, wait_until
 
 
 async def _block(env: simcord.Env, guild: simcord.GuildHandle, *words: str) -> None:
@@ -45,22 +43,6 @@ async def test_commands_are_guild_only_and_a_direct_message_gets_a_friendly_answ
     assert await _charged(discord_env) == 0
 
 
-def _click_from_dm(env: simcord.Env, user: simcord.UserHandle, message: object, custom_id: str) -> None:
-    """A button press that claims to come from a DM (a crafted interaction): no guild id."""
-    stored = env.backend.get_message(message.channel.id, message.id)  # type: ignore[attr-defined]
-    record, payload = sim_interactions.base_payload(
-        env.backend,
-        type=3,
-        channel_id=user.dm_channel.id,
-        guild_id=None,
-        user_id=user.id,
-        data={"custom_id": custom_id, "component_type": 2},
-    )
-    payload["message"] = dict(serializers.message_payload(env.backend, stored))
-    record.source_message_id = stored.id
-    env.backend.emit("INTERACTION_CREATE", payload)
-
-
 async def test_a_button_pressed_outside_a_server_is_refused(discord_env: simcord.Env) -> None:
     """The core refuses a request without a server whatever surface it came through."""
     _guild, channel, ann = scene(discord_env, "ann")
@@ -70,7 +52,8 @@ async def test_a_button_pressed_outside_a_server_is_refused(discord_env: simcord
     upscale = next(button.custom_id for button in grid.components[0].children if button.label == "U1")
     charged = await _charged(discord_env)
 
-    _click_from_dm(discord_env, discord_env.create_user("drifter"), grid, upscale)
+    drifter = discord_env.create_user("drifter")
+    emit_clicks(discord_env, grid, upscale, user_id=drifter.id, guild_id=None, channel_id=drifter.dm_channel.id)
     await discord_env.settle()
 
     assert await _jobs(discord_env) == 1

@@ -33,14 +33,12 @@ from bot.actors import Actor
 from bot.errors import ConfigError, ImagineError
 from bot.events import EventKind, JobEvent
 from bot.jobs import Status
+from bot.ledger import CONSOLE_USER_ID
 from bot.logs import setup_logging
 from bot.requests import TaskOptions
 from config.settings import Settings, did_you_mean, load_settings
 
 log = logging.getLogger(__name__)
-
-CONSOLE_USER_ID = 0
-"""Jobs started from a shell belong to this user id (no Discord user has it)."""
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -299,8 +297,16 @@ async def generate(
     settings: Settings, prompt: str, output: OutputTarget | None, options: TaskOptions | None = None
 ) -> int:
     """Render one /imagine through the queue and a real engine process; print the image paths."""
-    from bot.service import ImagineService
+    from bot.preparation import check_shell_request
+    from bot.service import ImagineService, check_shell_files
 
+    options = options or TaskOptions()
+    try:  # every refusal before any database is opened or engine started
+        check_shell_request(settings, prompt, options)
+        checked = await asyncio.to_thread(check_shell_files, settings, options)
+    except ImagineError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_CONFIG
     database_problem = _database_problem(settings.database_file)
     if database_problem is not None:
         print(f"error: {database_problem}", file=sys.stderr)
@@ -316,7 +322,7 @@ async def generate(
     service.events.subscribe(_print_progress)
     try:
         try:
-            submitted = await service.submit_shell_request(Actor.console(), prompt, options or TaskOptions())
+            submitted = await service.submit_shell_request(Actor.console(), prompt, options, checked)
         except ImagineError as error:
             print(f"error: {error}", file=sys.stderr)
             return EXIT_CONFIG

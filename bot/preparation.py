@@ -19,7 +19,15 @@ from bot.jobs import ImageResult, Job, Kind, Lane, RenderParams
 from bot.permutations import expand_permutations
 from bot.preferences import Preferences, apply_preferences
 from bot.prompt import MAX_CFG, ParsedPrompt, PromptLimits, clean_text, parse_prompt
-from bot.requests import RequestOptions, apply_options, follow_up_params, follow_up_size, kind_for
+from bot.requests import (
+    ImageInput,
+    RequestOptions,
+    TaskOptions,
+    apply_options,
+    follow_up_params,
+    follow_up_size,
+    kind_for,
+)
 from bot.sizing import size_for_aspect
 from bot.sweep_spec import SweepLimits, rendered_prompts
 from config.settings import ModelSpec, Settings
@@ -170,6 +178,25 @@ def prepare_imagine(
             params = first if repeat == 0 else reseeded(first, parsed.seed, repeat)
             prepared.append(Prepared(kind, variant, params, lane))
     return prepared
+
+
+def shell_prompt(raw_prompt: str, options: TaskOptions) -> str:
+    """The prompt of a ``generate`` request, with its ``--model`` option as the flag it stands for."""
+    return f"{raw_prompt} --model {options.model}" if options.model else raw_prompt
+
+
+def check_shell_request(settings: Settings, raw_prompt: str, options: TaskOptions, *, owner: bool = True) -> None:
+    """Everything about a ``generate`` request that needs no file (so a bad flag is refused before any file is read
+    or any database opened). Raises PromptError."""
+    if options.mask is not None and options.image is None:
+        raise PromptError("--mask needs --image: the mask says which part of that image to repaint", flag="mask")
+    announced = RequestOptions(
+        image=ImageInput.announced() if options.image else None,
+        mask=ImageInput.announced() if options.mask else None,
+        strength=options.strength,
+        sweeps=options.sweeps,
+    )
+    prepare_imagine(settings, shell_prompt(raw_prompt, options), None, announced, owner=owner)
 
 
 def check_rendered_prompt(prompt: str, settings: Settings) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +23,15 @@ from bot.preparation import Prepared, prompts_to_render
 from bot.requests import ImageInput, RequestOptions, TaskOptions
 from bot.scheduler import JobRequest, Scheduler
 from bot.store import Store
-from bot.uploads import StagedUpload, UploadError, UploadLimits, check_upload, read_upload_file, stage_upload
+from bot.uploads import (
+    CheckedImage,
+    StagedUpload,
+    UploadError,
+    UploadLimits,
+    check_upload,
+    read_upload_file,
+    stage_upload,
+)
 from bot.waiting import ExternalWait, passthrough
 from bot.worker import Worker
 from config.settings import Settings
@@ -58,6 +66,25 @@ class Admitted:
     jobs: tuple[Submitted, ...]
     cost: int
     balance: int
+
+
+def upload_limits(settings: Settings) -> UploadLimits:
+    return UploadLimits(max_bytes=settings.max_upload_bytes, max_pixels=settings.max_upload_pixels)
+
+
+def check_shell_files(settings: Settings, options: TaskOptions) -> dict[str, CheckedImage]:
+    """Read (size checked first) and check ``generate``'s ``--image`` and ``--mask`` like Discord uploads, before
+    any database or engine is opened. Sync: run it in a thread from async code. Raises PromptError naming the file."""
+    limits = upload_limits(settings)
+    checked: dict[str, CheckedImage] = {}
+    for name, path in (("image", options.image), ("mask", options.mask)):
+        if path is None:
+            continue
+        try:
+            checked[name] = check_upload(read_upload_file(path, limits), limits=limits, mask=name == "mask")
+        except UploadError as error:
+            raise PromptError(f"--{name} {path}: {error}", flag=name) from None
+    return checked
 
 
 def engine_config(settings: Settings) -> EngineConfig:
@@ -167,8 +194,7 @@ class ImagineService:
 
     @property
     def upload_limits(self) -> UploadLimits:
-        settings = self.settings
-        return UploadLimits(max_bytes=settings.max_upload_bytes, max_pixels=settings.max_upload_pixels)
+        return upload_limits(self.settings)
 
     @property
     def uploads_dir(self) -> Path:
@@ -212,42 +238,38 @@ class ImagineService:
 
         return await asyncio.to_thread(check_and_stage)
 
-    async def receive_file(self, path: Path, *, mask: bool = False) -> ReceivedImage:
-        """:meth:`receive_image` for a file named on the command line (its size is checked before it is read)."""
-        limits = self.upload_limits
+    async def submit_shell_request(
+        self,
+        actor: Actor,
+        raw_prompt: str,
+        options: TaskOptions,
+        checked: Mapping[str, CheckedImage] | None = None,
+    ) -> Submitted:
+        """``python -m bot generate``: check the request and its files (unless ``checked`` by
+        :func:`check_shell_files` already), stage the files, prepare one job and queue it (charged)."""
+        owner = actor.is_console
+        preparation.check_shell_request(self.settings, raw_prompt, options, owner=owner)  # before any file is read
+        if checked is None:
+            checked = await asyncio.to_thread(check_shell_files, self.settings, options)
+        uploads_dir = self.uploads_dir
+        received: dict[str, ReceivedImage] = {}
         try:
-            data = await asyncio.to_thread(read_upload_file, path, limits)
-            return await self.receive_image(data, mask=mask)
-        except UploadError as error:
-            flag = "mask" if mask else "image"
-            raise PromptError(f"--{flag} {path}: {error}", flag=flag) from None
-
-    async def submit_shell_request(self, actor: Actor, raw_prompt: str, options: TaskOptions) -> Submitted:
-        """``python -m bot generate``: read and check the files, prepare one job and queue it (charged)."""
-        if options.mask is not None and options.image is None:
-            raise PromptError("--mask needs --image: the mask says which part of that image to repaint", flag="mask")
-        prompt = f"{raw_prompt} --model {options.model}" if options.model else raw_prompt
-        # Everything that needs no file is checked before any file is read.
-        announced = RequestOptions(
-            image=ImageInput.announced() if options.image else None,
-            mask=ImageInput.announced() if options.mask else None,
-            strength=options.strength,
-            sweeps=options.sweeps,
-        )
-        self.prepare_imagine(prompt, None, announced, owner=actor.is_console)
-        received: list[ReceivedImage] = []
-        try:
-            for path, is_mask in ((options.image, False), (options.mask, True)):
-                if path is not None:
-                    received.append(await self.receive_file(path, mask=is_mask))
-            inputs = {("mask" if index else "image"): item.input for index, item in enumerate(received)}
-            request = RequestOptions(strength=options.strength, sweeps=options.sweeps, **inputs)
-            prepared = self.prepare_imagine(prompt, None, request, owner=actor.is_console)[0]
+            for name, image in checked.items():
+                staged = await asyncio.to_thread(stage_upload, image, uploads_dir)
+                received[name] = ReceivedImage(staged, ImageInput(staged.path, image.width, image.height))
+            request = RequestOptions(
+                image=received["image"].input if "image" in received else None,
+                mask=received["mask"].input if "mask" in received else None,
+                strength=options.strength,
+                sweeps=options.sweeps,
+            )
+            prompt = preparation.shell_prompt(raw_prompt, options)
+            prepared = self.prepare_imagine(prompt, None, request, owner=owner)[0]
         except BaseException:
-            for item in received:
+            for item in received.values():
                 item.staged.discard()
             raise
-        admitted = await self.enqueue_many(actor, [prepared], uploads=[item.staged for item in received])
+        admitted = await self.enqueue_many(actor, [prepared], uploads=[item.staged for item in received.values()])
         return admitted.jobs[0]
 
     async def check_access(self, actor: Actor) -> None:

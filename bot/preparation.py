@@ -162,6 +162,13 @@ def prepare_imagine(
         parsed = parse_prompt(variant, prompt_limits(settings, owner=owner))
         if preferences is not None:
             parsed = apply_preferences(parsed, preferences)
+            stale = parsed.model if "model" not in parsed.flags else None
+            if stale is not None and stale not in usable_models(settings, owner=owner):
+                raise PromptError(
+                    f"your default model `{stale}` (from /settings) is not available on this server any more; "
+                    "choose another in /settings or add --model",
+                    flag="model",
+                )
         first = build_params(parsed, settings, random_seed(), owner=owner)
         kind = Kind.IMAGINE
         if options is not None:

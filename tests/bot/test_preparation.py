@@ -123,3 +123,13 @@ def test_members_may_not_use_models_the_owner_did_not_enable(settings: Settings)
     with pytest.raises(PromptError, match="model `sdxl` is not available on this server"):
         prepare_follow_up(settings, old, images, Action.VARY, 0)
     assert prepare_imagine(settings, "a fox --model tiny-sdxl", owner=True)
+
+
+def test_a_default_model_the_owner_disabled_later_is_explained(settings: Settings) -> None:
+    """A /settings model that is no longer enabled names /settings as the place to fix it; a flag still works."""
+    from bot.preferences import Preferences
+
+    stale = Preferences(model="tiny-sdxl")
+    with pytest.raises(PromptError, match=r"your default model `tiny-sdxl` \(from /settings\) is not available"):
+        prepare_imagine(settings, "a fox", stale)
+    assert prepare_imagine(settings, "a fox --model tiny", stale)[0].params.model == "tiny"

@@ -12,6 +12,7 @@ import discord
 from discord.ext import commands
 
 from bot.delivery import Deliveries
+from bot.discord_setup import log_startup_report
 from bot.engine_supervisor import EngineSupervisor
 from bot.events import JobEvent
 from bot.maintenance import Maintenance
@@ -48,6 +49,7 @@ class ImagineBot(commands.Bot):
         self._deliveries: Deliveries | None = None
         self.maintenance: Maintenance | None = None
         self.failed_extensions: dict[str, str] = {}
+        self._reported_ready = False
 
     @property
     def service(self) -> ImagineService:
@@ -92,6 +94,13 @@ class ImagineBot(commands.Bot):
         else:
             synced = await self.tree.sync()
         log.info("synced %d application command(s)%s", len(synced), f" to guild {guild_id}" if guild_id else "")
+
+    async def on_ready(self) -> None:
+        """Once per start: one line with the bot's name and id and its servers, or the invite URL when it is in
+        none (a gateway reconnect that fires ``on_ready`` again logs nothing)."""
+        if not self._reported_ready:
+            self._reported_ready = True
+            log_startup_report(self)
 
     def _relay_job_event(self, event: JobEvent) -> None:
         self.dispatch("job_event", event)

@@ -27,6 +27,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
 
+from bot.engine_start import DOWNLOAD_STALL_S, StartWatch, phase_line, should_log
 from bot.errors import EngineCrashedError, EngineStartError, RenderFailedError
 from engine.process import run_engine
 from engine.protocol import (
@@ -35,6 +36,7 @@ from engine.protocol import (
     EngineConfig,
     EngineFatal,
     EngineReady,
+    EngineStarting,
     FromEngine,
     Heartbeat,
     Progress,
@@ -85,6 +87,11 @@ class _EngineRun:
         self.stopping = False
         """Asked to exit (Shutdown): its exit is no crash."""
         self.ready_waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[EngineReady]]] = []
+        self.starting: EngineStarting | None = None
+        """What the engine last said it does on its way to ready (importing, downloading, loading)."""
+        self.start_wakers: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+        """Waiters to wake when ``starting`` changes (they re-check the start clock)."""
+        self.start_logged_at = 0.0
         self.exited = threading.Event()
         """The pipe closed: the process is dead or dying."""
         self.gone = threading.Event()
@@ -159,10 +166,13 @@ class EngineSupervisor:
         *,
         start_timeout_s: float = 600.0,
         job_timeout_s: float = 900.0,
+        download_stall_s: float | None = None,
     ) -> None:
         self.config = config
         self.start_timeout_s = start_timeout_s
+        """How long the engine may take to start, not counting a download of its model that makes progress."""
         self.job_timeout_s = job_timeout_s
+        self._download_stall_s = download_stall_s
         self.restarts = 0
         self.crashes_in_a_row = 0
         """Unexpected exits since the last finished job; the next start waits :func:`restart_delay` of it."""
@@ -180,6 +190,21 @@ class EngineSupervisor:
         """What the running engine said when its model loaded; None while it loads, or when it is not running."""
         run = self._run
         return run.ready if run is not None and run.alive else None
+
+    @property
+    def download_stall_s(self) -> float:
+        """A start-up download with no new byte for this long has stalled: the start timeout, at most
+        :data:`~bot.engine_start.DOWNLOAD_STALL_S`, unless set."""
+        if self._download_stall_s is not None:
+            return self._download_stall_s
+        return min(self.start_timeout_s, DOWNLOAD_STALL_S)
+
+    @property
+    def starting(self) -> EngineStarting | None:
+        """What the engine that is starting does now (importing, downloading with progress, loading); None once it
+        is ready, or when none runs."""
+        run = self._run
+        return run.starting if run is not None and run.alive and run.ready is None else None
 
     @property
     def fatal(self) -> str | None:
@@ -270,14 +295,29 @@ class EngineSupervisor:
                 raise EngineStartError("the engine exited before its model was loaded")
             future: asyncio.Future[EngineReady] = loop.create_future()
             run.ready_waiters.append((loop, future))
+        watch = StartWatch(self.config.model_name, self.start_timeout_s, self.download_stall_s, time.monotonic())
         try:
-            return await asyncio.wait_for(future, self.start_timeout_s)
-        except TimeoutError:
-            self._kill(run)
-            raise EngineStartError(
-                f"the engine did not load model {self.config.model_name!r} within {self.start_timeout_s:g} s; "
-                "raise engine_start_timeout_s or check the model"
-            ) from None
+            while True:  # wake on ready/fatal/exit, on each report of the engine, or at the next deadline
+                with self._lock:
+                    status = run.starting
+                    wake: asyncio.Future[None] = loop.create_future()
+                    run.start_wakers.append((loop, wake))
+                try:
+                    watch.observe(time.monotonic(), status)
+                    verdict = watch.verdict()
+                    if verdict.expired:
+                        self._kill(run)
+                        raise EngineStartError(verdict.reason)
+                    await asyncio.wait({future, wake}, timeout=verdict.wake_in_s, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    with self._lock, contextlib.suppress(ValueError):
+                        run.start_wakers.remove((loop, wake))
+                    wake.cancel()
+                if future.done():
+                    return future.result()
+        finally:
+            if not future.done():
+                future.cancel()
 
     # --- work --------------------------------------------------------------------------------------------
 
@@ -390,6 +430,18 @@ class EngineSupervisor:
             if callback is not None:
                 with contextlib.suppress(RuntimeError):  # the waiting loop closed
                     pending.loop.call_soon_threadsafe(callback, message, context=pending.context)
+        elif isinstance(message, EngineStarting):
+            now = time.perf_counter()
+            with self._lock:
+                previous, run.starting = run.starting, message
+                wakers, run.start_wakers = run.start_wakers, []
+                logged = should_log(previous, message, now - run.start_logged_at)
+                if logged:
+                    run.start_logged_at = now
+            if logged:
+                log.info("engine %s: %s", run.pid, phase_line(message))
+            for loop, wake in wakers:
+                _resolve(loop, wake, result=None)
         elif isinstance(message, EngineReady):
             log.info(
                 "engine ready: %s on %s (%s) in %.1f s",

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from config.settings import Settings, did_you_mean
-from engine.model_sources import TINY_PREFIX, model_is_present, source_kind
+from engine.model_sources import SourceSpec, model_folder, model_is_present, source_kind, weights_on_disk, weights_size
+from engine.pull import format_bytes
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -47,21 +48,29 @@ def model_rows(settings: Settings) -> list[ModelRow]:
                 family=spec.family,
                 default=name == settings.model,
                 for_members=name in members,
-                on_disk=_on_disk(name, kind, spec.source, model_is_present(spec), settings.models_dir),
+                on_disk=_on_disk(name, kind, spec, model_is_present(spec), settings.models_dir),
             )
         )
     return rows
 
 
-def _on_disk(name: str, kind: str, source: str, present: bool, models_dir: Path) -> str:
+def _on_disk(name: str, kind: str, spec: SourceSpec, present: bool, models_dir: Path) -> str:
+    """``yes (fp16, 2.6 GiB)``, ``built on first use`` or ``no (what to run)``."""
+    folder = model_folder(spec, models_dir)
     if kind == "tiny":
-        built = (models_dir / f"tiny-{source.removeprefix(TINY_PREFIX)}" / "model_index.json").is_file()
-        return "yes" if built else "built on first use"
+        built = folder is not None and (folder / "model_index.json").is_file()
+        return _weights(folder) if built and folder is not None else "built on first use"
     if present:
-        return "yes"
+        return _weights(folder) if folder is not None else "yes"
     if kind == "hub":
         return f"no (python -m bot models pull {name})"
     return "no (missing or incomplete: python -m bot doctor says why)"
+
+
+def _weights(folder: Path) -> str:
+    """``yes (fp16, 2.6 GiB)``: which weight variant is on disk and how much disk the weight files take."""
+    label = weights_on_disk(folder).label()
+    return f"yes ({label}, {format_bytes(weights_size(folder))})" if label else "yes"
 
 
 def format_rows(rows: list[ModelRow]) -> str:

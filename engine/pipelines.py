@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,16 +19,40 @@ import torch
 import transformers
 
 from engine.device import pick_device, pick_dtype
-from engine.memory import apply_memory_options, check_quantization, quantization_config
-from engine.model_sources import TINY_PREFIX, hub_snapshot, source_kind, source_problem
-from engine.protocol import EngineConfig, ModelEntry
+from engine.memory import apply_memory_options, check_quantization, free_device_bytes, quantization_config
+from engine.memory_advice import load_oom_message, weight_bytes
+from engine.model_sources import (
+    TINY_PREFIX,
+    choose_variant,
+    component_parameters,
+    hub_snapshot,
+    parameter_count,
+    source_kind,
+    source_problem,
+    weights_on_disk,
+)
+from engine.protocol import (
+    STARTING_DOWNLOADING,
+    STARTING_LOADING,
+    EngineConfig,
+    EngineStarting,
+    ModelEntry,
+)
+from engine.pull import DownloadPlan, DownloadProgress, download_hub_model, hub_problem, plan_download
 from engine.tiny import ensure_tiny_model
 
 log = logging.getLogger(__name__)
 
+PhaseCallback = Callable[[EngineStarting], None]
+"""Hears the phases of a model load (``downloading`` with its progress, ``loading``)."""
+
 
 class ModelLoadError(Exception):
     """The model could not be loaded; the message says what to fix."""
+
+
+class GpuMemoryError(ModelLoadError):
+    """The model's weights do not fit in the GPU's free memory; the message says what to set."""
 
 
 class RenderCancelledError(Exception):
@@ -46,6 +71,8 @@ class LoadedModel:
     scheduler_config: Any
     load_seconds: float
     weight_bytes: int = 0
+    variant: str = ""
+    """``fp16`` when the fp16 variant's files were loaded, empty for the default files."""
     _derived: dict[str, Any] = field(default_factory=dict)
 
     def pipeline_for(self, kind: str) -> Any:
@@ -99,11 +126,14 @@ def resolve_source(entry: ModelEntry, data_dir: str) -> str:
     return source
 
 
-def load_entry(entry: ModelEntry, config: EngineConfig) -> LoadedModel:
-    """Load one registry entry onto the chosen device. Raises ModelLoadError with a readable reason.
+def load_entry(entry: ModelEntry, config: EngineConfig, on_phase: PhaseCallback | None = None) -> LoadedModel:
+    """Load one registry entry onto the chosen device. Raises ModelLoadError with a readable reason, GpuMemoryError
+    when its weights do not fit in the GPU.
 
-    Only the start-up model (``config.model_name``) may be fetched from the Hugging Face hub; any other hub model
-    loads from the local cache only (``local_files_only``), so a member's request never starts a download.
+    Only the start-up model (``config.model_name``) may be fetched from the Hugging Face hub (its fp16 variant where
+    the repository has one, with progress told to ``on_phase``); any other hub model loads from the local cache
+    only, so a member's request never starts a download. A folder with fp16 weights loads them when the engine
+    runs in fp16 or bf16 (``variant="fp16"``), the default files otherwise.
     """
     started = time.perf_counter()
     diffusers.utils.logging.disable_progress_bar()
@@ -120,31 +150,40 @@ def load_entry(entry: ModelEntry, config: EngineConfig) -> LoadedModel:
     if offline_only:
         check_available(entry, config)
         extra["local_files_only"] = True
+    single_file = source_kind(entry.source) == "single_file"
+    if source_kind(entry.source) == "hub":
+        source = str(fetch_hub_model(entry, on_phase))
+    variant = None if single_file else choose_variant(str(dtype), weights_on_disk(Path(source)))
+    if variant is not None:
+        extra["variant"] = variant
     quant = quantization_config(config.memory.quantize)
     if quant is not None:
         extra["quantization_config"] = quant
+    if on_phase is not None:
+        detail = f"{variant or 'full-precision'} weights on {device}"
+        on_phase(EngineStarting(STARTING_LOADING, model=entry.name, detail=detail))
+    out_of_memory = False
     try:
-        if source_kind(entry.source) == "single_file":
-            single = (
-                diffusers.StableDiffusionXLPipeline if entry.family == "sdxl" else diffusers.StableDiffusionPipeline
-            )
-            pipeline = single.from_single_file(
-                source, config=str(Path(entry.config).expanduser()), torch_dtype=dtype, **extra
-            )
-        else:
-            pipeline = diffusers.AutoPipelineForText2Image.from_pretrained(source, dtype=dtype, **extra)
-    except (OSError, ValueError, KeyError, RuntimeError, TypeError) as error:
-        if offline_only:
-            raise ModelLoadError(f"{_not_downloaded(entry.name, source)} ({_first_line(error)})") from error
-        raise ModelLoadError(
-            f"model {entry.name!r} from {source} did not load: {_first_line(error)}. "
-            "Check that the folder or file is complete (re-download it) or that the hub id is right and this "
-            "machine is online or has the model in its Hugging Face cache."
-        ) from error
+        pipeline = _from_pretrained(entry, source, dtype, offline_only, extra)
+        applied = apply_memory_options(pipeline, config.memory, device)
+    except torch.OutOfMemoryError:
+        out_of_memory = True
+    if out_of_memory:  # raised outside the handler, so no traceback keeps the half-moved weights alive
+        pipeline = None
+        _free_memory()
+        needed = _needed_bytes(source, single_file, variant, str(dtype), config.memory.quantize)
+        message = load_oom_message(entry.name, needed, free_device_bytes(device), str(dtype), config.memory)
+        raise GpuMemoryError(message)
     pipeline.set_progress_bar_config(disable=True)
-    applied = apply_memory_options(pipeline, config.memory, device)
-    log.info("model %s loaded on %s (%s); memory options: %s", entry.name, device, dtype, ", ".join(applied) or "-")
-    weight_bytes = sum(
+    log.info(
+        "model %s loaded on %s (%s, %s weights); memory options: %s",
+        entry.name,
+        device,
+        dtype,
+        variant or "full-precision",
+        ", ".join(applied) or "-",
+    )
+    weight_total = sum(
         parameter.numel() * parameter.element_size()
         for component in pipeline.components.values()
         if isinstance(component, torch.nn.Module)
@@ -159,8 +198,96 @@ def load_entry(entry: ModelEntry, config: EngineConfig) -> LoadedModel:
         dtype=dtype,
         scheduler_config=pipeline.scheduler.config,
         load_seconds=time.perf_counter() - started,
-        weight_bytes=weight_bytes,
+        weight_bytes=weight_total,
+        variant=variant or "",
     )
+
+
+def _from_pretrained(
+    entry: ModelEntry, source: str, dtype: torch.dtype, offline_only: bool, extra: dict[str, Any]
+) -> Any:
+    """The text-to-image pipeline of a folder or single file, on the CPU (or the GPU for quantized parts).
+    Raises ModelLoadError; lets torch.OutOfMemoryError through."""
+    try:
+        if source_kind(entry.source) == "single_file":
+            single = (
+                diffusers.StableDiffusionXLPipeline if entry.family == "sdxl" else diffusers.StableDiffusionPipeline
+            )
+            return single.from_single_file(
+                source, config=str(Path(entry.config).expanduser()), torch_dtype=dtype, **extra
+            )
+        return diffusers.AutoPipelineForText2Image.from_pretrained(source, dtype=dtype, **extra)
+    except torch.OutOfMemoryError:
+        raise
+    except (OSError, ValueError, KeyError, RuntimeError, TypeError) as error:
+        if offline_only:
+            raise ModelLoadError(f"{_not_downloaded(entry.name, entry.source)} ({_first_line(error)})") from error
+        raise ModelLoadError(
+            f"model {entry.name!r} from {source} did not load: {_first_line(error)}. "
+            "Check that the folder or file is complete (re-download it) or that the hub id is right and this "
+            "machine is online or has the model in its Hugging Face cache."
+        ) from error
+
+
+def _needed_bytes(source: str, single_file: bool, variant: str | None, dtype: str, quantize: str) -> int | None:
+    """The GPU bytes of a model's weights at ``dtype``, from its safetensors headers; None when unreadable."""
+    try:
+        if single_file:
+            return weight_bytes({"checkpoint": parameter_count([Path(source)])}, dtype)
+        return weight_bytes(component_parameters(Path(source), variant), dtype, quantize) or None
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def fetch_hub_model(entry: ModelEntry, on_phase: PhaseCallback | None = None) -> Path:
+    """The cached snapshot folder of a hub model, downloading it first when it is not in the cache (its fp16
+    variant where the repository has one), with its progress told to ``on_phase``. Raises ModelLoadError."""
+    from huggingface_hub import constants
+
+    snapshot = hub_snapshot(entry.source)
+    if snapshot is not None:
+        return snapshot
+    pull = f"`python -m bot models pull {entry.name}`"
+    if constants.is_offline_mode():
+        raise ModelLoadError(
+            f"model {entry.name!r} ({entry.source}) is not downloaded, and HF_HUB_OFFLINE is set so nothing can be "
+            f"fetched: run {pull} where huggingface.co can be reached, or unset HF_HUB_OFFLINE"
+        )
+    try:
+        plan = plan_download(entry.source)
+    except Exception as error:  # the hub client's own errors: one line
+        raise ModelLoadError(f"model {entry.name!r} ({entry.source}): {hub_problem(error)}") from error
+
+    def report(current: DownloadPlan, progress: DownloadProgress) -> None:
+        if on_phase is not None:
+            on_phase(
+                EngineStarting(
+                    STARTING_DOWNLOADING,
+                    model=entry.name,
+                    detail=f"{entry.source}, {current.describe()}",
+                    done_bytes=progress.done_bytes,
+                    total_bytes=progress.total_bytes,
+                    done_files=progress.done_files,
+                    total_files=progress.total_files,
+                )
+            )
+
+    report(plan, DownloadProgress(0, plan.total_bytes, 0, len(plan.files)))
+    log.info("downloading model %s from the Hugging Face hub (%s, %s)", entry.name, entry.source, plan.describe())
+    try:
+        download_hub_model(entry.source, plan=plan, on_progress=report)
+    except Exception as error:  # network, disk full: one line
+        raise ModelLoadError(
+            f"model {entry.name!r} ({entry.source}) could not be downloaded: {_first_line(error)}; "
+            f"{pull} resumes it with a progress bar"
+        ) from error
+    snapshot = hub_snapshot(entry.source)
+    if snapshot is None:
+        raise ModelLoadError(
+            f"model {entry.name!r} ({entry.source}): the download finished but some components are missing; "
+            "is it a diffusers repository (with model_index.json)?"
+        )
+    return snapshot
 
 
 def cache_only(entry: ModelEntry, config: EngineConfig) -> bool:
@@ -203,8 +330,9 @@ class ModelCache:
         """Loaded models, least recently used first."""
         return list(self._loaded)
 
-    def get(self, name: str = "") -> LoadedModel:
-        """The loaded model ``name`` (the start-up model when empty), loading it and evicting others as needed."""
+    def get(self, name: str = "", *, on_phase: PhaseCallback | None = None) -> LoadedModel:
+        """The loaded model ``name`` (the start-up model when empty), loading it and evicting others as needed;
+        ``on_phase`` hears the load's phases (the engine's start-up tells them to the bot)."""
         name = name or self.config.model_name
         if name in self._loaded:
             self._loaded.move_to_end(name)
@@ -215,7 +343,7 @@ class ModelCache:
         check_available(entry, self.config)  # before evicting: a missing model must not cost the loaded ones
         while len(self._loaded) >= max(1, self.config.max_loaded_models):
             self._evict()
-        model = load_entry(entry, self.config)
+        model = load_entry(entry, self.config, on_phase)
         self._loaded[name] = model
         budget = int(self.config.memory_budget_gb * 2**30)
         while budget and len(self._loaded) > 1 and sum(m.weight_bytes for m in self._loaded.values()) > budget:

@@ -146,6 +146,31 @@ class EngineReady:
     load_seconds: float
 
 
+STARTING_IMPORTING = "importing"
+STARTING_DOWNLOADING = "downloading"
+STARTING_LOADING = "loading"
+
+
+@dataclass(frozen=True)
+class EngineStarting:
+    """What the engine does on its way to :class:`EngineReady`: ``importing`` (torch, diffusers), ``downloading``
+    (the start-up model from the Hugging Face hub; sent every few seconds with its progress, also when no byte
+    arrived, so the bot can tell a slow download from a stalled one) and ``loading`` (the model onto its device).
+
+    The bot's start timeout counts every phase but a download that makes progress.
+    """
+
+    phase: str
+    model: str = ""
+    detail: str = ""
+    """For a download: the repository and the variant, e.g. ``org/repo, fp16 variant``."""
+    done_bytes: int = 0
+    total_bytes: int = 0
+    """0 when the size is unknown."""
+    done_files: int = 0
+    total_files: int = 0
+
+
 @dataclass(frozen=True)
 class EngineFatal:
     """The engine cannot work (for example a model folder that does not load); it exits after this."""
@@ -203,4 +228,4 @@ class TaskFailed:
 
 
 ToEngine = RenderBatch | Cancel | Shutdown
-FromEngine = EngineReady | EngineFatal | Heartbeat | Progress | TaskDone | TaskFailed
+FromEngine = EngineStarting | EngineReady | EngineFatal | Heartbeat | Progress | TaskDone | TaskFailed

@@ -1,0 +1,93 @@
+"""What to say when the GPU runs out of memory: one line that says what to change. Pure functions, no torch.
+
+Two places can run out: loading a model (its weights moving to the GPU; the owner must change a setting or the
+model) and rendering (activations of a batch; the member can ask for less, the owner can turn on memory options).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from engine.protocol import MemoryOptions
+
+GIB = 2**30
+DENOISERS = ("unet", "transformer")
+"""The components bitsandbytes quantizes (``memory.quantize``); the rest stays at the engine's dtype."""
+QUANTIZED_BYTES = {"4bit": 0.5, "8bit": 1.0}
+"""Bytes per denoiser parameter once quantized (NF4 packs two parameters in a byte; its block scales are ~1%)."""
+
+
+def memory_size(size: float) -> str:
+    """``2.6 GiB``; ``700 MiB`` below 1 GiB; no decimal from 100 GiB up."""
+    value = size / GIB
+    if value < 1:
+        return f"{size / 2**20:.0f} MiB"
+    return f"{value:.0f} GiB" if value >= 100 else f"{value:.1f} GiB"
+
+
+def dtype_bytes(dtype: str) -> int:
+    """Bytes per parameter of a dtype name (``fp16``, ``bf16``, ``fp32``, or torch's ``float16`` …)."""
+    name = dtype.removeprefix("torch.")
+    return 4 if name in ("fp32", "float32", "float") else 2
+
+
+def dtype_label(dtype: str) -> str:
+    """``fp16``, ``bf16`` or ``fp32`` for a dtype name (torch's ``torch.float16`` included)."""
+    name = dtype.removeprefix("torch.")
+    return {"float16": "fp16", "half": "fp16", "bfloat16": "bf16", "float32": "fp32", "float": "fp32"}.get(name, name)
+
+
+def weight_bytes(parameters: Mapping[str, int], dtype: str, quantize: str = "none") -> int:
+    """GPU bytes of a model's weights: each component's parameters at ``dtype``, the denoiser at its quantized
+    size when ``quantize`` is ``4bit`` or ``8bit``."""
+    total = 0.0
+    for component, count in parameters.items():
+        per_parameter = QUANTIZED_BYTES.get(quantize, dtype_bytes(dtype)) if component in DENOISERS else None
+        total += count * (per_parameter if per_parameter is not None else dtype_bytes(dtype))
+    return int(total)
+
+
+def load_oom_message(
+    model: str, needed_bytes: int | None, free_bytes: int | None, dtype: str, memory: MemoryOptions
+) -> str:
+    """The owner's line when model ``model`` does not fit: how much it needs, how much is free, what to set.
+
+    Suggestions leave out what is already set: CPU offload (``auto`` or ``model``, then ``sequential``), 4-bit
+    quantization of the denoiser, and always a smaller model.
+    """
+    label = dtype_label(dtype)
+    if needed_bytes:
+        quantized = f", its denoiser in {memory.quantize}" if memory.quantize in QUANTIZED_BYTES else ""
+        need = (
+            f"model {model} needs about {memory_size(needed_bytes)} of GPU memory for its weights at {label}{quantized}"
+        )
+    else:
+        need = f"model {model} does not fit in GPU memory at {label}"
+    free = f" and the GPU has {memory_size(free_bytes)} free" if free_bytes is not None else ""
+    fixes: list[str] = []
+    if memory.offload == "none":
+        fixes.append('set memory.offload = "auto" (or "model")')
+    elif memory.offload in ("auto", "model"):
+        fixes.append('set memory.offload = "sequential" (slowest, least memory)')
+    if memory.quantize != "4bit":
+        fixes.append('memory.quantize = "4bit"' if fixes else 'set memory.quantize = "4bit"')
+    fixes.append("use a smaller model")
+    advice = ", or ".join(fixes)
+    return f"{need}{free}: {advice}"
+
+
+def render_oom_message(images: Sequence[tuple[int, int, int]], memory: MemoryOptions, jobs: int) -> str:
+    """The line a job gets when rendering ran out of memory. ``images`` holds (count, width, height) per job of
+    the pipeline call; ``jobs`` > 1 means several jobs shared the call (``engine_max_batch``)."""
+    sizes = ", ".join(f"{count} image(s) of {width}x{height}" for count, width, height in images)
+    owner: list[str] = []
+    if jobs > 1:
+        owner.append("engine_max_batch = 1")
+    if not memory.vae_tiling:
+        owner.append("memory.vae_tiling = true")
+    if not memory.attention_slicing:
+        owner.append("memory.attention_slicing = true")
+    if memory.offload == "none":
+        owner.append('memory.offload = "auto"')
+    asked = f"; or ask the owner to set {', '.join(owner)}" if owner else "; this size does not fit this GPU"
+    return f"the GPU ran out of memory rendering {sizes}: use a smaller --ar size or fewer images{asked}"

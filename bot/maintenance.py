@@ -1,31 +1,41 @@
-"""Background upkeep on APScheduler 3.x: allowance top-ups, the lease-expiry sweep and upload expiry.
+"""Background upkeep on APScheduler 3.x: allowance top-ups, the lease-expiry sweep, upload expiry, the heartbeat.
 
 The scheduler must be started inside the running event loop (the bot's ``setup_hook``). Jobs have stable ids and
 ``replace_existing=True``, and each one is idempotent (a refill compares stored last-refill times with the current
 period; a sweep looks at stored lease times; expiry looks at file times and the jobs still queued or running), so
-a restart, a missed run or a repeated run never grants twice nor deletes what a job still needs.
+a restart, a missed run or a repeated run never grants twice nor deletes what a job still needs. The heartbeat
+(:mod:`bot.health`) replaces one small file with the worker's current state, so repeating it changes nothing else.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.events import EventBus, EventKind, JobEvent
+from bot.health import HEARTBEAT_EVERY_S, EngineState, Heartbeat, heartbeat_file, write_heartbeat
 from bot.ledger import Ledger
 from bot.scheduler import Scheduler
 from bot.uploads import expire_uploads
+
+if TYPE_CHECKING:
+    from bot.engine_supervisor import EngineSupervisor
+    from bot.worker import Worker
 
 log = logging.getLogger(__name__)
 
 REFILL_JOB_ID = "imaginebot:refill-allowances"
 LEASE_SWEEP_JOB_ID = "imaginebot:expire-leases"
 UPLOAD_EXPIRY_JOB_ID = "imaginebot:expire-uploads"
+HEARTBEAT_JOB_ID = "imaginebot:heartbeat"
 UPLOAD_EXPIRY_EVERY_S = 3600.0
 """How often expired uploads are looked for: an upload lives at most its retention plus this."""
 LOGGED_NAMES = 20
@@ -35,7 +45,8 @@ class Maintenance:
     """The periodic jobs; :meth:`start` inside the running loop, :meth:`stop` on shutdown.
 
     Uploads live in ``uploads_dir`` (default ``data_dir/uploads``) and are kept ``upload_retention_s`` after their
-    last use (default ``upload_retention_hours`` of the scheduler's settings).
+    last use (default ``upload_retention_hours`` of the scheduler's settings). With a ``worker``, its state is
+    written to ``heartbeat_path`` (default ``data_dir/heartbeat.json``) at start and every 30 s.
     """
 
     def __init__(
@@ -47,6 +58,8 @@ class Maintenance:
         wake: Callable[[], None] | None = None,
         uploads_dir: Path | None = None,
         upload_retention_s: float | None = None,
+        worker: Worker | None = None,
+        heartbeat_path: Path | None = None,
     ) -> None:
         self.ledger = ledger
         self.scheduler = scheduler
@@ -57,6 +70,8 @@ class Maintenance:
         self.upload_retention_s = (
             upload_retention_s if upload_retention_s is not None else settings.upload_retention_hours * 3600.0
         )
+        self.worker = worker
+        self.heartbeat_path = heartbeat_path if heartbeat_path is not None else heartbeat_file(settings.data_dir)
         self.apscheduler: AsyncIOScheduler | None = None
 
     async def refill(self) -> int:
@@ -106,6 +121,32 @@ class Maintenance:
             log.info("deleted %d expired upload(s) from %s: %s%s", len(removed), self.uploads_dir, names, more)
         return removed
 
+    def heartbeat(self, *, now: float | None = None) -> Heartbeat:
+        """The worker's state now (requires ``worker``)."""
+        if self.worker is None:
+            raise RuntimeError("a heartbeat needs the worker")
+        engine, detail = engine_state(self.worker.engine)
+        return Heartbeat(
+            written_at=time.time() if now is None else now,
+            pid=os.getpid(),
+            worker_alive=self.worker.alive,
+            engine=engine,
+            engine_detail=detail,
+            queued=len(self.scheduler.index),
+            running=len(self.scheduler.running),
+            last_finished_at=self.worker.last_finished_at,
+        )
+
+    async def write_heartbeat(self, *, now: float | None = None) -> Heartbeat | None:
+        """Replace the heartbeat file with the state now; None (and a log line) when it cannot be written."""
+        beat = self.heartbeat(now=now)
+        try:
+            await asyncio.to_thread(write_heartbeat, self.heartbeat_path, beat)
+        except OSError as error:
+            log.warning("could not write the heartbeat %s: %s", self.heartbeat_path, error.strerror or error)
+            return None
+        return beat
+
     def start(self) -> AsyncIOScheduler:
         """Schedule the jobs (stable ids, replacing any earlier ones) and start APScheduler in this loop."""
         policy = self.scheduler.policy
@@ -127,6 +168,19 @@ class Maintenance:
                 max_instances=1,
                 misfire_grace_time=None,
             )
+        if self.worker is not None:  # the first beat at once: health need not wait 30 s after start-up
+            scheduler.add_job(
+                self.write_heartbeat,
+                "interval",
+                seconds=HEARTBEAT_EVERY_S,
+                id=HEARTBEAT_JOB_ID,
+                name="write the heartbeat",
+                replace_existing=True,
+                coalesce=True,
+                max_instances=1,
+                misfire_grace_time=None,
+                next_run_time=datetime.now(UTC),
+            )
         scheduler.start()
         self.apscheduler = scheduler
         return scheduler
@@ -135,3 +189,15 @@ class Maintenance:
         if self.apscheduler is not None and self.apscheduler.running:
             self.apscheduler.shutdown(wait=False)
         self.apscheduler = None
+
+
+def engine_state(engine: EngineSupervisor) -> tuple[EngineState, str]:
+    """What the engine does now, and its model (ready, loading) or why it cannot start (failing)."""
+    ready = engine.ready
+    if ready is not None:
+        return EngineState.READY, f"{ready.model_name} on {ready.device}"
+    if engine.fatal is not None:
+        return EngineState.FAILING, engine.fatal
+    if engine.alive:
+        return EngineState.LOADING, engine.config.model_name
+    return EngineState.STOPPED, ""

@@ -1,0 +1,115 @@
+"""``run --hold-on-config-error``: a configuration error is said once and the process waits instead of exiting, so
+a container's restart policy (which cannot tell exit codes apart) does not restart it in a loop."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+FAKE_TOKEN = "ODk5.fake-token-for-tests." + "x" * 27
+HOLDING = "waiting until stopped (not exiting, so nothing restarts the bot in a loop)"
+
+
+def _environment(tmp_path: Path, **extra: str) -> dict[str, str]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("IMAGINE")}
+    environment.update(
+        {
+            "PYTHONPATH": str(ROOT),
+            "HF_HUB_OFFLINE": "1",
+            "IMAGINE_CONFIG": str(tmp_path / "none.toml"),
+            "IMAGINE_DATA_DIR": str(tmp_path / "data"),
+        }
+    )
+    environment.update(extra)
+    return environment
+
+
+def _configure(tmp_path: Path, case: str) -> tuple[dict[str, str], str]:
+    """The environment of one configuration mistake, and a fragment of its one-line error."""
+    if case == "no-token":
+        return _environment(tmp_path), "error: no Discord bot token is configured: put IMAGINE_DISCORD_TOKEN=<token>"
+    if case == "config-typo":
+        (tmp_path / "bot.toml").write_text('modle = "tiny"\n', encoding="utf-8")
+        environment = _environment(tmp_path, IMAGINE_CONFIG=str(tmp_path / "bot.toml"))
+        return environment, "bot.toml: unknown key 'modle' (did you mean 'model'?)"
+    (tmp_path / "taken").write_text("a file", encoding="utf-8")
+    environment = _environment(tmp_path, IMAGINE_DISCORD_TOKEN=FAKE_TOKEN, IMAGINE_DATA_DIR=str(tmp_path / "taken"))
+    return environment, f"cannot write {tmp_path}/taken ({tmp_path}/taken is a file, not a folder)"
+
+
+@pytest.mark.parametrize(
+    ("case", "stop"),
+    [("no-token", signal.SIGTERM), ("config-typo", signal.SIGTERM), ("unwritable-data", signal.SIGINT)],
+)
+def test_a_configuration_error_is_said_once_then_the_bot_waits(tmp_path: Path, case: str, stop: int) -> None:
+    """One line, still running a second later with nothing more said, and a prompt exit 0 when stopped."""
+    environment, fragment = _configure(tmp_path, case)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bot", "run", "--hold-on-config-error"],
+        cwd=tmp_path,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stderr is not None
+        first = process.stderr.readline()  # blocks until the error is out
+        time.sleep(1.0)
+        assert process.poll() is None, first + process.stderr.read()
+        process.send_signal(stop)
+        started = time.monotonic()
+        out, rest = process.communicate(timeout=10)
+        seconds = time.monotonic() - started
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0
+    assert seconds < 2.0
+    assert fragment in first and first.rstrip("\n").endswith(HOLDING), first
+    assert rest == "" and out == ""  # said once, nothing after
+    assert not (tmp_path / "data" / "heartbeat.json").exists()
+
+
+@pytest.mark.parametrize("case", ["no-token", "config-typo", "unwritable-data"])
+def test_without_the_option_a_configuration_error_exits_2(tmp_path: Path, case: str) -> None:
+    """The documented exit codes stay: 2 at once, without the holding line."""
+    environment, _ = _configure(tmp_path, case)
+    completed = subprocess.run(
+        [sys.executable, "-m", "bot", "run"],
+        cwd=tmp_path,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert completed.returncode == 2
+    assert HOLDING not in completed.stderr
+    assert "Traceback" not in completed.stderr
+
+
+def test_an_earlier_runs_heartbeat_is_cleared(tmp_path: Path) -> None:
+    """A held bot serves nothing: a heartbeat left by an earlier run must not keep it looking healthy."""
+    environment, _ = _configure(tmp_path, "no-token")
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "heartbeat.json").write_text("{}", encoding="utf-8")
+    completed = subprocess.run(
+        [sys.executable, "-m", "bot", "run"],
+        cwd=tmp_path,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert completed.returncode == 2
+    assert not (tmp_path / "data" / "heartbeat.json").exists()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import multiprocessing
 import os
 import signal
@@ -222,3 +223,57 @@ async def test_heartbeats_cover_loading_a_model_rendering_and_writing(engine: En
     assert len(loading) >= 3, beats  # about 0.4-1 s of loading here, a beat every 0.05 s
     assert "rendering" in phases
     assert not isinstance(done, TaskFailed)
+
+
+async def test_the_start_timeout_counts_importing_and_each_phase_is_logged_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A start timeout shorter than the imports stops the engine and names the phase it was in; a fresh engine
+    then says importing and loading, one log line each, and is ready."""
+    caplog.set_level(logging.INFO, logger="bot.engine_supervisor")
+    supervisor = EngineSupervisor(EngineConfig("tiny", "tiny:sd15", "sd15", str(tmp_path)), start_timeout_s=1.5)
+    try:
+        with pytest.raises(EngineStartError) as caught:
+            await supervisor.wait_ready()
+        assert str(caught.value) == (
+            "the engine did not load model 'tiny' within 1.5 s (it was importing torch and diffusers); "
+            "raise engine_start_timeout_s or check the model"
+        )
+        supervisor.start_timeout_s = 120
+        await supervisor.wait_ready()
+        prefix = f"engine {supervisor.pid}: "
+        lines = [record.getMessage() for record in caplog.records if record.getMessage().startswith(prefix)]
+        assert lines == [
+            f"{prefix}importing torch and diffusers",
+            f"{prefix}loading model tiny (full-precision weights on cpu)",
+        ]
+        assert supervisor.starting is None and supervisor.ready is not None
+    finally:
+        supervisor.stop()
+
+
+@pytest.mark.parametrize(
+    ("environment", "fragment"),
+    [
+        ({}, "is not downloaded, and HF_HUB_OFFLINE is set so nothing can be fetched: run `python -m bot models pull"),
+        ({"HF_HUB_OFFLINE": "0", "HF_ENDPOINT": "http://127.0.0.1:9"}, "cannot reach the Hugging Face hub"),
+    ],
+)
+async def test_a_start_up_model_that_cannot_be_downloaded_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, environment: dict[str, str], fragment: str
+) -> None:
+    """The default hub model is not in the cache and cannot be fetched (offline, or no route to the hub): the
+    engine says so in one line instead of a traceback (conftest sets HF_HUB_OFFLINE=1)."""
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    config = EngineConfig("art", "someone/art-model", "sd15", str(tmp_path))
+    supervisor = EngineSupervisor(config, start_timeout_s=120)
+    try:
+        with pytest.raises(EngineStartError) as caught:
+            await supervisor.wait_ready()
+    finally:
+        supervisor.stop()
+    message = str(caught.value)
+    assert message.startswith("model 'art' (someone/art-model)") and fragment in message
+    assert "\n" not in message

@@ -276,3 +276,25 @@ def test_download_progress_is_measured_on_disk_while_a_file_arrives(tmp_path: Pa
 def test_format_bytes() -> None:
     """Sizes in binary units with one decimal."""
     assert [format_bytes(n) for n in (512, 3 * 2**20 + 2**19, int(2.6 * 2**30))] == ["512 B", "3.5 MiB", "2.6 GiB"]
+
+
+def test_models_list_and_pull_say_which_variant_is_on_disk(tiny_folder: Path, tmp_path: Path) -> None:
+    """A hub model cached with its fp16 variant only: list shows ``yes (fp16, size)``, pull says it is there."""
+    from tests.bot.test_cli import run_cli
+
+    folder = copy_model(tiny_folder, tmp_path / "art")
+    write_fp16_variant(folder, keep_full=False)
+    snapshot = put_in_hub_cache(folder, tmp_path / "hub", "someone/tiny-art")
+    toml = tmp_path / "bot.toml"
+    toml.write_text('model = "tiny"\n[models.art]\nsource = "someone/tiny-art"\n')
+    env = {
+        "IMAGINE_CONFIG": str(toml),
+        "IMAGINE_DATA_DIR": str(tmp_path / "data"),
+        "HF_HUB_CACHE": str(tmp_path / "hub"),
+    }
+    size = format_bytes(sum(path.stat().st_size for path in folder.rglob("*.fp16.safetensors")))
+    listed = run_cli("models", "list", cwd=tmp_path, env=env)
+    assert f"yes (fp16, {size})" in next(line for line in listed.stdout.splitlines() if " art " in line)
+    pulled = run_cli("models", "pull", "art", cwd=tmp_path, env=env)
+    assert pulled.returncode == 0, pulled.stderr
+    assert pulled.stdout.strip() == f"model art: someone/tiny-art is already downloaded (fp16, {snapshot})"

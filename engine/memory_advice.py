@@ -83,6 +83,8 @@ def render_oom_message(images: Sequence[tuple[int, int, int]], memory: MemoryOpt
     owner: list[str] = []
     if jobs > 1:
         owner.append("engine_max_batch = 1")
+    if not memory.vae_slicing and sum(count for count, _, _ in images) > 1:  # the decode of a batch is the peak
+        owner.append("memory.vae_slicing = true")
     if not memory.vae_tiling:
         owner.append("memory.vae_tiling = true")
     if not memory.attention_slicing:

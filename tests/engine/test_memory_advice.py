@@ -87,12 +87,12 @@ def test_load_oom_message_without_a_size() -> None:
             MemoryOptions(),
             1,
             "the GPU ran out of memory rendering 4 image(s) of 1024x1024: use a smaller --ar size or fewer images; "
-            "or ask the owner to set memory.vae_tiling = true, memory.attention_slicing = true, "
-            'memory.offload = "auto"',
+            "or ask the owner to set memory.vae_slicing = true, memory.vae_tiling = true, "
+            'memory.attention_slicing = true, memory.offload = "auto"',
         ),
         (
             [(4, 512, 512), (4, 512, 512)],
-            MemoryOptions(vae_tiling=True, attention_slicing=True, offload="model"),
+            MemoryOptions(vae_slicing=True, vae_tiling=True, attention_slicing=True, offload="model"),
             2,
             "the GPU ran out of memory rendering 4 image(s) of 512x512, 4 image(s) of 512x512: use a smaller --ar "
             "size or fewer images; or ask the owner to set engine_max_batch = 1",

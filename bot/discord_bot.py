@@ -12,7 +12,7 @@ import discord
 from discord.ext import commands
 
 from bot.delivery import Deliveries
-from bot.discord_setup import log_startup_report
+from bot.discord_setup import guild_sync_refused, log_startup_report
 from bot.engine_supervisor import EngineSupervisor
 from bot.events import JobEvent
 from bot.maintenance import Maintenance
@@ -90,7 +90,11 @@ class ImagineBot(commands.Bot):
         if guild_id is not None:
             guild = discord.Object(id=guild_id)
             self.tree.copy_global_to(guild=guild)
-            synced = await self.tree.sync(guild=guild)
+            try:
+                synced = await self.tree.sync(guild=guild)
+            except discord.Forbidden:  # not in that server yet: say how to fix it and keep running
+                log.error("%s", guild_sync_refused(guild_id, self.application_id))
+                return
         else:
             synced = await self.tree.sync()
         log.info("synced %d application command(s)%s", len(synced), f" to guild {guild_id}" if guild_id else "")

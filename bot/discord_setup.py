@@ -221,6 +221,17 @@ def startup_report(
     return f"{who} in {count}: {named}{more}"
 
 
+def guild_sync_refused(guild_id: int, application_id: int | None) -> str:
+    """What to do when Discord refuses to sync the slash commands to ``sync_guild_id`` (Missing Access): the bot is
+    not in that server, or was added without the applications.commands scope."""
+    invite = invite_url(application_id) if application_id else "the URL python -m bot invite prints"
+    return (
+        f"could not sync the slash commands to server {guild_id} (sync_guild_id): the bot is not in it, or was "
+        f"added without the applications.commands scope; invite it with {invite} and restart the bot "
+        "(or remove sync_guild_id to sync globally)"
+    )
+
+
 def log_startup_report(client: discord.Client) -> None:
     """Log :func:`startup_report` for a client that is ready."""
     user = client.user

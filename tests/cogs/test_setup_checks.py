@@ -8,6 +8,7 @@ import io
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import discord
 import pytest
@@ -18,27 +19,35 @@ from simcord.builders import ChannelHandle
 from simcord.enums import OverwriteType
 
 from bot.discord_bot import ImagineBot
-from bot.discord_setup import invite_permissions
 from bot.engine_supervisor import EngineSupervisor
 from bot.events import EventKind, JobEvent
 from config.settings import Settings
-from tests.conftest import posts, release, scene, wait_until
+from tests.conftest import make_settings, posts, release, scene, wait_until
 
 INVITE_BITS = 274877959168
-"""View Channel, Send Messages, Send Messages in Threads, Attach Files, Embed Links."""
+"""View Channel, Send Messages, Send Messages in Threads, Attach Files, Embed Links (pinned in the unit tests)."""
 
 
 @asynccontextmanager
 async def bot_in_servers(
-    settings: Settings, engine: EngineSupervisor, servers: tuple[str, ...]
+    settings: Settings, engine: EngineSupervisor, servers: tuple[str, ...], *, refuse_guild_sync: bool = False
 ) -> AsyncIterator[simcord.Env]:
-    """The real bot, started on a simcord Discord where it is already in ``servers`` (as after a restart)."""
+    """The real bot, started on a simcord Discord where it is already in ``servers`` (as after a restart);
+    ``refuse_guild_sync``: Discord answers a guild command sync with 403 Missing Access (not in that server)."""
     bot = ImagineBot(settings, engine=engine)
-    env = simcord.Env(bot)
+    env = simcord.Env(bot, strict_sync=not refuse_guild_sync)
     bot.external_wait = env.external_wait
     for name in servers:
         env.create_guild(name)
-    await env.start()
+    if refuse_guild_sync:
+        env.inject_error(
+            "PUT", "/applications/*/guilds/*/commands", status=403, code=50001, message="Missing Access", times=None
+        )
+    try:
+        await env.start()
+    except BaseException:
+        await release(bot)  # a start that failed in setup_hook leaves the service open
+        raise
     try:
         yield env
     finally:
@@ -100,6 +109,21 @@ async def test_a_bot_in_two_servers_names_both(
     assert f"Pixel Club (id {ids['Pixel Club']})" in line
     assert f"Night Owls (id {ids['Night Owls']})" in line
     assert "oauth2" not in line
+
+
+async def test_sync_guild_id_of_a_server_the_bot_is_not_in_says_how_to_fix_it(
+    data_dir: Path, tmp_path: Path, engine: EngineSupervisor, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Discord refuses the guild sync (Missing Access): one error line with the server id and the invite URL, and
+    the bot still starts (no traceback out of setup_hook)."""
+    caplog.set_level(logging.INFO, logger="bot")
+    settings = make_settings(data_dir, database_path=tmp_path / "imagine.db", sync_guild_id=424242424242424242)
+    async with bot_in_servers(settings, engine, (), refuse_guild_sync=True) as env:
+        application_id = env.backend.application_id
+        assert env.bot.is_ready()
+    [line] = [record.getMessage() for record in caplog.records if record.levelno == logging.ERROR]
+    assert line.startswith("could not sync the slash commands to server 424242424242424242 (sync_guild_id)")
+    assert f"client_id={application_id}&scope=bot+applications.commands&permissions={INVITE_BITS}" in line
 
 
 # --- a channel where the bot cannot post results -------------------------------------------------------------------
@@ -224,8 +248,3 @@ async def test_a_late_post_refused_for_a_missing_permission_names_the_channel_an
     # discord.py, like Discord, takes Attach Files and Embed Links away with Send Messages: all three are named.
     assert "in #art the bot lacks Send Messages, Attach Files and Embed Links; a moderator can give it" in line
     assert posts(art) == []
-
-
-def test_the_invite_asks_for_what_the_refusals_check() -> None:
-    """The invite's bitfield is the table the channel check reads (pinned here as well as in the unit tests)."""
-    assert invite_permissions().value == INVITE_BITS

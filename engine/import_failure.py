@@ -11,7 +11,9 @@ Nothing here imports torch or the other libraries: versions are read from the in
 from __future__ import annotations
 
 import importlib.metadata
+import os
 import re
+import sys
 from pathlib import PurePath
 
 TORCH_FLOOR = (2, 6)
@@ -86,3 +88,28 @@ def describe_import_failure(error: BaseException) -> str:
         return f"{prefix}: {cause.name} is not installed ({what}); {REINSTALL}"
     where = origin(cause)
     return f"{prefix}: {what}{f' (in {where})' if where else ''}; {REINSTALL}"
+
+
+def main() -> int:
+    """``python -m engine.import_failure``: import what the engine imports (the Docker build runs this, so an image
+    whose libraries do not fit together fails to build); one line either way, exit 1 on failure."""
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    try:
+        import diffusers
+        import torch
+        import transformers
+
+        import engine.pipelines
+        import engine.render  # noqa: F401
+    except Exception as error:
+        print(f"error: {describe_import_failure(error)}", file=sys.stderr)
+        return 1
+    print(
+        f"the engine's libraries import: torch {torch.__version__}, diffusers {diffusers.__version__}, "
+        f"transformers {transformers.__version__}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -89,14 +89,17 @@ def compose_service() -> dict[str, object]:
 
 
 def test_base_image_torch_satisfies_the_floor() -> None:
-    """The official PyTorch image's tag names its torch; it must satisfy pyproject.toml's torch requirement."""
+    """The official PyTorch image's tag names its torch, which must satisfy pyproject.toml's torch requirement; the
+    image is pinned by digest."""
     reference = only("FROM").arguments
     match = re.fullmatch(
-        r"pytorch/pytorch:(?P<torch>[0-9.]+)-cuda[0-9.]+-cudnn[0-9]+-runtime@sha256:[0-9a-f]{64}", reference
+        r"pytorch/pytorch:(?P<torch>[0-9.]+)-cuda[0-9.]+-cudnn[0-9]+-runtime(?:@(?P<digest>sha256:[0-9a-f]{64}))?",
+        reference,
     )
-    assert match is not None, f"FROM {reference}: expected pytorch/pytorch:<torch>-cuda…-runtime pinned by digest"
-    torch = Version(match["torch"])
-    assert requirements()["torch"].specifier.contains(torch), (torch, requirements()["torch"])
+    assert match is not None, f"FROM {reference}: expected pytorch/pytorch:<torch>-cuda<x>-cudnn<y>-runtime@sha256:…"
+    torch, wanted = Version(match["torch"]), requirements()["torch"]
+    assert wanted.specifier.contains(torch), f"the base image has torch {torch}; pyproject.toml wants {wanted}"
+    assert match["digest"] is not None, f"FROM {reference}: pin the image by its digest"
 
 
 def test_pinned_libraries_match_the_project() -> None:

@@ -83,6 +83,35 @@ def test_import_failure_reaches_the_owner_as_one_line(
     assert "exited" not in completed.stderr
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("old_torch", [False, True], ids=["fitting", "old-torch"])
+def test_the_image_build_check(tmp_path: Path, old_torch: bool) -> None:
+    """``python -m engine.import_failure`` (a step of the Docker build) passes here and fails on an old torch."""
+    shadow = tmp_path / "shadow"
+    shadow.mkdir()
+    if old_torch:
+        _old_torch(shadow)
+    environment = {k: v for k, v in os.environ.items() if k != "TRANSFORMERS_VERBOSITY"}
+    environment["PYTHONPATH"] = os.pathsep.join([str(shadow), str(ROOT)])
+    completed = subprocess.run(
+        [sys.executable, "-m", "engine.import_failure"],
+        cwd=tmp_path,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    output = (completed.stdout + completed.stderr).strip().splitlines()
+    assert len(output) == 1, output
+    if old_torch:
+        assert completed.returncode == 1
+        assert output[0].startswith("error: the engine cannot import its libraries: torch 2.5.1 is too old")
+    else:
+        assert completed.returncode == 0
+        assert output[0].startswith("the engine's libraries import: torch ")
+
+
 def test_torch_floor_is_the_one_in_pyproject() -> None:
     """The engine's idea of the oldest usable torch is pyproject.toml's floor."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]

@@ -5,6 +5,7 @@ can reach the network."""
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -25,7 +26,9 @@ from engine.pull import (
     DownloadPlan,
     DownloadProgress,
     DownloadWatcher,
+    download_hub_model,
     format_bytes,
+    hub_components,
     measure_download,
     planned_files,
     repository_variant,
@@ -298,3 +301,29 @@ def test_models_list_and_pull_say_which_variant_is_on_disk(tiny_folder: Path, tm
     pulled = run_cli("models", "pull", "art", cwd=tmp_path, env=env)
     assert pulled.returncode == 0, pulled.stderr
     assert pulled.stdout.strip() == f"model art: someone/tiny-art is already downloaded (fp16, {snapshot})"
+
+
+def test_download_hub_model_reports_progress_to_the_end(
+    tiny_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The engine's download step through DiffusionPipeline.download, offline on a cached repository (diffusers then
+    returns the cached snapshot): the watcher runs beside it and its last report is the whole plan."""
+    from huggingface_hub import constants
+
+    folder = copy_model(tiny_folder, tmp_path / "art")
+    write_fp16_variant(folder, keep_full=False)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    commit = "2" * 40
+    snapshot = put_in_hub_cache(folder, tmp_path / "hub", "someone/tiny-art", commit)
+    listing = {str(path.relative_to(folder)): path.stat().st_size for path in folder.rglob("*") if path.is_file()}
+    components = tuple(hub_components(json.loads((folder / "model_index.json").read_text())))
+    assert components == ("scheduler", "text_encoder", "tokenizer", "unet", "vae")
+    plan = DownloadPlan(
+        "someone/tiny-art", commit, "fp16", planned_files(listing, components, "fp16"), listing, components
+    )
+    assert plan.files == listing  # every file of this fp16-only folder is one the download takes
+    reports: list[tuple[DownloadPlan, DownloadProgress]] = []
+    path, used = download_hub_model("someone/tiny-art", plan=plan, on_progress=lambda *report: reports.append(report))
+    assert path == snapshot and used is plan
+    assert reports[-1] == (plan, DownloadProgress(plan.total_bytes, plan.total_bytes, len(listing), len(listing)))

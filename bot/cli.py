@@ -7,11 +7,17 @@ Exit codes, the same for every subcommand:
   a model could not be downloaded, ``doctor`` found problems.
 - ``2``: the command line or the configuration must change first: a bad argument or setting, an unknown name,
   a file that cannot be read or written, a database file that is not SQLite, no Discord token or one Discord
-  rejects, a privileged intent that is not enabled in the developer portal.
+  rejects, a privileged intent that is not enabled in the developer portal, a folder the bot must write that it
+  cannot (``run`` tries each for real at start-up).
 
 Every refusal comes before any work (no database is created, no engine started) and is one line without a
 traceback. ``run`` never exits because Discord cannot be reached: it retries with backoff (1 s doubling to 60 s),
 one log line per attempt, so a restart policy does not turn a network outage into a crash loop.
+
+Two exceptions for containers, whose restart policies cannot tell exit codes apart: ``run --hold-on-config-error``
+prints a configuration error (what would exit 2) as one line, then waits instead of exiting, so it is not restarted
+in a loop, and exits 0 when stopped (SIGTERM, SIGINT). ``health`` (Docker's HEALTHCHECK) answers only 0, healthy,
+or 1, not: Docker reserves 2.
 """
 
 from __future__ import annotations
@@ -21,9 +27,11 @@ import asyncio
 import logging
 import os
 import shutil
+import signal
 import sqlite3
 import sys
 import tempfile
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +66,12 @@ open "Bot", press "Reset Token" and copy it. Then either
   - export IMAGINE_DISCORD_TOKEN=<token> before starting the bot.
 Invite the bot with the "bot" and "applications.commands" scopes.
 To try everything without Discord: python -m bot generate "a red fox --ar 3:2" -o fox.png"""
+TOKEN_LINE = (
+    "no Discord bot token is configured: put IMAGINE_DISCORD_TOKEN=<token> in .env (from "
+    "https://discord.com/developers/applications -> your application -> Bot -> Reset Token) and start the bot again"
+)
+"""The same, in one line (``run --hold-on-config-error``)."""
+HOLDING = "waiting until stopped (not exiting, so nothing restarts the bot in a loop)"
 
 
 class UsageError(Exception):
@@ -72,7 +86,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    commands.add_parser("run", help="connect to Discord and serve /imagine (retries until Discord is reachable)")
+    run = commands.add_parser("run", help="connect to Discord and serve /imagine (retries until Discord is reachable)")
+    run.add_argument(
+        "--hold-on-config-error",
+        action="store_true",
+        help="on a configuration error (exit code 2) print it once, in one line, and wait until stopped instead of "
+        "exiting: a container's restart policy then does not restart it in a loop",
+    )
+    commands.add_parser(
+        "health", help="is the running bot alive? one line from its heartbeat file; exit 0 healthy, 1 not"
+    )
+    commands.add_parser("invite", help="print the URL that adds the bot to a server, with the permissions it needs")
 
     generate = commands.add_parser("generate", help="render a prompt to a grid PNG without Discord")
     generate.add_argument("prompt", help='the prompt with flags, e.g. "a red fox --ar 3:2 --seed 7"')
@@ -172,23 +196,62 @@ def add_model_commands(commands: Any) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "health":  # no logging set-up, no heavy import; never 2
+        from bot.health import run_health
+
+        return run_health()
+    hold = args.command == "run" and args.hold_on_config_error
     try:
         settings = load_settings()
     except ConfigError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_CONFIG
+        return refuse(str(error), hold=hold)
     token = settings.discord_token.get_secret_value() if settings.discord_token else ""
     setup_logging(settings.log_level, secrets=[token])
     try:
         return dispatch(settings, args)
     except UsageError as error:
-        print(f"error: {error}", file=sys.stderr)
+        return refuse(str(error), hold=hold)
+
+
+def refuse(message: str, *, hold: bool = False, full: str | None = None) -> int:
+    """A configuration error: print it and return 2; with ``hold``, print it as one line, wait until stopped and
+    return 0. ``full`` is a longer text shown instead of ``message`` when not holding."""
+    if not hold:
+        print(full if full is not None else f"error: {message}", file=sys.stderr)
         return EXIT_CONFIG
+    print(f"error: {one_line(message)}; {HOLDING}", file=sys.stderr, flush=True)
+    wait_until_stopped()
+    return EXIT_OK
+
+
+def one_line(message: str) -> str:
+    """``invalid configuration:`` and its ``- item`` lines as one line: ``invalid configuration: a; b``."""
+    lines = [line.strip().removeprefix("- ") for line in message.splitlines() if line.strip()]
+    if len(lines) > 1 and lines[0].endswith(":"):
+        return f"{lines[0]} {'; '.join(lines[1:])}"
+    return "; ".join(lines)
+
+
+def wait_until_stopped(poll_s: float = 0.25) -> None:
+    """Block until SIGTERM or SIGINT (``docker stop``, Ctrl-C). Signal handlers run in the main thread between
+    waits, so a signal delivered to another thread is seen within ``poll_s``."""
+    stopped = threading.Event()
+
+    def on_signal(signum: int, frame: object) -> None:
+        stopped.set()
+
+    previous = {number: signal.signal(number, on_signal) for number in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        while not stopped.wait(poll_s):
+            pass
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 def dispatch(settings: Settings, args: argparse.Namespace) -> int:
     if args.command == "run":
-        return run_bot(settings)
+        return run_bot(settings, hold=args.hold_on_config_error)
     if args.command == "generate":
         if args.model is not None and args.model not in settings.registry:
             raise UsageError(
@@ -198,6 +261,10 @@ def dispatch(settings: Settings, args: argparse.Namespace) -> int:
         options = TaskOptions(args.model, args.image, args.mask, args.strength, tuple(args.sweep))
         target = output_target(args.output)
         return asyncio.run(generate(settings, args.prompt, target, options))
+    if args.command == "invite":
+        from bot.discord_setup import print_invite
+
+        return print_invite(settings)
     if args.command == "doctor":
         from bot.doctor import run_doctor
 
@@ -215,11 +282,18 @@ def dispatch(settings: Settings, args: argparse.Namespace) -> int:
     raise AssertionError(f"unhandled command {args.command}")
 
 
-def run_bot(settings: Settings) -> int:
-    """Serve Discord until stopped: 0 on Ctrl-C, 2 for a missing or rejected token or a disabled intent."""
+def run_bot(settings: Settings, *, hold: bool = False) -> int:
+    """Serve Discord until stopped: 0 on Ctrl-C, 2 for a missing or rejected token, a disabled intent or a folder
+    the bot cannot write (with ``hold``: the error once, then wait until stopped, 0)."""
+    from bot.folders import check_folders
+    from bot.health import heartbeat_file, remove_heartbeat
+
+    remove_heartbeat(heartbeat_file(settings.data_dir))  # an earlier run's beat must not vouch for this one
     if settings.discord_token is None or not settings.discord_token.get_secret_value().strip():
-        print(TOKEN_HELP, file=sys.stderr)
-        return EXIT_CONFIG
+        return refuse(TOKEN_LINE, hold=hold, full=TOKEN_HELP)
+    problem = check_folders(settings)
+    if problem is not None:
+        return refuse(problem, hold=hold)
     from bot.connection import FatalDiscordError, quiet_discord_client, serve_forever
 
     # Each write hands work to aiosqlite's thread and back; a short switch interval keeps that hop at ~0.5 ms
@@ -230,8 +304,7 @@ def run_bot(settings: Settings) -> int:
     try:
         asyncio.run(serve_forever(settings, token))
     except FatalDiscordError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_CONFIG
+        return refuse(str(error), hold=hold)
     except KeyboardInterrupt:
         pass
     return EXIT_OK

@@ -81,7 +81,9 @@ class ImagineBot(commands.Bot):
                 self.failed_extensions[extension] = f"{type(error).__name__}: {error}"
         self._service.start()
         service = self._service
-        self.maintenance = Maintenance(service.ledger, service.queue, events=service.events, wake=service.worker.wake)
+        self.maintenance = Maintenance(
+            service.ledger, service.queue, events=service.events, wake=service.worker.wake, worker=service.worker
+        )
         self.maintenance.start()
         await self._sync_commands()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Collection, Coroutine
 from pathlib import Path
 from typing import Any
@@ -82,6 +83,10 @@ class Worker:
         self._stopping = False
         self._renewals: set[asyncio.Task[Any]] = set()
         """Background writes and announcements started from progress callbacks (kept so they are not lost)."""
+        self.alive = False
+        """The serving loop (:meth:`run`) is running: false before it starts and once it ended for any reason."""
+        self.last_finished_at: float | None = None
+        """When this worker last completed or failed a job (Unix seconds); None before the first."""
 
     def wake(self) -> None:
         """Tell the worker a job was queued."""
@@ -93,16 +98,20 @@ class Worker:
 
     async def run(self) -> None:
         """Serve the queue until stopped."""
-        while not self._stopping:
-            if self.engine.ready is None:  # at start-up, and while a crashed engine restarts: jobs stay queued
-                await self._wait_for_engine()
-                continue
-            self._wake.clear()
-            jobs = await self._next_jobs()
-            if not jobs:
-                await self.external_wait(self._wake.wait(), reason="waiting for queued jobs")
-                continue
-            await self.run_jobs(jobs)
+        self.alive = True
+        try:
+            while not self._stopping:
+                if self.engine.ready is None:  # at start-up, and while a crashed engine restarts: jobs stay queued
+                    await self._wait_for_engine()
+                    continue
+                self._wake.clear()
+                jobs = await self._next_jobs()
+                if not jobs:
+                    await self.external_wait(self._wake.wait(), reason="waiting for queued jobs")
+                    continue
+                await self.run_jobs(jobs)
+        finally:
+            self.alive = False
 
     async def _wait_for_engine(self) -> None:
         """Wait until the engine is ready; if it cannot start, say why and try again later (jobs stay queued)."""
@@ -200,6 +209,7 @@ class Worker:
         except JobNotFoundError:
             log.info("job %s ended before its failure was reported (%s)", job.id, error)
             return
+        self.last_finished_at = time.time()
         await self.events.emit(JobEvent(EventKind.FAILED, failed, message=message))
 
     async def _after_crash(self, job: Job, reason: str) -> None:
@@ -244,4 +254,5 @@ class Worker:
         except JobNotFoundError:
             log.warning("job %s finished after it was cancelled; its images are discarded", job.id)
             return
+        self.last_finished_at = time.time()
         await self.events.emit(JobEvent(EventKind.COMPLETED, completed, images=images))

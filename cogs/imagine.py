@@ -10,6 +10,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.discord_setup import check_delivery_permissions
 from bot.errors import ImagineError
 from bot.requests import ImageInput, RequestOptions
 from bot.service import ReceivedImage
@@ -89,6 +90,7 @@ class ImagineCog(commands.Cog):
         attachments = [(attachment, what) for attachment, what in ((image, "image"), (mask, "mask")) if attachment]
         try:
             await service.check_access(actor)
+            check_delivery_permissions(interaction)
             for attachment, what in attachments:
                 check_attachment_metadata(attachment, limits, what)
             preferences = await service.preferences.get(interaction.user.id)

@@ -31,6 +31,7 @@ from discord.ext import commands, tasks
 
 from bot.actors import Actor
 from bot.delivery import Delivery, PostFailure, needs_delivery
+from bot.discord_setup import describe_post_refusal
 from bot.errors import ImagineError
 from bot.events import EventKind, JobEvent
 from bot.jobs import Job, Kind, Origin, Status
@@ -328,6 +329,7 @@ class Presenter(commands.Cog):
         if job.origin.channel_id is None:
             await self.bot.deliveries.abandon(job.id, "the job has no channel to post to")
             return
+        channel: discord.abc.Messageable | None = None
         try:
             channel = await self._origin_channel(job.origin)
             if channel is None:
@@ -335,8 +337,9 @@ class Presenter(commands.Cog):
                 return
             # The nonce lets Discord drop a repeat of this post (enforce_nonce) if one is ever sent.
             await channel.send(content, nonce=f"ib-job-{job.id}", **extra)
-        except discord.HTTPException as error:
-            await self._record_failure(job, PostFailure(error.status, error.code, error.text))
+        except discord.HTTPException as error:  # a permission refusal names the channel and what the bot lacks
+            text = describe_post_refusal(error, channel, job.origin.channel_id)
+            await self._record_failure(job, PostFailure(error.status, error.code, text))
             return
         except NETWORK_ERRORS as error:
             await self._record_failure(job, PostFailure(None, 0, f"{type(error).__name__}: {error}"))

@@ -14,6 +14,7 @@ import discord
 from discord.ext import commands
 
 from bot.custom_ids import TEMPLATE, Action, make_custom_id, parse_custom_id
+from bot.discord_setup import check_delivery_permissions
 from bot.errors import ImagineError
 from bot.jobs import Job, Kind
 
@@ -72,6 +73,7 @@ class ResultButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=TEMP
         actor = actor_of(interaction)
         try:
             await service.check_access(actor)
+            check_delivery_permissions(interaction)
             prepared = await service.prepare_follow_up(self.job_id, self.action, self.index)
             await service.check_prompts(actor, [prepared])
         except ImagineError as error:

@@ -139,12 +139,17 @@ def _estimate(
         torch.set_default_dtype(previous)
     fp16 = {name: count * 2 for name, count in parameters.items()}
     weights = sum(fp16.values())
-    vae_decode_weights = parameters["vae"] * (4 if vae_fp32_decode else 2)
-    plain = max(weights + unet_peak, weights - fp16["vae"] + vae_decode_weights + vae_peak)
-    sliced = max(weights + unet_peak, weights - fp16["vae"] + vae_decode_weights + vae_sliced_peak)
+    decode_weights = parameters["vae"] * (4 if vae_fp32_decode else 2)
     unet_4bit = int(linear * NF4_BYTES + other * 2)
-    quantized = max(weights - fp16["unet"] + unet_4bit + unet_peak, weights - fp16["unet"] + unet_4bit + vae_peak)
-    offload = max(fp16["unet"] + unet_peak, vae_decode_weights + vae_peak, max(fp16.values()))
+
+    def peak(resident: int, decode: int) -> int:
+        """All weights resident: the larger of a UNet call and the decode (the VAE at its decode dtype)."""
+        return max(resident + unet_peak, resident - fp16["vae"] + decode_weights + decode)
+
+    def offloaded(decode: int) -> int:
+        """One component on the GPU at a time: the largest of its weights plus its own activations."""
+        return max(fp16["unet"] + unet_peak, decode_weights + decode, max(fp16.values()))
+
     return {
         "parameters": parameters,
         "weights_fp16_bytes": weights,
@@ -152,11 +157,13 @@ def _estimate(
         "unet_activation_peak_bytes": unet_peak,
         "vae_decode_peak_bytes": vae_peak,
         "unet_linear_parameters": linear,
-        "render_4_images_bytes": plain,
+        "render_4_images_bytes": peak(weights, vae_peak),
         "vae_decode_one_image_peak_bytes": vae_sliced_peak,
-        "render_4_images_vae_slicing_bytes": sliced,
-        "render_4_images_4bit_bytes": quantized,
-        "render_4_images_model_offload_bytes": offload,
+        "render_4_images_vae_slicing_bytes": peak(weights, vae_sliced_peak),
+        "render_4_images_4bit_bytes": peak(weights - fp16["unet"] + unet_4bit, vae_peak),
+        "render_4_images_4bit_vae_slicing_bytes": peak(weights - fp16["unet"] + unet_4bit, vae_sliced_peak),
+        "render_4_images_model_offload_bytes": offloaded(vae_peak),
+        "render_4_images_model_offload_vae_slicing_bytes": offloaded(vae_sliced_peak),
         "size": size,
     }
 

@@ -17,10 +17,12 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 
 from engine.protocol import (
+    STARTING_IMPORTING,
     Cancel,
     EngineConfig,
     EngineFatal,
     EngineReady,
+    EngineStarting,
     FromEngine,
     Heartbeat,
     Progress,
@@ -163,19 +165,26 @@ def run_engine(conn: Connection, config: EngineConfig) -> None:
     outbox = _Outbox(conn)
     heartbeat = _Heartbeat(outbox)
     inbox = _Inbox(conn, heartbeat)
+    outbox.send(EngineStarting(STARTING_IMPORTING, detail="torch and diffusers"))
     try:
         import diffusers
         import torch
 
         from engine.pipelines import ModelCache, ModelLoadError
         from engine.render import group_tasks
+    except Exception as error:  # an old torch or a broken install: one line with the cause and what to do
+        from engine.import_failure import describe_import_failure
 
+        log.debug("the engine's libraries did not import", exc_info=True)
+        outbox.send(EngineFatal(describe_import_failure(error)))
+        return
+    try:
         # What the imports made lives as long as the process: keep it out of every later collection. A full
         # collection otherwise walks it all (about 0.8 s on a 2-core CPU, the GIL held) each time a model is
         # dropped, stalling the render loop and the heartbeat alike; frozen, it takes about 0.1 s.
         gc.freeze()
         cache = ModelCache(config)
-        model = cache.get()
+        model = cache.get(on_phase=outbox.send)
     except ModelLoadError as error:
         outbox.send(EngineFatal(str(error)))
         return
@@ -223,7 +232,8 @@ def _run_group(
     """
     import torch
 
-    from engine.pipelines import ModelCache, ModelLoadError, RenderCancelledError
+    from engine.memory_advice import render_oom_message
+    from engine.pipelines import GpuMemoryError, ModelCache, ModelLoadError, RenderCancelledError
     from engine.render import Hooks, render_group
 
     assert isinstance(cache, ModelCache)
@@ -270,13 +280,10 @@ def _run_group(
             failure = TaskFailed(0, "cancelled", "cancelled while rendering")
         except torch.OutOfMemoryError:
             _free_memory()
-            sizes = ", ".join(f"{len(t.seeds)} image(s) of {t.width}x{t.height}" for t in runnable)
-            failure = TaskFailed(
-                0,
-                "oom",
-                f"the GPU ran out of memory rendering {sizes}; use a smaller --ar size or fewer images, fewer "
-                "steps, or ask the owner to enable memory options (attention slicing, VAE tiling, CPU offload)",
-            )
+            images = [(len(t.seeds), t.width, t.height) for t in runnable]
+            failure = TaskFailed(0, "oom", render_oom_message(images, config.memory, len(runnable)))
+        except GpuMemoryError as error:  # the group's model did not fit: the owner's line, as the job's reason
+            failure = TaskFailed(0, "oom", str(error))
         except (ValueError, ModelLoadError) as error:
             failure = TaskFailed(0, "bad_input", str(error))
         except Exception as error:

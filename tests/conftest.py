@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
+import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
@@ -16,6 +18,7 @@ from simcord.backend import serializers
 from bot.discord_bot import ImagineBot
 from bot.engine_supervisor import EngineSupervisor
 from bot.service import engine_config
+from bot.store import Store
 from config.settings import Settings
 
 ENGINE_TIMEOUT_S = 120.0
@@ -32,20 +35,52 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
 
 
 def make_settings(data_dir: Path, **overrides: object) -> Settings:
+    """Settings on the tiny model. A new ``database_path`` gets job ids of its own (see :func:`start_job_ids_apart`)."""
     values: dict[str, object] = {"model": "tiny", "data_dir": data_dir, "log_level": "INFO"}
     values.update(overrides)
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    if "database_path" in overrides and not settings.database_file.exists():
+        start_job_ids_apart(settings.database_file)
+    return settings
 
 
-@pytest.fixture(scope="module")
+_JOB_ID_BLOCKS = itertools.count(1)
+JOB_IDS_PER_DATABASE = 100_000
+
+
+def start_job_ids_apart(database: Path) -> None:
+    """Create ``database`` with its jobs numbered from a block no other test database uses.
+
+    The session shares one engine process, and the engine and its supervisor know jobs by id: two tests' job 1
+    must never meet there (a late result or a kept cancel of one would land on the other).
+    """
+    first = next(_JOB_ID_BLOCKS) * JOB_IDS_PER_DATABASE
+
+    async def create() -> None:
+        store = await Store.open(database)
+        try:
+            await store.write(
+                lambda db: db.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('jobs', ?)", (first,))
+            )
+        finally:
+            await store.close()
+
+    worker = threading.Thread(target=asyncio.run, args=(create(),), name="test-database")  # no loop may be running
+    worker.start()
+    worker.join()
+
+
+@pytest.fixture(scope="session")
 def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One data folder per module, shared with the module's engine (images must land under it)."""
+    """One data folder for the session, shared with the session's engine (images must land under it)."""
     return tmp_path_factory.mktemp("data")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def engine(data_dir: Path) -> Iterator[EngineSupervisor]:
-    """A real engine process on the tiny model, shared by the tests of one module."""
+    """A real engine process on the tiny model, shared by every test that needs one: each spawned engine pays the
+    torch and diffusers import, so one for the session keeps the suite fast. Tests that kill or reconfigure it
+    restore it; each test has a database of its own."""
     supervisor = EngineSupervisor(engine_config(make_settings(data_dir)), start_timeout_s=ENGINE_TIMEOUT_S)
     supervisor.spawn()
     yield supervisor
@@ -99,11 +134,20 @@ async def release(bot: ImagineBot) -> None:
 async def wait_until(
     env: simcord.Env, condition: Callable[[], bool], *, limit_s: float = ENGINE_TIMEOUT_S, what: str = "condition"
 ) -> None:
-    """Let the bot work (the engine renders in real time) until ``condition`` holds."""
+    """Let the bot work (the engine renders in real time) until ``condition`` holds.
+
+    A real-time timer of the bot (APScheduler's jobs, a retry loop) makes simcord advance its virtual clock and
+    settle the bot within 5 s; while the engine renders on a busy 2-core machine that settling can take longer, and
+    simcord then reports "did not settle" although nothing is wrong. The advance keeps running, so waiting goes on
+    until ``condition`` holds or ``limit_s`` passes."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + limit_s
     while True:
-        await env.settle()
+        try:
+            await env.settle()
+        except TimeoutError:
+            if loop.time() > deadline:
+                raise
         if condition():
             return
         if loop.time() > deadline:

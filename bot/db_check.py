@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bot.delivery import MAX_DELIVERY_ATTEMPTS
+from bot.store import copy_database
 
 CHECKS: tuple[tuple[str, str, str], ...] = (
     (
@@ -128,20 +129,7 @@ def check_database(path: Path, *, check_files: bool = True) -> list[Problem]:
 
 def backup_database(source: Path, destination: Path) -> Path:
     """An online, consistent copy (SQLite's backup API: safe while the bot writes), written atomically."""
-    if destination.exists():
-        raise FileExistsError(f"{destination} exists; choose a new file for the backup")
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    temporary = destination.with_name(f".{destination.name}.partial")
-    temporary.unlink(missing_ok=True)
-    reader = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
-    writer = sqlite3.connect(temporary)
-    try:
-        reader.backup(writer)
-    finally:
-        writer.close()
-        reader.close()
-    temporary.replace(destination)
-    return destination
+    return copy_database(source, destination)
 
 
 def describe(problems: list[Problem]) -> str:

@@ -4,7 +4,9 @@ SQLite in WAL mode lets readers run beside the writer. Every transaction that re
 with ``BEGIN IMMEDIATE`` so it takes the write lock up front (a deferred transaction that upgrades gets
 SQLITE_BUSY at once, ignoring busy_timeout). aiosqlite runs each connection on its own thread, and
 transactions on one shared connection would interleave between coroutines, so writes go through an
-``asyncio.Lock``. Migrations are numbered ``.sql`` files applied in order at start-up (``PRAGMA user_version``).
+``asyncio.Lock``. Migrations are numbered ``.sql`` files applied in order at start-up (``PRAGMA user_version``);
+before it migrates an existing database, the store copies it beside itself (``imagine.schema-v4-<time>.db``), so
+an upgrade can be rolled back by putting that copy back and installing the previous release.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import asyncio
 import logging
 import re
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -72,6 +75,9 @@ class Store:
     async def open(cls, path: Path) -> Store:
         """Open (creating if needed) the database at ``path`` and bring its schema up to date."""
         path.parent.mkdir(parents=True, exist_ok=True)
+        kept = await asyncio.to_thread(keep_copy_before_upgrade, path)
+        if kept is not None:
+            log.info("the database will be upgraded; a copy of it as it was is at %s", kept)
         writer = await aiosqlite.connect(path, isolation_level=None)
         try:
             await _configure(writer)
@@ -131,6 +137,50 @@ class Store:
 
     async def schema_version(self) -> int:
         return int(await self.fetch_value("PRAGMA user_version"))
+
+
+def copy_database(source: Path, destination: Path) -> Path:
+    """An online, consistent copy (SQLite's backup API: safe while the bot writes), written atomically; an
+    existing ``destination`` is refused (``FileExistsError``)."""
+    if destination.exists():
+        raise FileExistsError(f"{destination} exists; choose a new file for the backup")
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    temporary = destination.with_name(f".{destination.name}.partial")
+    temporary.unlink(missing_ok=True)
+    reader = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
+    writer = sqlite3.connect(temporary)
+    try:
+        reader.backup(writer)
+    finally:
+        writer.close()
+        reader.close()
+    temporary.replace(destination)
+    return destination
+
+
+def keep_copy_before_upgrade(path: Path, *, now: float | None = None) -> Path | None:
+    """Copy the database at ``path`` beside itself when it exists and this release will migrate it.
+
+    The copy is named after the schema version it holds and the time, ``imagine.schema-4-20261126T053000.db``;
+    nothing is copied for a new database, one already up to date, or one newer than this release (refused later).
+    """
+    if not path.is_file() or path.stat().st_size == 0:
+        return None
+    connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        current = int(connection.execute("PRAGMA user_version").fetchone()[0])
+    finally:
+        connection.close()
+    if current == 0 or current >= len(load_migrations()):
+        return None
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(time.time() if now is None else now))
+    name = f"{path.stem}.schema-{current}-{stamp}"
+    target = path.with_name(f"{name}{path.suffix}")
+    for attempt in range(2, 100):  # two starts within one second keep both copies
+        if not target.exists():
+            break
+        target = path.with_name(f"{name}-{attempt}{path.suffix}")
+    return copy_database(path, target)
 
 
 def _run_transaction(connection: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,7 @@ import pytest
 from bot.errors import JobNotFoundError
 from bot.jobs import ImageResult, Kind, Lane, Origin, RenderParams, Status
 from bot.scheduler import Scheduler
-from bot.store import Store, load_migrations
+from bot.store import Store, keep_copy_before_upgrade, load_migrations
 from config.settings import Settings, TierSpec
 
 PARAMS = RenderParams(prompt="fox", negative="", model="tiny", width=64, height=64, steps=4, cfg=5.0, seed=1)
@@ -149,3 +150,52 @@ async def test_failed_transaction_rolls_back(store: Store) -> None:
         await insert_then_fail()
     assert await store.fetch_value("SELECT COUNT(*) FROM users WHERE user_id = 42") == 0
     assert await queue.count(Status.QUEUED) == 0
+
+
+async def test_an_upgrade_keeps_a_copy_of_the_database_as_it_was(tmp_path: Path) -> None:
+    """Opening a database of an older schema copies it beside itself first; the copy opens at its old version."""
+    path = tmp_path / "imagine.db"
+    older = sqlite3.connect(path)  # as the previous release left it: every migration but the last
+    for migration in load_migrations()[:-1]:
+        older.executescript(migration.sql)
+    older.execute(f"PRAGMA user_version = {len(load_migrations()) - 1}")
+    older.execute("INSERT INTO users (user_id, created_at) VALUES (7, 0)")
+    older.commit()
+    older.close()
+
+    upgraded = await Store.open(path)
+    assert await upgraded.schema_version() == len(load_migrations())
+    await upgraded.close()
+
+    previous = len(load_migrations()) - 1
+    copies = sorted(tmp_path.glob(f"imagine.schema-{previous}-*.db"))
+    assert len(copies) == 1
+    kept = sqlite3.connect(copies[0])
+    try:
+        assert kept.execute("PRAGMA user_version").fetchone()[0] == previous
+        assert kept.execute("SELECT user_id FROM users").fetchall() == [(7,)]
+    finally:
+        kept.close()
+
+
+async def test_no_copy_for_a_new_or_current_database(tmp_path: Path) -> None:
+    """A new database and one already at this release's schema are opened without a copy."""
+    path = tmp_path / "imagine.db"
+    for _ in range(2):
+        store = await Store.open(path)
+        await store.close()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".db") == ["imagine.db"]
+
+
+def test_two_upgrades_in_one_second_keep_both_copies(tmp_path: Path) -> None:
+    """The copy's name never overwrites an earlier copy."""
+    path = tmp_path / "imagine.db"
+    connection = sqlite3.connect(path)
+    connection.execute("CREATE TABLE t (x)")
+    connection.execute("PRAGMA user_version = 1")
+    connection.commit()
+    connection.close()
+    first = keep_copy_before_upgrade(path, now=0.0)
+    second = keep_copy_before_upgrade(path, now=0.0)
+    assert first is not None and second is not None and first != second
+    assert first.name == "imagine.schema-1-19700101T000000.db"

@@ -64,7 +64,7 @@ To get one: open https://discord.com/developers/applications, create an applicat
 open "Bot", press "Reset Token" and copy it. Then either
   - put IMAGINE_DISCORD_TOKEN=<token> in a .env file in this folder, or
   - export IMAGINE_DISCORD_TOKEN=<token> before starting the bot.
-Invite the bot with the "bot" and "applications.commands" scopes.
+Then add the bot to your server: python -m bot invite prints the link, with exactly the permissions it needs.
 To try everything without Discord: python -m bot generate "a red fox --ar 3:2" -o fox.png"""
 TOKEN_LINE = (
     "no Discord bot token is configured: put IMAGINE_DISCORD_TOKEN=<token> in .env (from "

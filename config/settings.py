@@ -238,6 +238,14 @@ class Settings(BaseSettings):
     def _upper_level(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
 
+    @field_validator("moderator_roles", mode="before")
+    @classmethod
+    def _role_ids_as_text(cls, value: Any) -> Any:
+        """A role id may be written as a TOML number (``moderator_roles = ["Mods", 1234]``)."""
+        if isinstance(value, list):
+            return [str(item) if isinstance(item, int) and not isinstance(item, bool) else item for item in value]
+        return value
+
     @model_validator(mode="after")
     def _check_model_known(self) -> Settings:
         if self.model not in self.registry:

@@ -203,3 +203,11 @@ def test_size_multiple_must_be_a_multiple_of_8(tmp_path: Path, monkeypatch: pyte
     """What diffusers' pipelines accept: 8, 16, ... 128."""
     with pytest.raises(ConfigError, match="size_multiple"):
         _load_toml(tmp_path, monkeypatch, f'model = "m"\n[models.m]\nsource = "/m"\nsize_multiple = {value}\n')
+
+
+def test_moderator_role_ids_may_be_toml_numbers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`moderator_roles = ["Mods", 1234]`: a role id written as a number is read as that id."""
+    toml = tmp_path / "bot.toml"
+    toml.write_text('moderator_roles = ["Mods", 123456789012345678]\n')
+    monkeypatch.setenv("IMAGINE_CONFIG", str(toml))
+    assert load_settings(_env_file=None).moderator_roles == ["Mods", "123456789012345678"]

@@ -140,12 +140,19 @@ async def serve_forever(
         await sleep(delay)
 
 
+VOICE_WARNINGS = frozenset(
+    {"PyNaCl is not installed, voice will NOT be supported", "davey is not installed, voice will NOT be supported"}
+)
+"""discord.py's start-up warnings about voice libraries: the bot never joins a voice channel."""
+
+
 class QuietDiscordClient(logging.Filter):
-    """Keep discord.py's client log to one line per event: its "logging in" line is dropped (the retry loop logs
-    each attempt), and a gateway reconnect is logged with the error's name instead of a full traceback."""
+    """Keep discord.py's client log to one line per event: its "logging in" line and its warnings about voice
+    libraries are dropped (the retry loop logs each attempt; the bot has no voice), and a gateway reconnect is
+    logged with the error's name instead of a full traceback."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.msg == "logging in using static token":
+        if record.msg == "logging in using static token" or record.msg in VOICE_WARNINGS:
             return False
         if record.exc_info and record.exc_info[1] is not None and "reconnect" in str(record.msg):
             record.msg = f"{record.getMessage()} ({describe(record.exc_info[1])})"

@@ -7,6 +7,7 @@ process is using (WAL), and on a backup right after it is written.
 from __future__ import annotations
 
 import sqlite3
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -127,8 +128,15 @@ def check_database(path: Path, *, check_files: bool = True) -> list[Problem]:
         connection.close()
 
 
-def backup_database(source: Path, destination: Path) -> Path:
-    """An online, consistent copy (SQLite's backup API: safe while the bot writes), written atomically."""
+def backup_database(source: Path, destination: Path, *, now: float | None = None) -> Path:
+    """An online, consistent copy (SQLite's backup API: safe while the bot writes), written atomically.
+
+    ``destination`` is the new file, or an existing folder: then the copy is ``<name>-<UTC time>.db`` inside it,
+    so a daily or hourly backup command never collides with the one before.
+    """
+    if destination.is_dir():
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(time.time() if now is None else now))
+        destination = destination / f"{source.stem}-{stamp}{source.suffix or '.db'}"
     return copy_database(source, destination)
 
 

@@ -141,7 +141,8 @@ class Store:
 
 def copy_database(source: Path, destination: Path) -> Path:
     """An online, consistent copy (SQLite's backup API: safe while the bot writes), written atomically; an
-    existing ``destination`` is refused (``FileExistsError``)."""
+    existing ``destination`` is refused (``FileExistsError``). The copy is a single self-contained file (rollback
+    journal, not WAL), so no ``-wal`` or ``-shm`` file is left beside it."""
     if destination.exists():
         raise FileExistsError(f"{destination} exists; choose a new file for the backup")
     destination.parent.mkdir(parents=True, exist_ok=True)
@@ -151,6 +152,7 @@ def copy_database(source: Path, destination: Path) -> Path:
     writer = sqlite3.connect(temporary)
     try:
         reader.backup(writer)
+        writer.execute("PRAGMA journal_mode = DELETE")
     finally:
         writer.close()
         reader.close()

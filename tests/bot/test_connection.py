@@ -162,3 +162,17 @@ def test_run_exits_2_when_discord_rejects_the_token(rejecting_discord: str, tmp_
     assert completed.returncode == 2, completed.stderr
     assert "Discord rejected the token (IMAGINE_DISCORD_TOKEN)" in completed.stderr
     assert "Traceback" not in completed.stderr and TOKEN not in completed.stderr
+
+
+def test_no_voice_library_warnings_at_start_up(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """discord.py warns at start-up that PyNaCl and davey are missing; the bot has no voice, so the log stays clean."""
+    from bot.connection import quiet_discord_client
+
+    monkeypatch.setattr(discord.VoiceClient, "warn_nacl", True)
+    monkeypatch.setattr(discord.VoiceClient, "warn_dave", True, raising=False)
+    quiet_discord_client()
+    with caplog.at_level(logging.WARNING, logger="discord.client"):
+        discord.Client(intents=discord.Intents.none())
+    assert not [record for record in caplog.records if "voice" in record.getMessage()]

@@ -58,3 +58,26 @@ async def test_backup_of_a_live_database_checks_clean(tmp_path: Path) -> None:
     assert check_database(target) == []
     with pytest.raises(FileExistsError):
         backup_database(path, target)
+
+
+async def test_backup_into_a_folder_is_named_by_time_and_self_contained(tmp_path: Path) -> None:
+    """`db backup backups/` writes `imagine-<UTC time>.db` inside the folder, with no -wal or -shm beside it."""
+    path = tmp_path / "imagine.db"
+    store = await Store.open(path)
+    await store.write(lambda db: db.execute("INSERT INTO users (user_id, created_at) VALUES (7, 0)"))
+    folder = tmp_path / "backups"
+    folder.mkdir()
+    try:
+        first = backup_database(path, folder, now=0.0)
+        second = backup_database(path, folder, now=3600.0)
+    finally:
+        await store.close()
+    assert [first.name, second.name] == ["imagine-19700101T000000Z.db", "imagine-19700101T010000Z.db"]
+    assert sorted(p.name for p in folder.iterdir()) == [first.name, second.name]
+    copy = sqlite3.connect(first)
+    try:
+        assert copy.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+        assert copy.execute("SELECT user_id FROM users").fetchall() == [(7,)]
+    finally:
+        copy.close()
+    assert sorted(p.name for p in folder.iterdir()) == [first.name, second.name]

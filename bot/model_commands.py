@@ -12,6 +12,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from bot.folders import check_model_folders
+from bot.preparation import config_name, local_model_problem
 from config.settings import Settings, did_you_mean
 from engine.model_sources import SourceSpec, model_folder, model_is_present, source_kind, weights_on_disk, weights_size
 from engine.pull import format_bytes
@@ -32,6 +34,15 @@ class ModelRow:
     default: bool
     for_members: bool
     on_disk: str
+    problem: str | None = None
+    """What is wrong with a local folder or file: the model cannot be used by anyone until it is fixed."""
+
+    @property
+    def members(self) -> str:
+        """``yes``, ``no``, or ``not usable`` for a model offered to members whose local source has a problem."""
+        if not self.for_members:
+            return "no"
+        return "not usable" if self.problem is not None else "yes"
 
 
 def model_rows(settings: Settings) -> list[ModelRow]:
@@ -40,6 +51,12 @@ def model_rows(settings: Settings) -> list[ModelRow]:
     rows = []
     for name, spec in sorted(settings.registry.items()):
         kind = source_kind(spec.source)
+        problem = local_model_problem(spec)
+        on_disk = (
+            f"no: {problem}"
+            if problem is not None
+            else _on_disk(name, kind, spec, model_is_present(spec), settings.models_dir)
+        )
         rows.append(
             ModelRow(
                 name=name,
@@ -48,7 +65,8 @@ def model_rows(settings: Settings) -> list[ModelRow]:
                 family=spec.family,
                 default=name == settings.model,
                 for_members=name in members,
-                on_disk=_on_disk(name, kind, spec, model_is_present(spec), settings.models_dir),
+                on_disk=on_disk,
+                problem=problem,
             )
         )
     return rows
@@ -64,7 +82,7 @@ def _on_disk(name: str, kind: str, spec: SourceSpec, present: bool, models_dir: 
         return _weights(folder) if folder is not None else "yes"
     if kind == "hub":
         return f"no (python -m bot models pull {name})"
-    return "no (missing or incomplete: python -m bot doctor says why)"
+    return "no (missing or incomplete)"
 
 
 def _weights(folder: Path) -> str:
@@ -81,7 +99,7 @@ def format_rows(rows: list[ModelRow]) -> str:
             "*" if row.default else "",
             row.name,
             row.family,
-            "yes" if row.for_members else "no",
+            row.members,
             row.on_disk,
             f"{row.kind}: {row.source}",
         )
@@ -92,7 +110,10 @@ def format_rows(rows: list[ModelRow]) -> str:
         "  ".join(cell.ljust(width) for cell, width in zip(line[:-1], widths, strict=True)) + "  " + line[-1]
         for line in [header, *lines]
     ]
-    return "\n".join(line.rstrip() for line in text) + "\n* the default model; members may pick the others marked yes"
+    footer = "* the default model; members may pick the others marked yes"
+    if any(row.problem is not None for row in rows):
+        footer += "; a model whose files are missing is not usable until its source is fixed"
+    return "\n".join(line.rstrip() for line in text) + "\n" + footer
 
 
 def list_models(settings: Settings) -> int:
@@ -101,7 +122,11 @@ def list_models(settings: Settings) -> int:
 
 
 def pull_model(settings: Settings, name: str) -> int:
-    """Fetch (hub), build (tiny) or check (local) one registry model in a child process; its exit code."""
+    """Fetch (hub), build (tiny) or check (local) one registry model in a child process; its exit code.
+
+    Refused with exit 2 before the child starts: an unknown name, a local source that is missing or incomplete
+    (there is nothing to download: the files or the configuration must change), or a folder the pull must write
+    (the models folder for a tiny model, the Hugging Face cache for a hub model) that cannot be written."""
     spec = settings.registry.get(name)
     if spec is None:
         known = ", ".join(sorted(settings.registry))
@@ -110,6 +135,20 @@ def pull_model(settings: Settings, name: str) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
+    problem = local_model_problem(spec)
+    if problem is not None:
+        print(
+            f"error: model {name}: {problem}; fix [models.{name}] source in {config_name(public=False)} "
+            "(a local source: there is nothing to download)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    kind = source_kind(spec.source)
+    if kind in ("tiny", "hub") and not _built(spec, kind, settings.models_dir):
+        unwritable = check_model_folders(settings, kind)
+        if unwritable is not None:
+            print(f"error: {unwritable}", file=sys.stderr)
+            return EXIT_USAGE
     command = [
         sys.executable,
         "-m",
@@ -126,3 +165,27 @@ def pull_model(settings: Settings, name: str) -> int:
         return subprocess.run(command, check=False).returncode
     except KeyboardInterrupt:
         return EXIT_FAILED
+
+
+def _built(spec: SourceSpec, kind: str, models_dir: Path) -> bool:
+    """Whether a tiny model is built or a hub model fully cached (then pull writes nothing: a read-only cache that
+    holds the model is fine)."""
+    if kind == "tiny":
+        folder = model_folder(spec, models_dir)
+        return folder is not None and (folder / "model_index.json").is_file()
+    return model_is_present(spec)
+
+
+def check_default_model(settings: Settings) -> str | None:
+    """None when the default model's source can be used; else one line for ``run`` to refuse with (exit 2).
+
+    Only what is known locally: a local folder or file that is missing or incomplete. A hub model that is not
+    downloaded yet is fetched by the engine at start-up."""
+    problem = local_model_problem(settings.registry[settings.model])
+    if problem is None:
+        return None
+    name = settings.model
+    return (
+        f"the default model `{name}` cannot be used: {problem}; fix [models.{name}] source in "
+        f"{config_name(public=False)}, or set model to another model"
+    )

@@ -30,8 +30,8 @@ from bot.requests import (
 )
 from bot.sizing import size_for_aspect
 from bot.sweep_spec import SweepLimits, rendered_prompts
-from config.settings import ModelSpec, Settings
-from engine.model_sources import model_is_present
+from config.settings import DEFAULT_CONFIG_FILE, ModelSpec, Settings, config_file
+from engine.model_sources import is_local, lora_problem, model_is_present, source_problem
 from engine.prompt_syntax import parse_loras
 from engine.samplers import DEFAULT_SAMPLER, SAMPLERS
 
@@ -63,9 +63,57 @@ def prompts_to_render(prepared: Iterable[Prepared]) -> list[str]:
     return list(dict.fromkeys(prompt for item in prepared for prompt in item.rendered_prompts))
 
 
-def usable_models(settings: Settings, *, owner: bool = False) -> tuple[str, ...]:
+def configured_models(settings: Settings, *, owner: bool = False) -> tuple[str, ...]:
     """The models a request may name: those the owner enabled for members, or for the owner every registry model."""
     return tuple(settings.registry) if owner else settings.member_models
+
+
+def usable_models(settings: Settings, *, owner: bool = False) -> tuple[str, ...]:
+    """The configured models that can be offered (autocomplete, /settings): a model whose local file or folder is
+    missing or incomplete is left out until the owner fixes it (see :func:`local_model_problem`)."""
+    return tuple(
+        name
+        for name in configured_models(settings, owner=owner)
+        if local_model_problem(settings.registry[name]) is None
+    )
+
+
+def local_model_problem(spec: ModelSpec) -> str | None:
+    """What is wrong with a model's local folder or single file (for the owner: it names the path), or None. A hub
+    or tiny model has none here: whether a hub model is downloaded is another question (:func:`model_is_present`)."""
+    return source_problem(spec.source, spec.config) if is_local(spec.source) else None
+
+
+def config_name(*, public: bool) -> str:
+    """Where the owner changes a setting: the configuration file; a member is never shown a path beyond the
+    default ``config/bot.toml``."""
+    current = config_file()
+    if public and current != DEFAULT_CONFIG_FILE:
+        return "the configuration file"
+    return str(current)
+
+
+def unusable_model_message(name: str, problem: str, *, owner: bool) -> str:
+    """One line for a model whose local source has ``problem``: the problem itself for the owner, no path for a
+    member. Never suggests ``models pull`` (a local source has nothing to download)."""
+    setting = f"[models.{name}] source"
+    if owner:
+        return f"model `{name}` cannot be used: {problem}; fix {setting} in {config_name(public=False)}"
+    return (
+        f"model `{name}` is not available on this server (its files are missing or incomplete); "
+        f"the owner can fix {setting} in {config_name(public=True)}"
+    )
+
+
+def unusable_lora_message(name: str, problem: str, *, owner: bool) -> str:
+    """One line for a LoRA whose file has ``problem``: the path for the owner, none for a member."""
+    setting = f"[loras.{name}] path"
+    if owner:
+        return f"LoRA {name} cannot be used: {problem}; fix {setting} in {config_name(public=False)}"
+    return (
+        f"LoRA {name} is not available on this server (its file is missing); "
+        f"the owner can fix {setting} in {config_name(public=True)}"
+    )
 
 
 def prompt_limits(settings: Settings, *, owner: bool = False) -> PromptLimits:
@@ -73,7 +121,7 @@ def prompt_limits(settings: Settings, *, owner: bool = False) -> PromptLimits:
         max_chars=settings.max_prompt_chars,
         max_steps=settings.max_steps,
         max_repeat=settings.max_repeat,
-        models=usable_models(settings, owner=owner),
+        models=configured_models(settings, owner=owner),
         samplers=tuple(SAMPLERS),
     )
 
@@ -85,12 +133,17 @@ def sweep_limits(settings: Settings) -> SweepLimits:
 
 def usable_model(name: str, settings: Settings, *, owner: bool = False) -> ModelSpec:
     """The registry entry of a model the request may use and that is on disk (the configured default is fetched at
-    start-up; any other model only by the owner's ``models pull``); PromptError naming the choices otherwise."""
+    start-up; any other model only by the owner's ``models pull``); PromptError naming the choices otherwise.
+
+    A local folder or file that is missing or incomplete is refused for every model, the default too: nothing
+    can fetch it, so the message says what is wrong (to the owner) instead of suggesting a download."""
     spec = settings.registry.get(name)
-    usable = usable_models(settings, owner=owner)
-    if spec is None or name not in usable:
-        choices = ", ".join(sorted(usable))
+    if spec is None or name not in configured_models(settings, owner=owner):
+        choices = ", ".join(sorted(usable_models(settings, owner=owner)))
         raise PromptError(f"model `{name}` is not available on this server; use one of: {choices}", flag="model")
+    problem = local_model_problem(spec)
+    if problem is not None:
+        raise PromptError(unusable_model_message(name, problem, owner=owner), flag="model")
     if name != settings.model and not model_is_present(spec):
         raise PromptError(
             f"model `{name}` is not downloaded on this server yet; the owner can fetch it with "
@@ -100,8 +153,9 @@ def usable_model(name: str, settings: Settings, *, owner: bool = False) -> Model
     return spec
 
 
-def check_loras(prompt: str, settings: Settings) -> None:
-    """Every ``<lora:NAME:weight>`` in the prompt names a configured LoRA with a numeric weight."""
+def check_loras(prompt: str, settings: Settings, *, owner: bool = False) -> None:
+    """Every ``<lora:NAME:weight>`` in the prompt names a configured LoRA with a numeric weight, whose file is
+    there (a LoRA is always a local file: a missing one is refused here, before anything is charged)."""
     try:
         _clean, requested = parse_loras(prompt)
     except ValueError as error:
@@ -110,13 +164,16 @@ def check_loras(prompt: str, settings: Settings) -> None:
         if name not in settings.loras:
             known = ", ".join(sorted(settings.loras)) or "none are configured on this server"
             raise PromptError(f"unknown LoRA `{name}` in <lora:{name}:…>; known LoRAs: {known}")
+        problem = lora_problem(settings.loras[name].path)
+        if problem is not None:
+            raise PromptError(unusable_lora_message(name, problem, owner=owner))
 
 
 def build_params(parsed: ParsedPrompt, settings: Settings, seed: int, *, owner: bool = False) -> RenderParams:
     """Resolve a parsed prompt against the model's defaults and the server's limits."""
     model_name = parsed.model or settings.model
     spec = usable_model(model_name, settings, owner=owner)
-    check_loras(parsed.text, settings)
+    check_loras(parsed.text, settings, owner=owner)
     width, height = size_for_aspect(parsed.aspect, spec.base_size, spec.size_multiple)
     if width * height > settings.max_pixels:
         raise PromptError(
@@ -174,7 +231,7 @@ def prepare_imagine(
         if options is not None:
             kind, first = kind_for(options), apply_options(first, options, sweep_limits(settings))
         for rendered in rendered_prompts(first.prompt, first.sweep):
-            check_rendered_prompt(rendered, settings)
+            check_rendered_prompt(rendered, settings, owner=owner)
         lane = Lane(parsed.lane) if parsed.lane else None
         for repeat in range(parsed.repeat):
             if len(prepared) == cap:
@@ -206,14 +263,14 @@ def check_shell_request(settings: Settings, raw_prompt: str, options: TaskOption
     prepare_imagine(settings, shell_prompt(raw_prompt, options), None, announced, owner=owner)
 
 
-def check_rendered_prompt(prompt: str, settings: Settings) -> None:
+def check_rendered_prompt(prompt: str, settings: Settings, *, owner: bool = False) -> None:
     """A prompt a sweep makes obeys the same rules as a typed one (length, LoRA names)."""
     if len(prompt) > settings.max_prompt_chars:
         raise PromptError(
             f"a sweep prompt is {len(prompt)} characters long; the limit is {settings.max_prompt_chars}",
             flag="sweep",
         )
-    check_loras(prompt, settings)
+    check_loras(prompt, settings, owner=owner)
 
 
 def prepare_follow_up(
@@ -225,6 +282,7 @@ def prepare_follow_up(
     """
     follow_up = check_follow_up(parent, action, index, len(images))
     spec = usable_model(parent.params.model, settings, owner=owner)
+    check_loras(parent.params.prompt, settings, owner=owner)
     if follow_up.kind is Kind.REROLL:
         params = follow_up_params(parent.params, Kind.REROLL, "", random_seed())
     else:

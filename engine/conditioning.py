@@ -5,8 +5,10 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
+from engine.model_sources import lora_problem
 from engine.prompt_syntax import a1111_to_compel, has_weighting
 from engine.protocol import LoraEntry
 
@@ -43,7 +45,9 @@ def compel_embeddings(pipe: Any, family: str, prompts: list[str], negatives: lis
 def loras_applied(pipe: Any, requested: Sequence[tuple[str, float]], known: Sequence[LoraEntry]) -> Iterator[None]:
     """Load and weight the requested LoRAs for the duration of one job, then unload them (the next job is clean).
 
-    Raises ValueError for a name that is not in the registry.
+    Raises ValueError for a name that is not in the registry, or whose file is missing: a LoRA's path is always a
+    local file, never handed to diffusers as a hub repository id. The message reaches the member, so it names no
+    path; the log has it for the owner.
     """
     if not requested:
         yield
@@ -53,11 +57,18 @@ def loras_applied(pipe: Any, requested: Sequence[tuple[str, float]], known: Sequ
         if name not in by_name:
             choices = ", ".join(sorted(by_name)) or "none are configured"
             raise ValueError(f"unknown LoRA {name!r} in <lora:{name}:…>; known LoRAs: {choices}")
+        problem = lora_problem(by_name[name].path)
+        if problem is not None:
+            log.error("LoRA %s cannot be loaded: %s; fix [loras.%s] path in the configuration", name, problem, name)
+            raise ValueError(
+                f"LoRA {name} is not available on this server (its file is missing); "
+                f"the owner can fix [loras.{name}] path in the configuration"
+            )
     names: list[str] = []
     try:
         for index, (name, _weight) in enumerate(requested):
             adapter = f"{name}_{index}"
-            pipe.load_lora_weights(by_name[name].path, adapter_name=adapter)
+            pipe.load_lora_weights(str(Path(by_name[name].path).expanduser()), adapter_name=adapter)
             names.append(adapter)
         pipe.set_adapters(names, adapter_weights=[weight for _name, weight in requested])
         yield

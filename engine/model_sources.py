@@ -45,6 +45,22 @@ def source_problem(source: str, config: str = "") -> str | None:
     return None
 
 
+def is_local(source: str) -> bool:
+    """Whether a registry source is a file or folder on this machine (nothing to download: when it is missing or
+    incomplete, the owner must fix the files or the configuration; ``models pull`` cannot help)."""
+    return source_kind(source) in ("folder", "single_file")
+
+
+def lora_problem(path: str) -> str | None:
+    """What is wrong with a LoRA's ``path`` (always a local file: it is never looked up on the hub), or None."""
+    local = Path(path).expanduser()
+    if local.is_file():
+        return None
+    if local.is_dir():
+        return f"{path} is a folder, not a LoRA file (.safetensors)"
+    return f"the file {path} does not exist"
+
+
 class SourceSpec(Protocol):
     """What :func:`model_is_present` needs of a registry entry (``config.settings.ModelSpec`` or
     ``engine.protocol.ModelEntry``)."""

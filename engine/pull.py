@@ -14,7 +14,8 @@ depends on the model's source:
 The engine fetches its start-up model through :func:`download_hub_model` too, reporting progress measured on disk.
 
 Exit codes: 0 the model is on this machine, 1 it could not be fetched or is incomplete (one line says why), 2 the
-name or arguments are wrong. ``HF_HUB_OFFLINE=1`` or no network is one clear line, not a traceback.
+name or arguments are wrong, or a local source is missing or incomplete (the files or the configuration must
+change: there is nothing to download). ``HF_HUB_OFFLINE=1`` or no network is one clear line, not a traceback.
 """
 
 from __future__ import annotations
@@ -90,9 +91,13 @@ def pull(name: str, source: str, config: str, models_dir: Path) -> int:
         return _build_tiny(name, source.removeprefix(TINY_PREFIX), models_dir)
     if kind in ("folder", "single_file"):
         problem = source_problem(source, config)
-        if problem is not None:
-            print(f"error: model {name}: {problem}", file=sys.stderr)
-            return EXIT_FAILED
+        if problem is not None:  # nothing to download: the files or the configuration must change
+            print(
+                f"error: model {name}: {problem}; fix [models.{name}] source in the configuration "
+                "(a local source: there is nothing to download)",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
         print(f"model {name}: {source} is on this machine (a local {kind.replace('_', ' ')}; nothing to download)")
         return EXIT_OK
     return _download_hub(name, source)

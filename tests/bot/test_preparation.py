@@ -19,6 +19,7 @@ from tests.conftest import make_settings
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
+    (tmp_path / "ink.safetensors").write_bytes(b"")  # a LoRA whose file is missing is refused
     return make_settings(tmp_path, loras={"ink": {"path": str(tmp_path / "ink.safetensors")}})
 
 

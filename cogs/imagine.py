@@ -12,6 +12,7 @@ from discord.ext import commands
 
 from bot.discord_setup import check_delivery_permissions
 from bot.errors import ImagineError
+from bot.preparation import usable_models
 from bot.requests import ImageInput, RequestOptions
 from bot.service import ReceivedImage
 from bot.uploads import MIB, UploadError, UploadLimits
@@ -179,7 +180,7 @@ class ImagineCog(commands.Cog):
     async def _complete_model(
         self, interaction: discord.Interaction[Any], current: str
     ) -> list[app_commands.Choice[str]]:
-        return choices_matching(sorted(self.bot.settings.member_models), current)
+        return choices_matching(sorted(usable_models(self.bot.settings)), current)
 
     @imagine.autocomplete("sampler")
     async def _complete_sampler(

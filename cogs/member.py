@@ -11,6 +11,7 @@ from discord.ext import commands
 from bot.errors import ImagineError
 from bot.jobs import Lane
 from bot.preferences import Preferences
+from bot.preparation import usable_models
 from bot.reports import queue_summary
 from cogs.admin import queue_headline
 from engine.samplers import SAMPLERS
@@ -49,7 +50,7 @@ class SettingsView(discord.ui.View):
         self.bot = bot
         self.user_id = user_id
         settings = bot.settings
-        models = sorted(settings.member_models)[:24]
+        models = sorted(usable_models(settings))[:24]
         self._add_select("model", "Model", [DEFAULT, *models], preferences.model)
         lane = preferences.lane.value if preferences.lane else None
         self._add_select("lane", "Default lane", [lane.value for lane in Lane], lane)

@@ -100,11 +100,13 @@ class MissingChannelPermissionsError(ImagineError):
 
 
 class InviteError(Exception):
-    """``python -m bot invite`` could not build the URL; ``exit_code`` is 2 for a rejected token, 1 otherwise."""
+    """``python -m bot invite`` could not build the URL; ``exit_code`` is 2 for a rejected token, 1 otherwise.
+    ``unreachable`` is true when Discord could not be reached or did not answer (then the URL can be built offline)."""
 
-    def __init__(self, message: str, *, exit_code: int) -> None:
+    def __init__(self, message: str, *, exit_code: int, unreachable: bool = False) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+        self.unreachable = unreachable
 
 
 # --- the table, turned into what each reader needs ----------------------------------------------------------------
@@ -266,33 +268,58 @@ async def invite_for_token(token: str, *, timeout_s: float = INVITE_TIMEOUT_S) -
             exit_code=2,
         ) from None
     except TimeoutError:
-        raise InviteError(f"Discord did not answer within {timeout_s:.0f} s; try again later", exit_code=1) from None
+        raise InviteError(
+            f"Discord did not answer within {timeout_s:.0f} s; try again later", exit_code=1, unreachable=True
+        ) from None
     except discord.HTTPException as error:
         raise InviteError(
-            f"Discord refused the request ({error.status}: {error.text}); try again later", exit_code=1
+            f"Discord refused the request ({error.status}: {error.text}); try again later",
+            exit_code=1,
+            unreachable=error.status >= 500,
         ) from None
     except NETWORK_ERRORS as error:
         reason = str(error).strip().splitlines()
         detail = f"{type(error).__name__}: {reason[0]}" if reason else type(error).__name__
         raise InviteError(
-            f"could not reach Discord ({detail}); check this machine's network and try again", exit_code=1
+            f"could not reach Discord ({detail}); check this machine's network and try again",
+            exit_code=1,
+            unreachable=True,
         ) from None
 
 
+def offline_note(error: InviteError, application_id: int) -> str:
+    """Says that the link was built without Discord, from the application id in the token, and why."""
+    reason = str(error).split(";", 1)[0]
+    return (
+        f"{reason}; this link was built offline from the token (application id {application_id}: a bot's user id is "
+        "its application id). Discord has not checked the token yet: python -m bot run will."
+    )
+
+
 def print_invite(settings: Settings) -> int:
-    """``python -m bot invite``: the URL on stdout, what it asks for on stderr. Exit 0, 1 (network) or 2 (token)."""
+    """``python -m bot invite``: the URL on stdout, what it asks for on stderr. Exit 0 (also when Discord cannot be
+    reached: the URL is then built offline from the token), 1 (Discord refused the request) or 2 (no token, one
+    that is not a bot token's shape, or one Discord rejects)."""
     from bot.cli import EXIT_CONFIG, EXIT_OK, TOKEN_HELP
+    from bot.discord_token import TOKEN_SHAPE_PROBLEM, token_user_id, with_misnamed_variables
 
     token = settings.discord_token.get_secret_value().strip() if settings.discord_token else ""
     if not token:
-        print(TOKEN_HELP, file=sys.stderr)
+        print(with_misnamed_variables(TOKEN_HELP), file=sys.stderr)
+        return EXIT_CONFIG
+    application_id = token_user_id(token)
+    if application_id is None:
+        print(f"error: {TOKEN_SHAPE_PROBLEM}", file=sys.stderr)
         return EXIT_CONFIG
     logging.getLogger("discord").setLevel(logging.ERROR)  # the command reports its own errors, in one line
     try:
         url = asyncio.run(invite_for_token(token))
     except InviteError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return error.exit_code
+        if not error.unreachable:
+            print(f"error: {error}", file=sys.stderr)
+            return error.exit_code
+        url = invite_url(application_id)
+        print(offline_note(error, application_id), file=sys.stderr)
     print(url)
     scopes = " and ".join(SCOPES)
     print(f"Open it in a browser and pick a server. It asks for the scopes {scopes} and:", file=sys.stderr)

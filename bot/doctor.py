@@ -11,7 +11,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from config.settings import ModelSpec, Settings
+from config.settings import ModelSpec, Settings, misnamed_token_variables, sources_text
 from engine.model_sources import model_is_present, source_kind, source_problem
 
 PROBE_TIMEOUT_S = 180.0
@@ -28,14 +28,20 @@ class Report:
 def check_token(settings: Settings) -> Report:
     """A bot token must be configured for ``run`` (its value is never shown)."""
     report = Report()
+    from bot.discord_token import token_shape_problem
+
     if settings.discord_token is None or not settings.discord_token.get_secret_value().strip():
         report.lines.append("discord token: missing")
         report.problems.append(
             "no Discord token: put IMAGINE_DISCORD_TOKEN=<token> in .env (or the environment); get one at "
             "https://discord.com/developers/applications -> your app -> Bot -> Reset Token"
         )
-    else:
-        report.lines.append("discord token: set")
+        report.problems.extend(misnamed_token_variables())
+        return report
+    shape = token_shape_problem(settings.discord_token.get_secret_value())
+    report.lines.append("discord token: set" if shape is None else "discord token: set, not a bot token's shape")
+    if shape is not None:
+        report.problems.append(shape)
     return report
 
 
@@ -116,7 +122,7 @@ def check_engine(settings: Settings) -> Report:
 
 def run_doctor(settings: Settings, *, probe_engine: bool = True) -> tuple[int, str]:
     """The exit code (0 healthy, 1 problems) and the text to print."""
-    lines = [f"imaginebot doctor: data_dir {settings.data_dir.resolve()}, model {settings.model}"]
+    lines = [f"imaginebot doctor: data_dir {settings.data_dir.resolve()}, model {settings.model}", *sources_text()]
     reports = [check_token(settings), check_registry(settings)]
     if probe_engine:
         reports.insert(0, check_engine(settings))

@@ -191,7 +191,7 @@ def run_health(*, stale_after_s: float = STALE_AFTER_S) -> int:
     try:
         settings = load_settings()
     except ConfigError as error:
-        print("unhealthy: " + "; ".join(line.strip() for line in str(error).splitlines() if line.strip()))
+        print(f"unhealthy: {error.one_line()}")
         return UNHEALTHY
     code, line = check_health(heartbeat_file(settings.data_dir), stale_after_s=stale_after_s)
     print(line)

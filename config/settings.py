@@ -4,12 +4,16 @@ Values come from, highest priority first: keyword arguments (tests), environment
 ``IMAGINE_`` prefix (nested values use ``__``, e.g. ``IMAGINE_MODELS__MINE__SOURCE``), a ``.env`` file in the
 working directory, and a TOML file (``config/bot.toml``, or the path in ``IMAGINE_CONFIG``). Every setting is
 documented in ``config/bot.example.toml``.
+
+``config/bot.toml`` is optional; a file named by ``IMAGINE_CONFIG`` must exist (``IMAGINE_CONFIG=/dev/null`` reads
+none). Every way reading them can fail is a :class:`ConfigError` that names the file and what to change.
 """
 
 from __future__ import annotations
 
 import difflib
 import os
+import re
 import tomllib
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -19,9 +23,10 @@ from dotenv import dotenv_values
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
+    InitSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
-    TomlConfigSettingsSource,
+    SettingsError,
 )
 
 ENV_PREFIX = "IMAGINE_"
@@ -30,6 +35,9 @@ CONFIG_VARIABLE = f"{ENV_PREFIX}CONFIG"
 NESTED_DELIMITER = "__"
 DEFAULT_CONFIG_FILE = Path("config/bot.toml")
 DEFAULT_ENV_FILE = ".env"
+TOKEN_VARIABLE = f"{ENV_PREFIX}DISCORD_TOKEN"
+MISNAMED_TOKEN_VARIABLES = ("DISCORD_TOKEN", "BOT_TOKEN", "TOKEN")
+"""Names other bots read their token from; an owner who copied one is told to rename it."""
 
 SIZE_STEP = 8
 """Width and height of every image are multiples of this: diffusers' Stable Diffusion pipelines refuse others, and
@@ -42,6 +50,18 @@ Lane = Literal["turbo", "fast", "relax"]
 
 class ConfigError(Exception):
     """A setting is missing or has a value of the wrong form; the message says which and what to write."""
+
+    def one_line(self) -> str:
+        """The message as one line (``invalid configuration: a; b``), for a log line or a health check."""
+        return one_line(str(self))
+
+
+def one_line(message: str) -> str:
+    """``invalid configuration:`` and its ``- item`` lines as one line: ``invalid configuration: a; b``."""
+    lines = [line.strip().removeprefix("- ") for line in message.splitlines() if line.strip()]
+    if len(lines) > 1 and lines[0].endswith(":"):
+        return f"{lines[0]} {'; '.join(lines[1:])}"
+    return "; ".join(lines)
 
 
 class ModelSpec(BaseModel):
@@ -158,6 +178,8 @@ class CreditsSettings(BaseModel):
         if not isinstance(value, dict):
             return value
         for kind in value:
+            if kind in Settings.model_fields:
+                raise ValueError(f"{kind!r} is not a job kind{top_level_hint(kind)}")
             if kind not in DEFAULT_KIND_MULTIPLIERS:
                 raise ValueError(f"{kind!r} is not a job kind{did_you_mean(str(kind), DEFAULT_KIND_MULTIPLIERS)}")
         return {**DEFAULT_KIND_MULTIPLIERS, **value}
@@ -302,7 +324,7 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        toml = TomlConfigSettingsSource(settings_cls, toml_file=config_file())
+        toml = InitSettingsSource(settings_cls, read_config_file())
         return (init_settings, env_settings, dotenv_settings, toml)
 
 
@@ -311,21 +333,142 @@ def config_file() -> Path:
     return Path(os.environ.get(CONFIG_VARIABLE, DEFAULT_CONFIG_FILE))
 
 
+def config_file_is_optional(path: Path) -> bool:
+    """Whether ``path`` may be missing: only the default ``config/bot.toml`` may (also when ``IMAGINE_CONFIG``
+    names that very file, as the Docker image does)."""
+    return CONFIG_VARIABLE not in os.environ or path.resolve() == DEFAULT_CONFIG_FILE.resolve()
+
+
+def read_config_file() -> dict[str, Any]:
+    """The settings in the TOML file (``{}`` when the optional default file does not exist).
+
+    Raises ConfigError naming the file: one named by ``IMAGINE_CONFIG`` that does not exist, a folder, a file the
+    bot's user cannot read, text that is not UTF-8, and a TOML syntax error with its line.
+    """
+    path = config_file()
+    described = f"{path} (from {CONFIG_VARIABLE})" if CONFIG_VARIABLE in os.environ else str(path)
+    try:
+        with path.open("rb") as handle:
+            raw = handle.read()
+    except (FileNotFoundError, NotADirectoryError):
+        if config_file_is_optional(path):
+            return {}
+        where = "" if path.is_absolute() else f" (relative to the working folder {Path.cwd()})"
+        raise ConfigError(
+            f"the configuration file {path}{where} named by {CONFIG_VARIABLE} does not exist: fix the path, or create "
+            f"it from config/bot.example.toml"
+        ) from None
+    except IsADirectoryError:
+        raise ConfigError(
+            f"the configuration file {described} is a folder, not a file: point {CONFIG_VARIABLE} at a TOML file "
+            "(Docker creates a folder when a file it should mount is missing on the host: remove the folder and copy "
+            "config/bot.example.toml there)"
+        ) from None
+    except PermissionError as error:
+        raise ConfigError(
+            f"cannot read the configuration file {path} ({error.strerror}): it must be readable by the user the bot "
+            f"runs as (uid {os.geteuid()})"
+        ) from None
+    except OSError as error:
+        raise ConfigError(f"cannot read the configuration file {path} ({error.strerror or error})") from None
+    try:
+        return tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as error:
+        raise ConfigError(
+            f"the configuration file {path} is not UTF-8 text (byte {error.start}): save it as UTF-8"
+        ) from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"could not read the configuration: {describe_toml_error(path, error)}") from None
+
+
+TOML_POSITION = re.compile(r"^(?P<message>.*) \(at line (?P<line>\d+), column (?P<column>\d+)\)$", re.DOTALL)
+
+
+def describe_toml_error(path: Path, error: tomllib.TOMLDecodeError) -> str:
+    """``config/bot.toml line 172: Cannot declare ('tiers', 'free') twice (column 12)``."""
+    text = str(error)
+    found = TOML_POSITION.match(text)
+    if found is None:
+        return f"{path}: {text}"
+    return f"{path} line {found['line']}: {found['message']} (column {found['column']})"
+
+
+def check_env_file(env_file: str | Path | None) -> None:
+    """A ``.env`` file that exists must be readable (both readers of it would otherwise crash). Raises
+    ConfigError."""
+    if env_file is None or not Path(env_file).is_file():
+        return
+    try:
+        with open(env_file, "rb"):
+            pass
+    except OSError as error:
+        raise ConfigError(
+            f"cannot read the {Path(env_file).name} file {env_file} ({error.strerror}): it must be readable by the "
+            f"user the bot runs as (uid {os.geteuid()})"
+        ) from None
+
+
+def sources_text(env_file: str | Path | None = DEFAULT_ENV_FILE) -> list[str]:
+    """Which configuration file and which ``.env`` the settings come from, or that there is none (with the working
+    folder, where both are looked for)."""
+    path = config_file()
+    if path.is_file():
+        toml = f"configuration file: {path.resolve()}"
+    else:
+        toml = f"configuration file: none ({path} not found in {Path.cwd()})"
+    if env_file is None:
+        dotenv = ".env file: not read"
+    elif Path(env_file).is_file():
+        dotenv = f".env file: {Path(env_file).resolve()}"
+    else:
+        dotenv = f".env file: none ({env_file} not found in {Path.cwd()})"
+    return [toml, dotenv]
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Read the settings, turning unknown keys and validation errors into one ConfigError naming each bad setting.
 
     ``_env_file`` (as for ``Settings``) picks the ``.env`` file; it is ``.env`` in the working folder by default.
     """
     env_file = overrides.get("_env_file", Settings.model_config.get("env_file"))
-    unknown = unknown_setting_problems(env_file if isinstance(env_file, str | Path) else None)
+    env_path = env_file if isinstance(env_file, str | Path) else None
+    check_env_file(env_path)
+    unknown = unknown_setting_problems(env_path)
     if unknown:
         raise ConfigError("\n".join(["invalid configuration:", *(f"  - {line}" for line in unknown)]))
     try:
         return Settings(**overrides)
     except ValidationError as error:
         raise ConfigError(describe_validation_error(error)) from None
-    except ValueError as error:  # a TOML file that does not parse
+    except SettingsError as error:
+        raise ConfigError(describe_settings_error(error, env_path)) from None
+    except ValueError as error:
         raise ConfigError(f"could not read the configuration: {error}") from None
+
+
+SETTINGS_ERROR = re.compile(r'error parsing value for field "(?P<field>\w+)" from source "(?P<source>\w+)"')
+LIST_EXAMPLES = {"moderator_roles": '["Mods", "1234"]', "enabled_models": '["sd15", "mine"]'}
+
+
+def describe_settings_error(error: SettingsError, env_file: str | Path | None) -> str:
+    """A variable pydantic-settings could not parse (a list or table setting not written as JSON): which one, and
+    its JSON form."""
+    found = SETTINGS_ERROR.search(str(error))
+    if found is None:
+        return f"could not read the configuration: {error}"
+    field = found["field"]
+    where = f"in {env_file}" if found["source"] == "DotEnvSettingsSource" and env_file else "in the environment"
+    variable = ENV_PREFIX + field.upper()
+    annotation = Settings.model_fields[field].annotation if field in Settings.model_fields else None
+    if get_origin(annotation) is list:
+        example = LIST_EXAMPLES.get(field, '["first", "second"]')
+        message = f"list settings {where} are JSON, e.g. {variable}='{example}'"
+    else:
+        message = (
+            f'a list or a table {where} is written as JSON (a list as \'["a", "b"]\', a table as \'{{"key": 1}}\'), '
+            f"or one variable per key such as {variable}{NESTED_DELIMITER}KEY=value"
+        )
+    return f"invalid configuration:\n  - {field} ({variable} {where}): {message}"
 
 
 def describe_validation_error(error: ValidationError) -> str:
@@ -333,15 +476,14 @@ def describe_validation_error(error: ValidationError) -> str:
     lines = ["invalid configuration:"]
     for problem in error.errors(include_url=False, include_input=False):
         location = [str(part) for part in problem["loc"]]
-        key = ".".join(location) if location else "(settings)"
-        env_name = ENV_PREFIX + "__".join(location).upper() if location else ""
-        where = f"{key} ({env_name})" if env_name else key
-        message = problem["msg"]
+        key = ".".join(location)
+        env_name = ENV_PREFIX + "__".join(location).upper()
+        message = problem["msg"].removeprefix("Value error, ")
         if problem["type"] == "extra_forbidden" and location:
             parent = _model_at(tuple(location[:-1]))
             hint = did_you_mean(location[-1], parent.model_fields) if parent is not None else ""
             message = f"unknown setting{hint}"
-        lines.append(f"  - {where}: {message}")
+        lines.append(f"  - {key} ({env_name}): {message}" if location else f"  - {message}")
     return "\n".join(lines)
 
 
@@ -357,18 +499,51 @@ def did_you_mean(name: str, choices: Iterable[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
+def top_level_hint(key: str) -> str:
+    """For a top-level setting found inside a section: TOML puts every key after a ``[section]`` header into it."""
+    return f" (top-level settings such as {key} must come before the first [section] in the file)"
+
+
+def closest_key(name: str, keys: Iterable[str]) -> str | None:
+    """The valid key closest to ``name``: by spelling, else the only key that has ``name`` as one of its words
+    (``token`` -> ``discord_token``); None when nothing is close."""
+    choices = list(keys)
+    close = difflib.get_close_matches(name, choices, n=1, cutoff=0.6)
+    if close:
+        return close[0]
+    containing = [key for key in choices if name.lower() in key.split("_")]
+    return containing[0] if len(containing) == 1 else None
+
+
+def misnamed_token_variables(env_file: str | Path | None = DEFAULT_ENV_FILE) -> list[str]:
+    """``found DISCORD_TOKEN in .env; this bot reads IMAGINE_DISCORD_TOKEN: rename it`` for each variable that
+    other bots read their token from, set in the environment or ``env_file`` (their values are never read out)."""
+    found: list[str] = []
+    in_file: set[str] = set()
+    if env_file is not None and Path(env_file).is_file():
+        try:
+            in_file = {name.upper() for name in dotenv_values(env_file, encoding="utf-8")}
+        except (OSError, UnicodeDecodeError):
+            in_file = set()
+    for name in MISNAMED_TOKEN_VARIABLES:
+        if name in os.environ:
+            found.append(f"found {name} in the environment; this bot reads {TOKEN_VARIABLE}: rename it")
+        if name in in_file:
+            found.append(f"found {name} in {env_file}; this bot reads {TOKEN_VARIABLE}: rename it")
+    return found
+
+
 def unknown_setting_problems(env_file: str | Path | None = DEFAULT_ENV_FILE) -> list[str]:
     """One line per key that is not a setting, in the TOML file, the environment and ``env_file``, each naming
     the closest valid key."""
     problems: list[str] = []
     toml_file = config_file()
-    try:
-        data = tomllib.loads(toml_file.read_text(encoding="utf-8")) if toml_file.is_file() else {}
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
-        data = {}  # the settings loader reports a file it cannot read, with the parser's position
+    data = read_config_file()
     for path, suggestion in _unknown_keys(data, Settings, ()):
         section = f" in [{'.'.join(path[:-1])}]" if len(path) > 1 else ""
         hint = f" (did you mean {suggestion[-1]!r}?)" if suggestion else ""
+        if len(path) > 1 and path[-1] in Settings.model_fields:
+            hint = top_level_hint(path[-1])
         problems.append(f"{toml_file}: unknown key {path[-1]!r}{section}{hint}")
     for name in sorted(os.environ):
         problem = _unknown_variable(name, where="environment")
@@ -410,8 +585,8 @@ def _unknown_keys(
     for key, value in data.items():
         path = (*prefix, key)
         if key not in fields:
-            close = difflib.get_close_matches(key, list(fields), n=1, cutoff=0.6)
-            yield path, ((*prefix, close[0]) if close else None)
+            close = closest_key(key, fields)
+            yield path, ((*prefix, close) if close else None)
             continue
         section, entry = _section_of(fields[key].annotation)
         if not isinstance(value, Mapping):

@@ -151,7 +151,7 @@ def test_run_exits_2_when_discord_rejects_the_token(rejecting_discord: str, tmp_
     environment.update(
         {
             "PYTHONPATH": str(ROOT),
-            "IMAGINE_CONFIG": str(tmp_path / "none.toml"),
+            "IMAGINE_CONFIG": os.devnull,
             "IMAGINE_MODEL": "tiny",
             "IMAGINE_DISCORD_TOKEN": TOKEN,
         }

@@ -286,7 +286,7 @@ async def test_a_silent_discord_is_exit_1(local_discord: dict[str, int]) -> None
 
 def run_cli(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     environment = {k: v for k, v in os.environ.items() if not k.startswith("IMAGINE_")}
-    environment.update({"PYTHONPATH": str(ROOT), "IMAGINE_CONFIG": str(cwd / "none.toml"), **env})
+    environment.update({"PYTHONPATH": str(ROOT), "IMAGINE_CONFIG": os.devnull, **env})
     return subprocess.run(
         [sys.executable, "-m", "bot", *args],
         cwd=cwd,
@@ -308,13 +308,13 @@ def test_invite_without_a_token_explains_how_to_get_one(tmp_path: Path) -> None:
     assert "Traceback" not in completed.stderr
 
 
-def test_invite_that_cannot_reach_discord_says_so_in_one_line(tmp_path: Path) -> None:
-    """A fake token on a machine without internet: one line, exit 1, no token, no traceback (with internet
-    Discord rejects the fake token instead: one line, exit 2)."""
+def test_invite_that_cannot_reach_discord_builds_the_link_offline(tmp_path: Path) -> None:
+    """A fake token on a machine without internet: the link built from the token's application id, exit 0, no
+    token, no traceback (with internet Discord rejects the fake token instead: one line, exit 2)."""
     completed = run_cli("invite", cwd=tmp_path, env={"IMAGINE_DISCORD_TOKEN": FAKE_TOKEN})
-    [line] = completed.stderr.strip().splitlines()
-    expected = {1: "error: could not reach Discord (", 2: "error: Discord rejected the token"}
+    line = completed.stderr.strip().splitlines()[0]
+    expected = {0: "could not reach Discord (", 2: "error: Discord rejected the token"}
     assert completed.returncode in expected, completed.stderr
     assert line.startswith(expected[completed.returncode])
-    assert completed.stdout == ""
+    assert completed.stdout == (invite_url(899) + "\n" if completed.returncode == 0 else "")
     assert FAKE_TOKEN not in completed.stderr

@@ -30,7 +30,7 @@ def _environment(base: Path, **extra: str) -> dict[str, str]:
             "HF_HUB_OFFLINE": "1",
             "HOME": str(base),
             "HF_HOME": str(base / "hf"),
-            "IMAGINE_CONFIG": str(base / "none.toml"),
+            "IMAGINE_CONFIG": os.devnull,
             "IMAGINE_DISCORD_TOKEN": FAKE_TOKEN,
             "IMAGINE_DATA_DIR": str(base / "data"),
         }

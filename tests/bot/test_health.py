@@ -48,9 +48,7 @@ PARAMS = RenderParams(prompt="fox", negative="", model="tiny", width=64, height=
 
 def _health(cwd: Path, *extra: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     environment = {k: v for k, v in os.environ.items() if not k.startswith("IMAGINE_")}
-    environment.update(
-        {"PYTHONPATH": str(ROOT), "IMAGINE_CONFIG": str(cwd / "none.toml"), "IMAGINE_DATA_DIR": str(cwd / "data")}
-    )
+    environment.update({"PYTHONPATH": str(ROOT), "IMAGINE_CONFIG": os.devnull, "IMAGINE_DATA_DIR": str(cwd / "data")})
     environment.update(env or {})
     return subprocess.run(
         [sys.executable, *extra, "-m", "bot", "health"],

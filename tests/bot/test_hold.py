@@ -23,7 +23,7 @@ def _environment(tmp_path: Path, **extra: str) -> dict[str, str]:
         {
             "PYTHONPATH": str(ROOT),
             "HF_HUB_OFFLINE": "1",
-            "IMAGINE_CONFIG": str(tmp_path / "none.toml"),
+            "IMAGINE_CONFIG": os.devnull,
             "IMAGINE_DATA_DIR": str(tmp_path / "data"),
         }
     )

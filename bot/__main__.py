@@ -2,7 +2,16 @@
 
 import sys
 
-from bot.cli import main
+if __name__ == "__main__":  # not when multiprocessing's engine process imports this module to prepare itself
+    code: int | None = None
+    try:
+        from bot.cli import main
+        from bot.interrupts import exit_at_once_on_stop_signal
 
-if __name__ == "__main__":
-    sys.exit(main())
+        code = main()
+        exit_at_once_on_stop_signal(code)  # what is left is the interpreter's exit
+    except KeyboardInterrupt:  # Ctrl-C before a command could see it (while Python imports and reads settings)
+        if code is None:
+            print("interrupted", file=sys.stderr)
+            code = 130
+    sys.exit(code)

@@ -29,6 +29,7 @@ from typing import Any
 
 from bot.engine_start import DOWNLOAD_STALL_S, StartWatch, phase_line, should_log
 from bot.errors import EngineCrashedError, EngineStartError, RenderFailedError
+from bot.interrupts import children_ignore_sigint
 from engine.process import run_engine
 from engine.protocol import (
     HEARTBEAT_S,
@@ -77,7 +78,8 @@ class _EngineRun:
         self.process: BaseProcess = context.Process(
             target=run_engine, args=(child, config), name="imagine-engine", daemon=True
         )
-        self.process.start()
+        with children_ignore_sigint():  # Ctrl-C reaches the engine too: the bot stops it (run_engine ignores it)
+            self.process.start()
         child.close()
         self.pid: int | None = self.process.pid
         self.ready: EngineReady | None = None
@@ -182,6 +184,8 @@ class EngineSupervisor:
         self._pending: dict[int, _Pending] = {}
         self._cancelled: OrderedDict[int, None] = OrderedDict()
         """Jobs cancelled and not yet settled by a batch: never sent to an engine from now on."""
+        self._abandoned: OrderedDict[int, None] = OrderedDict()
+        """Jobs whose waiter gave up (it was cancelled) while the engine held them: their late reply is expected."""
 
     # --- process lifecycle -------------------------------------------------------------------------------
 
@@ -236,42 +240,48 @@ class EngineSupervisor:
         run = self._run
         return None if run is None else run.pid
 
-    def kill(self) -> None:
+    def kill(self, *, deliberate: bool = False) -> None:
         """SIGKILL the engine (a stuck job, or a test of crash recovery). Returns at once: the engine counts as
         gone from now on, its jobs fail with EngineCrashedError, and the next :meth:`wait_ready` starts a fresh
-        one (after the crash backoff, and once this process is reaped)."""
+        one (after the crash backoff, and once this process is reaped). ``deliberate``: it is being stopped anyway
+        (a command cut short twice), which is no crash and not logged as one."""
         run = self._run
         if run is not None:
-            self._kill(run)
+            self._kill(run, deliberate=deliberate)
 
-    def _kill(self, run: _EngineRun) -> None:
+    def _kill(self, run: _EngineRun, *, deliberate: bool = False) -> None:
+        """SIGKILL ``run``. ``deliberate``: it was being stopped (:meth:`stop`), so this is no crash and no news."""
         with self._lock:
             if run.killed or run.exited.is_set():
                 return
             run.killed = True
             pending = self._take_pending(run)
             waiters, run.ready_waiters = run.ready_waiters, []
-            self._count_crash()
+            if not deliberate:
+                self._count_crash()
         with contextlib.suppress(OSError, ValueError):
             run.process.kill()  # not reaped before the reader thread sees the pipe close, so the pid is still its
-        log.warning("engine process %s killed while holding %d job(s)", run.pid, len(pending))
+        level = logging.DEBUG if deliberate else logging.WARNING
+        log.log(level, "engine process %s killed while holding %d job(s)", run.pid, len(pending))
         for item in pending:
             _resolve(item.loop, item.future, error=EngineCrashedError("the engine was killed"))
         for loop, future in waiters:
             _resolve(loop, future, error=EngineStartError("the engine was killed before its model was loaded"))
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Ask the engine to exit, and kill it if it does not within ``timeout`` seconds."""
+        """Ask the engine to exit, and kill it if it does not within ``timeout`` seconds. An engine that is still
+        starting (importing, downloading, loading) reads nothing before its model is loaded: it is killed at once."""
         run = self._run
         if run is None:
             return
         if run.alive:
             run.stopping = True
-            with contextlib.suppress(OSError, ValueError):
-                run.send(Shutdown())
-            run.gone.wait(timeout)
+            if run.ready is not None:
+                with contextlib.suppress(OSError, ValueError):
+                    run.send(Shutdown())
+                run.gone.wait(timeout)
         if not run.gone.is_set():
-            self._kill(run)
+            self._kill(run, deliberate=run.stopping)
         run.reader.join(timeout=10)
 
     async def wait_ready(self) -> EngineReady:
@@ -377,6 +387,9 @@ class EngineSupervisor:
                     log.error("batch %s ran past its timeout; restarting the engine", sorted(timed_out))
                     self._kill(sent_to)
             return [self._result(task, futures.get(task.job_id), task.job_id in timed_out) for task in tasks]
+        except asyncio.CancelledError:  # nobody will hear the results: stop the work they would come from
+            self._abandon(sent_to, [job_id for job_id, future in futures.items() if not future.done()])
+            raise
         finally:
             with self._lock:
                 for task in tasks:
@@ -398,6 +411,21 @@ class EngineSupervisor:
                 f"the job took longer than {self.job_timeout_s:g} s and was stopped; use fewer steps or a smaller size",
             )
         return future.result()  # raises EngineCrashedError when the engine died
+
+    def _abandon(self, run: _EngineRun | None, job_ids: list[int]) -> None:
+        """The waiter of these jobs, sent to ``run``, was cancelled: tell the engine to stop them, and expect their
+        late replies (they are no news)."""
+        if run is None or not job_ids:
+            return
+        with self._lock:
+            for job_id in job_ids:
+                self._abandoned[job_id] = None
+            while len(self._abandoned) > MAX_KEPT_CANCELS:
+                self._abandoned.popitem(last=False)
+            if run.alive:
+                with contextlib.suppress(OSError, ValueError):
+                    for job_id in job_ids:
+                        run.send(Cancel(job_id))
 
     async def cancel(self, job_id: int) -> None:
         """Stop a job: at once if an engine holds it, else whenever it would be handed over (it never is).
@@ -470,7 +498,12 @@ class EngineSupervisor:
                     pending = None
                 if isinstance(message, TaskDone) and pending is not None:
                     self.crashes_in_a_row = 0
-            if pending is None:
+                abandoned = pending is None and message.job_id in self._abandoned
+                if abandoned:
+                    del self._abandoned[message.job_id]
+            if abandoned:
+                log.debug("engine reported on job %s after its waiter gave up", message.job_id)
+            elif pending is None:
                 log.warning("engine reported on job %s that nobody waits for", message.job_id)
             else:
                 _resolve(pending.loop, pending.future, result=message)

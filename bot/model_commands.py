@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bot.folders import check_model_folders
+from bot.interrupts import children_ignore_sigint, say_interrupted
 from bot.preparation import config_name, local_model_problem
 from config.settings import Settings, did_you_mean
 from engine.model_sources import SourceSpec, model_folder, model_is_present, source_kind, weights_on_disk, weights_size
@@ -21,6 +22,8 @@ from engine.pull import format_bytes
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+PULL_STOP_S = 5.0
+"""After Ctrl-C, how long a download may take to stop (SIGTERM) before it is killed."""
 
 
 @dataclass(frozen=True)
@@ -161,10 +164,21 @@ def pull_model(settings: Settings, name: str) -> int:
         "--models-dir",
         str(settings.models_dir),
     ]
+    with children_ignore_sigint():  # Ctrl-C reaches the download too: it is stopped here, in order
+        child = subprocess.Popen(command)
     try:
-        return subprocess.run(command, check=False).returncode
-    except KeyboardInterrupt:
-        return EXIT_FAILED
+        return child.wait()
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (see bot.interrupts.terminate_as_interrupt)
+        child.terminate()
+        try:
+            child.wait(PULL_STOP_S)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+        bar_end = "\n" if kind == "hub" else ""  # a download's progress bar may be mid-line
+        return say_interrupted(
+            f"{bar_end}interrupted; run `python -m bot models pull {name}` again to finish (a download resumes)"
+        )
 
 
 def _built(spec: SourceSpec, kind: str, models_dir: Path) -> bool:

@@ -13,6 +13,10 @@ SQLite is the source of truth for jobs and money; this module keeps a small in-m
   cancelled or is lost for good is refunded in the transaction that ends it.
 - **Leases.** A running job holds a lease renewed by engine progress; an expired lease puts it back at the head of
   its lane with one more attempt, or fails and refunds it after ``max_attempts``.
+- **Console jobs** (``python -m bot generate``) belong to the process that queued them: it runs them itself (it
+  claims only its own) and holds their lease, queued or running, until they end. No other process dispatches,
+  recovers or requeues them; one whose lease ran out (its process is gone, killed or crashed) is cancelled and
+  refunded, at start-up and by the lease sweep.
 """
 
 from __future__ import annotations
@@ -47,6 +51,23 @@ log = logging.getLogger(__name__)
 
 _LANES = LANES
 _PAUSED_KEY = "paused"
+CONSOLE_SOURCE = "cli"
+"""``Origin.source`` of a job queued from a shell (:meth:`bot.actors.Actor.console`)."""
+ABANDONED_CONSOLE_JOB = "cancelled: the generate command that queued it is no longer running"
+
+
+def is_console_job(user_id: int, origin: Origin) -> bool:
+    """A job queued by ``python -m bot generate``: the console's own, from a shell. Its process runs it."""
+    return user_id == ledger.CONSOLE_USER_ID and origin.source == CONSOLE_SOURCE
+
+
+def console_job_sql(table: str = "") -> str:
+    """:func:`is_console_job` as an SQL condition on the jobs table (``table``: its alias in the query)."""
+    prefix = f"{table}." if table else ""
+    return (
+        f"({prefix}user_id = {ledger.CONSOLE_USER_ID}"
+        f" AND json_extract({prefix}origin, '$.source') = '{CONSOLE_SOURCE}')"
+    )
 
 
 @dataclass(frozen=True)
@@ -94,7 +115,9 @@ class Scheduler:
 
     async def load(self, *, recover: bool = True) -> list[int]:
         """Rebuild the in-memory index from SQLite; with ``recover``, take back jobs a previous process left
-        running (same rule as an expired lease). Returns the ids put back in the queue."""
+        running (same rule as an expired lease). Console jobs whose process is gone are cancelled either way.
+        Returns the ids put back in the queue."""
+        await self.cancel_abandoned_console_jobs()
         requeued = await self.recover_interrupted() if recover else []
         await self._rebuild()
         return requeued
@@ -107,7 +130,7 @@ class Scheduler:
         rows = await self.store.fetch_all(
             "SELECT j.id, j.user_id, j.lane, j.kind, j.params, j.created_at, j.attempts, j.status, j.started_at,"
             " u.tier FROM jobs j JOIN users u ON u.user_id = j.user_id"
-            " WHERE j.status IN ('queued', 'running') ORDER BY j.id"
+            f" WHERE j.status IN ('queued', 'running') AND NOT {console_job_sql('j')} ORDER BY j.id"
         )
         for row in rows:
             self._member_tier[row["user_id"]] = row["tier"]
@@ -186,9 +209,11 @@ class Scheduler:
                 )
             jobs: list[Job] = []
             for request, cost in zip(requests, costs, strict=True):
+                held = is_console_job(user_id, request.origin)  # its process holds it from this moment
                 row = db.execute(
                     "INSERT INTO jobs (user_id, kind, status, lane, prompt, params, origin, parent_id,"
-                    " parent_index, cost, created_at) VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
+                    " parent_index, cost, created_at, lease_expires_at)"
+                    " VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
                     (
                         user_id,
                         request.kind.value,
@@ -200,6 +225,7 @@ class Scheduler:
                         request.parent_index,
                         cost,
                         now,
+                        now + self.policy.lease_s if held else None,
                     ),
                 ).fetchone()
                 job = Job.from_row(row)
@@ -348,8 +374,50 @@ class Scheduler:
 
     async def expire_leases(self) -> list[int]:
         """Take back running jobs whose lease ran out: requeue at the head of their lane, or fail and refund
-        after ``max_attempts``. Returns the ids handled."""
-        return await self._take_back("lease_expires_at < ?", (self.now(),), "the engine stopped reporting progress")
+        after ``max_attempts``; cancel console jobs whose process no longer holds them. Returns the ids handled."""
+        cancelled = await self.cancel_abandoned_console_jobs()
+        taken = await self._take_back("lease_expires_at < ?", (self.now(),), "the engine stopped reporting progress")
+        return sorted(cancelled + taken)
+
+    async def hold(self, job_ids: Collection[int]) -> None:
+        """Renew the lease of these jobs while they are queued or running (a ``generate`` process holds its own
+        jobs this way, so no other process takes them for abandoned)."""
+        if not job_ids:
+            return
+        placeholders = ", ".join("?" for _ in job_ids)
+        sql = f"UPDATE jobs SET lease_expires_at = ? WHERE id IN ({placeholders}) AND status IN ('queued', 'running')"
+        params = (self.now() + self.policy.lease_s, *job_ids)
+        await self.store.write(lambda db: db.execute(sql, params))
+
+    async def cancel_abandoned_console_jobs(self) -> list[int]:
+        """Cancel and refund console jobs (``generate``) that their process no longer holds: its lease ran out, or
+        there is none (left by a release that did not hold them). Nobody would ever run or receive them."""
+        now = self.now()
+
+        def work(db: sqlite3.Connection) -> list[Any]:
+            rows = db.execute(
+                f"SELECT id FROM jobs WHERE status IN ('queued', 'running') AND {console_job_sql()}"
+                " AND (lease_expires_at IS NULL OR lease_expires_at < ?)",
+                (now,),
+            ).fetchall()
+            ended = [
+                self._end(db, row["id"], Status.CANCELLED, ABANDONED_CONSOLE_JOB, now, ("queued", "running"))
+                for row in rows
+            ]
+            return [row for row in ended if row is not None]
+
+        ended = await self.store.write(work)
+        for row in ended:
+            self.index.remove(row["id"])
+            self._unmark_running(row["id"], now)
+        job_ids = sorted(row["id"] for row in ended)
+        if job_ids:
+            log.warning(
+                "cancelled %d console job(s) whose generate command is no longer running (refunded): %s",
+                len(job_ids),
+                job_ids,
+            )
+        return job_ids
 
     async def recover_interrupted(self) -> list[int]:
         """At start-up: jobs a previous process left running are taken back like expired leases.
@@ -370,7 +438,8 @@ class Scheduler:
 
         def work(db: sqlite3.Connection) -> list[tuple[Any, bool]]:
             changed: list[tuple[Any, bool]] = []
-            for row in db.execute(f"SELECT * FROM jobs WHERE status = 'running' AND {condition}", params).fetchall():
+            sql = f"SELECT * FROM jobs WHERE status = 'running' AND NOT {console_job_sql()} AND {condition}"
+            for row in db.execute(sql, params).fetchall():
                 if should_requeue(row["attempts"], self.policy.max_attempts):
                     updated = db.execute(
                         "UPDATE jobs SET status = 'queued', started_at = NULL, lease_expires_at = NULL, error = ?"
@@ -435,13 +504,15 @@ class Scheduler:
         return await self._finish(job_id, Status.CANCELLED, f"cancelled by {actor}")
 
     async def requeue(self, job_id: int, reason: str) -> Job:
-        """Put a running job back at the head of its lane (e.g. after an engine crash)."""
+        """Put a running job back at the head of its lane (e.g. after an engine crash); a console job stays held."""
         now = self.now()
         sql = (
-            "UPDATE jobs SET status = 'queued', started_at = NULL, lease_expires_at = NULL, error = ?"
+            "UPDATE jobs SET status = 'queued', started_at = NULL, error = ?,"
+            f" lease_expires_at = CASE WHEN {console_job_sql()} THEN ? ELSE NULL END"
             " WHERE id = ? AND status = 'running' RETURNING *"
         )
-        row = await self.store.write(lambda db: db.execute(sql, (reason, job_id)).fetchone())
+        params = (reason, now + self.policy.lease_s, job_id)
+        row = await self.store.write(lambda db: db.execute(sql, params).fetchone())
         if row is None:
             raise JobNotFoundError(job_id)
         self._unmark_running(job_id, now)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +14,7 @@ from bot import preparation
 from bot.actors import Actor
 from bot.custom_ids import Action
 from bot.engine_supervisor import EngineSupervisor
-from bot.errors import BannedError, ImagineError, PromptError, QueuePausedError
+from bot.errors import BannedError, ImagineError, JobNotFoundError, PromptError, QueuePausedError
 from bot.events import EventBus, EventKind, JobEvent
 from bot.jobs import Job, Lane, Status
 from bot.ledger import Ledger
@@ -33,7 +34,7 @@ from bot.uploads import (
     stage_upload,
 )
 from bot.waiting import ExternalWait, passthrough
-from bot.worker import Worker
+from bot.worker import Worker, heartbeat_interval
 from config.settings import Settings
 from engine.protocol import EngineConfig, LoraEntry, MemoryOptions, ModelEntry
 
@@ -171,7 +172,11 @@ class ImagineService:
             external_wait=external_wait,
             only_own_jobs=only_own_jobs,
         )
-        await service.queue.load(recover=not only_own_jobs)
+        try:
+            await service.queue.load(recover=not only_own_jobs)
+        except BaseException:  # also cancelled: an open connection's thread would keep the process from exiting
+            await store.close()
+            raise
         return service
 
     def start(self) -> asyncio.Task[None]:
@@ -182,15 +187,66 @@ class ImagineService:
             self._worker_task.add_done_callback(_log_worker_exit)
         return self._worker_task
 
-    async def close(self) -> None:
-        self.worker.stop()
-        if self._worker_task is not None:
-            self._worker_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._worker_task
-        if self._owns_engine:
-            await asyncio.to_thread(self.engine.stop)
-        await self.store.close()
+    async def close(self, *, engine_grace_s: float = 10.0) -> None:
+        """Stop the worker and the engine (if this service started it: it gets ``engine_grace_s`` to exit before it
+        is killed), then close the database. Runs to its end even when the caller is cancelled meanwhile: an open
+        connection's thread would keep the process from exiting."""
+        closing = asyncio.ensure_future(self._close(engine_grace_s))
+        try:
+            await asyncio.shield(closing)
+        except asyncio.CancelledError:
+            await closing
+            raise
+
+    async def _close(self, engine_grace_s: float) -> None:
+        try:
+            self.worker.stop()
+            if self._worker_task is not None:
+                self._worker_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await self._worker_task
+            if self._owns_engine:
+                await asyncio.to_thread(self.engine.stop, engine_grace_s)
+        finally:
+            await self.store.close()
+
+    # --- jobs of this process only (``generate``) ----------------------------------------------------------
+
+    @property
+    def own_jobs(self) -> frozenset[int]:
+        """The jobs this service queued (with ``only_own_jobs``; empty otherwise)."""
+        return frozenset(self._own_jobs or ())
+
+    async def run_own_jobs(self) -> None:
+        """Run this service's own jobs until none is queued, holding their leases meanwhile (queued too: the engine
+        may load for minutes), so no other process takes them for abandoned."""
+        holder = asyncio.get_running_loop().create_task(self._hold_own_jobs(), name="imagine-hold-own-jobs")
+        try:
+            await self.worker.run_until_idle()
+        finally:
+            holder.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await holder
+
+    async def _hold_own_jobs(self) -> None:
+        interval_s = heartbeat_interval(self.settings.scheduler.lease_s)
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                await self.queue.hold(self.own_jobs)
+            except sqlite3.Error as error:  # a busy database: the lease is long, the next renewal may succeed
+                log.warning("could not renew the lease of job(s) %s: %s", sorted(self.own_jobs), error)
+
+    async def cancel_unfinished_own_jobs(self, actor: str) -> list[Job]:
+        """Cancel (and refund, as any cancel) this service's jobs that are still queued or running: ``generate``
+        ends without them. Returns the jobs cancelled."""
+        cancelled: list[Job] = []
+        for job_id in sorted(self.own_jobs):
+            try:
+                cancelled.append(await self.cancel(job_id, actor))
+            except JobNotFoundError:  # it ended on its own
+                continue
+        return cancelled
 
     @property
     def upload_limits(self) -> UploadLimits:

@@ -79,6 +79,7 @@ class Store:
         if kept is not None:
             log.info("the database will be upgraded; a copy of it as it was is at %s", kept)
         writer = await aiosqlite.connect(path, isolation_level=None)
+        reader: aiosqlite.Connection | None = None
         try:
             await _configure(writer)
             mode = await (await writer.execute("PRAGMA journal_mode = WAL")).fetchone()
@@ -88,7 +89,9 @@ class Store:
             reader = await aiosqlite.connect(path, isolation_level=None)
             await _configure(reader)
             await reader.execute("PRAGMA query_only = ON")
-        except BaseException:
+        except BaseException:  # also cancelled: an open connection's thread keeps the process from exiting
+            if reader is not None:
+                await reader.close()
             await writer.close()
             raise
         return cls(path, writer, reader)

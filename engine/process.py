@@ -6,10 +6,12 @@ imports it to name the target); torch and diffusers are imported inside :func:`r
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import os
 import queue
+import signal
 import tempfile
 import threading
 import time
@@ -125,7 +127,9 @@ class _Inbox:
         while True:
             try:
                 message = self._conn.recv()
-            except (EOFError, OSError):
+            except (EOFError, OSError):  # the bot is gone: nobody waits for these jobs, stop them at the next step
+                with self._lock:
+                    self._cancelled.update(self._held)
                 self._queue.put(Shutdown())
                 return
             if isinstance(message, Cancel):
@@ -157,7 +161,13 @@ class _Inbox:
 
 
 def run_engine(conn: Connection, config: EngineConfig) -> None:
-    """Entry point of the engine process."""
+    """Entry point of the engine process.
+
+    SIGINT is ignored: Ctrl-C in a terminal reaches the whole foreground process group, and the bot that started
+    this process decides what it means (it sends Shutdown or a Cancel, and kills an engine that does not stop).
+    SIGTERM keeps its default action, so ``kill`` and multiprocessing's exit handling still end the process."""
+    with contextlib.suppress(ValueError):  # only possible on the main thread
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s engine %(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
@@ -169,6 +179,7 @@ def run_engine(conn: Connection, config: EngineConfig) -> None:
     try:
         import diffusers
         import torch
+        import tqdm
 
         from engine.pipelines import ModelCache, ModelLoadError
         from engine.render import group_tasks
@@ -178,6 +189,9 @@ def run_engine(conn: Connection, config: EngineConfig) -> None:
         log.debug("the engine's libraries did not import", exc_info=True)
         outbox.send(EngineFatal(describe_import_failure(error)))
         return
+    # diffusers' (disabled) progress bars would make tqdm create a multiprocessing lock, a named semaphore that an
+    # engine killed by the bot (a job past its timeout, a second Ctrl-C) leaves for the bot to warn about at exit.
+    tqdm.tqdm.set_lock(threading.RLock())
     try:
         # What the imports made lives as long as the process: keep it out of every later collection. A full
         # collection otherwise walks it all (about 0.8 s on a 2-core CPU, the GIL held) each time a model is

@@ -265,8 +265,10 @@ def test_the_image_command_holds_on_a_configuration_error(tmp_path: Path) -> Non
     unhealthy in one line (exit 1, never 2), and the stop signal ends it with 0."""
     command = [sys.executable if part == "python" else part for part in only("ENTRYPOINT").json() + only("CMD").json()]
     environment = _image_like_environment(tmp_path)
+    workdir = tmp_path / only("WORKDIR").arguments.lstrip("/")  # the image runs from its WORKDIR, /app
+    workdir.mkdir(parents=True, exist_ok=True)
     process = subprocess.Popen(
-        command, cwd=tmp_path, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        command, cwd=workdir, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     try:
         assert process.stderr is not None
@@ -275,7 +277,7 @@ def test_the_image_command_holds_on_a_configuration_error(tmp_path: Path) -> Non
         assert process.poll() is None, line
         _, _, healthcheck = only("HEALTHCHECK").arguments.partition(" CMD ")
         health = [sys.executable if part == "python" else part for part in json.loads(healthcheck)]
-        checked = subprocess.run(health, cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=60)
+        checked = subprocess.run(health, cwd=workdir, env=environment, capture_output=True, text=True, timeout=60)
         process.send_signal(getattr(signal, only("STOPSIGNAL").arguments))
         out, rest = process.communicate(timeout=10)
     finally:

@@ -184,8 +184,9 @@ class EngineSupervisor:
         self._pending: dict[int, _Pending] = {}
         self._cancelled: OrderedDict[int, None] = OrderedDict()
         """Jobs cancelled and not yet settled by a batch: never sent to an engine from now on."""
-        self._abandoned: OrderedDict[int, None] = OrderedDict()
-        """Jobs whose waiter gave up (it was cancelled) while the engine held them: their late reply is expected."""
+        self._abandoned: OrderedDict[int, _EngineRun] = OrderedDict()
+        """Jobs whose waiter gave up (it was cancelled) while an engine held them, with that engine: its next reply
+        on the job belongs to the abandoned attempt, even when a later attempt of the job waits on the same engine."""
 
     # --- process lifecycle -------------------------------------------------------------------------------
 
@@ -419,7 +420,7 @@ class EngineSupervisor:
             return
         with self._lock:
             for job_id in job_ids:
-                self._abandoned[job_id] = None
+                self._abandoned[job_id] = run
             while len(self._abandoned) > MAX_KEPT_CANCELS:
                 self._abandoned.popitem(last=False)
             if run.alive:
@@ -493,14 +494,15 @@ class EngineSupervisor:
                 _resolve(loop, future, error=EngineStartError(message.message))
         elif isinstance(message, TaskDone | TaskFailed):
             with self._lock:
-                pending = self._pending.get(message.job_id)
+                # An engine answers in order: after an abandoned attempt, its first reply on the job is that one's.
+                abandoned = self._abandoned.get(message.job_id) is run
+                if abandoned:
+                    del self._abandoned[message.job_id]
+                pending = None if abandoned else self._pending.get(message.job_id)
                 if pending is not None and pending.run is not run:
                     pending = None
                 if isinstance(message, TaskDone) and pending is not None:
                     self.crashes_in_a_row = 0
-                abandoned = pending is None and message.job_id in self._abandoned
-                if abandoned:
-                    del self._abandoned[message.job_id]
             if abandoned:
                 log.debug("engine reported on job %s after its waiter gave up", message.job_id)
             elif pending is None:

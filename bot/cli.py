@@ -32,19 +32,31 @@ import sqlite3
 import sys
 import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.actors import Actor
 from bot.errors import ConfigError, ImagineError
 from bot.events import EventKind, JobEvent
+from bot.interrupts import (
+    EXIT_INTERRUPTED,
+    CommandInterruptedError,
+    StopSignals,
+    run_interruptible,
+    say_interrupted,
+    terminate_as_interrupt,
+)
 from bot.jobs import Status
-from bot.ledger import CONSOLE_USER_ID
+from bot.ledger import CONSOLE_ACTOR, CONSOLE_USER_ID
 from bot.logs import setup_logging
 from bot.requests import TaskOptions
-from config.settings import Settings, did_you_mean, load_settings
+from config.settings import Settings, did_you_mean, load_settings, one_line
+
+if TYPE_CHECKING:
+    from bot.service import ImagineService
+    from bot.uploads import CheckedImage
 
 log = logging.getLogger(__name__)
 
@@ -65,12 +77,7 @@ open "Bot", press "Reset Token" and copy it. Then either
   - put IMAGINE_DISCORD_TOKEN=<token> in a .env file in this folder, or
   - export IMAGINE_DISCORD_TOKEN=<token> before starting the bot.
 Then add the bot to your server: python -m bot invite prints the link, with exactly the permissions it needs.
-To try everything without Discord: python -m bot generate "a red fox --ar 3:2" -o fox.png"""
-TOKEN_LINE = (
-    "no Discord bot token is configured: put IMAGINE_DISCORD_TOKEN=<token> in .env (from "
-    "https://discord.com/developers/applications -> your application -> Bot -> Reset Token) and start the bot again"
-)
-"""The same, in one line (``run --hold-on-config-error``)."""
+To try everything without Discord: IMAGINE_MODEL=tiny python -m bot generate "a red fox --ar 3:2" -o fox.png"""
 HOLDING = "waiting until stopped (not exiting, so nothing restarts the bot in a loop)"
 
 
@@ -157,18 +164,20 @@ def row_limit(text: str) -> int:
 
 
 def add_owner_commands(commands: Any) -> None:
-    """``credits show|grant|take|set`` and ``tier set``: quotas from a shell, recorded with the console as actor."""
+    """``credits show|grant|take|set`` (``give`` is ``grant``) and ``tier set``: quotas from a shell, recorded with
+    the console as actor."""
     credits = commands.add_parser("credits", help="show or change a member's credits")
     actions = credits.add_subparsers(dest="action", required=True, metavar="ACTION")
     show = actions.add_parser("show", help="balance, tier and recent ledger rows (changes nothing)")
     show.add_argument("user_id", type=member_id, metavar="USER_ID")
     show.add_argument("--limit", type=row_limit, default=10, help="ledger rows to print (default 10)")
-    for name, text, minimum in (
-        ("grant", "add N credits", 1),
-        ("take", "remove N credits", 1),
-        ("set", "set the balance to N", 0),
+    for name, aliases, text, minimum in (
+        ("grant", ["give"], "add N credits (give: the same, as in /admin credits give)", 1),
+        ("take", [], "remove N credits", 1),
+        ("set", [], "set the balance to N", 0),
     ):
-        action = actions.add_parser(name, help=text)
+        action = actions.add_parser(name, aliases=aliases, help=text)
+        action.set_defaults(action=name)  # an alias runs its command
         action.add_argument("user_id", type=member_id, metavar="USER_ID")
         action.add_argument("amount", type=credit_amount(minimum), metavar="N")
         action.add_argument("--reason", required=True, help="why (kept in the ledger)")
@@ -208,9 +217,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     token = settings.discord_token.get_secret_value() if settings.discord_token else ""
     setup_logging(settings.log_level, secrets=[token])
     try:
-        return dispatch(settings, args)
+        with terminate_as_interrupt(enabled=args.command != "run"):
+            return dispatch(settings, args)
     except UsageError as error:
         return refuse(str(error), hold=hold)
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM in a command with nothing left to clean up
+        return say_interrupted()
 
 
 def refuse(message: str, *, hold: bool = False, full: str | None = None) -> int:
@@ -222,14 +234,6 @@ def refuse(message: str, *, hold: bool = False, full: str | None = None) -> int:
     print(f"error: {one_line(message)}; {HOLDING}", file=sys.stderr, flush=True)
     wait_until_stopped()
     return EXIT_OK
-
-
-def one_line(message: str) -> str:
-    """``invalid configuration:`` and its ``- item`` lines as one line: ``invalid configuration: a; b``."""
-    lines = [line.strip().removeprefix("- ") for line in message.splitlines() if line.strip()]
-    if len(lines) > 1 and lines[0].endswith(":"):
-        return f"{lines[0]} {'; '.join(lines[1:])}"
-    return "; ".join(lines)
 
 
 def wait_until_stopped(poll_s: float = 0.25) -> None:
@@ -274,7 +278,7 @@ def dispatch(settings: Settings, args: argparse.Namespace) -> int:
     if args.command == "db":
         return manage_database(settings, args)
     if args.command in ("credits", "tier"):
-        return asyncio.run(manage_credits(settings, args))
+        return run_interruptible(manage_credits(settings, args))
     if args.command == "models":
         from bot.model_commands import list_models, pull_model
 
@@ -290,8 +294,17 @@ def run_bot(settings: Settings, *, hold: bool = False) -> int:
 
     remove_heartbeat(heartbeat_file(settings.data_dir))  # an earlier run's beat must not vouch for this one
     if settings.discord_token is None or not settings.discord_token.get_secret_value().strip():
-        return refuse(TOKEN_LINE, hold=hold, full=TOKEN_HELP)
-    problem = check_folders(settings)
+        from bot.discord_token import no_token_line, with_misnamed_variables
+
+        return refuse(no_token_line(), hold=hold, full=with_misnamed_variables(TOKEN_HELP))
+    from bot.discord_token import token_shape_problem
+
+    problem = token_shape_problem(settings.discord_token.get_secret_value()) or check_folders(settings)
+    if problem is not None:
+        return refuse(problem, hold=hold)
+    from bot.model_commands import check_default_model
+
+    problem = check_default_model(settings)  # a local default model that is missing: known before any start
     if problem is not None:
         return refuse(problem, hold=hold)
     from bot.connection import FatalDiscordError, quiet_discord_client, serve_forever
@@ -366,25 +379,42 @@ def _check_writable_folder(folder: Path) -> None:
         raise UsageError(f"-o: nothing can be written in {existing} ({error.strerror}); choose another place") from None
 
 
+INTERRUPTED_ENGINE_GRACE_S = 3.0
+"""After Ctrl-C, how long the engine may take to exit (its job is cancelled at its next step) before it is killed."""
+
+
 async def generate(
     settings: Settings, prompt: str, output: OutputTarget | None, options: TaskOptions | None = None
 ) -> int:
-    """Render one /imagine through the queue and a real engine process; print the image paths."""
+    """Render one /imagine through the queue and a real engine process; print the image paths.
+
+    Nothing it queues outlives it: ending any other way than with its job done (an error, an engine that cannot
+    start, Ctrl-C or SIGTERM) cancels the job, refunded as any cancel. Ctrl-C or SIGTERM also stops the engine
+    and ends with one line, ``interrupted; job N cancelled``, and exit 130; a second one kills the engine at once.
+    """
+    with StopSignals(asyncio.get_running_loop()) as stop:
+        return await _generate(settings, prompt, output, options or TaskOptions(), stop)
+
+
+async def _generate(
+    settings: Settings, prompt: str, output: OutputTarget | None, options: TaskOptions, stop: StopSignals
+) -> int:
     from bot.preparation import check_shell_request
     from bot.service import ImagineService, check_shell_files
 
-    options = options or TaskOptions()
     try:  # every refusal before any database is opened or engine started
         check_shell_request(settings, prompt, options)
         checked = await asyncio.to_thread(check_shell_files, settings, options)
     except ImagineError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_CONFIG
+    if stop.stopped:
+        return say_interrupted()
     database_problem = _database_problem(settings.database_file)
     if database_problem is not None:
         print(f"error: {database_problem}", file=sys.stderr)
         return EXIT_CONFIG
-    try:
+    try:  # not cut short by a signal: a half-open database would keep the process from exiting
         service = await ImagineService.open(settings, only_own_jobs=True)
     except ImagineError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -392,41 +422,80 @@ async def generate(
     except (sqlite3.Error, OSError) as error:
         print(f"error: could not open the database {settings.database_file}: {error}", file=sys.stderr)
         return EXIT_CONFIG
-    service.events.subscribe(_print_progress)
+    stop.on_repeat = lambda: service.engine.kill(deliberate=True)
+    progress = ProgressLine()
+    service.events.subscribe(progress.show)
     try:
+        code, line = await _render_own_job(service, stop, prompt, options, checked, output)
+    except CommandInterruptedError:
+        code, line = EXIT_INTERRUPTED, "interrupted"
+    except BaseException:
+        await _end_own_jobs(service, grace_s=INTERRUPTED_ENGINE_GRACE_S)
+        raise
+    grace_s = INTERRUPTED_ENGINE_GRACE_S if stop.stopped else 10.0
+    cancelled = await _end_own_jobs(service, grace_s=grace_s)
+    if line is not None:
+        if cancelled:
+            line += f"; {_job_list(cancelled)} cancelled"
+        progress.end()
+        print(line, file=sys.stderr, flush=True)
+    return code
+
+
+async def _render_own_job(
+    service: ImagineService,
+    stop: StopSignals,
+    prompt: str,
+    options: TaskOptions,
+    checked: Mapping[str, CheckedImage],
+    output: OutputTarget | None,
+) -> tuple[int, str | None]:
+    """Queue the job, have it rendered, write the grid; the exit code and the line to end with (None: done).
+    Raises CommandInterruptedError when a stop signal came before the job was done."""
+    stop.check()
+    try:  # one transaction: it is not cut short, a signal during it is seen right after
+        submitted = await service.submit_shell_request(Actor.console(), prompt, options, checked)
+    except ImagineError as error:
+        return EXIT_CONFIG, f"error: {error}"
+    try:
+        await stop.interruptible(service.run_own_jobs())
+    except ImagineError as error:
+        return EXIT_FAILED, f"error: {error}"
+    job = await service.queue.get(submitted.job.id)
+    if job.status is not Status.COMPLETED or job.grid_path is None:
+        return EXIT_FAILED, f"error: job {job.id} {job.status.value}: {job.error}"
+    images = await service.queue.images(job.id)
+    grid = Path(job.grid_path)
+    if output is not None:
+        destination = output.for_job(job.id)
         try:
-            submitted = await service.submit_shell_request(Actor.console(), prompt, options, checked)
-        except ImagineError as error:
-            print(f"error: {error}", file=sys.stderr)
-            return EXIT_CONFIG
-        try:
-            await service.worker.run_until_idle()
-        except ImagineError as error:
-            print(f"error: {error}", file=sys.stderr)
-            return EXIT_FAILED
-        job = await service.queue.get(submitted.job.id)
-        if job.status is not Status.COMPLETED or job.grid_path is None:
-            print(f"error: job {job.id} {job.status.value}: {job.error}", file=sys.stderr)
-            return EXIT_FAILED
-        images = await service.queue.images(job.id)
-        grid = Path(job.grid_path)
-        if output is not None:
-            destination = output.for_job(job.id)
-            try:
-                destination.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(grid, destination)
-            except OSError as error:
-                print(
-                    f"error: could not write {destination} ({error.strerror}); the grid is at {grid}", file=sys.stderr
-                )
-                return EXIT_FAILED
-            grid = destination
-        print(f"grid: {grid}", file=sys.stderr)
-        for image in images:
-            print(image.path)
-        return EXIT_OK
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(grid, destination)
+        except OSError as error:
+            return EXIT_FAILED, f"error: could not write {destination} ({error.strerror}); the grid is at {grid}"
+        grid = destination
+    print(f"grid: {grid}", file=sys.stderr)
+    for image in images:
+        print(image.path)
+    return EXIT_OK, None
+
+
+async def _end_own_jobs(service: ImagineService, *, grace_s: float) -> list[int]:
+    """Cancel (and refund) the jobs this ``generate`` queued that did not end, then stop the engine and close the
+    database. The ids cancelled."""
+    cancelled: list[int] = []
+    try:
+        cancelled = [job.id for job in await service.cancel_unfinished_own_jobs(CONSOLE_ACTOR)]
+    except (sqlite3.Error, ImagineError) as error:  # their lease runs out: the next start cancels them
+        log.error("could not cancel job(s) %s: %s", sorted(service.own_jobs), error)
     finally:
-        await service.close()
+        await service.close(engine_grace_s=grace_s)
+    return cancelled
+
+
+def _job_list(job_ids: Sequence[int]) -> str:
+    """``job 12`` or ``jobs 12, 13``."""
+    return f"job {job_ids[0]}" if len(job_ids) == 1 else f"jobs {', '.join(str(job_id) for job_id in job_ids)}"
 
 
 # --- the owner's database commands --------------------------------------------------------------------------------
@@ -542,10 +611,25 @@ def _no_account(settings: Settings, user_id: int) -> str:
     return f"member {user_id}: no account yet; on first use they start on tier {tier_name} with {start}"
 
 
-def _print_progress(event: JobEvent) -> None:
-    if event.kind is EventKind.PROGRESS:
-        print(f"\rrendering job {event.job.id}: step {event.step}/{event.total}", end="", file=sys.stderr)
-        if event.step == event.total:
+class ProgressLine:
+    """``generate``'s progress on standard error: ``rendering job N: step i/n``, rewritten in place on one line."""
+
+    def __init__(self) -> None:
+        self.open = False
+        """A progress line is on the screen without its line end."""
+
+    def show(self, event: JobEvent) -> None:
+        if event.kind is EventKind.PROGRESS:
+            print(f"\rrendering job {event.job.id}: step {event.step}/{event.total}", end="", file=sys.stderr)
+            self.open = event.step != event.total
+            if not self.open:
+                print(file=sys.stderr)
+        elif event.kind is EventKind.FAILED:
+            self.end()
+            print(f"job {event.job.id} failed: {event.message}", file=sys.stderr)
+
+    def end(self) -> None:
+        """Close an open progress line, so what follows starts a line of its own."""
+        if self.open:
             print(file=sys.stderr)
-    elif event.kind is EventKind.FAILED:
-        print(f"job {event.job.id} failed: {event.message}", file=sys.stderr)
+            self.open = False

@@ -1,10 +1,18 @@
-"""Shared fixtures: isolated settings, one real engine process per test module, a simcord Discord."""
+"""Shared fixtures: isolated settings, one real engine process for the session, a simcord Discord, and commands
+run ahead of the tests that check them (see :mod:`tests.ahead`)."""
 
 from __future__ import annotations
 
 import asyncio
+import atexit
+import contextlib
+import functools
 import itertools
 import os
+import re
+import shutil
+import sqlite3
+import tempfile
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -20,18 +28,70 @@ from bot.engine_supervisor import EngineSupervisor
 from bot.service import engine_config
 from bot.store import Store
 from config.settings import Settings
+from tests.ahead import MARKER, AheadRunner, Ran
 
 ENGINE_TIMEOUT_S = 120.0
 
+# One compute thread for torch in this process and in every engine and command it starts (they inherit the
+# environment; none of the modules above imports torch): on a 2-core machine the tests, the engine and a command
+# run ahead compete for the cores, and OpenMP threads that spin waiting for a descheduled sibling make a tiny render
+# several times slower than one thread (measured: engine tests 77 s with two threads beside one busy process, 35 s
+# with one; 25 s against 31 s on an idle machine).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-@pytest.fixture(autouse=True)
-def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+
+def isolate_environment(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
     """No IMAGINE_* variable, .env or config/bot.toml from the developer's machine leaks into a test."""
     for name in list(os.environ):
         if name.startswith("IMAGINE_"):
             monkeypatch.delenv(name)
-    monkeypatch.setenv("IMAGINE_CONFIG", str(tmp_path / "absent.toml"))
+    monkeypatch.setenv("IMAGINE_CONFIG", os.devnull)  # no TOML file
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    isolate_environment(monkeypatch, tmp_path)
+
+
+_AHEAD = AheadRunner()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked ``ahead`` run last, so their commands have the whole session to finish in the background."""
+    items.sort(key=lambda item: item.get_closest_marker(MARKER) is not None)  # stable: each group keeps its order
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _commands_ahead(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Start the commands of every collected test marked ``ahead``, in collection order, in the background."""
+    for item in request.session.items:
+        marker = item.get_closest_marker(MARKER)
+        if marker is None:
+            continue
+        folder = tmp_path_factory.mktemp(re.sub(r"\W", "_", item.name)[:30], numbered=True)
+        params = dict(item.callspec.params) if hasattr(item, "callspec") else {}
+        with pytest.MonkeyPatch.context() as monkeypatch:  # the environment the test itself would see
+            isolate_environment(monkeypatch, folder)
+            _AHEAD.schedule(item.nodeid, folder, marker.args[0](folder, params))
+    _AHEAD.start()
+    yield
+    _AHEAD.stop()
+
+
+@pytest.fixture
+def ran(request: pytest.FixtureRequest) -> Ran:
+    """The finished commands of this ``ahead`` test (waiting for them if they still run)."""
+    return _AHEAD.result(request.node.nodeid)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if len(_AHEAD):
+        terminalreporter.write_line(
+            f"commands run ahead: {len(_AHEAD)} tests' commands ran {_AHEAD.ran_s:.1f} s in the background; "
+            f"tests waited {_AHEAD.waited_s:.1f} s for them"
+        )
 
 
 def make_settings(data_dir: Path, **overrides: object) -> Settings:
@@ -52,22 +112,33 @@ def start_job_ids_apart(database: Path) -> None:
     """Create ``database`` with its jobs numbered from a block no other test database uses.
 
     The session shares one engine process, and the engine and its supervisor know jobs by id: two tests' job 1
-    must never meet there (a late result or a kept cancel of one would land on the other).
+    must never meet there (a late result or a kept cancel of one would land on the other). The database is a copy
+    of one migrated for the session (migrating each test's own costs about 15 ms, hundreds of times).
     """
     first = next(_JOB_ID_BLOCKS) * JOB_IDS_PER_DATABASE
+    database.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(_migrated_database(), database)
+    with contextlib.closing(sqlite3.connect(database)) as db, db:
+        db.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('jobs', ?)", (first,))
+
+
+@functools.cache
+def _migrated_database() -> Path:
+    """An empty database at the current schema, made by the bot's own :meth:`Store.open`, for this process."""
+    folder = Path(tempfile.mkdtemp(prefix="imaginebot-tests-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    database = folder / "migrated.db"
 
     async def create() -> None:
         store = await Store.open(database)
-        try:
-            await store.write(
-                lambda db: db.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('jobs', ?)", (first,))
-            )
-        finally:
-            await store.close()
+        await store.close()
 
     worker = threading.Thread(target=asyncio.run, args=(create(),), name="test-database")  # no loop may be running
     worker.start()
     worker.join()
+    if not database.is_file() or Path(f"{database}-wal").exists():
+        raise RuntimeError(f"the migrated test database at {database} was not closed cleanly")
+    return database
 
 
 @pytest.fixture(scope="session")

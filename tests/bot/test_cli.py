@@ -11,23 +11,31 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from tests.ahead import Command, Ran, ahead
+
 ROOT = Path(__file__).resolve().parents[2]
 FAKE_TOKEN = "ODk5.fake-token-for-tests." + "x" * 27
+
+
+def cli_command(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 300) -> Command:
+    """``python -m bot ARGS`` in ``cwd`` with no IMAGINE_* variable but ``env``'s, offline."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("IMAGINE_")}
+    environment.update({"PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "IMAGINE_CONFIG": os.devnull})
+    environment.update(env or {})
+    return Command([sys.executable, "-m", "bot", *args], cwd, environment, timeout)
 
 
 def run_cli(
     *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 300
 ) -> subprocess.CompletedProcess[str]:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("IMAGINE_")}
-    environment.update({"PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "IMAGINE_CONFIG": str(cwd / "none.toml")})
-    environment.update(env or {})
+    command = cli_command(*args, cwd=cwd, env=env, timeout=timeout)
     return subprocess.run(
-        [sys.executable, "-m", "bot", *args],
-        cwd=cwd,
-        env=environment,
+        list(command.args),
+        cwd=command.cwd,
+        env=dict(command.env),
         capture_output=True,
         text=True,
-        timeout=timeout,
+        timeout=command.timeout,
         check=False,
     )
 
@@ -58,17 +66,30 @@ def test_generate_rejects_a_bad_flag_before_rendering(tmp_path: Path) -> None:
     assert "Traceback" not in completed.stderr
 
 
+GENERATE_OUTPUTS = ("fox.png", "grids/")
+
+
+def _generate_twice(folder: Path, _params: dict[str, object]) -> list[Command]:
+    commands = []
+    for attempt, output in enumerate(GENERATE_OUTPUTS):
+        workdir = folder / f"run{attempt}"
+        (workdir / "grids").mkdir(parents=True)
+        commands.append(
+            cli_command(
+                "generate", "a red fox --ar 3:2 --seed 7", "-o", output, cwd=workdir, env={"IMAGINE_MODEL": "tiny"}
+            )
+        )
+    return commands
+
+
 @pytest.mark.slow
-def test_generate_renders_the_same_grid_for_the_same_seed(tmp_path: Path) -> None:
+@ahead(_generate_twice)
+def test_generate_renders_the_same_grid_for_the_same_seed(ran: Ran) -> None:
     """Two runs with one seed on fresh data folders give byte-identical grids and print four image paths; -o may
     name a file or a folder (which gets imagine_<job>.png)."""
     digests = []
-    for attempt, output in enumerate(["fox.png", "grids/"]):
-        workdir = tmp_path / f"run{attempt}"
-        (workdir / "grids").mkdir(parents=True)
-        completed = run_cli(
-            "generate", "a red fox --ar 3:2 --seed 7", "-o", output, cwd=workdir, env={"IMAGINE_MODEL": "tiny"}
-        )
+    for attempt, (output, completed) in enumerate(zip(GENERATE_OUTPUTS, ran.results, strict=True)):
+        workdir = ran.folder / f"run{attempt}"
         assert completed.returncode == 0, completed.stderr
         paths = [Path(line) for line in completed.stdout.split()]
         assert len(paths) == 4
@@ -85,12 +106,10 @@ def test_generate_renders_the_same_grid_for_the_same_seed(tmp_path: Path) -> Non
     assert digests[0] == digests[1]
 
 
-@pytest.mark.slow
-def test_generate_with_image_mask_and_sweep_flags(tmp_path: Path) -> None:
-    """--image/--mask inpaint and --sweep run from the shell; the sweep's grid is the labelled one."""
-    Image.new("RGB", (64, 64), "red").save(tmp_path / "in.png")
-    Image.new("L", (64, 64), 255).save(tmp_path / "mask.png")
-    completed = run_cli(
+def _generate_sweep(folder: Path, _params: dict[str, object]) -> list[Command]:
+    Image.new("RGB", (64, 64), "red").save(folder / "in.png")
+    Image.new("L", (64, 64), 255).save(folder / "mask.png")
+    generate = cli_command(
         "generate",
         "a red fox --seed 7",
         "--image",
@@ -103,12 +122,20 @@ def test_generate_with_image_mask_and_sweep_flags(tmp_path: Path) -> None:
         "cfg=3,5",
         "-o",
         "sweep.png",
-        cwd=tmp_path,
+        cwd=folder,
         env={"IMAGINE_MODEL": "tiny"},
     )
+    return [generate]
+
+
+@pytest.mark.slow
+@ahead(_generate_sweep)
+def test_generate_with_image_mask_and_sweep_flags(ran: Ran) -> None:
+    """--image/--mask inpaint and --sweep run from the shell; the sweep's grid is the labelled one."""
+    (completed,) = ran.results
     assert completed.returncode == 0, completed.stderr
     assert len(completed.stdout.split()) == 4
-    with Image.open(tmp_path / "sweep.png") as grid:
+    with Image.open(ran.folder / "sweep.png") as grid:
         assert grid.width == 2 * 64
 
 
@@ -124,9 +151,14 @@ def test_doctor_without_probe_lists_models_and_problems(tmp_path: Path) -> None:
     assert "model mine:" in completed.stdout and "is not a folder" in completed.stdout
 
 
+def _doctor(folder: Path, _params: dict[str, object]) -> list[Command]:
+    return [cli_command("doctor", cwd=folder, env={"IMAGINE_MODEL": "tiny", "IMAGINE_DISCORD_TOKEN": FAKE_TOKEN})]
+
+
 @pytest.mark.slow
-def test_doctor_probes_the_engine(tmp_path: Path) -> None:
-    completed = run_cli("doctor", cwd=tmp_path, env={"IMAGINE_MODEL": "tiny", "IMAGINE_DISCORD_TOKEN": FAKE_TOKEN})
+@ahead(_doctor)
+def test_doctor_probes_the_engine(ran: Ran) -> None:
+    (completed,) = ran.results
     assert completed.returncode == 0, completed.stdout + completed.stderr
     assert "device: cpu" in completed.stdout
     assert "no problems found" in completed.stdout
@@ -298,7 +330,7 @@ def test_run_without_network_retries_instead_of_crashing(tmp_path: Path) -> None
         {
             "PYTHONPATH": str(ROOT),
             "HF_HUB_OFFLINE": "1",
-            "IMAGINE_CONFIG": str(tmp_path / "none.toml"),
+            "IMAGINE_CONFIG": os.devnull,
             "IMAGINE_MODEL": "tiny",
             "IMAGINE_DISCORD_TOKEN": FAKE_TOKEN,
         }

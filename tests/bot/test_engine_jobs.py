@@ -47,7 +47,7 @@ async def test_killed_engine_is_restarted_and_the_job_retried(service: ImagineSe
             engine.kill()
 
     service.events.subscribe(on_event)
-    submitted = await service.submit_imagine(Actor.console(), "a fox --steps 30")
+    submitted = await service.submit_imagine(Actor.console(), "a fox --steps 10")  # about 1 s left after the kill
     await asyncio.wait_for(service.worker.run_until_idle(), 120)
     job = await service.queue.get(submitted.job.id)
     assert killed

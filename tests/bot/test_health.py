@@ -166,6 +166,7 @@ async def _until(condition: Callable[[], bool], what: str, timeout_s: float = EN
         await asyncio.sleep(0.02)
 
 
+@pytest.mark.slow
 async def test_maintenance_writes_the_heartbeat(settings: Settings, engine: EngineSupervisor, tmp_path: Path) -> None:
     """A stable job id that writes at once; the file follows the worker: ready, a job finished, then stopped."""
     path = tmp_path / "heartbeat.json"

@@ -11,7 +11,8 @@ import pytest
 
 from config.settings import ModelSpec
 from engine.model_sources import hub_snapshot, model_is_present
-from tests.bot.test_cli import run_cli
+from tests.ahead import Command, Ran, ahead
+from tests.bot.test_cli import cli_command, run_cli
 
 MINE_TOML = """\
 model = "tiny"
@@ -56,15 +57,22 @@ def test_models_list_shows_source_family_members_and_disk(tmp_path: Path) -> Non
     assert "* the default model" in completed.stdout
 
 
+def _pull_then_list(folder: Path, _params: dict[str, object]) -> list[Command]:
+    env = {"IMAGINE_MODEL": "tiny", "IMAGINE_DATA_DIR": str(folder / "data")}
+    return [
+        cli_command("models", "pull", "tiny-sdxl", cwd=folder, env=env),
+        cli_command("models", "list", cwd=folder, env=env),
+    ]
+
+
 @pytest.mark.slow
-def test_models_pull_builds_a_tiny_model(tmp_path: Path) -> None:
+@ahead(_pull_then_list)
+def test_models_pull_builds_a_tiny_model(ran: Ran) -> None:
     """pull of a tiny model builds it in the data folder (in a child process); list then shows it on disk."""
-    env = {"IMAGINE_MODEL": "tiny", "IMAGINE_DATA_DIR": str(tmp_path / "data")}
-    pulled = run_cli("models", "pull", "tiny-sdxl", cwd=tmp_path, env=env)
+    pulled, listed = ran.results
     assert pulled.returncode == 0, pulled.stderr
     assert "model tiny-sdxl: tiny sdxl model ready at" in pulled.stdout
-    assert (tmp_path / "data" / "models" / "tiny-sdxl" / "model_index.json").is_file()
-    listed = run_cli("models", "list", cwd=tmp_path, env=env)
+    assert (ran.folder / "data" / "models" / "tiny-sdxl" / "model_index.json").is_file()
     assert _table(listed.stdout)["tiny-sdxl"][3].startswith("yes (full precision, ")  # no fp16 variant built
 
 
@@ -87,7 +95,7 @@ def test_models_pull_checks_a_local_folder(tmp_path: Path) -> None:
     """A local source has nothing to download: pull says whether it is complete."""
     env = _toml(tmp_path, MINE_TOML.format(folder=tmp_path / "missing"))
     completed = run_cli("models", "pull", "mine", cwd=tmp_path, env=env)
-    assert completed.returncode == 1
+    assert completed.returncode == 2  # nothing to download: the folder or the configuration must change
     assert "error: model mine:" in completed.stderr and "is not a folder" in completed.stderr
 
 

@@ -102,8 +102,9 @@ async def test_a_job_keeps_its_lease_while_it_waits_in_the_engine_behind_another
     service = await ImagineService.open(settings, engine=engine)
     try:
         async with lease_sweeper(service) as taken_back:
-            first = await service.submit_imagine(Actor(41, Origin(source="cli")), "a fox --steps 20 --seed 1")
-            second = await service.submit_imagine(MEMBER, "a cat --steps 20 --seed 2")
+            # 12 steps of a 4-image grid: about 1.4 s each, almost three leases
+            first = await service.submit_imagine(Actor(41, Origin(source="cli")), "a fox --steps 12 --seed 1")
+            second = await service.submit_imagine(MEMBER, "a cat --steps 12 --seed 2")
             await asyncio.wait_for(service.worker.run_until_idle(), ENGINE_TIMEOUT_S)
             jobs = [await service.queue.get(submitted.job.id) for submitted in (first, second)]
     finally:

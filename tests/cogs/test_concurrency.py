@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
 import simcord
 from simcord import interactions as sim_interactions
 
 from tests.conftest import emit_clicks, posts, scene, wait_until
 
 
+@pytest.mark.slow
 async def test_one_button_clicked_twenty_times_makes_one_job(discord_env: simcord.Env) -> None:
     _guild, channel, rae = scene(discord_env, "rae")
     await rae.slash(channel, "imagine", prompt="a harbour --seed 6")

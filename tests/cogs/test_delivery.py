@@ -72,6 +72,7 @@ async def fresh_bot(env: simcord.Env, settings: Settings, engine: EngineSupervis
     return bot
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("status", "code"),
     [(401, 50027), (404, 10015), (503, 0)],
@@ -101,6 +102,7 @@ async def test_a_refused_follow_up_posts_the_grid_to_the_channel_once(
     assert len(posts(channel)) == 1
 
 
+@pytest.mark.slow
 async def test_a_failing_channel_keeps_the_post_pending_until_the_retry(discord_env: simcord.Env) -> None:
     """Follow-up and channel both fail (5xx): the job stays pending, and the next sweep posts it once."""
     _guild, channel, bea = scene(discord_env, "bea")
@@ -126,6 +128,7 @@ async def test_a_failing_channel_keeps_the_post_pending_until_the_retry(discord_
     assert len(posts(channel)) == 1
 
 
+@pytest.mark.slow
 async def test_a_gone_channel_is_given_up_with_a_log_line(
     discord_env: simcord.Env, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -147,6 +150,7 @@ async def test_a_gone_channel_is_given_up_with_a_log_line(
     assert requests_to(discord_env, "POST", "/channels/") == 1
 
 
+@pytest.mark.slow
 async def test_a_result_that_finished_while_no_bot_ran_is_posted_at_start_up(
     discord_env: simcord.Env, settings: Settings, engine: EngineSupervisor
 ) -> None:
@@ -157,9 +161,11 @@ async def test_a_result_that_finished_while_no_bot_ran_is_posted_at_start_up(
     await release(discord_env.bot)  # the bot is gone: no presenter hears the job end
 
     core = await ImagineService.open(settings, engine=engine)
-    await core.worker.run_until_idle()
-    assert (await core.queue.get(job_id)).status == "completed"
-    await core.close()
+    try:  # an open store's threads would keep the test process from exiting after a failure here
+        await core.worker.run_until_idle()
+        assert (await core.queue.get(job_id)).status == "completed"
+    finally:
+        await core.close()
     assert posts(channel) == []
 
     await fresh_bot(discord_env, settings, engine)
@@ -174,6 +180,7 @@ async def test_a_result_that_finished_while_no_bot_ran_is_posted_at_start_up(
     assert len(posts(channel)) == 1
 
 
+@pytest.mark.slow
 async def test_notices_of_jobs_that_ended_while_no_bot_ran_are_posted_at_start_up(
     discord_env: simcord.Env, settings: Settings, engine: EngineSupervisor
 ) -> None:
@@ -185,9 +192,11 @@ async def test_notices_of_jobs_that_ended_while_no_bot_ran_are_posted_at_start_u
     await release(discord_env.bot)
 
     core = await ImagineService.open(settings, engine=engine)
-    await core.cancel(cancelled_id, "console")
-    await core.queue.fail(failed_id, "the engine ran out of memory")
-    await core.close()
+    try:
+        await core.cancel(cancelled_id, "console")
+        await core.queue.fail(failed_id, "the engine ran out of memory")
+    finally:
+        await core.close()
 
     await fresh_bot(discord_env, settings, engine)
     notices = lambda: [m for m in channel.history() if "❌" in m.content]  # noqa: E731
@@ -203,10 +212,11 @@ async def test_notices_of_jobs_that_ended_while_no_bot_ran_are_posted_at_start_u
     assert len(notices()) == 2
 
 
+@pytest.mark.slow
 async def test_a_refused_cancel_notice_falls_back_to_the_channel(discord_env: simcord.Env) -> None:
     """The queued message cannot be edited (token refused): the cancel notice goes to the channel, once."""
     _guild, channel, fay = scene(discord_env, "fay")
-    await fay.slash(channel, "imagine", prompt="a bell --repeat 2 --steps 60 --seed 7")
+    await fay.slash(channel, "imagine", prompt="a bell --repeat 2 --steps 20 --seed 7")  # renders for about 2 s
     rows = await discord_env.bot.service.store.fetch_all("SELECT id, status FROM jobs ORDER BY id")
     waiting = rows[1][0]
     assert rows[1][1] == "queued"  # one job at a time per member: the second waits behind the first
@@ -223,6 +233,7 @@ async def test_a_refused_cancel_notice_falls_back_to_the_channel(discord_env: si
     await wait_until(discord_env, lambda: bool(posts(channel)), what="the first job's grid")
 
 
+@pytest.mark.slow
 async def test_a_live_event_and_the_sweep_never_post_one_job_twice(discord_env: simcord.Env) -> None:
     """Deliveries of one pending job started at the same moment make one post; a delivered job is left alone."""
     _guild, channel, gus = scene(discord_env, "gus")

@@ -30,6 +30,7 @@ async def _jobs(env: simcord.Env) -> list[tuple[str, str]]:
     return [(row[0], row[1]) for row in rows]
 
 
+@pytest.mark.slow
 async def test_imagine_with_an_image_is_img2img(discord_env: simcord.Env) -> None:
     _guild, channel, jo = scene(discord_env, "jo")
 
@@ -45,6 +46,7 @@ async def test_imagine_with_an_image_is_img2img(discord_env: simcord.Env) -> Non
     assert all("photo" not in path.name for path in stored)
 
 
+@pytest.mark.slow
 async def test_edit_inpaints_and_sweep_posts_a_labelled_grid(discord_env: simcord.Env) -> None:
     _guild, channel, kim = scene(discord_env, "kim")
 
@@ -67,6 +69,7 @@ async def test_edit_inpaints_and_sweep_posts_a_labelled_grid(discord_env: simcor
     assert sweep_post.components == []  # a sweep grid has no buttons
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("name", "fragment"),
     [
@@ -147,6 +150,7 @@ async def test_hostile_prompts_through_discord(discord_env: simcord.Env, prompt:
     assert await _jobs(discord_env) == []
 
 
+@pytest.mark.slow
 async def test_sql_and_right_to_left_text_is_just_a_prompt(discord_env: simcord.Env) -> None:
     _guild, channel, uma = scene(discord_env, "uma")
     result = await uma.slash(channel, "imagine", prompt="a fox'); DROP TABLE jobs;-- \u202eevil\u202c --seed 3")
@@ -214,6 +218,7 @@ async def test_a_banned_member_is_refused_before_the_download(discord_env: simco
     assert _stored(discord_env) == before
 
 
+@pytest.mark.slow
 async def test_a_clean_jpeg_is_stored_as_sent_and_a_rotated_one_upright(discord_env: simcord.Env) -> None:
     """Uploads stay compact: a plain JPEG keeps its bytes; an EXIF-rotated photo is stored turned the right way."""
     _guild, channel, rio = scene(discord_env, "rio")
@@ -252,6 +257,7 @@ async def test_an_attachment_read_is_capped_by_what_arrives() -> None:
         await read_attachment(_LyingAttachment(), limits, "image")  # type: ignore[arg-type]
 
 
+@pytest.mark.slow
 async def test_a_reroll_whose_upload_expired_is_refused_before_it_is_charged(discord_env: simcord.Env) -> None:
     """🔄 on an img2img grid re-uses the uploaded image; once expired, the button says so and costs nothing."""
     from bot.uploads import expire_uploads

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 
+import pytest
 import simcord
 from PIL import Image
 
@@ -66,6 +67,7 @@ async def test_bad_flag_is_an_ephemeral_error_and_queues_nothing(discord_env: si
     assert await bot.service.store.fetch_value("SELECT COUNT(*) FROM jobs") == 0
 
 
+@pytest.mark.slow
 async def test_u_button_upscales_and_the_upscale_gets_its_own_buttons(discord_env: simcord.Env) -> None:
     _guild, channel, carol = scene(discord_env, "carol")
     await carol.slash(channel, "imagine", prompt="a lighthouse --seed 3")
@@ -89,6 +91,7 @@ async def test_u_button_upscales_and_the_upscale_gets_its_own_buttons(discord_en
     assert "Zoom out 2x" in zoom_on_grid.response.content
 
 
+@pytest.mark.slow
 async def test_buttons_still_work_after_a_restart(discord_env: simcord.Env, settings, engine) -> None:  # type: ignore[no-untyped-def]
     from bot.discord_bot import ImagineBot
 
@@ -110,6 +113,7 @@ async def test_buttons_still_work_after_a_restart(discord_env: simcord.Env, sett
     assert "Variation of image 3" in variation.content
 
 
+@pytest.mark.slow
 async def test_another_member_can_reroll_and_pays_for_it(discord_env: simcord.Env) -> None:
     guild, channel, owner = scene(discord_env, "owner")
     other = guild.add_member(discord_env.create_user("other"))
@@ -132,6 +136,7 @@ def _reroll_id(post) -> str:  # type: ignore[no-untyped-def]
     raise AssertionError("no reroll button")
 
 
+@pytest.mark.slow
 async def test_results_after_the_token_expired_are_posted_to_the_channel(discord_env: simcord.Env) -> None:
     _guild, channel, night = scene(discord_env, "night")
 
@@ -153,6 +158,7 @@ async def test_results_after_the_token_expired_are_posted_to_the_channel(discord
     assert night.mention in post.content
 
 
+@pytest.mark.slow
 async def test_every_upscale_button_queues_its_job(discord_env: simcord.Env) -> None:
     _guild, channel, ola = scene(discord_env, "ola")
     await discord_env.bot.service.ledger.set_tier(ola.id, "supporter", actor="test")  # room for 10 jobs

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import simcord
 
 from bot.jobs import Lane
@@ -56,6 +57,7 @@ async def test_lane_switch_commands(discord_env: simcord.Env) -> None:
     assert lane == "fast"  # the flag wins over the default lane
 
 
+@pytest.mark.slow
 async def test_permutations_post_one_grid_per_prompt(discord_env: simcord.Env) -> None:
     _guild, channel, finn = scene(discord_env, "finn")
 

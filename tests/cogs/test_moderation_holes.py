@@ -43,6 +43,7 @@ async def test_commands_are_guild_only_and_a_direct_message_gets_a_friendly_answ
     assert await _charged(discord_env) == 0
 
 
+@pytest.mark.slow
 async def test_a_button_pressed_outside_a_server_is_refused(discord_env: simcord.Env) -> None:
     """The core refuses a request without a server whatever surface it came through."""
     _guild, channel, ann = scene(discord_env, "ann")
@@ -88,6 +89,7 @@ async def test_every_permutation_is_moderated(discord_env: simcord.Env) -> None:
     assert await _jobs(discord_env) == 0
 
 
+@pytest.mark.slow
 async def test_a_button_rechecks_its_stored_prompt_after_the_blocklist_changed(discord_env: simcord.Env) -> None:
     """A grid made before a word was blocked: its U, V and 🔄 buttons are refused now, and cost nothing."""
     guild, channel, ivo = scene(discord_env, "ivo")
@@ -110,6 +112,7 @@ async def test_a_button_rechecks_its_stored_prompt_after_the_blocklist_changed(d
     assert await _charged(discord_env) == charged
 
 
+@pytest.mark.slow
 async def test_channel_rules_hold_for_sweeps_and_buttons(discord_env: simcord.Env) -> None:
     """With only #art allowed, /sweep and a button in #general are refused and name #art."""
     guild, art, lin = scene(discord_env, "lin")

@@ -162,6 +162,7 @@ async def test_imagine_where_the_bot_lacks_a_permission_is_refused_before_any_ch
     assert posts(art) == []
 
 
+@pytest.mark.slow
 async def test_sweep_and_edit_are_refused_too_and_a_normal_channel_still_queues(discord_env: simcord.Env) -> None:
     """/sweep and /edit (before its images are downloaded) are refused in #art; /imagine in #general queues."""
     guild = discord_env.create_guild()
@@ -186,6 +187,7 @@ async def test_sweep_and_edit_are_refused_too_and_a_normal_channel_still_queues(
     assert await count(discord_env, "SELECT COUNT(*) FROM jobs WHERE status = 'completed'") == 1
 
 
+@pytest.mark.slow
 async def test_a_button_in_a_channel_that_lost_a_permission_is_refused(discord_env: simcord.Env) -> None:
     """A result's button pressed after a moderator took Attach Files away: refused privately, nothing queued."""
     _guild, art, ola = scene(discord_env, "ola")
@@ -220,6 +222,7 @@ async def test_in_a_thread_the_bot_needs_send_messages_in_threads(discord_env: s
     assert await count(discord_env, "SELECT COUNT(*) FROM jobs") == 0
 
 
+@pytest.mark.slow
 async def test_a_late_post_refused_for_a_missing_permission_names_the_channel_and_permission(
     discord_env: simcord.Env, caplog: pytest.LogCaptureFixture
 ) -> None:

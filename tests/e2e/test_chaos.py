@@ -4,28 +4,33 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from tests.ahead import Command, Ran, ahead
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.slow
-def test_engine_and_bot_kills_lose_no_job_and_no_credit() -> None:
-    """Two engine kills and one bot kill under load: every job ends, every balance equals its ledger."""
+def _chaos(_folder: Path, _params: dict[str, object]) -> list[Command]:
     environment = {k: v for k, v in os.environ.items() if not k.startswith("IMAGINE_")}
-    completed = subprocess.run(
-        [sys.executable, "-m", "bench.chaos", "--engine-kills", "2", "--bot-kills", "1", "--members", "4"],
-        cwd=ROOT,
-        env={**environment, "PYTHONPATH": str(ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    return [
+        Command(
+            [sys.executable, "-m", "bench.chaos", "--engine-kills", "2", "--bot-kills", "1", "--members", "4"],
+            ROOT,
+            {**environment, "PYTHONPATH": str(ROOT)},
+            timeout=600,
+        )
+    ]
+
+
+@pytest.mark.slow
+@ahead(_chaos)
+def test_engine_and_bot_kills_lose_no_job_and_no_credit(ran: Ran) -> None:
+    """Two engine kills and one bot kill under load: every job ends, every balance equals its ledger."""
+    (completed,) = ran.results
     result = json.loads(completed.stdout.strip().splitlines()[-1])
     assert completed.returncode == 0, completed.stdout + completed.stderr
     assert result["engine_kills"] == 2

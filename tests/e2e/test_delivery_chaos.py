@@ -5,44 +5,43 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from tests.ahead import Command, Ran, ahead
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.slow
-def test_kills_between_completion_and_post_lose_and_repeat_no_result() -> None:
-    """One random kill and one kill at a job's completion under load: nothing lost, nothing posted twice."""
+def _delivery_chaos(_folder: Path, _params: dict[str, object]) -> list[Command]:
     environment = {k: v for k, v in os.environ.items() if not k.startswith("IMAGINE_")}
-    completed = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench.delivery_chaos",
-            "--random-kills",
-            "1",
-            "--completion-kills",
-            "1",
-            "--members",
-            "3",
-            "--interval",
-            "0.6",
-            "--max-random-delay",
-            "3",
-            "--final-load-s",
-            "2",
-        ],
-        cwd=ROOT,
-        env={**environment, "PYTHONPATH": str(ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    arguments = [
+        sys.executable,
+        "-m",
+        "bench.delivery_chaos",
+        "--random-kills",
+        "1",
+        "--completion-kills",
+        "1",
+        "--members",
+        "3",
+        "--interval",
+        "0.6",
+        "--max-random-delay",
+        "3",
+        "--final-load-s",
+        "2",
+    ]
+    return [Command(arguments, ROOT, {**environment, "PYTHONPATH": str(ROOT)}, timeout=600)]
+
+
+@pytest.mark.slow
+@ahead(_delivery_chaos)
+def test_kills_between_completion_and_post_lose_and_repeat_no_result(ran: Ran) -> None:
+    """One random kill and one kill at a job's completion under load: nothing lost, nothing posted twice."""
+    (completed,) = ran.results
     assert completed.stdout.strip(), completed.stderr[-4000:]
     result = json.loads(completed.stdout.strip().splitlines()[-1])
     assert completed.returncode == 0, completed.stdout + completed.stderr[-4000:]

@@ -4,40 +4,35 @@ from __future__ import annotations
 
 import importlib
 import os
-import subprocess
 import sys
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from packaging.requirements import Requirement
 
 from engine.import_failure import TORCH_FLOOR, describe_import_failure, release, root_cause
+from tests.ahead import Command, Ran, ahead
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _generate(tmp_path: Path, shadow: Path) -> subprocess.CompletedProcess[str]:
+def _generate(tmp_path: Path, shadow: Path) -> Command:
     """``python -m bot generate`` on the tiny model with ``shadow`` ahead of the installed packages."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith("IMAGINE_")}
     environment.update(
         {
             "PYTHONPATH": os.pathsep.join([str(shadow), str(ROOT)]),
             "HF_HUB_OFFLINE": "1",
-            "IMAGINE_CONFIG": str(tmp_path / "none.toml"),
+            "IMAGINE_CONFIG": os.devnull,
             "IMAGINE_MODEL": "tiny",
             "IMAGINE_DATA_DIR": str(tmp_path / "data"),
         }
     )
-    return subprocess.run(
-        [sys.executable, "-m", "bot", "generate", "a red fox", "-o", str(tmp_path / "fox.png")],
-        cwd=tmp_path,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+    return Command(
+        [sys.executable, "-m", "bot", "generate", "a red fox", "-o", str(tmp_path / "fox.png")], tmp_path, environment
     )
 
 
@@ -57,7 +52,14 @@ def _broken_diffusers(shadow: Path) -> None:
     )
 
 
+def _generate_with_shadow(folder: Path, params: dict[str, Any]) -> list[Command]:
+    shadow = folder / "shadow"
+    params["make_shadow"](shadow)
+    return [_generate(folder, shadow)]
+
+
 @pytest.mark.slow
+@ahead(_generate_with_shadow)
 @pytest.mark.parametrize(
     ("make_shadow", "fragments"),
     [
@@ -67,12 +69,10 @@ def _broken_diffusers(shadow: Path) -> None:
     ids=["old-torch", "broken-diffusers"],
 )
 def test_import_failure_reaches_the_owner_as_one_line(
-    tmp_path: Path, make_shadow: Callable[[Path], None], fragments: list[str]
+    ran: Ran, make_shadow: Callable[[Path], None], fragments: list[str]
 ) -> None:
     """The engine really fails to import; the worker's error is one line naming the cause, no traceback."""
-    shadow = tmp_path / "shadow"
-    make_shadow(shadow)
-    completed = _generate(tmp_path, shadow)
+    (completed,) = ran.results
     assert completed.returncode == 1, completed.stderr
     errors = [line for line in completed.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1, completed.stderr
@@ -83,25 +83,22 @@ def test_import_failure_reaches_the_owner_as_one_line(
     assert "exited" not in completed.stderr
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("old_torch", [False, True], ids=["fitting", "old-torch"])
-def test_the_image_build_check(tmp_path: Path, old_torch: bool) -> None:
-    """``python -m engine.import_failure`` (a step of the Docker build) passes here and fails on an old torch."""
-    shadow = tmp_path / "shadow"
+def _build_check(folder: Path, params: dict[str, Any]) -> list[Command]:
+    shadow = folder / "shadow"
     shadow.mkdir()
-    if old_torch:
+    if params["old_torch"]:
         _old_torch(shadow)
     environment = {k: v for k, v in os.environ.items() if k != "TRANSFORMERS_VERBOSITY"}
     environment["PYTHONPATH"] = os.pathsep.join([str(shadow), str(ROOT)])
-    completed = subprocess.run(
-        [sys.executable, "-m", "engine.import_failure"],
-        cwd=tmp_path,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    return [Command([sys.executable, "-m", "engine.import_failure"], folder, environment)]
+
+
+@pytest.mark.slow
+@ahead(_build_check)
+@pytest.mark.parametrize("old_torch", [False, True], ids=["fitting", "old-torch"])
+def test_the_image_build_check(ran: Ran, old_torch: bool) -> None:
+    """``python -m engine.import_failure`` (a step of the Docker build) passes here and fails on an old torch."""
+    (completed,) = ran.results
     output = (completed.stdout + completed.stderr).strip().splitlines()
     assert len(output) == 1, output
     if old_torch:

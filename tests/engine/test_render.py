@@ -16,6 +16,8 @@ from engine.samplers import SAMPLERS
 from engine.tiny import ensure_tiny_model
 from engine.tiny_lora import build_tiny_lora
 
+pytestmark = pytest.mark.slow  # every task kind, sampler and option renders here: the engine's long matrix
+
 MODELS = (ModelEntry("tiny", "tiny:sd15", "sd15"), ModelEntry("tiny-sdxl", "tiny:sdxl", "sdxl"))
 
 

@@ -9,6 +9,11 @@ environment and folder, and a timeout is ``subprocess.TimeoutExpired`` raised in
 
 A test's own commands run one after another, in the order it lists them (a later one may use what an earlier one
 wrote). Nothing else shares their folder.
+
+A step may also be a function (an :class:`Interaction`) that drives child processes itself, such as one that sends
+Ctrl-C once a command says it renders; the test gets what it returns. It runs on the background thread, so it
+must only start processes and read and write files of its folder: it gets its environment from the prepare
+function (the test's own environment), never from ``os.environ``, which the tests running meanwhile change.
 """
 
 from __future__ import annotations
@@ -42,9 +47,13 @@ class Command:
     timeout: float = 300.0
 
 
-Prepare = Callable[[Path, dict[str, Any]], list[Command]]
+Interaction = Callable[[], Any]
+"""A scripted session with child processes; it stops them itself (a time limit of its own) and returns what the
+test checks."""
+
+Prepare = Callable[[Path, dict[str, Any]], list[Command | Interaction]]
 """Given a fresh folder for the test and its parameters (empty when it has none), write any input files there and
-return the commands to run."""
+return the commands (or interactions) to run."""
 
 
 def ahead(prepare: Prepare) -> pytest.MarkDecorator:
@@ -55,10 +64,11 @@ def ahead(prepare: Prepare) -> pytest.MarkDecorator:
 
 @dataclass
 class Ran:
-    """What a test's commands left: their folder, and each finished process in the order of the commands."""
+    """What a test's commands left: their folder, and each finished process (or what each interaction returned) in
+    the order of the commands."""
 
     folder: Path
-    results: list[subprocess.CompletedProcess[str]]
+    results: list[Any]
     seconds: float
     """Wall-clock seconds the commands ran."""
 
@@ -67,9 +77,9 @@ class Ran:
 class _Entry:
     key: str
     folder: Path
-    commands: list[Command]
+    commands: list[Command | Interaction]
     done: threading.Event = field(default_factory=threading.Event)
-    results: list[subprocess.CompletedProcess[str]] = field(default_factory=list)
+    results: list[Any] = field(default_factory=list)
     error: BaseException | None = None
     seconds: float = 0.0
 
@@ -95,7 +105,7 @@ class AheadRunner:
     def __len__(self) -> int:
         return len(self._order)
 
-    def schedule(self, key: str, folder: Path, commands: list[Command]) -> None:
+    def schedule(self, key: str, folder: Path, commands: list[Command | Interaction]) -> None:
         entry = _Entry(key, folder, commands)
         self._entries[key] = entry
         self._order.append(entry)
@@ -119,7 +129,8 @@ class AheadRunner:
         return Ran(entry.folder, list(entry.results), entry.seconds)
 
     def stop(self) -> None:
-        """Kill the command that runs now (its whole process group) and skip the rest."""
+        """Kill the command that runs now (its whole process group; an interaction ends by its own time limit) and
+        skip the rest."""
         with self._lock:
             self._stopping = True
             process = self._process
@@ -133,12 +144,19 @@ class AheadRunner:
             started = time.monotonic()
             try:
                 for command in entry.commands:
-                    entry.results.append(self._run(command))
+                    entry.results.append(
+                        self._run(command) if isinstance(command, Command) else self._interact(command)
+                    )
             except BaseException as error:  # handed to the test that reads the entry
                 entry.error = error
             finally:
                 entry.seconds = time.monotonic() - started
                 entry.done.set()
+
+    def _interact(self, interaction: Interaction) -> Any:
+        if self._stopping:
+            raise RuntimeError("the test session ended before this interaction ran")
+        return interaction()
 
     def _run(self, command: Command) -> subprocess.CompletedProcess[str]:
         with self._lock:

@@ -80,6 +80,14 @@ def _commands_ahead(request: pytest.FixtureRequest, tmp_path_factory: pytest.Tem
     _AHEAD.stop()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _engine_started_early(request: pytest.FixtureRequest) -> None:
+    """Start the session's engine before the first test when any selected test uses it: its seconds of imports
+    then overlap the tests that run before the first one that needs it."""
+    if any("engine" in getattr(item, "fixturenames", ()) for item in request.session.items):
+        request.getfixturevalue("engine")
+
+
 @pytest.fixture
 def ran(request: pytest.FixtureRequest) -> Ran:
     """The finished commands of this ``ahead`` test (waiting for them if they still run)."""

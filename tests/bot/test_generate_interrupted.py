@@ -15,9 +15,10 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -28,6 +29,7 @@ from bot.jobs import Status
 from bot.requests import TaskOptions
 from bot.scheduler import ABANDONED_CONSOLE_JOB
 from bot.service import ImagineService
+from tests.ahead import Ran, ahead
 from tests.conftest import make_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,13 +51,23 @@ class Command:
     process: subprocess.Popen[str]
     lines: list[tuple[float, str]] = field(default_factory=list)
     signalled_at: float | None = None
+    code: int | None = None
+    """The exit code, once :meth:`finish` returned it (kept for a test that checks a command run ahead)."""
+    seconds: float = 0.0
+    """The seconds from the signal to the exit, likewise."""
 
     @classmethod
     def start(
-        cls, folder: Path, *args: str, config: str = PAYING_CONSOLE, env: dict[str, str] | None = None
+        cls,
+        folder: Path,
+        *args: str,
+        config: str = PAYING_CONSOLE,
+        env: dict[str, str] | None = None,
+        base: Mapping[str, str] | None = None,
     ) -> Command:
+        """Start the command; its environment is ``base`` (``os.environ`` by default) and ``env``."""
         (folder / "bot.toml").write_text(config)
-        environment = {k: v for k, v in os.environ.items() if not k.startswith("IMAGINE_")}
+        environment = {k: v for k, v in (os.environ if base is None else base).items() if not k.startswith("IMAGINE_")}
         environment.update(
             {
                 "PYTHONPATH": str(ROOT),
@@ -182,7 +194,25 @@ def refunded(database: Path, job_id: int) -> tuple[int, int]:
 # --- generate stopped by a signal ----------------------------------------------------------------------------------
 
 
+def _stop_generate(folder: Path, params: dict[str, Any]) -> list[Callable[[], Command]]:
+    base = dict(os.environ)
+
+    def interact() -> Command:
+        command = Command.start(folder, "generate", "a red fox --steps 60", "-o", "fox.png", base=base)
+        if params["moment"] == "importing":
+            command.wait_for_line("importing torch")
+        else:
+            command.wait_for_line("engine ready")
+            command.wait_for(lambda: command.job_status() == "running", "the job to run")
+        command.send(params["number"], params["times"])
+        command.code, command.seconds = command.finish()
+        return command
+
+    return [interact]
+
+
 @pytest.mark.slow
+@ahead(_stop_generate)
 @pytest.mark.parametrize(
     ("moment", "number", "times"),
     [
@@ -199,19 +229,13 @@ def refunded(database: Path, job_id: int) -> tuple[int, int]:
     ],
 )
 async def test_generate_stopped_cancels_its_job_in_one_line(
-    tmp_path: Path, moment: str, number: signal.Signals, times: int
+    ran: Ran, moment: str, number: signal.Signals, times: int
 ) -> None:
     """Stopped while the engine imports or renders: exit 130 promptly, one line `interrupted; job N cancelled`,
     no traceback from the command or its engine, the job cancelled and refunded, the database consistent, and a
     bot started afterwards does not render it."""
-    command = Command.start(tmp_path, "generate", "a red fox --steps 60", "-o", "fox.png")
-    if moment == "importing":
-        command.wait_for_line("importing torch")
-    else:
-        command.wait_for_line("engine ready")
-        command.wait_for(lambda: command.job_status() == "running", "the job to run")
-    command.send(number, times)
-    code, seconds = command.finish()
+    (command,) = ran.results
+    code, seconds = command.code, command.seconds
     job = command.job()
     assert code == 130, command.text
     assert seconds < STOPPED_WITHIN_S, command.text
@@ -222,41 +246,66 @@ async def test_generate_stopped_cancels_its_job_in_one_line(
     assert cost > 0 and total == 0
     assert check_database(command.database, check_files=False) == []
     if moment == "rendering":  # the bot that starts next leaves it alone
-        service = await ImagineService.open(make_settings(tmp_path / "data", database_path=command.database))
+        service = await ImagineService.open(make_settings(ran.folder / "data", database_path=command.database))
         try:
             assert await service.queue.dispatch() == []
         finally:
             await service.close()
 
 
+def _ctrl_c_while_closing(folder: Path, _params: dict[str, Any]) -> list[Callable[[], Command]]:
+    base = dict(os.environ)
+
+    def interact() -> Command:
+        command = Command.start(folder, "generate", "a red fox --steps 2", "-o", "fox.png", base=base)
+        command.wait_for_line("grid: ")
+        command.send(signal.SIGINT)
+        command.code, command.seconds = command.finish(limit_s=30)
+        return command
+
+    return [interact]
+
+
 @pytest.mark.slow
-def test_ctrl_c_while_generate_closes_does_not_hang(tmp_path: Path) -> None:
+@ahead(_ctrl_c_while_closing)
+def test_ctrl_c_while_generate_closes_does_not_hang(ran: Ran) -> None:
     """Ctrl-C right after the grid is written, while the engine stops: the job is done, exit 0 promptly (this
     used to hang until a second Ctrl-C: the database was left open)."""
-    command = Command.start(tmp_path, "generate", "a red fox --steps 2", "-o", "fox.png")
-    command.wait_for_line("grid: ")
-    command.send(signal.SIGINT)
-    code, seconds = command.finish(limit_s=30)
+    (command,) = ran.results
+    code, seconds = command.code, command.seconds
     assert code == 0, command.text
     assert seconds < STOPPED_WITHIN_S and "Traceback" not in command.text
     assert command.job()["status"] == Status.COMPLETED
-    assert (tmp_path / "fox.png").is_file()
+    assert (ran.folder / "fox.png").is_file()
+
+
+def _unfetchable_model(folder: Path, _params: dict[str, Any]) -> list[Callable[[], Command]]:
+    base = dict(os.environ)
+
+    def interact() -> Command:
+        command = Command.start(
+            folder,
+            "generate",
+            "a red fox",
+            "-o",
+            "fox.png",
+            env={"IMAGINE_MODEL": "sd15", "HF_HOME": str(folder / "hf")},
+            base=base,
+        )
+        command.signalled_at = time.monotonic()
+        command.code, command.seconds = command.finish()
+        return command
+
+    return [interact]
 
 
 @pytest.mark.slow
-def test_generate_whose_model_cannot_be_fetched_leaves_no_job(tmp_path: Path) -> None:
+@ahead(_unfetchable_model)
+def test_generate_whose_model_cannot_be_fetched_leaves_no_job(ran: Ran) -> None:
     """The default hub model, not downloaded, offline: one error line that says the job was cancelled, exit 1,
     the job cancelled and refunded (no queued job for the next bot start to render)."""
-    command = Command.start(
-        tmp_path,
-        "generate",
-        "a red fox",
-        "-o",
-        "fox.png",
-        env={"IMAGINE_MODEL": "sd15", "HF_HOME": str(tmp_path / "hf")},
-    )
-    command.signalled_at = time.monotonic()
-    code, _ = command.finish()
+    (command,) = ran.results
+    code = command.code
     job = command.job()
     assert code == 1, command.text
     assert "Traceback" not in command.text
@@ -272,7 +321,21 @@ def test_generate_whose_model_cannot_be_fetched_leaves_no_job(tmp_path: Path) ->
 # --- other commands stopped by Ctrl-C -----------------------------------------------------------------------------
 
 
+def _ctrl_c_while_the_child_imports(folder: Path, params: dict[str, Any]) -> list[Callable[[], Command]]:
+    base = dict(os.environ)
+
+    def interact() -> Command:
+        command = Command.start(folder, *params["args"], base=base)
+        command.wait_for_child(params["child"])
+        command.send(signal.SIGINT)
+        command.code, command.seconds = command.finish()
+        return command
+
+    return [interact]
+
+
 @pytest.mark.slow
+@ahead(_ctrl_c_while_the_child_imports)
 @pytest.mark.parametrize(
     ("args", "child", "line"),
     [
@@ -286,13 +349,11 @@ def test_generate_whose_model_cannot_be_fetched_leaves_no_job(tmp_path: Path) ->
     ids=["doctor", "models-pull"],
 )
 def test_ctrl_c_stops_a_command_and_its_child_in_one_line(
-    tmp_path: Path, args: tuple[str, ...], child: str, line: str
+    ran: Ran, args: tuple[str, ...], child: str, line: str
 ) -> None:
     """Ctrl-C while the command's child process imports torch: exit 130 promptly, one line, no traceback."""
-    command = Command.start(tmp_path, *args)
-    command.wait_for_child(child)
-    command.send(signal.SIGINT)
-    code, seconds = command.finish()
+    (command,) = ran.results
+    code, seconds = command.code, command.seconds
     assert code == 130, command.text
     assert seconds < STOPPED_WITHIN_S
     assert "Traceback" not in command.text
@@ -388,7 +449,8 @@ async def test_generate_holds_its_job_while_a_bot_sweeps(
     bot = await ImagineService.open(settings, engine=engine)
     swept: list[int] = []
     try:
-        submitted = await generate.submit_shell_request(Actor.console(), "a fox --steps 60", TaskOptions())
+        # 24 steps of a 4-image grid: about 3 s, three leases
+        submitted = await generate.submit_shell_request(Actor.console(), "a fox --steps 24", TaskOptions())
         rendering = asyncio.create_task(generate.run_own_jobs())
         while not rendering.done():
             swept += await bot.queue.expire_leases()

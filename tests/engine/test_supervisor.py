@@ -105,8 +105,12 @@ async def test_cancel_stops_a_running_job_early(engine: EngineSupervisor, data_d
     assert max(steps) < 60
 
 
-async def test_killed_engine_fails_the_job_and_restarts(engine: EngineSupervisor, data_dir: Path) -> None:
-    """SIGKILL mid-job: the job fails with EngineCrashedError; the next render starts a new engine."""
+async def test_killed_engine_fails_the_job_keeps_a_cancel_made_while_it_restarts_and_comes_back(
+    engine: EngineSupervisor, data_dir: Path
+) -> None:
+    """SIGKILL mid-job: the job fails with EngineCrashedError. A cancel that arrives while render_batch waits for
+    the restarting engine is kept: that task is never sent. The next render starts a new engine. (One restart
+    serves both: each costs the seconds of the engine's imports.)"""
     await engine.wait_ready()
     old_pid = engine.pid
 
@@ -116,7 +120,19 @@ async def test_killed_engine_fails_the_job_and_restarts(engine: EngineSupervisor
 
     with pytest.raises(EngineCrashedError):
         await engine.render(_task(data_dir, 107, steps=40), on_progress)
-    done = await engine.render(_task(data_dir, 108))
+    assert not engine.alive and engine.ready is None  # gone at once, though perhaps not reaped yet
+    steps: list[int] = []
+    rendering = asyncio.create_task(
+        engine.render_batch([_task(data_dir, 113, steps=8)], lambda progress: steps.append(progress.step))
+    )
+    await asyncio.sleep(0.2)
+    assert not rendering.done()  # waiting for the crash backoff and the new engine
+    await engine.cancel(113)
+    (result,) = await asyncio.wait_for(rendering, 120)
+    done = await engine.render(_task(data_dir, 108))  # the new engine has taken everything sent before this
+    assert isinstance(result, TaskFailed) and result.reason == "cancelled"
+    assert steps == []
+    assert not (data_dir / "images" / "113").exists()
     assert engine.pid != old_pid
     assert engine.restarts >= 1
     assert len(done.paths) == 2
@@ -202,27 +218,6 @@ async def test_an_engine_reaped_elsewhere_is_replaced_not_written_to(engine: Eng
             popen.returncode = -signal.SIGKILL
     assert engine.pid != old_pid
     assert len(done.paths) == 2
-
-
-async def test_a_task_cancelled_while_the_engine_restarts_is_never_sent(
-    engine: EngineSupervisor, data_dir: Path
-) -> None:
-    """A cancel that arrives while render_batch waits for a restarting engine is kept: the task is never sent."""
-    await engine.wait_ready()
-    engine.kill()
-    assert not engine.alive and engine.ready is None  # gone at once, though perhaps not reaped yet
-    steps: list[int] = []
-    rendering = asyncio.create_task(
-        engine.render_batch([_task(data_dir, 113, steps=8)], lambda progress: steps.append(progress.step))
-    )
-    await asyncio.sleep(0.2)
-    assert not rendering.done()  # waiting for the crash backoff and the new engine
-    await engine.cancel(113)
-    (result,) = await asyncio.wait_for(rendering, 120)
-    await engine.render(_task(data_dir, 114))  # the new engine has taken everything sent before this
-    assert isinstance(result, TaskFailed) and result.reason == "cancelled"
-    assert steps == []
-    assert not (data_dir / "images" / "113").exists()
 
 
 async def test_heartbeats_cover_loading_a_model_rendering_and_writing(engine: EngineSupervisor, data_dir: Path) -> None:

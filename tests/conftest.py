@@ -8,6 +8,7 @@ import atexit
 import contextlib
 import functools
 import itertools
+import logging
 import os
 import re
 import shutil
@@ -25,6 +26,7 @@ from simcord.backend import serializers
 
 from bot.discord_bot import ImagineBot
 from bot.engine_supervisor import EngineSupervisor
+from bot.logs import RedactSecrets
 from bot.service import engine_config
 from bot.store import Store
 from config.settings import Settings
@@ -81,11 +83,14 @@ def _commands_ahead(request: pytest.FixtureRequest, tmp_path_factory: pytest.Tem
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _engine_started_early(request: pytest.FixtureRequest) -> None:
+def _engine_started_early(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """Start the session's engine before the first test when any selected test uses it: its seconds of imports
     then overlap the tests that run before the first one that needs it."""
     if any("engine" in getattr(item, "fixturenames", ()) for item in request.session.items):
-        request.getfixturevalue("engine")
+        _session_engine(tmp_path_factory)
+    yield
+    if _SESSION_ENGINE is not None:
+        _SESSION_ENGINE.stop()
 
 
 @pytest.fixture
@@ -149,21 +154,63 @@ def _migrated_database() -> Path:
     return database
 
 
+_SESSION_DATA_DIR: Path | None = None
+_SESSION_ENGINE: EngineSupervisor | None = None
+
+
+def _session_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    global _SESSION_DATA_DIR
+    if _SESSION_DATA_DIR is None:
+        _SESSION_DATA_DIR = tmp_path_factory.mktemp("data")
+    return _SESSION_DATA_DIR
+
+
+def _session_engine(tmp_path_factory: pytest.TempPathFactory) -> EngineSupervisor:
+    """The session's engine, started (not yet ready) on first use."""
+    global _SESSION_ENGINE
+    if _SESSION_ENGINE is None:
+        settings = make_settings(_session_data_dir(tmp_path_factory))
+        _SESSION_ENGINE = EngineSupervisor(engine_config(settings), start_timeout_s=ENGINE_TIMEOUT_S)
+        _SESSION_ENGINE.spawn()
+    return _SESSION_ENGINE
+
+
 @pytest.fixture(scope="session")
 def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One data folder for the session, shared with the session's engine (images must land under it)."""
-    return tmp_path_factory.mktemp("data")
+    return _session_data_dir(tmp_path_factory)
 
 
 @pytest.fixture(scope="session")
-def engine(data_dir: Path) -> Iterator[EngineSupervisor]:
+def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineSupervisor]:
     """A real engine process on the tiny model, shared by every test that needs one: each spawned engine pays the
     torch and diffusers import, so one for the session keeps the suite fast. Tests that kill or reconfigure it
-    restore it; each test has a database of its own."""
-    supervisor = EngineSupervisor(engine_config(make_settings(data_dir)), start_timeout_s=ENGINE_TIMEOUT_S)
-    supervisor.spawn()
+    restore it; each test has a database of its own. Its data folder is the session's ``data_dir``."""
+    supervisor = _session_engine(tmp_path_factory)
     yield supervisor
     supervisor.stop()
+
+
+@pytest.fixture
+def in_process_cli() -> Iterator[None]:
+    """For a test that runs ``bot.cli.main`` in this process and checks what it wrote to stderr.
+
+    ``main`` points the root logger at this test's captured stderr, at its own level. The session's engine, when
+    it is starting (it starts before the first test), logs each start-up phase from its reader thread, which would
+    land in that capture: it is ready first. Afterwards the root logger gets its level back and loses the handler
+    ``main`` added, whose stream pytest closes."""
+    engine = _SESSION_ENGINE
+    if engine is not None and engine.alive and engine.ready is None and engine.fatal is None:
+        asyncio.run(engine.wait_ready())
+    root = logging.getLogger()
+    before, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = [
+        handler
+        for handler in root.handlers
+        if handler in before or not any(isinstance(found, RedactSecrets) for found in handler.filters)
+    ]
+    root.setLevel(level)
 
 
 @pytest.fixture

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import sqlite3
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image
 
-from tests.ahead import Command, Ran, ahead
+from tests.ahead import Command, Interaction, Prepare, Ran, ahead
 
 ROOT = Path(__file__).resolve().parents[2]
 FAKE_TOKEN = "ODk5.fake-token-for-tests." + "x" * 27
@@ -40,27 +44,48 @@ def run_cli(
     )
 
 
-def test_run_without_token_explains_how_to_get_one(tmp_path: Path) -> None:
+def one_command(*args: str, env: Callable[[Path], dict[str, str]] | None = None) -> Prepare:
+    """The prepare function of a test that runs ``python -m bot ARGS`` once in its folder (see :func:`ahead`),
+    with ``env(folder)`` added to the environment."""
+
+    def prepare(folder: Path, _params: dict[str, object]) -> list[Command | Interaction]:
+        return [cli_command(*args, cwd=folder, env=None if env is None else env(folder))]
+
+    return prepare
+
+
+def _tiny(_folder: Path) -> dict[str, str]:
+    return {"IMAGINE_MODEL": "tiny"}
+
+
+def _tiny_in(folder: Path) -> dict[str, str]:
+    return {"IMAGINE_MODEL": "tiny", "IMAGINE_DATA_DIR": str(folder / "data")}
+
+
+@ahead(one_command("run", env=_tiny))
+def test_run_without_token_explains_how_to_get_one(ran: Ran) -> None:
     """No token: exit 2, name the setting and the way to get a token, no traceback."""
-    completed = run_cli("run", cwd=tmp_path, env={"IMAGINE_MODEL": "tiny"})
+    (completed,) = ran.results
     assert completed.returncode == 2
     assert "IMAGINE_DISCORD_TOKEN" in completed.stderr
     assert "Reset Token" in completed.stderr
     assert "Traceback" not in completed.stderr
 
 
-def test_bad_setting_is_named_without_traceback(tmp_path: Path) -> None:
+@ahead(one_command("run", env=lambda _folder: {"IMAGINE_MAX_STEPS": "many", "IMAGINE_DISCORD_TOKEN": "x" * 60}))
+def test_bad_setting_is_named_without_traceback(ran: Ran) -> None:
     """A malformed value: exit 2 with the setting's name and the expected form."""
-    completed = run_cli("run", cwd=tmp_path, env={"IMAGINE_MAX_STEPS": "many", "IMAGINE_DISCORD_TOKEN": "x" * 60})
+    (completed,) = ran.results
     assert completed.returncode == 2
     assert "max_steps (IMAGINE_MAX_STEPS)" in completed.stderr
     assert "Traceback" not in completed.stderr
     assert "x" * 60 not in completed.stderr + completed.stdout
 
 
-def test_generate_rejects_a_bad_flag_before_rendering(tmp_path: Path) -> None:
+@ahead(one_command("generate", "a fox --steps 0", env=_tiny))
+def test_generate_rejects_a_bad_flag_before_rendering(ran: Ran) -> None:
     """A bad flag is reported with its valid form; no engine starts, exit 2."""
-    completed = run_cli("generate", "a fox --steps 0", cwd=tmp_path, env={"IMAGINE_MODEL": "tiny"})
+    (completed,) = ran.results
     assert completed.returncode == 2
     assert "--steps N with N from 1 to 60" in completed.stderr
     assert "Traceback" not in completed.stderr
@@ -139,13 +164,15 @@ def test_generate_with_image_mask_and_sweep_flags(ran: Ran) -> None:
         assert grid.width == 2 * 64
 
 
-def test_doctor_without_probe_lists_models_and_problems(tmp_path: Path) -> None:
-    completed = run_cli(
+@ahead(
+    one_command(
         "doctor",
         "--no-probe",
-        cwd=tmp_path,
-        env={"IMAGINE_MODEL": "tiny", "IMAGINE_MODELS__MINE__SOURCE": str(tmp_path / "missing-folder")},
+        env=lambda folder: {"IMAGINE_MODEL": "tiny", "IMAGINE_MODELS__MINE__SOURCE": str(folder / "missing-folder")},
     )
+)
+def test_doctor_without_probe_lists_models_and_problems(ran: Ran) -> None:
+    (completed,) = ran.results
     assert completed.returncode == 1
     assert "model tiny (sd15, tiny: tiny:sd15, members): ok" in completed.stdout
     assert "model mine:" in completed.stdout and "is not a folder" in completed.stdout
@@ -164,43 +191,69 @@ def test_doctor_probes_the_engine(ran: Ran) -> None:
     assert "no problems found" in completed.stdout
 
 
-def test_owner_credit_commands(tmp_path: Path) -> None:
+def _owner_credit_commands(folder: Path, _params: dict[str, object]) -> list[Command | Interaction]:
+    env = _tiny_in(folder)
+    return [
+        cli_command("credits", "grant", "42", "50", "--reason", "launch gift", cwd=folder, env=env),
+        cli_command("credits", "take", "42", "500", "--reason", "oops", cwd=folder, env=env),
+        cli_command("tier", "set", "42", "supporter", cwd=folder, env=env),
+        cli_command("credits", "show", "42", cwd=folder, env=env),
+    ]
+
+
+@ahead(_owner_credit_commands)
+def test_owner_credit_commands(ran: Ran) -> None:
     """credits grant/take/set/show and tier set go through the ledger with the console as actor."""
-    env = {"IMAGINE_MODEL": "tiny", "IMAGINE_DATA_DIR": str(tmp_path / "data")}
-    granted = run_cli("credits", "grant", "42", "50", "--reason", "launch gift", cwd=tmp_path, env=env)
+    granted, refused, tier, shown = ran.results
     assert granted.returncode == 0 and "balance 150" in granted.stdout
-    refused = run_cli("credits", "take", "42", "500", "--reason", "oops", cwd=tmp_path, env=env)
     assert refused.returncode == 1 and "cannot take 500" in refused.stderr
-    tier = run_cli("tier", "set", "42", "supporter", cwd=tmp_path, env=env)
     assert tier.returncode == 0 and "tier supporter, balance 2000" in tier.stdout
-    shown = run_cli("credits", "show", "42", cwd=tmp_path, env=env)
     assert shown.returncode == 0
     assert "grant by console: launch gift" in shown.stdout
     assert "Traceback" not in granted.stderr + refused.stderr + tier.stderr + shown.stderr
 
 
-def test_db_check_and_backup_commands(tmp_path: Path) -> None:
+def _db_check_and_backup(folder: Path, _params: dict[str, object]) -> list[Command | Interaction]:
+    env = _tiny_in(folder)
+
+    def break_a_balance() -> bool:
+        """The backup's copy exists; then one balance no longer equals its ledger."""
+        copied = (folder / "copy.db").is_file()
+        with contextlib.closing(sqlite3.connect(folder / "data" / "imagine.db")) as db, db:
+            db.execute("UPDATE users SET balance = balance + 1 WHERE user_id = 42")
+        return copied
+
+    return [
+        cli_command("db", "check", cwd=folder, env=env),
+        cli_command("credits", "grant", "42", "50", "--reason", "gift", cwd=folder, env=env),
+        cli_command("db", "check", cwd=folder, env=env),
+        cli_command("db", "backup", str(folder / "copy.db"), cwd=folder, env=env),
+        break_a_balance,
+        cli_command("db", "check", cwd=folder, env=env),
+    ]
+
+
+@ahead(_db_check_and_backup)
+def test_db_check_and_backup_commands(ran: Ran) -> None:
     """db check exits 0 on a healthy database and 1 with the broken rows; db backup writes a checked copy."""
-    env = {"IMAGINE_MODEL": "tiny", "IMAGINE_DATA_DIR": str(tmp_path / "data")}
-    missing = run_cli("db", "check", cwd=tmp_path, env=env)
+    missing, granted, healthy, backup, copied, broken = ran.results
     assert missing.returncode == 2
     assert "no database" in missing.stderr
-    assert run_cli("credits", "grant", "42", "50", "--reason", "gift", cwd=tmp_path, env=env).returncode == 0
-    healthy = run_cli("db", "check", cwd=tmp_path, env=env)
+    assert granted.returncode == 0
     assert healthy.returncode == 0, healthy.stdout + healthy.stderr
     assert "every invariant holds" in healthy.stdout
-    backup = run_cli("db", "backup", str(tmp_path / "copy.db"), cwd=tmp_path, env=env)
     assert backup.returncode == 0
-    assert (tmp_path / "copy.db").is_file()
-    import sqlite3
-
-    with sqlite3.connect(tmp_path / "data" / "imagine.db") as db:
-        db.execute("UPDATE users SET balance = balance + 1 WHERE user_id = 42")
-    broken = run_cli("db", "check", cwd=tmp_path, env=env)
+    assert copied
     assert broken.returncode == 1
     assert "balance equals the sum" in broken.stdout
 
 
+def _generate_from_a_bad_image(folder: Path, params: dict[str, Any]) -> list[Command | Interaction]:
+    bad = Path(__file__).resolve().parents[1] / "data" / "bad" / params["name"]
+    return [cli_command("generate", "a fox", "--image", str(bad), cwd=folder, env={"IMAGINE_MODEL": "tiny"})]
+
+
+@ahead(_generate_from_a_bad_image)
 @pytest.mark.parametrize(
     ("name", "fragment"),
     [
@@ -210,40 +263,58 @@ def test_db_check_and_backup_commands(tmp_path: Path) -> None:
         ("empty.png", "empty (0 bytes)"),
     ],
 )
-def test_generate_refuses_bad_images(tmp_path: Path, name: str, fragment: str) -> None:
+def test_generate_refuses_bad_images(ran: Ran, name: str, fragment: str) -> None:
     """The corpus through the shell: exit 2, a clear error, nothing written outside data/."""
-    bad = Path(__file__).resolve().parents[1] / "data" / "bad" / name
-    completed = run_cli("generate", "a fox", "--image", str(bad), cwd=tmp_path, env={"IMAGINE_MODEL": "tiny"})
+    (completed,) = ran.results
     assert completed.returncode == 2
     assert fragment in completed.stderr
     assert "Traceback" not in completed.stderr
-    assert sorted(path.name for path in tmp_path.iterdir()) in (["data", "none.toml"], ["data"], [])
+    assert sorted(path.name for path in ran.folder.iterdir()) in (["data", "none.toml"], ["data"], [])
 
 
 def _rows(database: Path, table: str) -> int:
-    import sqlite3
-
-    with sqlite3.connect(database) as db:
+    with contextlib.closing(sqlite3.connect(database)) as db:
         return int(db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
 
 
-def test_credits_show_never_writes(tmp_path: Path) -> None:
+def _show_grant_show(folder: Path, _params: dict[str, object]) -> list[Command | Interaction]:
+    env = _tiny_in(folder)
+    database = folder / "data" / "imagine.db"
+
+    def counts() -> tuple[int, int] | None:
+        """Members and ledger rows now (None: no database)."""
+        return (_rows(database, "users"), _rows(database, "ledger")) if database.exists() else None
+
+    return [
+        cli_command("credits", "show", "123", cwd=folder, env=env),
+        counts,
+        cli_command("credits", "grant", "42", "5", "--reason", "gift", cwd=folder, env=env),
+        counts,
+        cli_command("credits", "show", "123", cwd=folder, env=env),
+        counts,
+        cli_command("credits", "show", "42", cwd=folder, env=env),
+    ]
+
+
+@ahead(_show_grant_show)
+def test_credits_show_never_writes(ran: Ran) -> None:
     """show of an unknown member says so and what they would start with; no database, member or row appears."""
-    env = {"IMAGINE_MODEL": "tiny", "IMAGINE_DATA_DIR": str(tmp_path / "data")}
-    database = tmp_path / "data" / "imagine.db"
-    first = run_cli("credits", "show", "123", cwd=tmp_path, env=env)
+    first, after_first, granted, before, again, after_again, known = ran.results
     assert first.returncode == 0, first.stderr
     assert "member 123: no account yet; on first use they start on tier free with 100 credits" in first.stdout
-    assert not database.exists()
-    assert run_cli("credits", "grant", "42", "5", "--reason", "gift", cwd=tmp_path, env=env).returncode == 0
-    before = (_rows(database, "users"), _rows(database, "ledger"))
-    again = run_cli("credits", "show", "123", cwd=tmp_path, env=env)
+    assert after_first is None  # no database
+    assert granted.returncode == 0
     assert again.returncode == 0 and "no account yet" in again.stdout
-    assert (_rows(database, "users"), _rows(database, "ledger")) == before
-    known = run_cli("credits", "show", "42", cwd=tmp_path, env=env)
+    assert after_again == before
     assert "member 42: tier free, balance 105" in known.stdout
 
 
+def _refused(folder: Path, params: dict[str, Any]) -> list[Command | Interaction]:
+    (folder / "afile").write_text("not a folder")
+    return [cli_command(*params["args"], cwd=folder, env=_tiny_in(folder))]
+
+
+@ahead(_refused)
 @pytest.mark.parametrize(
     ("args", "code", "fragment"),
     [
@@ -264,17 +335,24 @@ def test_credits_show_never_writes(tmp_path: Path) -> None:
         (("models", "pull", "tiyn"), 2, "there is no model 'tiyn' (did you mean 'tiny'?)"),
     ],
 )
-def test_refusals_come_before_any_work(tmp_path: Path, args: tuple[str, ...], code: int, fragment: str) -> None:
+def test_refusals_come_before_any_work(ran: Ran, args: tuple[str, ...], code: int, fragment: str) -> None:
     """A bad number, name or path is one line and exit 2, before a database is created or anything renders."""
-    (tmp_path / "afile").write_text("not a folder")
-    completed = run_cli(*args, cwd=tmp_path, env={"IMAGINE_MODEL": "tiny", "IMAGINE_DATA_DIR": str(tmp_path / "data")})
+    (completed,) = ran.results
     assert completed.returncode == code, completed.stderr
     assert fragment in completed.stderr
     assert "Traceback" not in completed.stderr
-    assert not (tmp_path / "data" / "imagine.db").exists()
-    assert not (tmp_path / "data" / "images").exists()
+    assert not (ran.folder / "data" / "imagine.db").exists()
+    assert not (ran.folder / "data" / "images").exists()
 
 
+def _database_is_notes(folder: Path, params: dict[str, Any]) -> list[Command | Interaction]:
+    other = folder / "notes.txt"
+    other.write_text("shopping list\n" * 100)
+    env = {"IMAGINE_MODEL": "tiny", "IMAGINE_DATABASE_PATH": str(other)}
+    return [cli_command(*params["args"], cwd=folder, env=env)]
+
+
+@ahead(_database_is_notes)
 @pytest.mark.parametrize(
     "args",
     [
@@ -285,35 +363,44 @@ def test_refusals_come_before_any_work(tmp_path: Path, args: tuple[str, ...], co
         ("generate", "a fox"),
     ],
 )
-def test_a_database_that_is_not_sqlite_is_one_line(tmp_path: Path, args: tuple[str, ...]) -> None:
+def test_a_database_that_is_not_sqlite_is_one_line(ran: Ran, args: tuple[str, ...]) -> None:
     """database_path naming some other file: exit 2 with one line, the file untouched."""
-    other = tmp_path / "notes.txt"
-    other.write_text("shopping list\n" * 100)
-    env = {"IMAGINE_MODEL": "tiny", "IMAGINE_DATABASE_PATH": str(other)}
-    completed = run_cli(*args, cwd=tmp_path, env=env)
+    (completed,) = ran.results
     assert completed.returncode == 2, completed.stderr
     assert "is not a SQLite database" in completed.stderr
     assert "Traceback" not in completed.stderr
-    assert other.read_text() == "shopping list\n" * 100
+    assert (ran.folder / "notes.txt").read_text() == "shopping list\n" * 100
 
 
-def test_doctor_reports_a_missing_token(tmp_path: Path) -> None:
+def _doctor_without_and_with_a_token(folder: Path, _params: dict[str, object]) -> list[Command | Interaction]:
+    return [
+        cli_command("doctor", "--no-probe", cwd=folder, env={"IMAGINE_MODEL": "tiny"}),
+        cli_command(
+            "doctor", "--no-probe", cwd=folder, env={"IMAGINE_MODEL": "tiny", "IMAGINE_DISCORD_TOKEN": FAKE_TOKEN}
+        ),
+    ]
+
+
+@ahead(_doctor_without_and_with_a_token)
+def test_doctor_reports_a_missing_token(ran: Ran) -> None:
     """No token is a problem (run would refuse to start) with how to set it; with one, doctor is clean."""
-    missing = run_cli("doctor", "--no-probe", cwd=tmp_path, env={"IMAGINE_MODEL": "tiny"})
+    missing, present = ran.results
     assert missing.returncode == 1
     assert "no Discord token: put IMAGINE_DISCORD_TOKEN=<token> in .env" in missing.stdout
-    present = run_cli(
-        "doctor", "--no-probe", cwd=tmp_path, env={"IMAGINE_MODEL": "tiny", "IMAGINE_DISCORD_TOKEN": FAKE_TOKEN}
-    )
     assert present.returncode == 0, present.stdout
     assert "discord token: set" in present.stdout and FAKE_TOKEN not in present.stdout
 
 
-def test_config_typo_is_named_by_the_cli(tmp_path: Path) -> None:
-    """`modle = "tiny"` in the TOML file: exit 2 naming the key and `model`, without a traceback."""
-    toml = tmp_path / "bot.toml"
+def _config_typo(folder: Path, _params: dict[str, object]) -> list[Command | Interaction]:
+    toml = folder / "bot.toml"
     toml.write_text('modle = "tiny"\n')
-    completed = run_cli("doctor", "--no-probe", cwd=tmp_path, env={"IMAGINE_CONFIG": str(toml)})
+    return [cli_command("doctor", "--no-probe", cwd=folder, env={"IMAGINE_CONFIG": str(toml)})]
+
+
+@ahead(_config_typo)
+def test_config_typo_is_named_by_the_cli(ran: Ran) -> None:
+    """`modle = "tiny"` in the TOML file: exit 2 naming the key and `model`, without a traceback."""
+    (completed,) = ran.results
     assert completed.returncode == 2
     assert "unknown key 'modle' (did you mean 'model'?)" in completed.stderr
     assert "Traceback" not in completed.stderr

@@ -10,6 +10,8 @@ import pytest
 from bot.cli import main
 from tests.hostile import PROMPTS, SWEEPS
 
+pytestmark = pytest.mark.usefixtures("in_process_cli")  # bot.cli.main runs here: see tests/conftest.py
+
 BAD = Path(__file__).resolve().parents[1] / "data" / "bad"
 
 OWNER_FRAGMENTS = {"a fox --model sdxl": "is not downloaded on this server yet"}

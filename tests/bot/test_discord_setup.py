@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -31,6 +30,7 @@ from bot.discord_setup import (
     refusal_text,
     startup_report,
 )
+from tests.ahead import Command, Interaction, Prepare, Ran, ahead
 
 ROOT = Path(__file__).resolve().parents[2]
 FAKE_TOKEN = "ODk5.fake-token-for-tests." + "x" * 27
@@ -284,23 +284,21 @@ async def test_a_silent_discord_is_exit_1(local_discord: dict[str, int]) -> None
     assert "did not answer" in str(caught.value)
 
 
-def run_cli(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("IMAGINE_")}
-    environment.update({"PYTHONPATH": str(ROOT), "IMAGINE_CONFIG": os.devnull, **env})
-    return subprocess.run(
-        [sys.executable, "-m", "bot", *args],
-        cwd=cwd,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+def _invite(**env: str) -> Prepare:
+    """``python -m bot invite`` with no IMAGINE_* variable but ``env``, run ahead of the test."""
+
+    def prepare(folder: Path, _params: dict[str, object]) -> list[Command | Interaction]:
+        environment = {k: v for k, v in os.environ.items() if not k.startswith("IMAGINE_")}
+        environment.update({"PYTHONPATH": str(ROOT), "IMAGINE_CONFIG": os.devnull, **env})
+        return [Command([sys.executable, "-m", "bot", "invite"], folder, environment, timeout=120)]
+
+    return prepare
 
 
-def test_invite_without_a_token_explains_how_to_get_one(tmp_path: Path) -> None:
+@ahead(_invite())
+def test_invite_without_a_token_explains_how_to_get_one(ran: Ran) -> None:
     """No token: the token help, exit 2, nothing on stdout."""
-    completed = run_cli("invite", cwd=tmp_path, env={})
+    (completed,) = ran.results
     assert completed.returncode == 2
     assert "IMAGINE_DISCORD_TOKEN" in completed.stderr
     assert "Reset Token" in completed.stderr
@@ -308,10 +306,11 @@ def test_invite_without_a_token_explains_how_to_get_one(tmp_path: Path) -> None:
     assert "Traceback" not in completed.stderr
 
 
-def test_invite_that_cannot_reach_discord_builds_the_link_offline(tmp_path: Path) -> None:
+@ahead(_invite(IMAGINE_DISCORD_TOKEN=FAKE_TOKEN))
+def test_invite_that_cannot_reach_discord_builds_the_link_offline(ran: Ran) -> None:
     """A fake token on a machine without internet: the link built from the token's application id, exit 0, no
     token, no traceback (with internet Discord rejects the fake token instead: one line, exit 2)."""
-    completed = run_cli("invite", cwd=tmp_path, env={"IMAGINE_DISCORD_TOKEN": FAKE_TOKEN})
+    (completed,) = ran.results
     line = completed.stderr.strip().splitlines()[0]
     expected = {0: "could not reach Discord (", 2: "error: Discord rejected the token"}
     assert completed.returncode in expected, completed.stderr

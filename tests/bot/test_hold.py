@@ -8,9 +8,13 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from tests.ahead import Command, Interaction, Ran, ahead
 
 ROOT = Path(__file__).resolve().parents[2]
 FAKE_TOKEN = "ODk5.fake-token-for-tests." + "x" * 27
@@ -44,17 +48,26 @@ def _configure(tmp_path: Path, case: str) -> tuple[dict[str, str], str]:
     return environment, f"cannot write {tmp_path}/taken ({tmp_path}/taken is a file, not a folder)"
 
 
-@pytest.mark.parametrize(
-    ("case", "stop"),
-    [("no-token", signal.SIGTERM), ("config-typo", signal.SIGTERM), ("unwritable-data", signal.SIGINT)],
-)
-def test_a_configuration_error_is_said_once_then_the_bot_waits(tmp_path: Path, case: str, stop: int) -> None:
-    """One line, still running a second later with nothing more said, and a prompt exit 0 when stopped; without
-    the option the same mistake exits 2."""
-    environment, fragment = _configure(tmp_path, case)
+@dataclass
+class Held:
+    """What a held ``run`` did: its first line, whether it still ran a second later (and what else it said if not),
+    its exit code, the seconds from the stop signal to the exit, and what it wrote after the first line; and the
+    fragment its configuration mistake's line must hold."""
+
+    expected: str
+    first: str
+    running_after_a_second: bool
+    said_before_exiting: str
+    returncode: int | None
+    seconds: float
+    out: str
+    rest: str
+
+
+def _held_then_stopped(folder: Path, environment: dict[str, str], expected: str, stop: int) -> Held:
     process = subprocess.Popen(
         [sys.executable, "-m", "bot", "run", "--hold-on-config-error"],
-        cwd=tmp_path,
+        cwd=folder,
         env=environment,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -64,7 +77,8 @@ def test_a_configuration_error_is_said_once_then_the_bot_waits(tmp_path: Path, c
         assert process.stderr is not None
         first = process.stderr.readline()  # blocks until the error is out
         time.sleep(1.0)
-        assert process.poll() is None, first + process.stderr.read()
+        if process.poll() is not None:
+            return Held(expected, first, False, process.stderr.read(), process.returncode, 0.0, "", "")
         process.send_signal(stop)
         started = time.monotonic()
         out, rest = process.communicate(timeout=10)
@@ -73,20 +87,33 @@ def test_a_configuration_error_is_said_once_then_the_bot_waits(tmp_path: Path, c
         if process.poll() is None:
             process.kill()
             process.wait()
-    assert process.returncode == 0
-    assert seconds < 2.0
-    assert fragment in first and first.rstrip("\n").endswith(HOLDING), first
-    assert rest == "" and out == ""  # said once, nothing after
-    assert not (tmp_path / "data" / "heartbeat.json").exists()
-    without = subprocess.run(  # the documented exit code stays for everyone else: 2 at once
-        [sys.executable, "-m", "bot", "run"],
-        cwd=tmp_path,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return Held(expected, first, True, "", process.returncode, seconds, out, rest)
+
+
+def _hold_then_run_without(folder: Path, params: dict[str, Any]) -> list[Command | Interaction]:
+    environment, fragment = _configure(folder, params["case"])
+    return [
+        lambda: _held_then_stopped(folder, environment, fragment, params["stop"]),
+        # the documented exit code stays for everyone else: 2 at once
+        Command([sys.executable, "-m", "bot", "run"], folder, environment, timeout=60),
+    ]
+
+
+@ahead(_hold_then_run_without)
+@pytest.mark.parametrize(
+    ("case", "stop"),
+    [("no-token", signal.SIGTERM), ("config-typo", signal.SIGTERM), ("unwritable-data", signal.SIGINT)],
+)
+def test_a_configuration_error_is_said_once_then_the_bot_waits(ran: Ran, case: str, stop: int) -> None:
+    """One line, still running a second later with nothing more said, and a prompt exit 0 when stopped; without
+    the option the same mistake exits 2."""
+    held, without = ran.results
+    assert held.running_after_a_second, held.first + held.said_before_exiting
+    assert held.returncode == 0
+    assert held.seconds < 2.0
+    assert held.expected in held.first and held.first.rstrip("\n").endswith(HOLDING), held.first
+    assert held.rest == "" and held.out == ""  # said once, nothing after
+    assert not (ran.folder / "data" / "heartbeat.json").exists()
     assert without.returncode == 2
     assert HOLDING not in without.stderr and "Traceback" not in without.stderr
 

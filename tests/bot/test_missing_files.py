@@ -20,6 +20,8 @@ from bot.cli import main
 from bot.folders import DATA_SETTING, Unwritable, describe, filesystem_type
 from tests.bot.test_cli import FAKE_TOKEN, run_cli
 
+pytestmark = pytest.mark.usefixtures("in_process_cli")  # bot.cli.main runs here: see tests/conftest.py
+
 SETPRIV = shutil.which("setpriv")
 
 MISSING_TOML = """\

@@ -6,13 +6,14 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from config.settings import ModelSpec
 from engine.model_sources import hub_snapshot, model_is_present
-from tests.ahead import Command, Ran, ahead
-from tests.bot.test_cli import cli_command, run_cli
+from tests.ahead import Command, Interaction, Ran, ahead
+from tests.bot.test_cli import cli_command
 
 MINE_TOML = """\
 model = "tiny"
@@ -41,12 +42,18 @@ def _table(stdout: str) -> dict[str, list[str]]:
     return rows
 
 
-def test_models_list_shows_source_family_members_and_disk(tmp_path: Path) -> None:
+def _list_with_a_folder_model(folder: Path, _params: dict[str, object]) -> list[Command | Interaction]:
+    mine = folder / "mine"
+    mine.mkdir()
+    (mine / "model_index.json").write_text("{}")
+    return [cli_command("models", "list", cwd=folder, env=_toml(folder, MINE_TOML.format(folder=mine)))]
+
+
+@ahead(_list_with_a_folder_model)
+def test_models_list_shows_source_family_members_and_disk(ran: Ran) -> None:
     """Each model with its family, whether members may pick it, whether it is on disk, and its source."""
-    folder = tmp_path / "mine"
-    folder.mkdir()
-    (folder / "model_index.json").write_text("{}")
-    completed = run_cli("models", "list", cwd=tmp_path, env=_toml(tmp_path, MINE_TOML.format(folder=folder)))
+    folder = ran.folder / "mine"
+    (completed,) = ran.results
     assert completed.returncode == 0, completed.stderr
     rows = _table(completed.stdout)
     assert rows["tiny"] == ["tiny", "sd15", "yes", "built on first use", "tiny: tiny:sd15"]
@@ -76,13 +83,18 @@ def test_models_pull_builds_a_tiny_model(ran: Ran) -> None:
     assert _table(listed.stdout)["tiny-sdxl"][3].startswith("yes (full precision, ")  # no fp16 variant built
 
 
-@pytest.mark.parametrize("offline", [True, False])
-def test_models_pull_of_an_unreachable_hub_model_is_one_line(tmp_path: Path, offline: bool) -> None:
-    """With HF_HUB_OFFLINE=1, or with no route to the hub, pull fails with one clear line and exit 1."""
-    env = _toml(tmp_path, 'model = "tiny"\n[models.art]\nsource = "someone/art-model"\n')
-    if not offline:
+def _pull_from_an_unreachable_hub(folder: Path, params: dict[str, Any]) -> list[Command | Interaction]:
+    env = _toml(folder, 'model = "tiny"\n[models.art]\nsource = "someone/art-model"\n')
+    if not params["offline"]:
         env.update({"HF_HUB_OFFLINE": "0", "HF_ENDPOINT": "http://127.0.0.1:9"})  # nothing listens on port 9
-    completed = run_cli("models", "pull", "art", cwd=tmp_path, env=env, timeout=120)
+    return [cli_command("models", "pull", "art", cwd=folder, env=env, timeout=120)]
+
+
+@ahead(_pull_from_an_unreachable_hub)
+@pytest.mark.parametrize("offline", [True, False])
+def test_models_pull_of_an_unreachable_hub_model_is_one_line(ran: Ran, offline: bool) -> None:
+    """With HF_HUB_OFFLINE=1, or with no route to the hub, pull fails with one clear line and exit 1."""
+    (completed,) = ran.results
     assert completed.returncode == 1
     errors = [line for line in completed.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1, completed.stderr
@@ -91,10 +103,15 @@ def test_models_pull_of_an_unreachable_hub_model_is_one_line(tmp_path: Path, off
     assert "Traceback" not in completed.stderr
 
 
-def test_models_pull_checks_a_local_folder(tmp_path: Path) -> None:
+def _pull_a_missing_folder(folder: Path, _params: dict[str, object]) -> list[Command | Interaction]:
+    env = _toml(folder, MINE_TOML.format(folder=folder / "missing"))
+    return [cli_command("models", "pull", "mine", cwd=folder, env=env)]
+
+
+@ahead(_pull_a_missing_folder)
+def test_models_pull_checks_a_local_folder(ran: Ran) -> None:
     """A local source has nothing to download: pull says whether it is complete."""
-    env = _toml(tmp_path, MINE_TOML.format(folder=tmp_path / "missing"))
-    completed = run_cli("models", "pull", "mine", cwd=tmp_path, env=env)
+    (completed,) = ran.results
     assert completed.returncode == 2  # nothing to download: the folder or the configuration must change
     assert "error: model mine:" in completed.stderr and "is not a folder" in completed.stderr
 

@@ -24,6 +24,8 @@ from bot.cli import main
 from bot.discord_setup import invite_url
 from bot.discord_token import TOKEN_SHAPE_PROBLEM, token_user_id
 
+pytestmark = pytest.mark.usefixtures("in_process_cli")  # bot.cli.main runs here: see tests/conftest.py
+
 FAKE_TOKEN = "ODk5.fake-token-for-tests." + "x" * 27
 """The token shape other tests use: its first part is base64url for the user id 899."""
 BOT_ID = 1234567890123456789

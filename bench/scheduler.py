@@ -27,7 +27,8 @@ from pathlib import Path
 from bot.jobs import Kind, Lane, Origin, RenderParams
 from bot.scheduler import Scheduler
 from bot.store import Store
-from config.settings import Settings, TierSpec
+from config.policy import TierSpec
+from config.settings import Settings
 
 PARAMS = RenderParams(prompt="fox", negative="", model="tiny", width=64, height=64, steps=4, cfg=5.0, seed=1)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from config.settings import TierSpec
+from config.policy import TierSpec
 
 
 def period_start(now: float, refill: str) -> float | None:

@@ -52,7 +52,8 @@ from bot.jobs import Status
 from bot.ledger import CONSOLE_ACTOR, CONSOLE_USER_ID
 from bot.logs import setup_logging
 from bot.requests import TaskOptions
-from config.settings import Settings, did_you_mean, load_settings, one_line
+from config.errors import did_you_mean, one_line
+from config.settings import Settings, load_settings
 
 if TYPE_CHECKING:
     from bot.service import ImagineService

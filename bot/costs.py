@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 from bot.jobs import Lane, RenderParams
 from bot.sweep_spec import cell_steps
-from config.settings import CreditsSettings
+from config.policy import CreditsSettings
 
 
 def lane_multiplier(lane: Lane, credits: CreditsSettings) -> float:

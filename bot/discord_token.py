@@ -15,7 +15,7 @@ import base64
 import os
 import re
 
-from config.settings import TOKEN_VARIABLE, misnamed_token_variables
+from config.sources import TOKEN_VARIABLE, misnamed_token_variables
 
 PORTAL = "https://discord.com/developers/applications"
 TOKEN_SHAPE_PROBLEM = (

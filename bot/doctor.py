@@ -11,7 +11,9 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from config.settings import ModelSpec, Settings, misnamed_token_variables, sources_text
+from config.model_registry import ModelSpec
+from config.settings import Settings
+from config.sources import misnamed_token_variables, sources_text
 from engine.model_sources import model_is_present, source_kind, source_problem
 
 PROBE_TIMEOUT_S = 180.0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from config.settings import ConfigError
+from config.errors import ConfigError
 
 
 class ImagineError(Exception):

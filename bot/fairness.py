@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from bot.jobs import Lane, RenderParams
-from config.settings import SchedulerSettings
+from config.policy import SchedulerSettings
 
 BatchKey = tuple[str, str, int, int, int, str, float, bool]
 """What makes jobs batchable together: model, kind, width, height, steps, sampler."""

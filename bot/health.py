@@ -186,7 +186,8 @@ def check_health(path: Path, *, now: float | None = None, stale_after_s: float =
 
 def run_health(*, stale_after_s: float = STALE_AFTER_S) -> int:
     """``python -m bot health``: print one line, return 0 or 1 (never 2, which Docker reserves)."""
-    from config.settings import ConfigError, load_settings
+    from config.errors import ConfigError
+    from config.settings import load_settings
 
     try:
         settings = load_settings()

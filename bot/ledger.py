@@ -21,7 +21,8 @@ from typing import Any
 from bot.allowances import refill_due, top_up_amount
 from bot.errors import LedgerError
 from bot.store import Store
-from config.settings import Settings, TierSpec
+from config.policy import TierSpec
+from config.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,8 @@ from pathlib import Path
 from bot.folders import check_model_folders
 from bot.interrupts import children_ignore_sigint, say_interrupted
 from bot.preparation import config_name, local_model_problem
-from config.settings import Settings, did_you_mean
+from config.errors import did_you_mean
+from config.settings import Settings
 from engine.model_sources import SourceSpec, model_folder, model_is_present, source_kind, weights_on_disk, weights_size
 from engine.pull import format_bytes
 

@@ -30,7 +30,9 @@ from bot.requests import (
 )
 from bot.sizing import size_for_aspect
 from bot.sweep_spec import SweepLimits, rendered_prompts
-from config.settings import DEFAULT_CONFIG_FILE, ModelSpec, Settings, config_file
+from config.model_registry import ModelSpec
+from config.settings import Settings
+from config.sources import DEFAULT_CONFIG_FILE, config_file
 from engine.model_sources import is_local, lora_problem, model_is_present, source_problem
 from engine.prompt_syntax import parse_loras
 from engine.samplers import DEFAULT_SAMPLER, SAMPLERS

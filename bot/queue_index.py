@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from bot.fairness import BatchKey, OrderKey, order_key, relax_ready_at
 from bot.jobs import Lane
-from config.settings import SchedulerSettings
+from config.policy import SchedulerSettings
 
 LANES = (Lane.TURBO, Lane.FAST, Lane.RELAX)
 

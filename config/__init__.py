@@ -1,5 +1,2 @@
-"""Configuration: the one Settings object and the documented example file."""
-
-from config.settings import BUILTIN_MODELS, ConfigError, ModelSpec, Settings, load_settings
-
-__all__ = ["BUILTIN_MODELS", "ConfigError", "ModelSpec", "Settings", "load_settings"]
+"""Configuration: the one ``Settings`` object (:mod:`config.settings`), its parts in modules of their own, and the
+documented example file."""

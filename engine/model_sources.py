@@ -62,7 +62,7 @@ def lora_problem(path: str) -> str | None:
 
 
 class SourceSpec(Protocol):
-    """What :func:`model_is_present` needs of a registry entry (``config.settings.ModelSpec`` or
+    """What :func:`model_is_present` needs of a registry entry (``config.model_registry.ModelSpec`` or
     ``engine.protocol.ModelEntry``)."""
 
     @property

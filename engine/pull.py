@@ -62,7 +62,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     source, config, models_dir = args.source, args.config, args.models_dir
     if source is None or models_dir is None:
-        from config.settings import ConfigError, did_you_mean, load_settings
+        from config.errors import ConfigError, did_you_mean
+        from config.settings import load_settings
 
         try:
             settings = load_settings()

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from bot.allowances import period_start, refill_due, top_up_amount
-from config.settings import TierSpec
+from config.policy import TierSpec
 
 
 def ts(*parts: int) -> float:

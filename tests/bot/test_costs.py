@@ -6,7 +6,7 @@ import pytest
 
 from bot.costs import job_cost, total_cost, work_units
 from bot.jobs import Lane, RenderParams
-from config.settings import CreditsSettings
+from config.policy import CreditsSettings
 
 CREDITS = CreditsSettings()
 

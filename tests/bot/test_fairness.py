@@ -6,7 +6,7 @@ import pytest
 
 from bot.fairness import estimate_position, lane_rank, order_key, relax_aged, should_requeue
 from bot.jobs import Lane
-from config.settings import SchedulerSettings
+from config.policy import SchedulerSettings
 
 POLICY = SchedulerSettings(relax_aging_s=300, relax_usage_unit_s=600)
 

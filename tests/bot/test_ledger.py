@@ -12,7 +12,8 @@ import pytest
 from bot.errors import LedgerError
 from bot.ledger import CONSOLE_ACTOR, EntryKind, Ledger
 from bot.store import Store
-from config.settings import Settings, TierSpec
+from config.policy import TierSpec
+from config.settings import Settings
 
 
 class Clock:

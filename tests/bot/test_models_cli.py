@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from config.settings import ModelSpec
+from config.model_registry import ModelSpec
 from engine.model_sources import hub_snapshot, model_is_present
 from tests.ahead import Command, Interaction, Ran, ahead
 from tests.bot.test_cli import cli_command
@@ -162,7 +162,7 @@ def test_model_is_present_does_not_import_torch() -> None:
     """The bot may call it before charging: it never imports torch, diffusers or transformers."""
     code = (
         "import sys\n"
-        "from config.settings import BUILTIN_MODELS\n"
+        "from config.model_registry import BUILTIN_MODELS\n"
         "from engine.model_sources import model_is_present\n"
         "print([model_is_present(spec) for spec in BUILTIN_MODELS.values()])\n"
         "print(sorted(m for m in ('torch', 'diffusers', 'transformers') if m in sys.modules))\n"

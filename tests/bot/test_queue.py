@@ -11,7 +11,8 @@ from bot.errors import JobNotFoundError
 from bot.jobs import ImageResult, Kind, Lane, Origin, RenderParams, Status
 from bot.scheduler import Scheduler
 from bot.store import Store, keep_copy_before_upgrade, load_migrations
-from config.settings import Settings, TierSpec
+from config.policy import TierSpec
+from config.settings import Settings
 
 PARAMS = RenderParams(prompt="fox", negative="", model="tiny", width=64, height=64, steps=4, cfg=5.0, seed=1)
 SETTINGS = Settings(

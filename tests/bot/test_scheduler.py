@@ -21,7 +21,8 @@ from bot.jobs import Kind, Lane, Origin, RenderParams, Status
 from bot.ledger import Ledger
 from bot.scheduler import JobRequest, Scheduler
 from bot.store import Store
-from config.settings import SchedulerSettings, Settings, TierSpec
+from config.policy import SchedulerSettings, TierSpec
+from config.settings import Settings
 
 PARAMS = RenderParams(prompt="fox", negative="", model="tiny", width=64, height=64, steps=4, cfg=5.0, seed=1)
 BIG = RenderParams(prompt="fox", negative="", model="sd15", width=512, height=512, steps=20, cfg=7.0, seed=1)

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from config.settings import ConfigError, Settings, load_settings
+from config.errors import ConfigError
+from config.settings import Settings, load_settings
 
 TOKEN = "imagine-test-secret-" + "5f3a9c" * 8
 

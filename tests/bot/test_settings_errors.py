@@ -12,13 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from config.settings import (
-    ConfigError,
-    Settings,
-    closest_key,
-    load_settings,
-    misnamed_token_variables,
-)
+from config.errors import ConfigError, closest_key
+from config.settings import Settings, load_settings
+from config.sources import misnamed_token_variables
 from tests.bot.test_owner_mistakes import FAKE_TOKEN, unreadable
 
 

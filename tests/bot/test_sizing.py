@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from bot.prompt import MAX_ASPECT_RATIO, MAX_ASPECT_SIDE
 from bot.sizing import size_for_aspect
-from config.settings import BUILTIN_MODELS
+from config.model_registry import BUILTIN_MODELS
 
 ASPECTS = sorted(
     {

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import simcord
 
-from config.settings import DEFAULT_TIERS, Settings
+from config.policy import DEFAULT_TIERS
+from config.settings import Settings
 from tests.conftest import make_settings, scene
 
 

@@ -14,7 +14,7 @@ import pytest
 from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
 
 from bot.sizing import size_for_aspect
-from config.settings import BUILTIN_MODELS
+from config.model_registry import BUILTIN_MODELS
 from engine.tiny import ensure_tiny_model
 
 PIPELINES = {"tiny": StableDiffusionPipeline, "tiny-sdxl": StableDiffusionXLPipeline}

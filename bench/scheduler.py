@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 from bot.jobs import Kind, Lane, Origin, RenderParams
+from bot.preparation import Prepared
 from bot.scheduler import Scheduler
 from bot.store import Store
 from config.policy import TierSpec
@@ -82,10 +83,9 @@ async def run(jobs: int, members: int, seed: int) -> dict[str, object]:
         rng.shuffle(plan)
 
         started = time.perf_counter()
+        prepared = [Prepared(Kind.IMAGINE, "fox", PARAMS)]
         for user_id, lane in plan:
-            await scheduler.enqueue(
-                user_id=user_id, kind=Kind.IMAGINE, lane=lane, prompt="fox", params=PARAMS, origin=Origin()
-            )
+            await scheduler.admit(user_id, prepared, origin=Origin(), lane=lane)
         enqueue_s = time.perf_counter() - started
         print(f"enqueued {jobs} jobs in {enqueue_s:.2f} s", flush=True)
 

@@ -7,10 +7,12 @@ SQLite is the source of truth for jobs and money; this module keeps a small in-m
   who used more GPU time recently) is served before fast jobs, so relax never starves.
 - **Fairness inside a lane.** The member with the least GPU time in the sliding window goes first, then the oldest
   job among theirs. A job given back after a crash or a lost lease goes to the head of its lane.
-- **Limits.** Per tier: max running and max queued jobs per member; banned members are refused; a queue-wide pause
-  keeps queued jobs and stops dispatch.
-- **Money.** The debit is written in the same transaction as the job (see :mod:`bot.ledger`); a job that fails, is
-  cancelled or is lost for good is refunded in the transaction that ends it.
+- **Admission.** :mod:`bot.admission` checks, prices and inserts new jobs with their debit in one transaction; the
+  scheduler runs it, refuses everything while paused, and mirrors the committed jobs in its index.
+- **Limits.** Per tier: max running jobs per member (a member at the limit is skipped); a queue-wide pause keeps
+  queued jobs and stops dispatch.
+- **Money.** A job that fails, is cancelled or is lost for good is refunded in the transaction that ends it (see
+  :mod:`bot.ledger`).
 - **Leases.** A running job holds a lease renewed by engine progress; an expired lease puts it back at the head of
   its lane with one more attempt, or fails and refunds it after ``max_attempts``.
 - **Console jobs** (``python -m bot generate``) belong to the process that queued them: it runs them itself (it
@@ -26,74 +28,23 @@ import sqlite3
 import time
 from collections import defaultdict
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bot import ledger
-from bot.costs import job_cost
-from bot.errors import (
-    BannedError,
-    DuplicateJobError,
-    InsufficientCreditsError,
-    JobNotFoundError,
-    LaneNotAllowedError,
-    QueueLimitError,
-    QueuePausedError,
-)
+from bot.admission import Admission, admit_jobs, console_job_sql
+from bot.errors import JobNotFoundError, QueuePausedError
 from bot.fairness import batch_key, estimate_position, should_requeue
-from bot.jobs import LANE_ORDER, ImageResult, Job, Kind, Lane, Origin, RenderParams, Status
+from bot.jobs import LANE_ORDER, ImageResult, Job, Lane, Origin, RenderParams, Status
+from bot.preparation import Prepared
 from bot.queue_index import LANES, Queued, QueueIndex, Usage
 from bot.store import Store
 from config.settings import Settings
 
 log = logging.getLogger(__name__)
 
-_LANES = LANES
 _PAUSED_KEY = "paused"
-CONSOLE_SOURCE = "cli"
-"""``Origin.source`` of a job queued from a shell (:meth:`bot.actors.Actor.console`)."""
 ABANDONED_CONSOLE_JOB = "cancelled: the generate command that queued it is no longer running"
-
-
-def is_console_job(user_id: int, origin: Origin) -> bool:
-    """A job queued by ``python -m bot generate``: the console's own, from a shell. Its process runs it."""
-    return user_id == ledger.CONSOLE_USER_ID and origin.source == CONSOLE_SOURCE
-
-
-def console_job_sql(table: str = "") -> str:
-    """:func:`is_console_job` as an SQL condition on the jobs table (``table``: its alias in the query)."""
-    prefix = f"{table}." if table else ""
-    return (
-        f"({prefix}user_id = {ledger.CONSOLE_USER_ID}"
-        f" AND json_extract({prefix}origin, '$.source') = '{CONSOLE_SOURCE}')"
-    )
-
-
-@dataclass(frozen=True)
-class JobRequest:
-    """One job a member asks for, before it is priced and queued."""
-
-    kind: Kind
-    prompt: str
-    params: RenderParams
-    origin: Origin = field(default_factory=Origin)
-    parent_id: int | None = None
-    parent_index: int | None = None
-
-
-@dataclass(frozen=True)
-class Admission:
-    """Jobs accepted into the queue, what they cost together, and the balance left."""
-
-    jobs: tuple[Job, ...]
-    lane: Lane
-    cost: int
-    balance: int
-    tier: str
-
-
-# --- the scheduler -------------------------------------------------------------------------------------------
 
 
 class Scheduler:
@@ -162,110 +113,31 @@ class Scheduler:
         self.paused = value == "1"
         log.info("scheduler loaded: %d queued, %d running, paused=%s", len(self.index), len(self.running), self.paused)
 
-    # --- enqueue -----------------------------------------------------------------------------------------
+    # --- admission --------------------------------------------------------------------------------------
 
-    def quote(self, request: JobRequest, lane: Lane) -> int:
-        """What one job costs in ``lane`` (before any tier discount)."""
-        spec = self.settings.registry.get(request.params.model)
-        multiplier = spec.cost_multiplier if spec is not None else 1.0
-        return job_cost(
-            request.params, kind=request.kind, lane=lane, model_multiplier=multiplier, credits=self.settings.credits
-        )
+    async def admit(
+        self, user_id: int, prepared: Sequence[Prepared], *, origin: Origin, lane: Lane | None = None
+    ) -> Admission:
+        """Check the member may queue ``prepared``, charge them all up front, and queue them, in one transaction
+        (:func:`bot.admission.admit_jobs`). ``lane`` overrides the lane the jobs' flags ask for.
 
-    async def admit(self, user_id: int, requests: Sequence[JobRequest], *, lane: Lane | None = None) -> Admission:
-        """Check the member may queue ``requests``, charge them all up front, and queue them, in one transaction.
-
-        Raises BannedError, QueuePausedError, LaneNotAllowedError, QueueLimitError or InsufficientCreditsError;
-        then nothing is queued and nothing is charged.
+        Raises QueuePausedError, or what admission refuses; then nothing is queued and nothing is charged.
         """
-        if not requests:
+        if not prepared:
             raise ValueError("admit needs at least one job")
         if self.paused:
             raise QueuePausedError()
         now = self.now()
-
-        def work(db: sqlite3.Connection) -> tuple[list[Job], Lane, int, int, ledger.Member]:
-            member = ledger.ensure_member(db, user_id, self.settings, now)
-            if member.banned:
-                raise BannedError()
-            tier = ledger.tier_of(self.settings, member.tier)
-            balance = member.balance + ledger.refill_member(db, member, tier, now)
-            chosen = lane if lane is not None else Lane(member.default_lane)
-            if chosen is Lane.RELAX and not tier.relax:
-                raise LaneNotAllowedError(chosen.value, member.tier)
-            for request in requests:
-                if request.parent_id is not None:
-                    _refuse_duplicate_follow_up(db, user_id, request)
-            queued = db.execute(
-                "SELECT COUNT(*) FROM jobs WHERE user_id = ? AND status = 'queued'", (user_id,)
-            ).fetchone()[0]
-            if queued + len(requests) > tier.max_queued:
-                raise QueueLimitError(queued=queued, limit=tier.max_queued)
-            costs = [0 if tier.unlimited else self.quote(request, chosen) for request in requests]
-            total = sum(costs)
-            if total > balance:
-                raise InsufficientCreditsError(
-                    balance=balance, cost=total, relax_offered=tier.relax and chosen is not Lane.RELAX
-                )
-            jobs: list[Job] = []
-            for request, cost in zip(requests, costs, strict=True):
-                held = is_console_job(user_id, request.origin)  # its process holds it from this moment
-                row = db.execute(
-                    "INSERT INTO jobs (user_id, kind, status, lane, prompt, params, origin, parent_id,"
-                    " parent_index, cost, created_at, lease_expires_at)"
-                    " VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
-                    (
-                        user_id,
-                        request.kind.value,
-                        chosen.value,
-                        request.prompt,
-                        request.params.to_json(),
-                        request.origin.to_json(),
-                        request.parent_id,
-                        request.parent_index,
-                        cost,
-                        now,
-                        now + self.policy.lease_s if held else None,
-                    ),
-                ).fetchone()
-                job = Job.from_row(row)
-                if cost:
-                    balance = ledger.apply(
-                        db,
-                        user_id=user_id,
-                        delta=-cost,
-                        kind=ledger.EntryKind.DEBIT,
-                        reason=f"{job.kind.value} job {job.id} ({chosen.value})",
-                        actor=str(user_id),
-                        now=now,
-                        job_id=job.id,
-                    )
-                jobs.append(job)
-            return jobs, chosen, total, balance, member
-
-        jobs, chosen, total, balance, member = await self.store.write(work)
+        admission = await self.store.write(
+            lambda db: admit_jobs(
+                db, self.settings, user_id=user_id, prepared=prepared, origin=origin, lane=lane, now=now
+            )
+        )
         # Committed: mirror it in memory (no await between the commit and here, so no dispatch sees a gap).
-        self._member_tier[user_id] = member.tier
-        for job in jobs:
-            self.index.add(Queued(job.id, user_id, chosen, now, False, batch_key(job.kind, job.params)))
-        return Admission(tuple(jobs), chosen, total, balance, member.tier)
-
-    async def enqueue(
-        self,
-        *,
-        user_id: int,
-        kind: Kind,
-        lane: Lane | None,
-        prompt: str,
-        params: RenderParams,
-        origin: Origin,
-        parent_id: int | None = None,
-        parent_index: int | None = None,
-    ) -> Job:
-        """Queue (and charge) one job; see :meth:`admit`."""
-        request = JobRequest(kind, prompt, params, origin, parent_id, parent_index)
-        admission = await self.admit(user_id, [request], lane=lane)
-        return admission.jobs[0]
+        self._member_tier[user_id] = admission.tier
+        for job in admission.jobs:
+            self.index.add(Queued(job.id, user_id, admission.lane, now, False, batch_key(job.kind, job.params)))
+        return admission
 
     # --- dispatch ----------------------------------------------------------------------------------------
 
@@ -584,7 +456,7 @@ class Scheduler:
         entry = self.index.by_id.get(job_id)
         if entry is None:
             return 0
-        earlier = sum(self.index.count(lane) for lane in _LANES if LANE_ORDER[lane] < LANE_ORDER[entry.lane])
+        earlier = sum(self.index.count(lane) for lane in LANES if LANE_ORDER[lane] < LANE_ORDER[entry.lane])
         members = self.index.lanes[entry.lane]
         own = members[entry.user_id].index(entry)
         others = (len(jobs) for user_id, jobs in members.items() if user_id != entry.user_id)
@@ -616,20 +488,3 @@ class Scheduler:
 
     async def count(self, status: Status) -> int:
         return int(await self.store.fetch_value("SELECT COUNT(*) FROM jobs WHERE status = ?", (status.value,)))
-
-
-def _refuse_duplicate_follow_up(db: sqlite3.Connection, user_id: int, request: JobRequest) -> None:
-    """Twenty clicks on one button make one job: the same follow-up of the same image, still active, is refused."""
-    rows = db.execute(
-        "SELECT id, params FROM jobs WHERE user_id = ? AND parent_id = ? AND parent_index IS ? AND kind = ?"
-        " AND status IN ('queued', 'running')",
-        (user_id, request.parent_id, request.parent_index, request.kind.value),
-    ).fetchall()
-    wanted = _follow_up_signature(request.params)
-    for job_id, params in rows:
-        if _follow_up_signature(RenderParams.from_json(params)) == wanted:
-            raise DuplicateJobError(job_id)
-
-
-def _follow_up_signature(params: RenderParams) -> tuple[float, float, str, float]:
-    return (params.strength, params.zoom, params.pan, params.upscale_factor)

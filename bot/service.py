@@ -22,7 +22,7 @@ from bot.moderation import Moderation
 from bot.preferences import Preferences, PreferenceStore
 from bot.preparation import Prepared, prompts_to_render
 from bot.requests import ImageInput, RequestOptions, TaskOptions
-from bot.scheduler import JobRequest, Scheduler
+from bot.scheduler import Scheduler
 from bot.store import Store
 from bot.uploads import (
     CheckedImage,
@@ -358,12 +358,7 @@ class ImagineService:
         try:
             await self.moderation.check_channel(actor)
             await self.moderation.check_prompts(actor, prompts_to_render(prepared))
-            requests = [
-                JobRequest(item.kind, item.prompt, item.params, actor.origin, item.parent_id, item.parent_index)
-                for item in prepared
-            ]
-            asked = lane or next((item.lane for item in prepared if item.lane is not None), None)
-            admission = await self.queue.admit(actor.user_id, requests, lane=asked)
+            admission = await self.queue.admit(actor.user_id, prepared, origin=actor.origin, lane=lane)
         except BaseException:
             for upload in uploads:
                 upload.discard()

@@ -9,7 +9,8 @@ import pytest
 
 from bot.db_check import backup_database, check_database, describe
 from bot.jobs import Kind, Lane, Origin, RenderParams
-from bot.scheduler import JobRequest, Scheduler
+from bot.preparation import Prepared
+from bot.scheduler import Scheduler
 from bot.store import Store
 from tests.conftest import make_settings
 
@@ -22,8 +23,8 @@ async def _busy_database(tmp_path: Path) -> Path:
     store = await Store.open(settings.database_file)
     scheduler = Scheduler(store, settings)
     await scheduler.load()
-    request = JobRequest(Kind.IMAGINE, "fox", PARAMS, Origin())
-    await scheduler.admit(1, [request, request], lane=Lane.FAST)
+    request = Prepared(Kind.IMAGINE, "fox", PARAMS)
+    await scheduler.admit(1, [request, request], origin=Origin(), lane=Lane.FAST)
     [first] = await scheduler.dispatch(1)
     await scheduler.fail(first.id, "engine exploded")
     await store.close()

@@ -20,7 +20,8 @@ from bot.delivery import (
     needs_delivery,
 )
 from bot.jobs import Kind, Lane, Origin, RenderParams
-from bot.scheduler import JobRequest, Scheduler
+from bot.preparation import Prepared
+from bot.scheduler import Scheduler
 from bot.store import Store, _statements, load_migrations
 from tests.conftest import make_settings
 
@@ -85,8 +86,9 @@ async def _store_with_jobs(tmp_path: Path, *origins: Origin) -> tuple[Store, Sch
     store = await Store.open(settings.database_file)
     scheduler = Scheduler(store, settings)
     await scheduler.load()
-    admission = await scheduler.admit(1, [JobRequest(Kind.IMAGINE, "fox", PARAMS, o) for o in origins], lane=Lane.FAST)
-    return store, scheduler, [job.id for job in admission.jobs]
+    prepared = [Prepared(Kind.IMAGINE, "fox", PARAMS)]
+    admissions = [await scheduler.admit(1, prepared, origin=origin, lane=Lane.FAST) for origin in origins]
+    return store, scheduler, [admission.jobs[0].id for admission in admissions]
 
 
 async def test_a_delivery_is_recorded_once_and_only_for_an_ended_job(tmp_path: Path) -> None:

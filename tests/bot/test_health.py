@@ -27,6 +27,7 @@ from bot.health import (
 )
 from bot.jobs import Kind, Lane, Origin, RenderParams, Status
 from bot.maintenance import HEARTBEAT_JOB_ID, Maintenance
+from bot.preparation import Prepared
 from bot.service import ImagineService
 from config.settings import Settings
 from tests.conftest import ENGINE_TIMEOUT_S, make_settings, wait_until
@@ -183,9 +184,8 @@ async def test_maintenance_writes_the_heartbeat(settings: Settings, engine: Engi
         first = read_heartbeat(path)
         assert first.worker_alive and first.engine is EngineState.READY and first.engine_detail == "tiny on cpu"
         assert (first.queued, first.running, first.last_finished_at, first.pid) == (0, 0, None, os.getpid())
-        job = await service.queue.enqueue(
-            user_id=7, kind=Kind.IMAGINE, lane=Lane.FAST, prompt="fox", params=PARAMS, origin=Origin()
-        )
+        prepared = [Prepared(Kind.IMAGINE, "fox", PARAMS)]
+        [job] = (await service.queue.admit(7, prepared, origin=Origin(), lane=Lane.FAST)).jobs
         service.worker.wake()
 
         async def finished() -> bool:

@@ -18,6 +18,7 @@ from bot.events import EventBus, EventKind, JobEvent
 from bot.jobs import Kind, Lane, Origin, RenderParams, Status
 from bot.ledger import Ledger
 from bot.maintenance import LEASE_SWEEP_JOB_ID, REFILL_JOB_ID, UPLOAD_EXPIRY_JOB_ID, Maintenance
+from bot.preparation import Prepared
 from bot.scheduler import Scheduler
 from bot.store import Store
 from config.settings import Settings
@@ -53,9 +54,8 @@ async def test_jobs_have_stable_ids_and_sweep_takes_back_lost_jobs(tmp_path: Pat
         maintenance.stop()
         apscheduler = maintenance.start()
         assert len(apscheduler.get_jobs()) == 3
-        job = await scheduler.enqueue(
-            user_id=1, kind=Kind.IMAGINE, lane=Lane.FAST, prompt="fox", params=PARAMS, origin=Origin()
-        )
+        admission = await scheduler.admit(1, [Prepared(Kind.IMAGINE, "fox", PARAMS)], origin=Origin(), lane=Lane.FAST)
+        job = admission.jobs[0]
         await scheduler.dispatch()
         assert await maintenance.sweep_leases() == []
         clock.now += settings.scheduler.lease_s + 1
@@ -101,23 +101,13 @@ async def test_upload_expiry_keeps_active_inputs_and_runs_through_apscheduler(
     running_input, running_mask = aged(f"{'a' * 32}.jpg", 0.5), aged(f"{'b' * 32}.png", 5)
     queued_input, unused = aged(f"{'c' * 32}.webp", 5), aged(f"{'d' * 32}.jpg", 5)
     recent, stale = aged(f"{'e' * 32}.png", 0.5), aged(".staging/0123abcd.tmp", 2)
-    running = await scheduler.enqueue(
-        user_id=1,
-        kind=Kind.INPAINT,
-        lane=Lane.FAST,
-        prompt="fox",
-        params=dataclasses.replace(PARAMS, init_image=str(running_input), mask_image=str(running_mask)),
-        origin=Origin(),
-    )
+    inpaint = dataclasses.replace(PARAMS, init_image=str(running_input), mask_image=str(running_mask))
+    admission = await scheduler.admit(1, [Prepared(Kind.INPAINT, "fox", inpaint)], origin=Origin(), lane=Lane.FAST)
+    running = admission.jobs[0]
     assert [job.id for job in await scheduler.dispatch()] == [running.id]
-    queued = await scheduler.enqueue(
-        user_id=1,
-        kind=Kind.IMG2IMG,
-        lane=Lane.FAST,
-        prompt="fox",
-        params=dataclasses.replace(PARAMS, init_image=str(queued_input)),
-        origin=Origin(),
-    )
+    img2img = dataclasses.replace(PARAMS, init_image=str(queued_input))
+    admission = await scheduler.admit(1, [Prepared(Kind.IMG2IMG, "fox", img2img)], origin=Origin(), lane=Lane.FAST)
+    queued = admission.jobs[0]
     assert await scheduler.active_inputs() == {running_input, running_mask, queued_input}
 
     maintenance = Maintenance(Ledger(store, settings), scheduler)  # folder and retention come from the settings

@@ -9,6 +9,7 @@ import pytest
 
 from bot.errors import JobNotFoundError
 from bot.jobs import ImageResult, Kind, Lane, Origin, RenderParams, Status
+from bot.preparation import Prepared
 from bot.scheduler import Scheduler
 from bot.store import Store, keep_copy_before_upgrade, load_migrations
 from config.policy import TierSpec
@@ -28,10 +29,9 @@ def JobQueue(store: Store) -> Scheduler:  # noqa: N802 - reads like the class th
 
 
 async def _enqueue(queue: Scheduler, user_id: int = 1, lane: Lane = Lane.FAST) -> int:
-    job = await queue.enqueue(
-        user_id=user_id, kind=Kind.IMAGINE, lane=lane, prompt="fox", params=PARAMS, origin=Origin(channel_id=5)
-    )
-    return job.id
+    prepared = [Prepared(Kind.IMAGINE, "fox", PARAMS)]
+    admission = await queue.admit(user_id, prepared, origin=Origin(channel_id=5), lane=lane)
+    return admission.jobs[0].id
 
 
 @pytest.fixture

@@ -19,7 +19,8 @@ from bot.errors import (
 )
 from bot.jobs import Kind, Lane, Origin, RenderParams, Status
 from bot.ledger import Ledger
-from bot.scheduler import JobRequest, Scheduler
+from bot.preparation import Prepared
+from bot.scheduler import Scheduler
 from bot.store import Store
 from config.policy import SchedulerSettings, TierSpec
 from config.settings import Settings
@@ -69,10 +70,8 @@ async def make(store: Store, clock: Clock, **tiers: TierSpec) -> Scheduler:
 
 
 async def put(scheduler: Scheduler, user_id: int, lane: Lane | None = Lane.FAST, params: RenderParams = PARAMS) -> int:
-    job = await scheduler.enqueue(
-        user_id=user_id, kind=Kind.IMAGINE, lane=lane, prompt="fox", params=params, origin=Origin()
-    )
-    return job.id
+    admission = await scheduler.admit(user_id, [Prepared(Kind.IMAGINE, "fox", params)], origin=Origin(), lane=lane)
+    return admission.jobs[0].id
 
 
 async def run_one(scheduler: Scheduler, clock: Clock, seconds: float = 10.0) -> int:
@@ -321,11 +320,11 @@ async def test_position_and_eta(store: Store, clock: Clock) -> None:
 async def test_repeat_is_charged_up_front_or_not_at_all(store: Store, clock: Clock) -> None:
     """Several jobs are admitted together: all charged at once, or none queued when the balance is short."""
     scheduler = await make(store, clock, free=TierSpec(allowance=20, max_queued=50))
-    request = JobRequest(Kind.IMAGINE, "fox", BIG)
-    admission = await scheduler.admit(1, [request] * 4, lane=Lane.FAST)
+    request = Prepared(Kind.IMAGINE, "fox", BIG)
+    admission = await scheduler.admit(1, [request] * 4, origin=Origin(), lane=Lane.FAST)
     assert admission.cost == 16 and admission.balance == 4 and len(admission.jobs) == 4
     with pytest.raises(InsufficientCreditsError):
-        await scheduler.admit(1, [request] * 7, lane=Lane.FAST)
+        await scheduler.admit(1, [request] * 7, origin=Origin(), lane=Lane.FAST)
     assert await store.fetch_value("SELECT COUNT(*) FROM jobs") == 4
     assert await ledger_consistent(store)
 

@@ -24,6 +24,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from bot.errors import JobNotFoundError, LedgerError, SchedulerError
 from bot.jobs import Kind, Lane, Origin, RenderParams, Status
 from bot.ledger import Ledger
+from bot.preparation import Prepared
 from bot.scheduler import Scheduler
 from bot.store import Store
 from config.policy import SchedulerSettings, TierSpec
@@ -75,16 +76,8 @@ class SchedulerMachine(RuleBasedStateMachine):
     @rule(user=MEMBERS, lane=st.sampled_from(list(Lane)), big=st.booleans())
     def enqueue(self, user: int, lane: Lane, big: bool) -> None:
         with contextlib.suppress(SchedulerError):
-            self.run(
-                self.scheduler.enqueue(
-                    user_id=user,
-                    kind=Kind.IMAGINE,
-                    lane=lane,
-                    prompt="fox",
-                    params=BIG if big else SMALL,
-                    origin=Origin(),
-                )
-            )
+            prepared = [Prepared(Kind.IMAGINE, "fox", BIG if big else SMALL)]
+            self.run(self.scheduler.admit(user, prepared, origin=Origin(), lane=lane))
 
     @rule()
     def dispatch(self) -> None:

@@ -24,66 +24,27 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
-import os
-import shutil
 import signal
-import sqlite3
 import sys
-import tempfile
 import threading
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from bot.actors import Actor
-from bot.errors import ConfigError, ImagineError
-from bot.events import EventKind, JobEvent
-from bot.interrupts import (
-    EXIT_INTERRUPTED,
-    CommandInterruptedError,
-    StopSignals,
-    run_interruptible,
-    say_interrupted,
-    terminate_as_interrupt,
-)
-from bot.jobs import Status
-from bot.ledger import CONSOLE_ACTOR, CONSOLE_USER_ID
+from bot.discord_token import TOKEN_HELP
+from bot.errors import ConfigError
+from bot.exit_codes import EXIT_CONFIG, EXIT_OK, UsageError
+from bot.interrupts import run_interruptible, say_interrupted, terminate_as_interrupt
 from bot.logs import setup_logging
-from bot.requests import TaskOptions
 from config.errors import did_you_mean, one_line
 from config.settings import Settings, load_settings
-
-if TYPE_CHECKING:
-    from bot.service import ImagineService
-    from bot.uploads import CheckedImage
-
-log = logging.getLogger(__name__)
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_CONFIG = 2
 
 MAX_USER_ID = 2**63 - 1
 """SQLite's largest integer; Discord ids are well below it."""
 MAX_CREDITS = 10**12
 """The most credits one command may grant, take or set (keeps every balance far from SQLite's integer limit)."""
 
-TOKEN_HELP = """\
-error: no Discord bot token is configured (setting discord_token, environment variable IMAGINE_DISCORD_TOKEN).
-
-To get one: open https://discord.com/developers/applications, create an application (or pick yours),
-open "Bot", press "Reset Token" and copy it. Then either
-  - put IMAGINE_DISCORD_TOKEN=<token> in a .env file in this folder, or
-  - export IMAGINE_DISCORD_TOKEN=<token> before starting the bot.
-Then add the bot to your server: python -m bot invite prints the link, with exactly the permissions it needs.
-To try everything without Discord: IMAGINE_MODEL=tiny python -m bot generate "a red fox --ar 3:2" -o fox.png"""
 HOLDING = "waiting until stopped (not exiting, so nothing restarts the bot in a loop)"
-
-
-class UsageError(Exception):
-    """The command line names something that cannot work; the message says what to change (exit 2)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -263,6 +224,9 @@ def dispatch(settings: Settings, args: argparse.Namespace) -> int:
                 f"--model {args.model}: there is no such model{did_you_mean(args.model, settings.registry)}; "
                 f"use one of: {', '.join(sorted(settings.registry))}"
             )
+        from bot.generate_command import generate, output_target
+        from bot.requests import TaskOptions
+
         options = TaskOptions(args.model, args.image, args.mask, args.strength, tuple(args.sweep))
         target = output_target(args.output)
         return asyncio.run(generate(settings, args.prompt, target, options))
@@ -277,8 +241,12 @@ def dispatch(settings: Settings, args: argparse.Namespace) -> int:
         print(text)
         return code
     if args.command == "db":
+        from bot.db_check import manage_database
+
         return manage_database(settings, args)
     if args.command in ("credits", "tier"):
+        from bot.credit_commands import manage_credits
+
         return run_interruptible(manage_credits(settings, args))
     if args.command == "models":
         from bot.model_commands import list_models, pull_model
@@ -322,315 +290,3 @@ def run_bot(settings: Settings, *, hold: bool = False) -> int:
     except KeyboardInterrupt:
         pass
     return EXIT_OK
-
-
-# --- generate -----------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class OutputTarget:
-    """Where ``generate -o`` writes the grid: a file, or a folder that gets ``imagine_<job>.png``."""
-
-    path: Path
-    folder: bool
-
-    def for_job(self, job_id: int) -> Path:
-        return self.path / f"imagine_{job_id}.png" if self.folder else self.path
-
-
-def output_target(output: str | None) -> OutputTarget | None:
-    """Check ``-o`` before anything is rendered. A folder (existing, or written with a trailing slash) gets
-    ``imagine_<job>.png`` inside; otherwise the grid is written to the file (a ``.png``). Raises UsageError."""
-    if output is None:
-        return None
-    if not output.strip():
-        raise UsageError("-o needs a file name (*.png) or a folder")
-    path = Path(output).expanduser()
-    if path.is_dir() or output.endswith(("/", os.sep)):
-        _check_writable_folder(path)
-        return OutputTarget(path, folder=True)
-    if path.suffix.lower() != ".png":
-        raise UsageError(f"-o {output}: the grid is a PNG; name the file *.png (or give a folder)")
-    if path.exists() and not path.is_file():
-        raise UsageError(f"-o {output}: it exists and is not a regular file; choose another path")
-    if path.exists():
-        try:
-            with path.open("ab"):  # opened for writing, nothing written
-                pass
-        except OSError as error:
-            raise UsageError(
-                f"-o {output}: the file cannot be written ({error.strerror}); choose another path"
-            ) from None
-    _check_writable_folder(path.parent)
-    return OutputTarget(path, folder=False)
-
-
-def _check_writable_folder(folder: Path) -> None:
-    """The folder (or, when it does not exist yet, the closest existing folder above it) must take a new file:
-    tried for real with a nameless temporary file, since permission bits say nothing to root or on /proc."""
-    existing = folder
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir():
-        raise UsageError(f"-o: {existing} is not a folder, so nothing can be written under it")
-    try:
-        with tempfile.TemporaryFile(dir=existing):
-            pass
-    except OSError as error:
-        raise UsageError(f"-o: nothing can be written in {existing} ({error.strerror}); choose another place") from None
-
-
-INTERRUPTED_ENGINE_GRACE_S = 3.0
-"""After Ctrl-C, how long the engine may take to exit (its job is cancelled at its next step) before it is killed."""
-
-
-async def generate(
-    settings: Settings, prompt: str, output: OutputTarget | None, options: TaskOptions | None = None
-) -> int:
-    """Render one /imagine through the queue and a real engine process; print the image paths.
-
-    Nothing it queues outlives it: ending any other way than with its job done (an error, an engine that cannot
-    start, Ctrl-C or SIGTERM) cancels the job, refunded as any cancel. Ctrl-C or SIGTERM also stops the engine
-    and ends with one line, ``interrupted; job N cancelled``, and exit 130; a second one kills the engine at once.
-    """
-    with StopSignals(asyncio.get_running_loop()) as stop:
-        return await _generate(settings, prompt, output, options or TaskOptions(), stop)
-
-
-async def _generate(
-    settings: Settings, prompt: str, output: OutputTarget | None, options: TaskOptions, stop: StopSignals
-) -> int:
-    from bot.preparation import check_shell_request
-    from bot.service import ImagineService, check_shell_files
-
-    try:  # every refusal before any database is opened or engine started
-        check_shell_request(settings, prompt, options)
-        checked = await asyncio.to_thread(check_shell_files, settings, options)
-    except ImagineError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_CONFIG
-    if stop.stopped:
-        return say_interrupted()
-    database_problem = _database_problem(settings.database_file)
-    if database_problem is not None:
-        print(f"error: {database_problem}", file=sys.stderr)
-        return EXIT_CONFIG
-    try:  # not cut short by a signal: a half-open database would keep the process from exiting
-        service = await ImagineService.open(settings, only_own_jobs=True)
-    except ImagineError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_FAILED
-    except (sqlite3.Error, OSError) as error:
-        print(f"error: could not open the database {settings.database_file}: {error}", file=sys.stderr)
-        return EXIT_CONFIG
-    stop.on_repeat = lambda: service.engine.kill(deliberate=True)
-    progress = ProgressLine()
-    service.events.subscribe(progress.show)
-    try:
-        code, line = await _render_own_job(service, stop, prompt, options, checked, output)
-    except CommandInterruptedError:
-        code, line = EXIT_INTERRUPTED, "interrupted"
-    except BaseException:
-        await _end_own_jobs(service, grace_s=INTERRUPTED_ENGINE_GRACE_S)
-        raise
-    grace_s = INTERRUPTED_ENGINE_GRACE_S if stop.stopped else 10.0
-    cancelled = await _end_own_jobs(service, grace_s=grace_s)
-    if line is not None:
-        if cancelled:
-            line += f"; {_job_list(cancelled)} cancelled"
-        progress.end()
-        print(line, file=sys.stderr, flush=True)
-    return code
-
-
-async def _render_own_job(
-    service: ImagineService,
-    stop: StopSignals,
-    prompt: str,
-    options: TaskOptions,
-    checked: Mapping[str, CheckedImage],
-    output: OutputTarget | None,
-) -> tuple[int, str | None]:
-    """Queue the job, have it rendered, write the grid; the exit code and the line to end with (None: done).
-    Raises CommandInterruptedError when a stop signal came before the job was done."""
-    stop.check()
-    try:  # one transaction: it is not cut short, a signal during it is seen right after
-        submitted = await service.submit_shell_request(Actor.console(), prompt, options, checked)
-    except ImagineError as error:
-        return EXIT_CONFIG, f"error: {error}"
-    try:
-        await stop.interruptible(service.run_own_jobs())
-    except ImagineError as error:
-        return EXIT_FAILED, f"error: {error}"
-    job = await service.queue.get(submitted.job.id)
-    if job.status is not Status.COMPLETED or job.grid_path is None:
-        return EXIT_FAILED, f"error: job {job.id} {job.status.value}: {job.error}"
-    images = await service.queue.images(job.id)
-    grid = Path(job.grid_path)
-    if output is not None:
-        destination = output.for_job(job.id)
-        try:
-            destination.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(grid, destination)
-        except OSError as error:
-            return EXIT_FAILED, f"error: could not write {destination} ({error.strerror}); the grid is at {grid}"
-        grid = destination
-    print(f"grid: {grid}", file=sys.stderr)
-    for image in images:
-        print(image.path)
-    return EXIT_OK, None
-
-
-async def _end_own_jobs(service: ImagineService, *, grace_s: float) -> list[int]:
-    """Cancel (and refund) the jobs this ``generate`` queued that did not end, then stop the engine and close the
-    database. The ids cancelled."""
-    cancelled: list[int] = []
-    try:
-        cancelled = [job.id for job in await service.cancel_unfinished_own_jobs(CONSOLE_ACTOR)]
-    except (sqlite3.Error, ImagineError) as error:  # their lease runs out: the next start cancels them
-        log.error("could not cancel job(s) %s: %s", sorted(service.own_jobs), error)
-    finally:
-        await service.close(engine_grace_s=grace_s)
-    return cancelled
-
-
-def _job_list(job_ids: Sequence[int]) -> str:
-    """``job 12`` or ``jobs 12, 13``."""
-    return f"job {job_ids[0]}" if len(job_ids) == 1 else f"jobs {', '.join(str(job_id) for job_id in job_ids)}"
-
-
-# --- the owner's database commands --------------------------------------------------------------------------------
-
-
-def _database_problem(path: Path) -> str | None:
-    """Why ``path`` cannot be the bot's database (it exists and is not SQLite, or is a folder), or None."""
-    if path.is_dir():
-        return f"the database path {path} is a folder; set database_path (or data_dir) to a file"
-    if not path.exists():
-        return None
-    try:
-        with path.open("rb") as handle:
-            header = handle.read(16)
-    except OSError as error:
-        return f"the database {path} cannot be read ({error.strerror})"
-    if header and header != b"SQLite format 3\x00":
-        return f"{path} is not a SQLite database; set database_path (or data_dir) to the bot's database"
-    return None
-
-
-def manage_database(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.db_check import backup_database, check_database, describe
-
-    path = settings.database_file
-    problem = _database_problem(path)
-    if problem is None and not path.exists():
-        problem = f"no database at {path} (the bot creates it when it first starts; check data_dir)"
-    if problem is not None:
-        print(f"error: {problem}", file=sys.stderr)
-        return EXIT_CONFIG
-    try:
-        if args.action == "backup":
-            target = backup_database(path, args.path)
-            problems = check_database(target, check_files=False)
-            print(f"backup written to {target}")
-        else:
-            problems = check_database(path, check_files=not args.no_files)
-    except FileExistsError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_CONFIG
-    except (sqlite3.Error, OSError) as error:
-        where = f"could not write the backup {args.path}" if args.action == "backup" else f"could not read {path}"
-        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
-        print(f"error: {where}: {reason}", file=sys.stderr)
-        return EXIT_CONFIG
-    print(describe(problems))
-    return EXIT_FAILED if problems else EXIT_OK
-
-
-async def manage_credits(settings: Settings, args: argparse.Namespace) -> int:
-    """The owner's quota commands; every change goes through the ledger with the console as actor.
-
-    Everything is checked before the database is opened; ``credits show`` only reads, and an unknown member is
-    shown as such without creating an account.
-    """
-    from bot.errors import LedgerError
-    from bot.ledger import CONSOLE_ACTOR, Ledger
-    from bot.store import Store
-
-    if args.command == "tier" and args.tier not in settings.tiers:
-        raise UsageError(
-            f"there is no tier {args.tier!r}{did_you_mean(args.tier, settings.tiers)}; "
-            f"use one of: {', '.join(sorted(settings.tiers))}"
-        )
-    path = settings.database_file
-    problem = _database_problem(path)
-    if problem is not None:
-        raise UsageError(problem)
-    if args.command == "credits" and args.action == "show" and not path.exists():
-        print(_no_account(settings, args.user_id))
-        return EXIT_OK
-    try:
-        store = await Store.open(path)
-    except (sqlite3.Error, OSError) as error:
-        raise UsageError(f"could not open the database {path}: {error}") from None
-    ledger = Ledger(store, settings)
-    try:
-        if args.command == "tier":
-            member = await ledger.set_tier(args.user_id, args.tier, actor=CONSOLE_ACTOR)
-            print(f"member {member.user_id}: tier {member.tier}, balance {member.balance}")
-            return EXIT_OK
-        if args.action == "show":
-            found = await ledger.find_member(args.user_id)
-            if found is None:
-                print(_no_account(settings, args.user_id))
-                return EXIT_OK
-            print(f"member {found.user_id}: tier {found.tier}, balance {found.balance}, banned {found.banned}")
-            for entry in await ledger.entries(args.user_id, args.limit):
-                job = f" job {entry.job_id}" if entry.job_id is not None else ""
-                change = f"{entry.delta:+d} -> {entry.balance_after}"
-                print(f"  {entry.id}: {change} {entry.kind.value}{job} by {entry.actor}: {entry.reason}")
-            return EXIT_OK
-        change = {"grant": ledger.grant, "take": ledger.take, "set": ledger.set_balance}[args.action]
-        balance = await change(args.user_id, args.amount, actor=CONSOLE_ACTOR, reason=args.reason)
-        print(f"member {args.user_id}: balance {balance}")
-        return EXIT_OK
-    except LedgerError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_FAILED
-    except sqlite3.Error as error:
-        print(f"error: the database {path} refused the change: {error}", file=sys.stderr)
-        return EXIT_FAILED
-    finally:
-        await store.close()
-
-
-def _no_account(settings: Settings, user_id: int) -> str:
-    """What ``credits show`` says for a member the bot has not seen: what they will start with."""
-    tier_name = settings.credits.console_tier if user_id == CONSOLE_USER_ID else settings.credits.default_tier
-    tier = settings.tiers[tier_name]
-    start = "jobs cost nothing" if tier.unlimited else f"{tier.allowance} credits"
-    return f"member {user_id}: no account yet; on first use they start on tier {tier_name} with {start}"
-
-
-class ProgressLine:
-    """``generate``'s progress on standard error: ``rendering job N: step i/n``, rewritten in place on one line."""
-
-    def __init__(self) -> None:
-        self.open = False
-        """A progress line is on the screen without its line end."""
-
-    def show(self, event: JobEvent) -> None:
-        if event.kind is EventKind.PROGRESS:
-            print(f"\rrendering job {event.job.id}: step {event.step}/{event.total}", end="", file=sys.stderr)
-            self.open = event.step != event.total
-            if not self.open:
-                print(file=sys.stderr)
-        elif event.kind is EventKind.FAILED:
-            self.end()
-            print(f"job {event.job.id} failed: {event.message}", file=sys.stderr)
-
-    def end(self) -> None:
-        """Close an open progress line, so what follows starts a line of its own."""
-        if self.open:
-            print(file=sys.stderr)
-            self.open = False

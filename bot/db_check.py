@@ -6,13 +6,17 @@ process is using (WAL), and on a backup right after it is written.
 
 from __future__ import annotations
 
+import argparse
 import sqlite3
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from bot.delivery import MAX_DELIVERY_ATTEMPTS
+from bot.exit_codes import EXIT_CONFIG, EXIT_FAILED, EXIT_OK
 from bot.store import copy_database
+from config.settings import Settings
 
 CHECKS: tuple[tuple[str, str, str], ...] = (
     (
@@ -148,3 +152,46 @@ def describe(problems: list[Problem]) -> str:
         lines.append(f"- {problem.check} ({problem.columns}):")
         lines.extend(f"    {row}" for row in problem.rows)
     return "\n".join(lines)
+
+
+def database_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be the bot's database (it exists and is not SQLite, or is a folder), or None."""
+    if path.is_dir():
+        return f"the database path {path} is a folder; set database_path (or data_dir) to a file"
+    if not path.exists():
+        return None
+    try:
+        with path.open("rb") as handle:
+            header = handle.read(16)
+    except OSError as error:
+        return f"the database {path} cannot be read ({error.strerror})"
+    if header and header != b"SQLite format 3\x00":
+        return f"{path} is not a SQLite database; set database_path (or data_dir) to the bot's database"
+    return None
+
+
+def manage_database(settings: Settings, args: argparse.Namespace) -> int:
+    path = settings.database_file
+    problem = database_problem(path)
+    if problem is None and not path.exists():
+        problem = f"no database at {path} (the bot creates it when it first starts; check data_dir)"
+    if problem is not None:
+        print(f"error: {problem}", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        if args.action == "backup":
+            target = backup_database(path, args.path)
+            problems = check_database(target, check_files=False)
+            print(f"backup written to {target}")
+        else:
+            problems = check_database(path, check_files=not args.no_files)
+    except FileExistsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+    except (sqlite3.Error, OSError) as error:
+        where = f"could not write the backup {args.path}" if args.action == "backup" else f"could not read {path}"
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+        print(f"error: {where}: {reason}", file=sys.stderr)
+        return EXIT_CONFIG
+    print(describe(problems))
+    return EXIT_FAILED if problems else EXIT_OK

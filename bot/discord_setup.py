@@ -300,8 +300,8 @@ def print_invite(settings: Settings) -> int:
     """``python -m bot invite``: the URL on stdout, what it asks for on stderr. Exit 0 (also when Discord cannot be
     reached: the URL is then built offline from the token), 1 (Discord refused the request) or 2 (no token, one
     that is not a bot token's shape, or one Discord rejects)."""
-    from bot.cli import EXIT_CONFIG, EXIT_OK, TOKEN_HELP
-    from bot.discord_token import TOKEN_SHAPE_PROBLEM, token_user_id, with_misnamed_variables
+    from bot.discord_token import TOKEN_HELP, TOKEN_SHAPE_PROBLEM, token_user_id, with_misnamed_variables
+    from bot.exit_codes import EXIT_CONFIG, EXIT_OK
 
     token = settings.discord_token.get_secret_value().strip() if settings.discord_token else ""
     if not token:

@@ -25,6 +25,16 @@ TOKEN_SHAPE_PROBLEM = (
 TOKEN_WHAT = f"put {TOKEN_VARIABLE}=<token> in .env (from {PORTAL} -> your application -> Bot -> Reset Token)"
 DOCKER_RESTART = "then run: docker compose up -d"
 """How a container picks up a changed .env: ``docker compose restart`` keeps the environment it was created with."""
+TOKEN_HELP = """\
+error: no Discord bot token is configured (setting discord_token, environment variable IMAGINE_DISCORD_TOKEN).
+
+To get one: open https://discord.com/developers/applications, create an application (or pick yours),
+open "Bot", press "Reset Token" and copy it. Then either
+  - put IMAGINE_DISCORD_TOKEN=<token> in a .env file in this folder, or
+  - export IMAGINE_DISCORD_TOKEN=<token> before starting the bot.
+Then add the bot to your server: python -m bot invite prints the link, with exactly the permissions it needs.
+To try everything without Discord: IMAGINE_MODEL=tiny python -m bot generate "a red fox --ar 3:2" -o fox.png"""
+"""What ``run`` and ``invite`` print when no token is configured."""
 BASE64URL_PART = re.compile(r"[A-Za-z0-9_-]+={0,2}")
 MAX_SNOWFLAKE = 2**64
 """Discord ids are unsigned 64-bit numbers."""

@@ -12,6 +12,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from bot.exit_codes import EXIT_CONFIG, EXIT_OK
 from bot.folders import check_model_folders
 from bot.interrupts import children_ignore_sigint, say_interrupted
 from bot.preparation import config_name, local_model_problem
@@ -20,9 +21,6 @@ from config.settings import Settings
 from engine.model_sources import SourceSpec, model_folder, model_is_present, source_kind, weights_on_disk, weights_size
 from engine.pull import format_bytes
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
 PULL_STOP_S = 5.0
 """After Ctrl-C, how long a download may take to stop (SIGTERM) before it is killed."""
 
@@ -138,7 +136,7 @@ def pull_model(settings: Settings, name: str) -> int:
             f"error: there is no model {name!r}{did_you_mean(name, settings.registry)}; use one of: {known}",
             file=sys.stderr,
         )
-        return EXIT_USAGE
+        return EXIT_CONFIG
     problem = local_model_problem(spec)
     if problem is not None:
         print(
@@ -146,13 +144,13 @@ def pull_model(settings: Settings, name: str) -> int:
             "(a local source: there is nothing to download)",
             file=sys.stderr,
         )
-        return EXIT_USAGE
+        return EXIT_CONFIG
     kind = source_kind(spec.source)
     if kind in ("tiny", "hub") and not _built(spec, kind, settings.models_dir):
         unwritable = check_model_folders(settings, kind)
         if unwritable is not None:
             print(f"error: {unwritable}", file=sys.stderr)
-            return EXIT_USAGE
+            return EXIT_CONFIG
     command = [
         sys.executable,
         "-m",

@@ -10,11 +10,24 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from bot.jobs import Lane, RenderParams
+from bot.jobs import Kind, Lane, RenderParams, engine_task
 from config.policy import SchedulerSettings
+from engine.protocol import BatchKey as EngineBatchKey
+from engine.protocol import batch_key as engine_batch_key
 
-BatchKey = tuple[str, str, int, int, int, str, float, bool]
-"""What makes jobs batchable together: model, kind, width, height, steps, sampler."""
+
+class RunsAlone:
+    """The batch key of a job the engine renders on its own: each job gets its own, equal to no other key."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "RunsAlone()"
+
+
+BatchKey = EngineBatchKey | RunsAlone
+"""A queued job's batch key: the engine's :func:`engine.protocol.batch_key` of its task, or a :class:`RunsAlone`
+of its own when the engine would run it alone. Jobs with equal keys may be sent to the engine as one batch."""
 
 OrderKey = tuple[int, int, float, int]
 """(lane rank, 0 for a given-back job else 1, GPU seconds used, job id): smaller is served first."""
@@ -47,8 +60,15 @@ def order_key(
 
 
 def batch_key(kind: str, params: RenderParams) -> BatchKey:
-    """Jobs with the same key can be rendered together in one engine batch."""
-    return (params.model, str(kind), params.width, params.height, params.steps, params.sampler, params.cfg, params.tile)
+    """Jobs with the same key are rendered by the engine in one pipeline call (the engine's own rule)."""
+    key = engine_batch_key(engine_task(Kind(kind), params))
+    return RunsAlone() if key is None else key
+
+
+def lane_order_sql(column: str = "lane") -> str:
+    """A SQL expression of a lane ``column`` that sorts in order of service (turbo first), from :class:`Lane`."""
+    ranks = " ".join(f"WHEN '{lane.value}' THEN {rank}" for rank, lane in enumerate(Lane))
+    return f"CASE {column} {ranks} ELSE {len(Lane)} END"
 
 
 def should_requeue(attempts: int, max_attempts: int) -> bool:

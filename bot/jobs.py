@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
+
+from engine.protocol import Lane, RenderTask, TaskKind  # Lane is the protocol's, re-exported here
 
 
 class Status(StrEnum):
@@ -29,23 +31,9 @@ class Status(StrEnum):
 
 TERMINAL = frozenset({Status.COMPLETED, Status.FAILED, Status.CANCELLED})
 
-# Which states a job may move to from each state.
-TRANSITIONS: dict[Status, frozenset[Status]] = {
-    Status.QUEUED: frozenset({Status.RUNNING, Status.CANCELLED, Status.FAILED}),
-    Status.RUNNING: frozenset({Status.COMPLETED, Status.FAILED, Status.CANCELLED, Status.QUEUED}),
-    Status.COMPLETED: frozenset(),
-    Status.FAILED: frozenset(),
-    Status.CANCELLED: frozenset(),
-}
-
-
-def can_move(source: Status, target: Status) -> bool:
-    """True when a job in ``source`` may move to ``target``."""
-    return target in TRANSITIONS[source]
-
 
 class Kind(StrEnum):
-    """What the engine is asked to do."""
+    """What a member asked for; :data:`KIND_TO_ENGINE` names the engine task that renders it."""
 
     IMAGINE = "imagine"
     """txt2img: a fresh grid from a prompt."""
@@ -67,29 +55,21 @@ class Kind(StrEnum):
     """One image per combination of up to three ``sweep`` axes, in one labelled grid."""
 
 
-KIND_TO_ENGINE: dict[Kind, str] = {
-    Kind.IMAGINE: "txt2img",
-    Kind.REROLL: "txt2img",
-    Kind.IMG2IMG: "img2img",
-    Kind.INPAINT: "inpaint",
-    Kind.VARIATION: "variation",
-    Kind.UPSCALE: "upscale",
-    Kind.ZOOM: "zoom",
-    Kind.PAN: "pan",
-    Kind.SWEEP: "sweep",
+KIND_TO_ENGINE: dict[Kind, TaskKind] = {
+    Kind.IMAGINE: TaskKind.TXT2IMG,
+    Kind.REROLL: TaskKind.TXT2IMG,
+    Kind.IMG2IMG: TaskKind.IMG2IMG,
+    Kind.INPAINT: TaskKind.INPAINT,
+    Kind.VARIATION: TaskKind.VARIATION,
+    Kind.UPSCALE: TaskKind.UPSCALE,
+    Kind.ZOOM: TaskKind.ZOOM,
+    Kind.PAN: TaskKind.PAN,
+    Kind.SWEEP: TaskKind.SWEEP,
 }
 """The engine's task kind for each job kind."""
 
-
-class Lane(StrEnum):
-    """Priority lanes: turbo is served first, relax last."""
-
-    TURBO = "turbo"
-    FAST = "fast"
-    RELAX = "relax"
-
-
-LANE_ORDER: dict[Lane, int] = {Lane.TURBO: 0, Lane.FAST: 1, Lane.RELAX: 2}
+LANE_ORDER: dict[Lane, int] = {lane: rank for rank, lane in enumerate(Lane)}
+"""Each lane's rank in order of service (:class:`engine.protocol.Lane`): turbo 0, fast 1, relax 2."""
 
 
 @dataclass(frozen=True)
@@ -97,7 +77,7 @@ class RenderParams:
     """Everything the engine needs to render a job, resolved from the prompt and the model's defaults."""
 
     prompt: str
-    negative: str
+    negative_prompt: str
     model: str
     width: int
     height: int
@@ -125,10 +105,39 @@ class RenderParams:
 
     @classmethod
     def from_json(cls, text: str) -> RenderParams:
+        """Read :meth:`to_json`'s text, also as written by older versions (``negative`` for ``negative_prompt``)."""
         values = json.loads(text)
+        if "negative" in values:
+            values["negative_prompt"] = values.pop("negative")
         if "sweep" in values:
             values["sweep"] = tuple((name, tuple(options)) for name, options in values["sweep"])
         return cls(**values)
+
+
+def engine_task(kind: Kind, params: RenderParams, *, job_id: int = 0, output_dir: str = "") -> RenderTask:
+    """The engine task that renders a job of ``kind`` with ``params`` (field for field, no other rule)."""
+    return RenderTask(
+        job_id=job_id,
+        prompt=params.prompt,
+        negative_prompt=params.negative_prompt,
+        width=params.width,
+        height=params.height,
+        steps=params.steps,
+        cfg=params.cfg,
+        seeds=params.seeds,
+        sampler=params.sampler,
+        output_dir=output_dir,
+        kind=KIND_TO_ENGINE[kind],
+        model=params.model,
+        init_image=params.init_image,
+        mask_image=params.mask_image,
+        strength=params.strength,
+        zoom=params.zoom,
+        pan=params.pan,
+        upscale_factor=params.upscale_factor,
+        sweep=params.sweep,
+        tile=params.tile,
+    )
 
 
 @dataclass(frozen=True)
@@ -205,11 +214,3 @@ class ImageResult:
     seed: int
     width: int
     height: int
-
-
-@dataclass(frozen=True)
-class JobResult:
-    """A finished job with its images and the grid that shows them."""
-
-    job: Job
-    images: tuple[ImageResult, ...] = field(default=())

@@ -184,7 +184,7 @@ def build_params(parsed: ParsedPrompt, settings: Settings, seed: int, *, owner: 
         )
     return RenderParams(
         prompt=parsed.text,
-        negative=parsed.negative,
+        negative_prompt=parsed.negative_prompt,
         model=model_name,
         width=width,
         height=height,

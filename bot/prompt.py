@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.errors import PromptError
+from engine.protocol import Lane
 
 MAX_SEED = 2**32 - 1
 MAX_ASPECT_SIDE = 64
@@ -30,7 +31,7 @@ class ParsedPrompt:
     """What a member asked for. ``None`` means "use the model's default"."""
 
     text: str
-    negative: str = ""
+    negative_prompt: str = ""
     aspect: tuple[int, int] = (1, 1)
     seed: int | None = None
     steps: int | None = None
@@ -39,7 +40,7 @@ class ParsedPrompt:
     model: str | None = None
     repeat: int = 1
     tile: bool = False
-    lane: str | None = None
+    lane: Lane | None = None
     flags: tuple[str, ...] = field(default=())
 
 
@@ -142,16 +143,16 @@ _FLAGS: dict[str, _Flag] = {
     for spec in (
         _Flag("ar", "--ar W:H", _parse_aspect, "aspect"),
         _Flag("seed", "--seed N", _parse_seed, "seed"),
-        _Flag("no", "--no words", _parse_negative, "negative", greedy=True),
+        _Flag("no", "--no words", _parse_negative, "negative_prompt", greedy=True),
         _Flag("steps", "--steps N", _parse_steps, "steps"),
         _Flag("cfg", "--cfg X", _parse_cfg, "cfg"),
         _Flag("sampler", "--sampler NAME", _parse_name("sampler", lambda limits: limits.samplers), "sampler"),
         _Flag("model", "--model NAME", _parse_name("model", lambda limits: limits.models), "model"),
         _Flag("repeat", "--repeat N", _parse_repeat, "repeat"),
         _Flag("tile", "--tile", _switch(True), "tile", takes_value=False),
-        _Flag("fast", "--fast", _switch("fast"), "lane", takes_value=False),
-        _Flag("relax", "--relax", _switch("relax"), "lane", takes_value=False),
-        _Flag("turbo", "--turbo", _switch("turbo"), "lane", takes_value=False),
+        _Flag("fast", "--fast", _switch(Lane.FAST), "lane", takes_value=False),
+        _Flag("relax", "--relax", _switch(Lane.RELAX), "lane", takes_value=False),
+        _Flag("turbo", "--turbo", _switch(Lane.TURBO), "lane", takes_value=False),
     )
 }
 _ALIASES = {"aspect": "ar", "negative": "no", "r": "repeat"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from bot.jobs import Job
+from bot.jobs import Job, Lane
 from bot.store import Store
 
 DAY_S = 86_400.0
@@ -13,7 +13,8 @@ DAY_S = 86_400.0
 
 @dataclass(frozen=True)
 class QueueSummary:
-    queued: dict[str, int]
+    queued: dict[Lane, int]
+    """Queued jobs per lane, every lane in order of service."""
     running: tuple[Job, ...]
     paused: bool
 
@@ -37,8 +38,8 @@ class Stats:
 
 async def queue_summary(store: Store, *, paused: bool) -> QueueSummary:
     rows = await store.fetch_all("SELECT lane, COUNT(*) FROM jobs WHERE status = 'queued' GROUP BY lane")
-    queued = {lane: 0 for lane in ("turbo", "fast", "relax")}
-    queued.update({row[0]: int(row[1]) for row in rows})
+    queued = dict.fromkeys(Lane, 0)
+    queued.update({Lane(row[0]): int(row[1]) for row in rows})
     running = await store.fetch_all("SELECT * FROM jobs WHERE status = 'running' ORDER BY started_at")
     return QueueSummary(queued, tuple(Job.from_row(row) for row in running), paused)
 

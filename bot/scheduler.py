@@ -34,7 +34,7 @@ from typing import Any
 from bot import ledger
 from bot.admission import Admission, admit_jobs, console_job_sql
 from bot.errors import JobNotFoundError, QueuePausedError
-from bot.fairness import batch_key, estimate_position, should_requeue
+from bot.fairness import batch_key, estimate_position, lane_order_sql, should_requeue
 from bot.jobs import LANE_ORDER, ImageResult, Job, Lane, Origin, RenderParams, Status
 from bot.preparation import Prepared
 from bot.queue_index import LANES, Queued, QueueIndex, Usage
@@ -195,7 +195,7 @@ class Scheduler:
         placeholders = ", ".join("?" for _ in only)
         row = await self.store.fetch_one(
             f"SELECT id FROM jobs WHERE status = 'queued' AND id IN ({placeholders})"
-            " ORDER BY CASE lane WHEN 'turbo' THEN 0 WHEN 'fast' THEN 1 ELSE 2 END, attempts = 0, id LIMIT 1",
+            f" ORDER BY {lane_order_sql()}, attempts = 0, id LIMIT 1",
             tuple(only),
         )
         if row is None:

@@ -14,7 +14,7 @@ from bot.errors import EngineCrashedError, EngineStartError, JobNotFoundError
 from bot.events import EventBus, EventKind, JobEvent
 from bot.fairness import should_requeue
 from bot.grid import write_grid
-from bot.jobs import KIND_TO_ENGINE, ImageResult, Job
+from bot.jobs import ImageResult, Job, engine_task
 from bot.scheduler import Scheduler
 from bot.waiting import ExternalWait, passthrough
 from engine.metadata import ImageParameters, format_parameters
@@ -35,29 +35,8 @@ def heartbeat_interval(lease_s: float) -> float:
 
 
 def render_task_for(job: Job, images_dir: Path) -> RenderTask:
-    params = job.params
-    return RenderTask(
-        job_id=job.id,
-        prompt=params.prompt,
-        negative_prompt=params.negative,
-        width=params.width,
-        height=params.height,
-        steps=params.steps,
-        cfg=params.cfg,
-        seeds=params.seeds,
-        sampler=params.sampler,
-        output_dir=str(images_dir / str(job.id)),
-        kind=KIND_TO_ENGINE[job.kind],
-        model=params.model,
-        init_image=params.init_image,
-        mask_image=params.mask_image,
-        strength=params.strength,
-        zoom=params.zoom,
-        pan=params.pan,
-        upscale_factor=params.upscale_factor,
-        sweep=params.sweep,
-        tile=params.tile,
-    )
+    """The engine task of ``job``, writing its files under ``images_dir/<job id>``."""
+    return engine_task(job.kind, job.params, job_id=job.id, output_dir=str(images_dir / str(job.id)))
 
 
 class Worker:
@@ -234,7 +213,7 @@ class Worker:
         parameters = format_parameters(
             ImageParameters(
                 prompt=params.prompt,
-                negative_prompt=params.negative,
+                negative_prompt=params.negative_prompt,
                 steps=params.steps,
                 sampler=sampler_label(params.sampler),
                 cfg=params.cfg,

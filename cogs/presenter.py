@@ -158,8 +158,8 @@ def result_embed(job: Job, filename: str) -> discord.Embed:
         f"**Sampler** {params.sampler}",
         f"**Model** {params.model}",
     ]
-    if params.negative:
-        details.append(f"**No** {discord.utils.escape_markdown(params.negative)[:200]}")
+    if params.negative_prompt:
+        details.append(f"**No** {discord.utils.escape_markdown(params.negative_prompt)[:200]}")
     if params.init_image:
         details.append(f"**Strength** {params.strength:g}")
     embed.description = " · ".join(details)[:4096]

@@ -30,8 +30,7 @@ from config.model_registry import BUILTIN_MODELS, LoraSpec, ModelSpec
 from config.policy import DEFAULT_TIERS, CreditsSettings, SchedulerSettings, TierSpec
 from config.setting_problems import describe_settings_error, describe_validation_error, unknown_setting_problems
 from config.sources import DEFAULT_ENV_FILE, ENV_PREFIX, NESTED_DELIMITER, check_env_file, read_config_file
-
-Lane = Literal["turbo", "fast", "relax"]
+from engine.protocol import Lane
 
 
 class Settings(BaseSettings):
@@ -77,7 +76,7 @@ class Settings(BaseSettings):
     )
     engine_start_timeout_s: float = Field(default=600.0, gt=0)
     job_timeout_s: float = Field(default=900.0, gt=0)
-    default_lane: Lane = "fast"
+    default_lane: Lane = Lane.FAST
     moderator_roles: list[str] = Field(
         default_factory=list, description="role names or ids that may use /admin besides Manage Server"
     )

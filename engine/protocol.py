@@ -8,6 +8,57 @@ PNGs it wrote and, when asked (an engine on a host with no shared disk), their b
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class TaskKind(StrEnum):
+    """What the engine renders for a :class:`RenderTask`."""
+
+    TXT2IMG = "txt2img"
+    """A fresh image from a prompt."""
+    IMG2IMG = "img2img"
+    """A prompt and a source image (``init_image``, ``strength``)."""
+    INPAINT = "inpaint"
+    """Repaint the white part of ``mask_image`` on ``init_image``."""
+    VARIATION = "variation"
+    """``init_image`` redrawn with new seeds."""
+    UPSCALE = "upscale"
+    """``init_image`` at ``upscale_factor`` times its size."""
+    ZOOM = "zoom"
+    """``init_image`` outpainted on a canvas ``zoom`` times larger."""
+    PAN = "pan"
+    """``init_image`` extended towards ``pan``."""
+    SWEEP = "sweep"
+    """One image per combination of the ``sweep`` axes, in one labelled grid."""
+
+
+class FailureReason(StrEnum):
+    """Why a task failed (:class:`TaskFailed`)."""
+
+    OOM = "oom"
+    """The device ran out of memory; the message says which memory setting helps."""
+    BAD_INPUT = "bad_input"
+    """The task asked for something the engine refuses (a size, a path outside the data folder, an unreadable image)."""
+    CANCELLED = "cancelled"
+    """Cancelled before or while it rendered."""
+    TIMEOUT = "timeout"
+    """The bot gave up waiting for it (set by the bot's supervisor, never sent by the engine)."""
+    INTERNAL = "internal"
+    """Anything else: a bug or a library error, with its type and message."""
+
+
+class Lane(StrEnum):
+    """Priority lanes, in order of service: turbo first, then fast, then relax."""
+
+    TURBO = "turbo"
+    FAST = "fast"
+    RELAX = "relax"
+
+
+LANES: tuple[Lane, ...] = tuple(Lane)
+"""Every lane in order of service."""
+
+
 
 
 @dataclass(frozen=True)
@@ -84,8 +135,7 @@ class RenderTask:
     seeds: tuple[int, ...]
     sampler: str
     output_dir: str
-    kind: str = "txt2img"
-    """txt2img, img2img, inpaint, variation, upscale, zoom, pan or sweep."""
+    kind: TaskKind = TaskKind.TXT2IMG
     return_bytes: bool = False
     model: str = ""
     """Registry name of the model; empty means the engine's start-up model."""
@@ -106,6 +156,32 @@ class RenderTask:
     """Seamless texture (``--tile``): the image wraps around at its edges."""
     tile_vae: bool = False
     """Decode with a tiled VAE (large outputs); upscale turns it on by itself above 1024²."""
+
+
+BatchKey = tuple[str, int, int, int, float, str, bool, bool]
+"""What txt2img tasks share to run as one pipeline call: model, width, height, steps, cfg, sampler, whether there
+is a negative prompt, tile."""
+
+
+def batch_key(task: RenderTask) -> BatchKey | None:
+    """Tasks with equal keys run as one pipeline call; None for a task that must run alone.
+
+    Only txt2img batches, and only without LoRA tags (``<lora:name:weight>`` loads weights for the whole call).
+    The one rule for both sides: the engine groups a batch by it, and the bot's dispatcher picks jobs by it, so the
+    bot never sends a batch the engine would split.
+    """
+    if task.kind != TaskKind.TXT2IMG or "<lora:" in task.prompt:
+        return None
+    return (
+        task.model,
+        task.width,
+        task.height,
+        task.steps,
+        task.cfg,
+        task.sampler,
+        bool(task.negative_prompt),
+        task.tile,
+    )
 
 
 HEARTBEAT_S = 5.0
@@ -220,10 +296,10 @@ class TaskDone:
 
 @dataclass(frozen=True)
 class TaskFailed:
-    """A task failed; ``reason`` is one of ``oom``, ``bad_input``, ``cancelled`` or ``internal``."""
+    """A task failed, for ``reason``; ``message`` says what to change."""
 
     job_id: int
-    reason: str
+    reason: FailureReason
     message: str
 
 

@@ -24,13 +24,13 @@ from engine.conditioning import compel_embeddings, loras_applied, needs_compel
 from engine.pipelines import LoadedModel, ModelCache, RenderCancelledError
 from engine.preview import LATENT_RGB, preview_png
 from engine.prompt_syntax import parse_loras
-from engine.protocol import LoraEntry, RenderTask
+from engine.protocol import BatchKey, LoraEntry, RenderTask, TaskKind, batch_key
 from engine.samplers import make_scheduler
 from engine.sweep import expand_sweep, labelled_grid
 
 log = logging.getLogger(__name__)
 
-KINDS = ("txt2img", "img2img", "inpaint", "variation", "upscale", "zoom", "pan", "sweep")
+KINDS = tuple(TaskKind)
 TILE_VAE_ABOVE_PIXELS = 1024 * 1024
 PIPELINE_MULTIPLE = 8
 """diffusers' Stable Diffusion pipelines refuse a width or height that is not a multiple of 8."""
@@ -73,26 +73,11 @@ class Rendered:
     loras: tuple[tuple[str, float], ...] = field(default=())
 
 
-def batch_key(task: RenderTask) -> tuple[Any, ...] | None:
-    """Tasks with equal keys run as one pipeline call; None for a task that must run alone."""
-    if task.kind != "txt2img" or "<lora:" in task.prompt:
-        return None
-    return (
-        task.model,
-        task.width,
-        task.height,
-        task.steps,
-        task.cfg,
-        task.sampler,
-        bool(task.negative_prompt),
-        task.tile,
-    )
-
-
 def group_tasks(tasks: Sequence[RenderTask], max_batch: int) -> list[list[RenderTask]]:
-    """Split a batch into groups that share one pipeline call, at most ``max_batch`` tasks each, order kept."""
+    """Split a batch into groups that share one pipeline call (equal :func:`batch_key`), at most ``max_batch``
+    tasks each, order kept."""
     groups: list[list[RenderTask]] = []
-    open_groups: dict[tuple[Any, ...], list[RenderTask]] = {}
+    open_groups: dict[BatchKey, list[RenderTask]] = {}
     for task in tasks:
         key = batch_key(task)
         group = open_groups.get(key) if key is not None else None

@@ -14,7 +14,7 @@ from bot.scheduler import Scheduler
 from bot.store import Store
 from tests.conftest import make_settings
 
-PARAMS = RenderParams(prompt="fox", negative="", model="tiny", width=64, height=64, steps=4, cfg=5.0, seed=1)
+PARAMS = RenderParams(prompt="fox", negative_prompt="", model="tiny", width=64, height=64, steps=4, cfg=5.0, seed=1)
 
 
 async def _busy_database(tmp_path: Path) -> Path:

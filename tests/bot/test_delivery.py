@@ -25,7 +25,7 @@ from bot.scheduler import Scheduler
 from bot.store import Store, _statements, load_migrations
 from tests.conftest import make_settings
 
-PARAMS = RenderParams(prompt="fox", negative="", model="tiny", width=64, height=64, steps=4, cfg=5.0, seed=1)
+PARAMS = RenderParams(prompt="fox", negative_prompt="", model="tiny", width=64, height=64, steps=4, cfg=5.0, seed=1)
 DISCORD = Origin(source="discord", guild_id=1, channel_id=2, interaction_id=3)
 
 

@@ -9,7 +9,7 @@ from bot.errors import ImagineError
 from bot.follow_ups import check_follow_up
 from bot.jobs import Job, Kind, Lane, Origin, RenderParams, Status
 
-PARAMS = RenderParams(prompt="fox", negative="", model="tiny", width=64, height=64, steps=4, cfg=5.0, seed=1)
+PARAMS = RenderParams(prompt="fox", negative_prompt="", model="tiny", width=64, height=64, steps=4, cfg=5.0, seed=1)
 
 
 def _job(kind: Kind = Kind.IMAGINE, status: Status = Status.COMPLETED) -> Job:

@@ -15,7 +15,7 @@ from bot.store import Store, keep_copy_before_upgrade, load_migrations
 from config.policy import TierSpec
 from config.settings import Settings
 
-PARAMS = RenderParams(prompt="fox", negative="", model="tiny", width=64, height=64, steps=4, cfg=5.0, seed=1)
+PARAMS = RenderParams(prompt="fox", negative_prompt="", model="tiny", width=64, height=64, steps=4, cfg=5.0, seed=1)
 SETTINGS = Settings(
     _env_file=None,  # type: ignore[call-arg]
     model="tiny",

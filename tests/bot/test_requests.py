@@ -12,7 +12,7 @@ from bot.requests import ImageInput, RequestOptions, apply_options, follow_up_pa
 from bot.sweep_spec import SweepLimits
 
 IMAGE = ImageInput(Path("a.png"), 96, 64)
-PARENT = RenderParams(prompt="a fox", negative="", model="tiny", width=64, height=64, steps=4, cfg=5.0, seed=7)
+PARENT = RenderParams(prompt="a fox", negative_prompt="", model="tiny", width=64, height=64, steps=4, cfg=5.0, seed=7)
 
 
 @pytest.mark.parametrize(

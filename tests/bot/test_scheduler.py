@@ -25,8 +25,8 @@ from bot.store import Store
 from config.policy import SchedulerSettings, TierSpec
 from config.settings import Settings
 
-PARAMS = RenderParams(prompt="fox", negative="", model="tiny", width=64, height=64, steps=4, cfg=5.0, seed=1)
-BIG = RenderParams(prompt="fox", negative="", model="sd15", width=512, height=512, steps=20, cfg=7.0, seed=1)
+PARAMS = RenderParams(prompt="fox", negative_prompt="", model="tiny", width=64, height=64, steps=4, cfg=5.0, seed=1)
+BIG = RenderParams(prompt="fox", negative_prompt="", model="sd15", width=512, height=512, steps=20, cfg=7.0, seed=1)
 
 
 class Clock:

@@ -30,8 +30,8 @@ from bot.store import Store
 from config.policy import SchedulerSettings, TierSpec
 from config.settings import Settings
 
-SMALL = RenderParams(prompt="fox", negative="", model="tiny", width=64, height=64, steps=4, cfg=5.0, seed=1)
-BIG = RenderParams(prompt="fox", negative="", model="sd15", width=512, height=512, steps=20, cfg=7.0, seed=1)
+SMALL = RenderParams(prompt="fox", negative_prompt="", model="tiny", width=64, height=64, steps=4, cfg=5.0, seed=1)
+BIG = RenderParams(prompt="fox", negative_prompt="", model="sd15", width=512, height=512, steps=20, cfg=7.0, seed=1)
 SETTINGS = Settings(
     _env_file=None,  # type: ignore[call-arg]
     model="tiny",

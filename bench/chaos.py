@@ -52,7 +52,8 @@ async def run_core(data_dir: Path, members: int, interval_s: float) -> None:
         member = rng.randrange(1, members + 1)
         prompt = f"chaos {rng.randrange(10_000)} --steps {rng.choice((2, 3, 4))} --seed {rng.randrange(2**32)}"
         with contextlib.suppress(ImagineError):  # refused (limits): nothing accepted, nothing charged
-            await service.enqueue_many(Actor(member, Origin(source="cli")), service.prepare_imagine(prompt))
+            actor = Actor(member, Origin(source="cli"))
+            await service.submit(actor, await service.prepare(actor, prompt))
         await asyncio.sleep(interval_s)
     while await service.queue.count(Status.QUEUED) + await service.queue.count(Status.RUNNING):  # noqa: ASYNC110
         await asyncio.sleep(0.2)  # the worker drains the queue; the database is the truth

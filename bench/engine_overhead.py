@@ -41,12 +41,12 @@ async def main() -> dict[str, object]:
     pipe = _bare_pipeline(str(model_dir))
     service = await ImagineService.open(settings)
     await service.engine.wait_ready()
-    [prepared] = service.prepare_imagine(PROMPT)
+    [prepared] = await service.prepare(Actor.console(), PROMPT)
     params = prepared.params
 
     async def full() -> float:
         started = time.perf_counter()
-        submitted = await service.enqueue(Actor.console(), prepared)
+        [submitted] = (await service.submit(Actor.console(), [prepared])).jobs
         await service.worker.run_until_idle()
         elapsed = time.perf_counter() - started
         job = await service.queue.get(submitted.job.id)

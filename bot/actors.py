@@ -4,6 +4,9 @@ Every request names an :class:`Actor`: the member whose credits, tier, limits an
 request came through. Moderation rules (blocklist, channel rules) belong to a Discord server, so a Discord actor
 carries its server and channel; a Discord actor without a server (a direct message) is refused, because no server's
 rules would apply. The console (the owner at a shell) is trusted and has no server.
+
+A Discord actor also carries the facts its server gives about it (:class:`MemberRoles`), so the core itself
+decides who may moderate (:func:`bot.permissions.may_moderate`), whatever the surface checked before.
 """
 
 from __future__ import annotations
@@ -15,11 +18,24 @@ from bot.ledger import CONSOLE_USER_ID
 
 
 @dataclass(frozen=True)
+class MemberRoles:
+    """What a server says about a member: its permissions that make a moderator, and its roles."""
+
+    manage_guild: bool = False
+    administrator: bool = False
+    is_owner: bool = False
+    role_ids: tuple[int, ...] = ()
+    role_names: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Actor:
     """A member acting through one surface. ``origin`` says where results go back to."""
 
     user_id: int
     origin: Origin
+    roles: MemberRoles | None = None
+    """For a Discord member: its server permissions and roles; None when the surface knows none."""
 
     @classmethod
     def console(cls) -> Actor:
@@ -34,10 +50,11 @@ class Actor:
         guild_id: int | None,
         channel_id: int | None,
         interaction_id: int | None = None,
+        roles: MemberRoles | None = None,
     ) -> Actor:
         """A Discord member in a server channel (``guild_id`` None: a direct message, which is refused)."""
         origin = Origin(source="discord", guild_id=guild_id, channel_id=channel_id, interaction_id=interaction_id)
-        return cls(user_id, origin)
+        return cls(user_id, origin, roles)
 
     @property
     def is_console(self) -> bool:

@@ -6,19 +6,22 @@ It also holds the durable delivery state (:mod:`bot.delivery`) the presenter rec
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import discord
 from discord.ext import commands
 
-from bot.delivery import Deliveries
 from bot.discord_setup import guild_sync_refused, log_startup_report
 from bot.engine_supervisor import EngineSupervisor
 from bot.events import JobEvent
-from bot.maintenance import Maintenance
 from bot.service import ImagineService
 from bot.waiting import ExternalWait, passthrough
 from config.settings import Settings
+
+if TYPE_CHECKING:
+    from bot.delivery import Deliveries
+    from bot.maintenance import Maintenance
+    from cogs.presenter import Presenter
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +49,6 @@ class ImagineBot(commands.Bot):
         self.external_wait = external_wait
         self._shared_engine = engine
         self._service: ImagineService | None = None
-        self._deliveries: Deliveries | None = None
-        self.maintenance: Maintenance | None = None
         self.failed_extensions: dict[str, str] = {}
         self._reported_ready = False
 
@@ -60,9 +61,20 @@ class ImagineBot(commands.Bot):
     @property
     def deliveries(self) -> Deliveries:
         """Which finished jobs' posts Discord accepted, which are pending, which were given up."""
-        if self._deliveries is None:
-            raise RuntimeError("deliveries are opened in setup_hook; they are not ready yet")
-        return self._deliveries
+        return self.service.deliveries
+
+    @property
+    def presenter(self) -> Presenter:
+        """The cog that queues requests and shows jobs in Discord (every command and button submits through it)."""
+        cog = self.get_cog("Presenter")
+        if cog is None:
+            raise RuntimeError("the presenter cog is not loaded")
+        return cog  # type: ignore[return-value]
+
+    @property
+    def maintenance(self) -> Maintenance | None:
+        """The periodic upkeep the service runs for a long-running bot (None before setup_hook)."""
+        return self._service.maintenance if self._service is not None else None
 
     async def _external_wait(self, awaitable: Any, *, reason: str) -> Any:
         return await self.external_wait(awaitable, reason=reason)
@@ -71,7 +83,6 @@ class ImagineBot(commands.Bot):
         self._service = await ImagineService.open(
             self.settings, engine=self._shared_engine, external_wait=self._external_wait
         )
-        self._deliveries = Deliveries(self._service.store)
         self._service.events.subscribe(self._relay_job_event)
         for extension in EXTENSIONS:
             try:
@@ -79,12 +90,7 @@ class ImagineBot(commands.Bot):
             except Exception as error:  # a broken cog is logged, the rest of the bot still starts
                 log.exception("could not load %s", extension)
                 self.failed_extensions[extension] = f"{type(error).__name__}: {error}"
-        self._service.start()
-        service = self._service
-        self.maintenance = Maintenance(
-            service.ledger, service.queue, events=service.events, wake=service.worker.wake, worker=service.worker
-        )
-        self.maintenance.start()
+        self._service.start(maintenance=True)
         await self._sync_commands()
 
     async def _sync_commands(self) -> None:
@@ -112,8 +118,6 @@ class ImagineBot(commands.Bot):
         self.dispatch("job_event", event)
 
     async def close(self) -> None:
-        if self.maintenance is not None:
-            self.maintenance.stop()
         if self._service is not None:
             await self._service.close()
         await super().close()

@@ -108,6 +108,15 @@ class LedgerError(ImagineError):
     """A balance change that the ledger refuses (it would go negative, or the tier is unknown)."""
 
 
+class NotModeratorError(ImagineError):
+    """Someone without moderator rights asked for a moderator action."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "only moderators can use this: you need the Manage Server permission or a moderator role of this server"
+        )
+
+
 __all__ = [
     "BannedError",
     "ConfigError",
@@ -120,6 +129,7 @@ __all__ = [
     "JobNotFoundError",
     "LaneNotAllowedError",
     "LedgerError",
+    "NotModeratorError",
     "PromptError",
     "QueueLimitError",
     "QueuePausedError",

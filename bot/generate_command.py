@@ -110,7 +110,8 @@ async def _generate(
     settings: Settings, prompt: str, output: OutputTarget | None, options: TaskOptions, stop: StopSignals
 ) -> int:
     from bot.preparation import check_shell_request
-    from bot.service import ImagineService, check_shell_files
+    from bot.service import ImagineService
+    from bot.shell_files import check_shell_files
 
     try:  # every refusal before any database is opened or engine started
         check_shell_request(settings, prompt, options)

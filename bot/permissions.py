@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from bot.actors import Actor
+
 
 def is_moderator(
     *,
@@ -22,3 +24,20 @@ def is_moderator(
         return False
     have = {str(role_id) for role_id in role_ids} | {name.casefold() for name in role_names}
     return bool(wanted & have)
+
+
+def may_moderate(actor: Actor, moderator_roles: Iterable[str]) -> bool:
+    """The console always; a Discord member by :func:`is_moderator` on the roles its server gave; nobody else."""
+    if actor.is_console:
+        return True
+    roles = actor.roles
+    if roles is None or actor.guild_id is None:
+        return False
+    return is_moderator(
+        manage_guild=roles.manage_guild,
+        administrator=roles.administrator,
+        is_owner=roles.is_owner,
+        role_ids=roles.role_ids,
+        role_names=roles.role_names,
+        moderator_roles=moderator_roles,
+    )

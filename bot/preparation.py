@@ -2,7 +2,10 @@
 is charged. Pure functions of the settings and the request (no database, no engine, no Discord).
 
 Every entry point (``/imagine``, ``/edit``, ``/sweep``, the result buttons, ``python -m bot generate``) prepares its
-jobs here; moderation of what will be rendered then runs once, in :meth:`bot.service.ImagineService.enqueue_many`.
+jobs through :class:`bot.service.ImagineService`, which also moderates what they will render (channel rules and
+the blocklist of the actor's server) and stamps them ``moderated_for`` that actor; only stamped jobs are admitted.
+An attachment is announced first (:meth:`bot.requests.ImageInput.announced`: no file yet), so a bad flag is refused
+before any download; :func:`attach_images` then adds the checked files and the checks that need their size.
 A refusal is a :class:`~bot.errors.PromptError` (or :class:`~bot.errors.ImagineError`) that says what to change.
 """
 
@@ -12,6 +15,7 @@ import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
+from bot.actors import Actor
 from bot.custom_ids import Action
 from bot.errors import ImagineError, PromptError
 from bot.follow_ups import check_follow_up
@@ -24,6 +28,7 @@ from bot.requests import (
     RequestOptions,
     TaskOptions,
     apply_options,
+    check_mask_shape,
     follow_up_params,
     follow_up_size,
     kind_for,
@@ -53,6 +58,8 @@ class Prepared:
     parent_id: int | None = None
     """For a button's job: the job whose image it starts from."""
     parent_index: int | None = None
+    moderated_for: Actor | None = None
+    """The actor whose server's rules this job passed (set by the service's preparation); None: not moderated."""
 
     @property
     def rendered_prompts(self) -> list[str]:
@@ -244,6 +251,21 @@ def prepare_imagine(
             params = first if repeat == 0 else reseeded(first, parsed.seed, repeat)
             prepared.append(Prepared(kind, variant, params, lane))
     return prepared
+
+
+def attach_images(prepared: Iterable[Prepared], image: ImageInput | None, mask: ImageInput | None) -> list[Prepared]:
+    """The jobs of a request prepared with announced attachments, now with the checked files: their paths, and the
+    checks that need their size (a mask the shape of its image). Raises PromptError."""
+    check_mask_shape(image, mask)
+    attached: list[Prepared] = []
+    for item in prepared:
+        params = item.params
+        if image is not None:
+            params = replace(params, init_image=str(image.path))
+        if mask is not None:
+            params = replace(params, mask_image=str(mask.path))
+        attached.append(replace(item, params=params))
+    return attached
 
 
 def shell_prompt(raw_prompt: str, options: TaskOptions) -> str:

@@ -70,6 +70,16 @@ def kind_for(options: RequestOptions) -> Kind:
     return Kind.IMAGINE
 
 
+def check_mask_shape(image: ImageInput | None, mask: ImageInput | None) -> None:
+    """A mask must have its image's shape; checked once both are received (an announced one has no size yet)."""
+    image_size = image.size if image is not None else None
+    mask_size = mask.size if mask is not None else None
+    if image_size is not None and mask_size is not None:
+        problem = mask_shape_problem(mask_size, image_size)
+        if problem is not None:
+            raise PromptError(problem, flag="mask")
+
+
 def apply_options(params: RenderParams, options: RequestOptions, limits: SweepLimits | None = None) -> RenderParams:
     """``params`` with the options applied. Raises PromptError naming the option to fix."""
     if options.mask is not None and options.image is None:
@@ -78,12 +88,7 @@ def apply_options(params: RenderParams, options: RequestOptions, limits: SweepLi
         raise PromptError(f"strength {options.strength:g} must be above 0 and at most 1", flag="strength")
     if options.strength is not None and options.image is None:
         raise PromptError("strength needs an image (it says how far to move away from that image)", flag="strength")
-    if options.image is not None and options.mask is not None:
-        image_size, mask_size = options.image.size, options.mask.size
-        if image_size is not None and mask_size is not None:
-            problem = mask_shape_problem(mask_size, image_size)
-            if problem is not None:
-                raise PromptError(problem, flag="mask")
+    check_mask_shape(options.image, options.mask)
     changes: dict[str, object] = {}
     if options.image is not None:
         changes["init_image"] = str(options.image.path) if options.image.path is not None else ""

@@ -1,4 +1,14 @@
-"""The application core, shared by the Discord bot and the command line: store, queue, engine and worker."""
+"""The application core: the one door every surface (Discord, the command line, later the web API) goes through.
+
+A surface turns what a user did into an :class:`~bot.actors.Actor` and a call of this class (or of its
+:attr:`ImagineService.member` and :attr:`ImagineService.admin` actions), and turns the plain data it gets back
+into its own presentation. Nothing outside the core reaches into its parts (store, scheduler, ledger, worker,
+engine); ``tests/bot/test_imports.py`` enforces it for the cogs.
+
+A request's journey: :meth:`ImagineService.prepare` (or :meth:`~ImagineService.prepare_follow_up`) checks every
+rule, moderation included, and stamps the jobs with the actor; :meth:`~ImagineService.attach_images` adds checked
+uploads; :meth:`~ImagineService.submit` charges and queues them, or none.
+"""
 
 from __future__ import annotations
 
@@ -7,22 +17,29 @@ import contextlib
 import logging
 import sqlite3
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from bot import preparation
 from bot.actors import Actor
+from bot.admitted import Admitted, Submitted
 from bot.custom_ids import Action
+from bot.delivery import Deliveries
+from bot.engine_config import engine_config
 from bot.engine_supervisor import EngineSupervisor
-from bot.errors import BannedError, ImagineError, JobNotFoundError, PromptError, QueuePausedError
+from bot.errors import BannedError, ImagineError, JobNotFoundError, QueuePausedError
 from bot.events import EventBus, EventKind, JobEvent
 from bot.jobs import Job, Lane, Status
 from bot.ledger import Ledger
+from bot.maintenance import Maintenance
+from bot.member_actions import MemberActions
 from bot.moderation import Moderation
-from bot.preferences import Preferences, PreferenceStore
+from bot.moderator_actions import ModeratorActions
+from bot.preferences import PreferenceStore
 from bot.preparation import Prepared, prompts_to_render
 from bot.requests import ImageInput, RequestOptions, TaskOptions
 from bot.scheduler import Scheduler
+from bot.shell_files import check_shell_files, upload_limits
 from bot.store import Store
 from bot.uploads import (
     CheckedImage,
@@ -30,13 +47,11 @@ from bot.uploads import (
     UploadError,
     UploadLimits,
     check_upload,
-    read_upload_file,
     stage_upload,
 )
 from bot.waiting import ExternalWait, passthrough
 from bot.worker import Worker, heartbeat_interval
 from config.settings import Settings
-from engine.protocol import EngineConfig, LoraEntry, MemoryOptions, ModelEntry
 
 log = logging.getLogger(__name__)
 
@@ -47,66 +62,6 @@ class ReceivedImage:
 
     staged: StagedUpload
     input: ImageInput
-
-
-@dataclass(frozen=True)
-class Submitted:
-    job: Job
-    position: int
-    cost: int = 0
-    """Credits charged for the job."""
-    balance: int = 0
-    """The member's balance after the charge."""
-    eta_s: float | None = None
-
-
-@dataclass(frozen=True)
-class Admitted:
-    """The jobs of one request, charged together."""
-
-    jobs: tuple[Submitted, ...]
-    cost: int
-    balance: int
-
-
-def upload_limits(settings: Settings) -> UploadLimits:
-    return UploadLimits(max_bytes=settings.max_upload_bytes, max_pixels=settings.max_upload_pixels)
-
-
-def check_shell_files(settings: Settings, options: TaskOptions) -> dict[str, CheckedImage]:
-    """Read (size checked first) and check ``generate``'s ``--image`` and ``--mask`` like Discord uploads, before
-    any database or engine is opened. Sync: run it in a thread from async code. Raises PromptError naming the file."""
-    limits = upload_limits(settings)
-    checked: dict[str, CheckedImage] = {}
-    for name, path in (("image", options.image), ("mask", options.mask)):
-        if path is None:
-            continue
-        try:
-            checked[name] = check_upload(read_upload_file(path, limits), limits=limits, mask=name == "mask")
-        except UploadError as error:
-            raise PromptError(f"--{name} {path}: {error}", flag=name) from None
-    return checked
-
-
-def engine_config(settings: Settings) -> EngineConfig:
-    spec = settings.registry[settings.model]
-    return EngineConfig(
-        model_name=settings.model,
-        model_source=spec.source,
-        family=spec.family,
-        data_dir=str(settings.data_dir),
-        device=settings.device,
-        dtype=settings.dtype,
-        max_batch=settings.engine_max_batch,
-        models=tuple(
-            ModelEntry(name, entry.source, entry.family, entry.config) for name, entry in settings.registry.items()
-        ),
-        loras=tuple(LoraEntry(name, entry.path) for name, entry in settings.loras.items()),
-        memory=MemoryOptions(**settings.memory.model_dump()),
-        max_loaded_models=settings.max_loaded_models,
-        memory_budget_gb=settings.memory_budget_gb,
-        preview_every=settings.preview_every,
-    )
 
 
 class ImagineService:
@@ -141,6 +96,13 @@ class ImagineService:
             only=self._own_jobs,
         )
         self._worker_task: asyncio.Task[None] | None = None
+        self.deliveries = Deliveries(store)
+        """Which finished jobs a surface has posted (Discord's durable delivery)."""
+        self.maintenance: Maintenance | None = None
+        self.member = MemberActions(self)
+        """What a member can do besides asking for images (account, own jobs, preferences, the queue)."""
+        self.admin = ModeratorActions(self)
+        """What moderators and the owner can do (rules, credits, tiers, bans, any job, pause, reports)."""
 
     @classmethod
     async def open(
@@ -179,12 +141,18 @@ class ImagineService:
             raise
         return service
 
-    def start(self) -> asyncio.Task[None]:
-        """Start the engine process and the worker in the background."""
+    def start(self, *, maintenance: bool = False) -> asyncio.Task[None]:
+        """Start the engine process and the worker in the background; with ``maintenance`` also the periodic
+        upkeep (allowances, lease sweep, upload expiry, heartbeat) that a long-running bot needs."""
         if self._worker_task is None:
             self.engine.spawn()
             self._worker_task = asyncio.get_running_loop().create_task(self.worker.run(), name="imagine-worker")
             self._worker_task.add_done_callback(_log_worker_exit)
+        if maintenance and self.maintenance is None:
+            self.maintenance = Maintenance(
+                self.ledger, self.queue, events=self.events, wake=self.worker.wake, worker=self.worker
+            )
+            self.maintenance.start()
         return self._worker_task
 
     async def close(self, *, engine_grace_s: float = 10.0) -> None:
@@ -200,6 +168,8 @@ class ImagineService:
 
     async def _close(self, engine_grace_s: float) -> None:
         try:
+            if self.maintenance is not None:
+                self.maintenance.stop()
             self.worker.stop()
             if self._worker_task is not None:
                 self._worker_task.cancel()
@@ -250,28 +220,39 @@ class ImagineService:
 
     @property
     def upload_limits(self) -> UploadLimits:
+        """The size and pixel limits every uploaded image obeys (a surface checks announced sizes against them)."""
         return upload_limits(self.settings)
 
     @property
     def uploads_dir(self) -> Path:
         return self.settings.data_dir / "uploads"
 
-    # --- preparation: every rule, before anything is charged ----------------------------------------------
+    # --- preparation: every rule, moderation included, before anything is charged ------------------------------
 
-    def prepare_imagine(
-        self,
-        raw_prompt: str,
-        preferences: Preferences | None = None,
-        options: RequestOptions | None = None,
-        *,
-        owner: bool = False,
-    ) -> list[Prepared]:
-        """Parse and validate a request (permutations and --repeat give several jobs) without touching the
-        database. Raises PromptError naming what to change. ``owner``: the console, which may use any model."""
-        return preparation.prepare_imagine(self.settings, raw_prompt, preferences, options, owner=owner)
+    async def check_access(self, actor: Actor) -> None:
+        """The cheap refusals, before any download or parsing work: outside a server, a channel the bot is not
+        used in, a banned member, a paused queue. Admission checks the ban and the pause again when it charges."""
+        await self.moderation.check_channel(actor)
+        if self.queue.paused:
+            raise QueuePausedError()
+        banned = await self.store.fetch_value("SELECT banned FROM users WHERE user_id = ?", (actor.user_id,))
+        if banned:
+            raise BannedError()
 
-    async def prepare_follow_up(self, parent_id: int, action: Action, index: int) -> Prepared:
-        """The job a result button asks for (upscale, vary, reroll, zoom, pan). Raises ImagineError."""
+    async def prepare(self, actor: Actor, raw_prompt: str, options: RequestOptions | None = None) -> list[Prepared]:
+        """Check a request against every rule for ``actor`` (access, the prompt and its flags with the member's
+        preferences, the models, then moderation of every prompt that will render) and return its jobs (permutations
+        and --repeat give several), stamped for admission. Announce attachments with ``ImageInput.announced()``
+        and add them with :meth:`attach_images` once received. Raises an ImagineError saying what to change."""
+        await self.check_access(actor)
+        preferences = None if actor.is_console else await self.preferences.get(actor.user_id)
+        prepared = preparation.prepare_imagine(self.settings, raw_prompt, preferences, options, owner=actor.is_console)
+        return await self._moderated(actor, prepared)
+
+    async def prepare_follow_up(self, actor: Actor, parent_id: int, action: Action, index: int) -> Prepared:
+        """The job a result button asks for (upscale, vary, reroll, zoom, pan), with the parent's prompt checked
+        against today's rules of the actor's server. Raises ImagineError."""
+        await self.check_access(actor)
         parent = await self.queue.get(parent_id)
         images = await self.queue.images(parent_id)
         prepared = preparation.prepare_follow_up(self.settings, parent, images, action, index)
@@ -280,11 +261,16 @@ class ImagineService:
             raise ImagineError(
                 "the image this job started from is no longer kept (uploads expire); upload it again with /imagine"
             )
-        return prepared
+        [moderated] = await self._moderated(actor, [prepared])
+        return moderated
+
+    async def _moderated(self, actor: Actor, prepared: Sequence[Prepared]) -> list[Prepared]:
+        await self.moderation.check_prompts(actor, prompts_to_render(prepared))
+        return [replace(item, moderated_for=actor) for item in prepared]
 
     async def receive_image(self, data: bytes, *, mask: bool = False) -> ReceivedImage:
         """Check an uploaded image (off the event loop) and stage it; it is stored for good only when its request
-        is admitted (:meth:`enqueue_many`). Raises UploadError saying what to upload instead."""
+        is admitted (:meth:`submit`). Raises UploadError saying what to upload instead."""
         limits, uploads_dir = self.upload_limits, self.uploads_dir
 
         def check_and_stage() -> ReceivedImage:
@@ -294,57 +280,18 @@ class ImagineService:
 
         return await asyncio.to_thread(check_and_stage)
 
-    async def submit_shell_request(
-        self,
-        actor: Actor,
-        raw_prompt: str,
-        options: TaskOptions,
-        checked: Mapping[str, CheckedImage] | None = None,
-    ) -> Submitted:
-        """``python -m bot generate``: check the request and its files (unless ``checked`` by
-        :func:`check_shell_files` already), stage the files, prepare one job and queue it (charged)."""
-        owner = actor.is_console
-        preparation.check_shell_request(self.settings, raw_prompt, options, owner=owner)  # before any file is read
-        if checked is None:
-            checked = await asyncio.to_thread(check_shell_files, self.settings, options)
-        uploads_dir = self.uploads_dir
-        received: dict[str, ReceivedImage] = {}
-        try:
-            for name, image in checked.items():
-                staged = await asyncio.to_thread(stage_upload, image, uploads_dir)
-                received[name] = ReceivedImage(staged, ImageInput(staged.path, image.width, image.height))
-            request = RequestOptions(
-                image=received["image"].input if "image" in received else None,
-                mask=received["mask"].input if "mask" in received else None,
-                strength=options.strength,
-                sweeps=options.sweeps,
-            )
-            prompt = preparation.shell_prompt(raw_prompt, options)
-            prepared = self.prepare_imagine(prompt, None, request, owner=owner)[0]
-        except BaseException:
-            for item in received.values():
-                item.staged.discard()
-            raise
-        admitted = await self.enqueue_many(actor, [prepared], uploads=[item.staged for item in received.values()])
-        return admitted.jobs[0]
-
-    async def check_access(self, actor: Actor) -> None:
-        """The cheap refusals, before any download or parsing work: outside a server, a channel the bot is not
-        used in, a banned member, a paused queue. :meth:`enqueue_many` checks them again when it charges."""
-        await self.moderation.check_channel(actor)
-        if self.queue.paused:
-            raise QueuePausedError()
-        banned = await self.store.fetch_value("SELECT banned FROM users WHERE user_id = ?", (actor.user_id,))
-        if banned:
-            raise BannedError()
-
-    async def check_prompts(self, actor: Actor, prepared: Sequence[Prepared]) -> None:
-        """Refuse early when anything the request would render is blocked where the actor is."""
-        await self.moderation.check_prompts(actor, prompts_to_render(prepared))
+    @staticmethod
+    def attach_images(
+        prepared: Sequence[Prepared], image: ReceivedImage | None, mask: ReceivedImage | None = None
+    ) -> list[Prepared]:
+        """The prepared jobs with their received images (and the checks that need their size). Raises PromptError."""
+        return preparation.attach_images(
+            prepared, image.input if image is not None else None, mask.input if mask is not None else None
+        )
 
     # --- admission -------------------------------------------------------------------------------------------
 
-    async def enqueue_many(
+    async def submit(
         self,
         actor: Actor,
         prepared: Sequence[Prepared],
@@ -352,12 +299,12 @@ class ImagineService:
         lane: Lane | None = None,
         uploads: Sequence[StagedUpload] = (),
     ) -> Admitted:
-        """The one way into the queue: moderate everything the jobs will render where the actor is, then charge
-        all jobs up front and queue them, or none. Staged uploads are stored for good once the jobs are admitted
-        and discarded on any refusal. Raises an ImagineError (moderation, limits, credits) when refused."""
+        """The one way into the queue: charge all jobs up front and queue them, or none. Every job must have been
+        prepared (and so moderated) for this very actor. Staged uploads are stored for good once the jobs are
+        admitted and discarded on any refusal. Raises an ImagineError (limits, credits, ban, pause) when refused."""
         try:
-            await self.moderation.check_channel(actor)
-            await self.moderation.check_prompts(actor, prompts_to_render(prepared))
+            if not prepared or any(item.moderated_for != actor for item in prepared):
+                raise ValueError("submit only jobs that prepare or prepare_follow_up made for this very actor")
             admission = await self.queue.admit(actor.user_id, prepared, origin=actor.origin, lane=lane)
         except BaseException:
             for upload in uploads:
@@ -379,24 +326,53 @@ class ImagineService:
         self.worker.wake()
         return Admitted(tuple(submitted), admission.cost, admission.balance)
 
-    async def enqueue(self, actor: Actor, prepared: Prepared, *, lane: Lane | None = None) -> Submitted:
-        """Charge and queue one prepared job and wake the worker. Raises an ImagineError when refused."""
-        admitted = await self.enqueue_many(actor, [prepared], lane=lane)
+    async def submit_imagine(self, actor: Actor, raw_prompt: str, *, lane: Lane | None = None) -> Submitted:
+        """:meth:`prepare` then :meth:`submit` of its first job (the command line renders one grid)."""
+        prepared = await self.prepare(actor, raw_prompt)
+        admitted = await self.submit(actor, prepared[:1], lane=lane)
+        return admitted.jobs[0]
+
+    async def submit_shell_request(
+        self,
+        actor: Actor,
+        raw_prompt: str,
+        options: TaskOptions,
+        checked: Mapping[str, CheckedImage] | None = None,
+    ) -> Submitted:
+        """``python -m bot generate``: check the request and its files (unless ``checked`` by
+        :func:`~bot.shell_files.check_shell_files` already), stage the files, prepare one job and queue it."""
+        preparation.check_shell_request(self.settings, raw_prompt, options, owner=actor.is_console)  # before any file
+        if checked is None:
+            checked = await asyncio.to_thread(check_shell_files, self.settings, options)
+        received: dict[str, ReceivedImage] = {}
+        try:
+            for name, image in checked.items():
+                staged = await asyncio.to_thread(stage_upload, image, self.uploads_dir)
+                received[name] = ReceivedImage(staged, ImageInput(staged.path, image.width, image.height))
+            request = RequestOptions(
+                image=received["image"].input if "image" in received else None,
+                mask=received["mask"].input if "mask" in received else None,
+                strength=options.strength,
+                sweeps=options.sweeps,
+            )
+            prepared = await self.prepare(actor, preparation.shell_prompt(raw_prompt, options), request)
+        except BaseException:
+            for item in received.values():
+                item.staged.discard()
+            raise
+        admitted = await self.submit(actor, prepared[:1], uploads=[item.staged for item in received.values()])
         return admitted.jobs[0]
 
     async def cancel(self, job_id: int, actor: str) -> Job:
-        """Cancel a queued or running job and refund it; a running job is also stopped in the engine."""
+        """Cancel a queued or running job and refund it; a running job is also stopped in the engine. ``actor``
+        names who cancelled in the ledger; surfaces go through :attr:`member` or :attr:`admin`, which check who
+        may cancel what."""
         before = await self.queue.get(job_id)
         job = await self.queue.cancel(job_id, actor)
         if before.status is Status.RUNNING:
             await self.engine.cancel(job_id)
         await self.events.emit(JobEvent(EventKind.CANCELLED, job, message=job.error or ""))
         return job
-
-    async def submit_imagine(self, actor: Actor, raw_prompt: str, *, lane: Lane | None = None) -> Submitted:
-        """:meth:`prepare_imagine` then :meth:`enqueue` of its first job (the CLI renders one grid)."""
-        prepared = self.prepare_imagine(raw_prompt, owner=actor.is_console)
-        return await self.enqueue(actor, prepared[0], lane=lane)
 
 
 def _log_worker_exit(task: asyncio.Task[None]) -> None:

@@ -2,36 +2,18 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.errors import ImagineError
-from bot.jobs import Job
-from bot.permissions import is_moderator
-from bot.reports import QueueSummary, queue_summary, stats
+from bot.core import ImagineError, QueueSummary
+from cogs.actors import actor_of
 from cogs.errors import NotModeratorError
 
 if TYPE_CHECKING:
     from bot.discord_bot import ImagineBot
-
-
-def member_is_moderator(interaction: discord.Interaction[Any], moderator_roles: list[str]) -> bool:
-    member = interaction.user
-    guild = interaction.guild
-    if guild is None or not isinstance(member, discord.Member):
-        return False
-    permissions = member.guild_permissions
-    return is_moderator(
-        manage_guild=permissions.manage_guild,
-        administrator=permissions.administrator,
-        is_owner=guild.owner_id == member.id,
-        role_ids=[role.id for role in member.roles],
-        role_names=[role.name for role in member.roles],
-        moderator_roles=moderator_roles,
-    )
 
 
 def _split(words: str) -> list[str]:
@@ -50,33 +32,26 @@ class AdminCog(commands.GroupCog, group_name="admin", group_description="Moderat
         super().__init__()
 
     async def interaction_check(self, interaction: discord.Interaction[Any]) -> bool:  # type: ignore[override]
-        if not member_is_moderator(interaction, self.bot.settings.moderator_roles):
+        if not self.bot.service.admin.may_moderate(actor_of(interaction)):
             raise NotModeratorError()
         return True
 
     @blocklist.command(name="add", description="Block words or phrases (comma separated)")
     @app_commands.describe(words="for example: gore, blood", reason="why (kept in the audit log)")
     async def blocklist_add(self, interaction: discord.Interaction[Any], words: str, reason: str = "") -> None:
-        assert interaction.guild_id is not None
-        added = await self.bot.service.moderation.block(
-            interaction.guild_id, _split(words), actor_id=interaction.user.id, reason=reason
-        )
+        added = await self.bot.service.admin.block(actor_of(interaction), _split(words), reason)
         text = f"Blocked: {', '.join(f'`{w}`' for w in added)}" if added else "Those words were already blocked."
         await interaction.response.send_message(text, ephemeral=True)
 
     @blocklist.command(name="remove", description="Unblock words or phrases (comma separated)")
     async def blocklist_remove(self, interaction: discord.Interaction[Any], words: str, reason: str = "") -> None:
-        assert interaction.guild_id is not None
-        removed = await self.bot.service.moderation.unblock(
-            interaction.guild_id, _split(words), actor_id=interaction.user.id, reason=reason
-        )
+        removed = await self.bot.service.admin.unblock(actor_of(interaction), _split(words), reason)
         text = f"Unblocked: {', '.join(f'`{w}`' for w in removed)}" if removed else "None of those were blocked."
         await interaction.response.send_message(text, ephemeral=True)
 
     @blocklist.command(name="list", description="Show the blocked words")
     async def blocklist_list(self, interaction: discord.Interaction[Any]) -> None:
-        assert interaction.guild_id is not None
-        words = await self.bot.service.moderation.blocked(interaction.guild_id)
+        words = await self.bot.service.admin.blocked(actor_of(interaction))
         text = ("Blocked: " + ", ".join(f"`{w}`" for w in words)) if words else "The blocklist is empty."
         await interaction.response.send_message(text[:2000], ephemeral=True)
 
@@ -95,37 +70,23 @@ class AdminCog(commands.GroupCog, group_name="admin", group_description="Moderat
     async def _set_channel(
         self, interaction: discord.Interaction[Any], channel: discord.TextChannel, *, allowed: bool, reason: str
     ) -> None:
-        assert interaction.guild_id is not None
         if channel.guild.id != interaction.guild_id:
             raise ImagineError("that channel is not in this server")
-        await self.bot.service.moderation.set_channel(
-            interaction.guild_id, channel.id, allowed=allowed, actor_id=interaction.user.id, reason=reason
-        )
+        await self.bot.service.admin.set_channel(actor_of(interaction), channel.id, allowed=allowed, reason=reason)
         verb = "allowed in" if allowed else "kept out of"
         await interaction.response.send_message(f"The image bot is now {verb} {channel.mention}.", ephemeral=True)
 
     # --- credits, tiers, bans -------------------------------------------------------------------------------
 
-    async def _audit(
-        self, interaction: discord.Interaction[Any], action: str, target: str | None, reason: str, **details: Any
-    ) -> None:
-        await self.bot.service.moderation.audit(
-            actor_id=interaction.user.id,
-            action=action,
-            target=target,
-            reason=reason,
-            guild_id=interaction.guild_id,
-            details=details,
-        )
-
     async def _change_credits(
-        self, interaction: discord.Interaction[Any], action: str, member: discord.Member, amount: int, reason: str
+        self,
+        interaction: discord.Interaction[Any],
+        action: Literal["give", "take", "set"],
+        member: discord.Member,
+        amount: int,
+        reason: str,
     ) -> None:
-        ledger = self.bot.service.ledger
-        actor = f"discord:{interaction.user.id}"
-        change = {"give": ledger.grant, "take": ledger.take, "set": ledger.set_balance}[action]
-        balance = await change(member.id, amount, actor=actor, reason=reason)
-        await self._audit(interaction, f"credits.{action}", str(member.id), reason, amount=amount, balance=balance)
+        balance = await self.bot.service.admin.change_credits(actor_of(interaction), action, member.id, amount, reason)
         await interaction.response.send_message(
             f"{action.title()} {amount} credits: {member.mention} now has **{balance}**.",
             ephemeral=True,
@@ -166,8 +127,7 @@ class AdminCog(commands.GroupCog, group_name="admin", group_description="Moderat
     async def tier(
         self, interaction: discord.Interaction[Any], member: discord.Member, tier: str, reason: str = ""
     ) -> None:
-        account = await self.bot.service.ledger.set_tier(member.id, tier, actor=f"discord:{interaction.user.id}")
-        await self._audit(interaction, "tier.set", str(member.id), reason, tier=tier)
+        account = await self.bot.service.admin.set_tier(actor_of(interaction), member.id, tier, reason)
         await interaction.response.send_message(
             f"{member.mention} is now on the **{account.tier}** tier (balance {account.balance}).",
             ephemeral=True,
@@ -186,10 +146,7 @@ class AdminCog(commands.GroupCog, group_name="admin", group_description="Moderat
 
     @app_commands.command(name="ban", description="Stop a member from using the bot")
     async def ban(self, interaction: discord.Interaction[Any], member: discord.Member, reason: str) -> None:
-        if member.id == interaction.user.id:
-            raise ImagineError("you cannot ban yourself")
-        await self.bot.service.ledger.set_banned(member.id, True, actor=f"discord:{interaction.user.id}")
-        await self._audit(interaction, "ban", str(member.id), reason)
+        await self.bot.service.admin.set_banned(actor_of(interaction), member.id, True, reason)
         await interaction.response.send_message(
             f"{member.mention} can no longer use the image bot.",
             ephemeral=True,
@@ -198,8 +155,7 @@ class AdminCog(commands.GroupCog, group_name="admin", group_description="Moderat
 
     @app_commands.command(name="unban", description="Let a banned member use the bot again")
     async def unban(self, interaction: discord.Interaction[Any], member: discord.Member, reason: str) -> None:
-        await self.bot.service.ledger.set_banned(member.id, False, actor=f"discord:{interaction.user.id}")
-        await self._audit(interaction, "unban", str(member.id), reason)
+        await self.bot.service.admin.set_banned(actor_of(interaction), member.id, False, reason)
         await interaction.response.send_message(
             f"{member.mention} can use the image bot again.",
             ephemeral=True,
@@ -210,13 +166,11 @@ class AdminCog(commands.GroupCog, group_name="admin", group_description="Moderat
 
     @app_commands.command(name="queue", description="Every queued and running job")
     async def queue(self, interaction: discord.Interaction[Any]) -> None:
-        service = self.bot.service
-        summary = await queue_summary(service.store, paused=service.queue.paused)
-        rows = await service.store.fetch_all("SELECT * FROM jobs WHERE status = 'queued' ORDER BY id LIMIT 20")
+        listing = await self.bot.service.admin.queue(actor_of(interaction))
+        summary = listing.summary
         lines = [queue_headline(summary)]
         lines += [f"▶️ `{job.id}` <@{job.user_id}> {job.kind.value} ({job.lane.value})" for job in summary.running]
-        for row in rows:
-            job = Job.from_row(row)
+        for job in listing.queued:
             lines.append(f"⏳ `{job.id}` <@{job.user_id}> {job.kind.value} ({job.lane.value}) {job.params.prompt[:40]}")
         await interaction.response.send_message(
             "\n".join(lines)[:2000], ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
@@ -224,8 +178,7 @@ class AdminCog(commands.GroupCog, group_name="admin", group_description="Moderat
 
     @app_commands.command(name="cancel", description="Cancel any job (refunded)")
     async def cancel(self, interaction: discord.Interaction[Any], job: int, reason: str = "") -> None:
-        cancelled = await self.bot.service.cancel(job, actor=f"moderator {interaction.user.id}")
-        await self._audit(interaction, "job.cancel", str(job), reason, owner=cancelled.user_id)
+        cancelled = await self.bot.service.admin.cancel(actor_of(interaction), job, reason)
         await interaction.response.send_message(
             f"Job `{job}` of <@{cancelled.user_id}> cancelled and refunded ({cancelled.cost} credits).",
             ephemeral=True,
@@ -234,21 +187,17 @@ class AdminCog(commands.GroupCog, group_name="admin", group_description="Moderat
 
     @app_commands.command(name="pause", description="Stop starting jobs (queued jobs are kept)")
     async def pause(self, interaction: discord.Interaction[Any], reason: str = "") -> None:
-        await self.bot.service.queue.pause(f"discord:{interaction.user.id}")
-        await self._audit(interaction, "queue.pause", None, reason)
+        await self.bot.service.admin.pause(actor_of(interaction), reason)
         await interaction.response.send_message("The queue is paused; queued jobs are kept.", ephemeral=True)
 
     @app_commands.command(name="resume", description="Start jobs again")
     async def resume(self, interaction: discord.Interaction[Any], reason: str = "") -> None:
-        service = self.bot.service
-        await service.queue.resume(f"discord:{interaction.user.id}")
-        service.worker.wake()
-        await self._audit(interaction, "queue.resume", None, reason)
+        await self.bot.service.admin.resume(actor_of(interaction), reason)
         await interaction.response.send_message("The queue is running again.", ephemeral=True)
 
     @app_commands.command(name="stats", description="Jobs, members and credits of the last 24 hours")
     async def stats(self, interaction: discord.Interaction[Any]) -> None:
-        report = await stats(self.bot.service.store)
+        report = await self.bot.service.admin.stats(actor_of(interaction))
         median = f"{report.median_seconds:.1f} s" if report.median_seconds is not None else "—"
         await interaction.response.send_message(
             f"**Last 24 h:** {report.jobs} jobs from {report.members} members — {report.completed} completed, "

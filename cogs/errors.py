@@ -13,8 +13,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.errors import ImagineError
-from bot.moderation import ServerOnlyError
+from bot.core import ImagineError, ServerOnlyError
 
 log = logging.getLogger(__name__)
 

@@ -10,14 +10,10 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.core import MIB, ImageInput, ImagineError, ReceivedImage, RequestOptions, UploadError, UploadLimits
 from bot.discord_setup import check_delivery_permissions
-from bot.errors import ImagineError
-from bot.preparation import usable_models
-from bot.requests import ImageInput, RequestOptions
-from bot.service import ReceivedImage
-from bot.uploads import MIB, UploadError, UploadLimits
-from cogs.presenter import MAX_CONTENT, actor_of, presenter_of
-from engine.samplers import SAMPLERS
+from cogs.actors import actor_of
+from cogs.presenter import MAX_CONTENT
 
 if TYPE_CHECKING:
     from bot.discord_bot import ImagineBot
@@ -94,41 +90,37 @@ class ImagineCog(commands.Cog):
             check_delivery_permissions(interaction)
             for attachment, what in attachments:
                 check_attachment_metadata(attachment, limits, what)
-            preferences = await service.preferences.get(interaction.user.id)
             announced = RequestOptions(
                 image=ImageInput.announced() if image else None,
                 mask=ImageInput.announced() if mask else None,
                 strength=strength,
                 sweeps=sweeps,
             )
-            prepared = service.prepare_imagine(prompt, preferences, announced)
-            await service.check_prompts(actor, prepared)
+            prepared = await service.prepare(actor, prompt, announced)
         except ImagineError as error:
             await interaction.response.send_message(f"⚠️ {error}"[:MAX_CONTENT], ephemeral=True)
             return
         if not attachments:
-            await presenter_of(self.bot).submit(interaction, prepared)
+            await self.bot.presenter.submit(interaction, prepared)
             return
         await interaction.response.defer(thinking=True, ephemeral=True)
-        received: list[ReceivedImage] = []
-        inputs: dict[str, ImageInput] = {}
+        received: dict[str, ReceivedImage] = {}
         try:
             for attachment, what in attachments:
                 data = await read_attachment(attachment, limits, what)
-                received.append(await service.receive_image(data, mask=what == "mask"))
-                inputs[what] = received[-1].input
-            options = RequestOptions(inputs.get("image"), inputs.get("mask"), strength, sweeps)
-            prepared = service.prepare_imagine(prompt, preferences, options)
+                received[what] = await service.receive_image(data, mask=what == "mask")
+            prepared = service.attach_images(prepared, received.get("image"), received.get("mask"))
         except ImagineError as error:
-            for item in received:
+            for item in received.values():
                 item.staged.discard()
             await interaction.followup.send(f"⚠️ {error}"[:MAX_CONTENT], ephemeral=True)
             return
         except BaseException:
-            for item in received:
+            for item in received.values():
                 item.staged.discard()
             raise
-        await presenter_of(self.bot).submit(interaction, prepared, uploads=[item.staged for item in received])
+        uploads = [item.staged for item in received.values()]
+        await self.bot.presenter.submit(interaction, prepared, uploads=uploads)
 
     @app_commands.command(name="imagine", description="Create four images from a prompt (and optionally an image)")
     @app_commands.describe(
@@ -180,13 +172,13 @@ class ImagineCog(commands.Cog):
     async def _complete_model(
         self, interaction: discord.Interaction[Any], current: str
     ) -> list[app_commands.Choice[str]]:
-        return choices_matching(sorted(usable_models(self.bot.settings)), current)
+        return choices_matching(sorted(self.bot.service.member.models(actor_of(interaction))), current)
 
     @imagine.autocomplete("sampler")
     async def _complete_sampler(
         self, interaction: discord.Interaction[Any], current: str
     ) -> list[app_commands.Choice[str]]:
-        return choices_matching(list(SAMPLERS), current)
+        return choices_matching(list(self.bot.service.member.samplers()), current)
 
 
 async def setup(bot: ImagineBot) -> None:

@@ -8,13 +8,9 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.errors import ImagineError
-from bot.jobs import Lane
-from bot.preferences import Preferences
-from bot.preparation import usable_models
-from bot.reports import queue_summary
+from bot.core import Lane, Preferences
+from cogs.actors import actor_of
 from cogs.admin import queue_headline
-from engine.samplers import SAMPLERS
 
 if TYPE_CHECKING:
     from bot.discord_bot import ImagineBot
@@ -45,19 +41,20 @@ def describe_preferences(preferences: Preferences, server_model: str, server_lan
 class SettingsView(discord.ui.View):
     """The ephemeral /settings panel: one select per preference, saved as soon as it changes."""
 
-    def __init__(self, bot: ImagineBot, user_id: int, preferences: Preferences) -> None:
+    def __init__(self, bot: ImagineBot, interaction: discord.Interaction[Any], preferences: Preferences) -> None:
         super().__init__(timeout=600)
         self.bot = bot
-        self.user_id = user_id
+        self.user_id = interaction.user.id
         settings = bot.settings
-        models = sorted(usable_models(settings))[:24]
+        members = bot.service.member
+        models = sorted(members.models(actor_of(interaction)))[:24]
         self._add_select("model", "Model", [DEFAULT, *models], preferences.model)
         lane = preferences.lane.value if preferences.lane else None
         self._add_select("lane", "Default lane", [lane.value for lane in Lane], lane)
         self._add_select("aspect", "Aspect ratio", [DEFAULT, *ASPECTS], preferences.aspect)
         steps = [str(step) for step in STEP_CHOICES if step <= settings.max_steps]
         self._add_select("steps", "Steps", [DEFAULT, *steps], str(preferences.steps) if preferences.steps else None)
-        self._add_select("sampler", "Sampler", [DEFAULT, *SAMPLERS], preferences.sampler)
+        self._add_select("sampler", "Sampler", [DEFAULT, *members.samplers()], preferences.sampler)
 
     def _add_select(self, key: str, placeholder: str, values: list[str], current: str | None) -> None:
         select: discord.ui.Select[SettingsView] = discord.ui.Select(
@@ -84,7 +81,7 @@ class SettingsView(discord.ui.View):
             stored = int(value)
         if key == "lane":
             stored = Lane(value)
-        preferences = await self.bot.service.preferences.update(self.user_id, **{key: stored})
+        preferences = await self.bot.service.member.update_preferences(actor_of(interaction), **{key: stored})
         settings = self.bot.settings
         await interaction.response.edit_message(
             content="Saved. Your settings:\n" + describe_preferences(preferences, settings.model, settings.default_lane)
@@ -100,33 +97,30 @@ class MemberCog(commands.Cog):
     )
     @app_commands.guild_only()
     async def settings_panel(self, interaction: discord.Interaction[Any]) -> None:
-        preferences = await self.bot.service.preferences.get(interaction.user.id)
+        preferences = await self.bot.service.member.preferences(actor_of(interaction))
         settings = self.bot.settings
         await interaction.response.send_message(
             "Your settings (flags in a prompt always win):\n"
             + describe_preferences(preferences, settings.model, settings.default_lane),
-            view=SettingsView(self.bot, interaction.user.id, preferences),
+            view=SettingsView(self.bot, interaction, preferences),
             ephemeral=True,
         )
 
     @app_commands.command(name="info", description="Your settings, jobs and place in the queue")
     @app_commands.guild_only()
     async def info(self, interaction: discord.Interaction[Any]) -> None:
-        service = self.bot.service
-        preferences = await service.preferences.get(interaction.user.id)
+        overview = await self.bot.service.member.overview(actor_of(interaction))
         settings = self.bot.settings
-        account = await service.ledger.member(interaction.user.id)
         lines = [
-            f"**Balance:** {account.balance} credits · **Tier:** {account.tier}"
-            + (" · **banned**" if account.banned else ""),
-            describe_preferences(preferences, settings.model, settings.default_lane),
+            f"**Balance:** {overview.balance} credits · **Tier:** {overview.tier}"
+            + (" · **banned**" if overview.banned else ""),
+            describe_preferences(overview.preferences, settings.model, settings.default_lane),
         ]
-        jobs = await service.queue.active_jobs(interaction.user.id)
-        if jobs:
+        if overview.jobs:
             lines.append("**Your jobs:**")
-            for job in jobs:
-                position = await service.queue.position(job)
-                where = f"queued, position {position}" if position else "rendering"
+            for place in overview.jobs:
+                job = place.job
+                where = f"queued, position {place.position}" if place.position else "rendering"
                 lines.append(f"`{job.id}` {job.params.prompt[:60]} — {where} ({job.lane.value})")
         else:
             lines.append("No jobs running or queued.")
@@ -136,30 +130,18 @@ class MemberCog(commands.Cog):
     @app_commands.describe(job="The job number shown by /info")
     @app_commands.guild_only()
     async def cancel(self, interaction: discord.Interaction[Any], job: int | None = None) -> None:
-        service = self.bot.service
-        if job is None:
-            active = await service.queue.active_jobs(interaction.user.id)
-            if not active:
-                raise ImagineError("you have no queued or running jobs")
-            job = active[-1].id
-        target = await service.queue.get(job)
-        if target.user_id != interaction.user.id:
-            raise ImagineError("you can only cancel your own jobs")
-        if target.status.terminal:
-            raise ImagineError(f"job {job} is already {target.status.value}")
-        cancelled = await service.cancel(job, actor=f"member {interaction.user.id}")
+        cancelled = await self.bot.service.member.cancel(actor_of(interaction), job)
         refund = f" {cancelled.cost} credits refunded." if cancelled.cost else ""
-        await interaction.response.send_message(f"Job `{job}` cancelled.{refund}", ephemeral=True)
+        await interaction.response.send_message(f"Job `{cancelled.id}` cancelled.{refund}", ephemeral=True)
 
     @app_commands.command(name="queue", description="How busy the image queue is")
     @app_commands.guild_only()
     async def queue(self, interaction: discord.Interaction[Any]) -> None:
-        service = self.bot.service
-        summary = await queue_summary(service.store, paused=service.queue.paused)
+        summary = await self.bot.service.member.queue()
         await interaction.response.send_message(queue_headline(summary))
 
     async def _switch_lane(self, interaction: discord.Interaction[Any], lane: Lane) -> None:
-        await self.bot.service.preferences.update(interaction.user.id, lane=lane)
+        await self.bot.service.member.update_preferences(actor_of(interaction), lane=lane)
         await interaction.response.send_message(
             f"Your jobs now go to the **{lane.value}** lane ({LANE_HELP[lane]}). "
             f"Add --fast, --relax or --turbo to a prompt to change it for one job.",

@@ -29,20 +29,27 @@ import aiohttp
 import discord
 from discord.ext import commands, tasks
 
-from bot.actors import Actor
-from bot.delivery import Delivery, PostFailure, needs_delivery
+from bot.core import (
+    Admitted,
+    Delivery,
+    EventKind,
+    ImagineError,
+    Job,
+    JobEvent,
+    Kind,
+    Origin,
+    PostFailure,
+    Prepared,
+    StagedUpload,
+    Status,
+    needs_delivery,
+)
 from bot.discord_setup import describe_post_refusal
-from bot.errors import ImagineError
-from bot.events import EventKind, JobEvent
-from bot.jobs import Job, Kind, Origin, Status
-from bot.preparation import Prepared
-from bot.service import Admitted
-from bot.uploads import StagedUpload
+from cogs.actors import actor_of
 from cogs.results import result_view
 
 if TYPE_CHECKING:
     from bot.discord_bot import ImagineBot
-    from bot.uploads import StagedUpload
 
 log = logging.getLogger(__name__)
 
@@ -76,16 +83,6 @@ class LiveRequest:
     @property
     def token_alive(self) -> bool:
         return (discord.utils.utcnow() - self.created).total_seconds() < TOKEN_LIFETIME_S
-
-
-def actor_of(interaction: discord.Interaction[Any]) -> Actor:
-    """The member behind an interaction, in its server and channel (no server: a direct message)."""
-    return Actor.discord(
-        interaction.user.id,
-        guild_id=interaction.guild_id,
-        channel_id=interaction.channel_id,
-        interaction_id=interaction.id,
-    )
 
 
 def shown_prompt(job: Job, limit: int = 900) -> str:
@@ -210,7 +207,7 @@ class Presenter(commands.Cog):
         live = self.live[interaction.id] = LiveRequest(interaction)
         async with live.lock:
             try:
-                admitted = await self.bot.service.enqueue_many(actor_of(interaction), prepared, uploads=uploads)
+                admitted = await self.bot.service.submit(actor_of(interaction), prepared, uploads=uploads)
             except ImagineError as error:
                 self.live.pop(interaction.id, None)
                 await interaction.followup.send(f"⚠️ {error}"[:MAX_CONTENT], ephemeral=True)
@@ -416,13 +413,6 @@ async def _delete_quietly(message: discord.WebhookMessage) -> None:
         await message.delete()
     except discord.HTTPException as error:
         log.debug("could not delete message %s: %s", message.id, error)
-
-
-def presenter_of(bot: commands.Bot) -> Presenter:
-    cog = bot.get_cog("Presenter")
-    if not isinstance(cog, Presenter):
-        raise RuntimeError("the presenter cog is not loaded")
-    return cog
 
 
 async def setup(bot: ImagineBot) -> None:

@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import discord
 from discord.ext import commands
 
-from bot.custom_ids import TEMPLATE, Action, make_custom_id, parse_custom_id
+from bot.core import TEMPLATE, Action, ImagineError, Job, Kind, make_custom_id, parse_custom_id
 from bot.discord_setup import check_delivery_permissions
-from bot.errors import ImagineError
-from bot.jobs import Job, Kind
+from cogs.actors import actor_of
+
+if TYPE_CHECKING:
+    from bot.discord_bot import ImagineBot
 
 log = logging.getLogger(__name__)
 
@@ -66,20 +68,16 @@ class ResultButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=TEMP
         return cls(action, job_id, index)
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        from cogs.presenter import actor_of, presenter_of
-
-        bot = interaction.client
-        service = bot.service  # type: ignore[attr-defined]
+        bot: ImagineBot = interaction.client
         actor = actor_of(interaction)
         try:
-            await service.check_access(actor)
+            await bot.service.check_access(actor)
             check_delivery_permissions(interaction)
-            prepared = await service.prepare_follow_up(self.job_id, self.action, self.index)
-            await service.check_prompts(actor, [prepared])
+            prepared = await bot.service.prepare_follow_up(actor, self.job_id, self.action, self.index)
         except ImagineError as error:
             await interaction.response.send_message(f"⚠️ {error}", ephemeral=True)
             return
-        await presenter_of(bot).submit(interaction, [prepared])  # type: ignore[arg-type]
+        await bot.presenter.submit(interaction, [prepared])
 
 
 def result_view(job: Job) -> discord.ui.View | None:

@@ -71,7 +71,7 @@ async def test_odd_but_valid_images_are_accepted_and_copied_under_data(service: 
 async def test_hostile_prompts(service: ImagineService, prompt: str, fragment: str) -> None:
     """Huge, malformed and out-of-range prompts are refused before anything is stored."""
     with pytest.raises(PromptError, match=None) as caught:
-        service.prepare_imagine(prompt)
+        await service.prepare(Actor.console(), prompt)
     assert fragment in str(caught.value)
 
 

@@ -119,7 +119,7 @@ async def test_render_batch_reports_each_task(engine: EngineSupervisor, data_dir
 
 async def test_engine_with_max_batch_renders_compatible_tasks_in_one_call(data_dir: Path) -> None:
     """With engine_max_batch 2, two compatible tasks progress step by step together (one pipeline call)."""
-    from bot.service import engine_config
+    from bot.engine_config import engine_config
     from tests.conftest import make_settings
 
     supervisor = EngineSupervisor(engine_config(make_settings(data_dir, engine_max_batch=2)), start_timeout_s=120)

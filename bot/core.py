@@ -1,0 +1,64 @@
+"""The application core's public face: everything a surface (the Discord cogs, the command line, the web API) may
+import. A surface calls :class:`ImagineService` with an :class:`Actor` and presents the plain data it gets back;
+it never imports the core's parts (store, scheduler, ledger, worker, engine). ``tests/bot/test_imports.py`` holds
+the cogs to this.
+"""
+
+from __future__ import annotations
+
+from bot.actors import Actor, MemberRoles
+from bot.admitted import Admitted, Submitted
+from bot.custom_ids import TEMPLATE, Action, make_custom_id, parse_custom_id
+from bot.delivery import Delivery, PostFailure, needs_delivery
+from bot.errors import ImagineError, NotModeratorError, PromptError
+from bot.events import EventKind, JobEvent
+from bot.jobs import Job, Kind, Lane, Origin, Status
+from bot.member_actions import JobPlace, MemberOverview
+from bot.moderation import ServerOnlyError
+from bot.moderator_actions import QueueListing
+from bot.preferences import Preferences
+from bot.preparation import Prepared
+from bot.reports import QueueSummary, Stats
+from bot.requests import ImageInput, RequestOptions
+from bot.service import ImagineService, ReceivedImage
+from bot.uploads import MIB, StagedUpload, UploadError, UploadLimits
+
+__all__ = [
+    "MIB",
+    "TEMPLATE",
+    "Action",
+    "Actor",
+    "Admitted",
+    "Delivery",
+    "EventKind",
+    "ImageInput",
+    "ImagineError",
+    "ImagineService",
+    "Job",
+    "JobEvent",
+    "JobPlace",
+    "Kind",
+    "Lane",
+    "MemberOverview",
+    "MemberRoles",
+    "NotModeratorError",
+    "Origin",
+    "PostFailure",
+    "Preferences",
+    "Prepared",
+    "PromptError",
+    "QueueListing",
+    "QueueSummary",
+    "ReceivedImage",
+    "RequestOptions",
+    "ServerOnlyError",
+    "StagedUpload",
+    "Stats",
+    "Status",
+    "Submitted",
+    "UploadError",
+    "UploadLimits",
+    "make_custom_id",
+    "needs_delivery",
+    "parse_custom_id",
+]

@@ -1,0 +1,28 @@
+"""What the engine process is started with, from the owner's settings (models, LoRAs, memory switches)."""
+
+from __future__ import annotations
+
+from config.settings import Settings
+from engine.protocol import EngineConfig, LoraEntry, MemoryOptions, ModelEntry
+
+
+def engine_config(settings: Settings) -> EngineConfig:
+    """The engine's start-up configuration: the default model first, every registry model and LoRA it may load."""
+    spec = settings.registry[settings.model]
+    return EngineConfig(
+        model_name=settings.model,
+        model_source=spec.source,
+        family=spec.family,
+        data_dir=str(settings.data_dir),
+        device=settings.device,
+        dtype=settings.dtype,
+        max_batch=settings.engine_max_batch,
+        models=tuple(
+            ModelEntry(name, entry.source, entry.family, entry.config) for name, entry in settings.registry.items()
+        ),
+        loras=tuple(LoraEntry(name, entry.path) for name, entry in settings.loras.items()),
+        memory=MemoryOptions(**settings.memory.model_dump()),
+        max_loaded_models=settings.max_loaded_models,
+        memory_budget_gb=settings.memory_budget_gb,
+        preview_every=settings.preview_every,
+    )

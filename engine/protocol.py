@@ -59,8 +59,6 @@ LANES: tuple[Lane, ...] = tuple(Lane)
 """Every lane in order of service."""
 
 
-
-
 @dataclass(frozen=True)
 class EngineConfig:
     """What the engine process needs to start: the model to load and where to put files."""

@@ -15,9 +15,10 @@ import heapq
 from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
-from bot.fairness import BatchKey, OrderKey, order_key, relax_ready_at
-from bot.jobs import Lane
+from bot.fairness import BatchKey, OrderKey, batch_key, estimate_position, order_key, relax_ready_at
+from bot.jobs import LANE_ORDER, Lane, RenderParams
 from config.policy import SchedulerSettings
 
 LANES = (Lane.TURBO, Lane.FAST, Lane.RELAX)
@@ -36,6 +37,12 @@ class Queued:
     created_at: float
     head: bool
     key: BatchKey
+
+    @classmethod
+    def from_row(cls, row: Any, *, head: bool) -> Queued:
+        """A queued job from its row in the jobs table; ``head``: given back, it goes first in its lane."""
+        key = batch_key(row["kind"], RenderParams.from_json(row["params"]))
+        return cls(row["id"], row["user_id"], Lane(row["lane"]), row["created_at"], head, key)
 
     @property
     def sort(self) -> tuple[int, int]:
@@ -122,6 +129,17 @@ class QueueIndex:
 
     def count(self, lane: Lane) -> int:
         return self._lane_counts[lane]
+
+    def position(self, job_id: int) -> int:
+        """1 for the next job to run, 0 when the job is not queued: an estimate under fair sharing."""
+        entry = self.by_id.get(job_id)
+        if entry is None:
+            return 0
+        earlier = sum(self.count(lane) for lane in LANES if LANE_ORDER[lane] < LANE_ORDER[entry.lane])
+        members = self.lanes[entry.lane]
+        own = members[entry.user_id].index(entry)
+        others = (len(jobs) for user_id, jobs in members.items() if user_id != entry.user_id)
+        return estimate_position(earlier, own, others)
 
     def __len__(self) -> int:
         return len(self.by_id)

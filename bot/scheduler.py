@@ -24,7 +24,6 @@ SQLite is the source of truth for jobs and money; this module keeps a small in-m
 from __future__ import annotations
 
 import logging
-import sqlite3
 import time
 from collections import defaultdict
 from collections.abc import Callable, Collection, Sequence
@@ -34,10 +33,20 @@ from typing import Any
 from bot import ledger
 from bot.admission import Admission, admit_jobs, console_job_sql
 from bot.errors import JobNotFoundError, QueuePausedError
-from bot.fairness import batch_key, estimate_position, lane_order_sql, should_requeue
-from bot.jobs import LANE_ORDER, ImageResult, Job, Lane, Origin, RenderParams, Status
+from bot.fairness import batch_key, lane_order_sql
+from bot.job_transitions import (
+    cancel_unheld_console_jobs,
+    complete_job,
+    end_job,
+    hold_leases,
+    renew_lease,
+    requeue_job,
+    start_jobs,
+    take_back_jobs,
+)
+from bot.jobs import ImageResult, Job, Lane, Origin, RenderParams, Status
 from bot.preparation import Prepared
-from bot.queue_index import LANES, Queued, QueueIndex, Usage
+from bot.queue_index import Queued, QueueIndex, Usage
 from bot.store import Store
 from config.settings import Settings
 
@@ -88,17 +97,7 @@ class Scheduler:
             if row["status"] == Status.RUNNING:
                 self._mark_running(row["id"], row["user_id"], row["started_at"] or self.now())
                 continue
-            params = RenderParams.from_json(row["params"])
-            self.index.add(
-                Queued(
-                    row["id"],
-                    row["user_id"],
-                    Lane(row["lane"]),
-                    row["created_at"],
-                    row["attempts"] > 0,
-                    batch_key(row["kind"], params),
-                )
-            )
+            self.index.add(Queued.from_row(row, head=row["attempts"] > 0))
         horizon = self.now() - self.policy.fairness_window_s
         finished = await self.store.fetch_all(
             "SELECT user_id, started_at, finished_at FROM jobs WHERE finished_at >= ? AND started_at IS NOT NULL"
@@ -205,13 +204,7 @@ class Scheduler:
 
     async def _start(self, job_ids: Sequence[int]) -> list[Job]:
         now = self.now()
-        placeholders = ", ".join("?" for _ in job_ids)
-        sql = (
-            "UPDATE jobs SET status = 'running', started_at = ?, attempts = attempts + 1, lease_expires_at = ?"
-            f" WHERE status = 'queued' AND id IN ({placeholders}) RETURNING *"
-        )
-        params = (now, now + self.policy.lease_s, *job_ids)
-        rows = await self.store.write(lambda db: db.execute(sql, params).fetchall())
+        rows = await self.store.write(lambda db: start_jobs(db, job_ids, now=now, lease_s=self.policy.lease_s))
         for job_id in job_ids:  # started, or gone from the queue behind our back (another process)
             self.index.remove(job_id)
         jobs = sorted((Job.from_row(row) for row in rows), key=lambda job: job_ids.index(job.id))
@@ -238,11 +231,8 @@ class Scheduler:
 
     async def renew(self, job_id: int) -> bool:
         """Extend a running job's lease (engine progress); False when the job is no longer running."""
-        now = self.now()
-        sql = "UPDATE jobs SET lease_expires_at = ? WHERE id = ? AND status = 'running' RETURNING id"
-        params = (now + self.policy.lease_s, job_id)
-        row = await self.store.write(lambda db: db.execute(sql, params).fetchone())
-        return row is not None
+        expires_at = self.now() + self.policy.lease_s
+        return await self.store.write(lambda db: renew_lease(db, job_id, expires_at=expires_at))
 
     async def expire_leases(self) -> list[int]:
         """Take back running jobs whose lease ran out: requeue at the head of their lane, or fail and refund
@@ -256,29 +246,14 @@ class Scheduler:
         jobs this way, so no other process takes them for abandoned)."""
         if not job_ids:
             return
-        placeholders = ", ".join("?" for _ in job_ids)
-        sql = f"UPDATE jobs SET lease_expires_at = ? WHERE id IN ({placeholders}) AND status IN ('queued', 'running')"
-        params = (self.now() + self.policy.lease_s, *job_ids)
-        await self.store.write(lambda db: db.execute(sql, params))
+        expires_at = self.now() + self.policy.lease_s
+        await self.store.write(lambda db: hold_leases(db, job_ids, expires_at=expires_at))
 
     async def cancel_abandoned_console_jobs(self) -> list[int]:
         """Cancel and refund console jobs (``generate``) that their process no longer holds: its lease ran out, or
         there is none (left by a release that did not hold them). Nobody would ever run or receive them."""
         now = self.now()
-
-        def work(db: sqlite3.Connection) -> list[Any]:
-            rows = db.execute(
-                f"SELECT id FROM jobs WHERE status IN ('queued', 'running') AND {console_job_sql()}"
-                " AND (lease_expires_at IS NULL OR lease_expires_at < ?)",
-                (now,),
-            ).fetchall()
-            ended = [
-                self._end(db, row["id"], Status.CANCELLED, ABANDONED_CONSOLE_JOB, now, ("queued", "running"))
-                for row in rows
-            ]
-            return [row for row in ended if row is not None]
-
-        ended = await self.store.write(work)
+        ended = await self.store.write(lambda db: cancel_unheld_console_jobs(db, ABANDONED_CONSOLE_JOB, now=now))
         for row in ended:
             self.index.remove(row["id"])
             self._unmark_running(row["id"], now)
@@ -306,64 +281,22 @@ class Scheduler:
         return requeued
 
     async def _take_back(self, condition: str, params: tuple[Any, ...], reason: str) -> list[int]:
-        now = self.now()
-
-        def work(db: sqlite3.Connection) -> list[tuple[Any, bool]]:
-            changed: list[tuple[Any, bool]] = []
-            sql = f"SELECT * FROM jobs WHERE status = 'running' AND NOT {console_job_sql()} AND {condition}"
-            for row in db.execute(sql, params).fetchall():
-                if should_requeue(row["attempts"], self.policy.max_attempts):
-                    updated = db.execute(
-                        "UPDATE jobs SET status = 'queued', started_at = NULL, lease_expires_at = NULL, error = ?"
-                        " WHERE id = ? RETURNING *",
-                        (reason, row["id"]),
-                    ).fetchone()
-                    changed.append((updated, True))
-                else:
-                    message = f"gave up after {row['attempts']} attempts ({reason})"
-                    changed.append((self._end(db, row["id"], Status.FAILED, message, now, ("running",)), False))
-            return changed
-
-        changed = await self.store.write(work)
+        now, max_attempts = self.now(), self.policy.max_attempts
+        changed = await self.store.write(
+            lambda db: take_back_jobs(db, condition, params, reason, now=now, max_attempts=max_attempts)
+        )
         for row, requeued in changed:
             self._unmark_running(row["id"], now)
             if requeued:
-                self._index_row(row, head=True)
+                self.index.add(Queued.from_row(row, head=True))
         return sorted(row["id"] for row, _ in changed)
-
-    def _index_row(self, row: Any, *, head: bool) -> None:
-        self.index.add(
-            Queued(
-                row["id"],
-                row["user_id"],
-                Lane(row["lane"]),
-                row["created_at"],
-                head,
-                batch_key(row["kind"], RenderParams.from_json(row["params"])),
-            )
-        )
 
     # --- endings -----------------------------------------------------------------------------------------
 
     async def complete(self, job_id: int, images: Sequence[ImageResult], grid_path: str) -> Job:
         """Record a rendered job; JobNotFoundError when it is no longer running (cancelled, taken back)."""
         now = self.now()
-
-        def work(db: sqlite3.Connection) -> Any:
-            row = db.execute(
-                "UPDATE jobs SET status = 'completed', finished_at = ?, grid_path = ?, error = NULL,"
-                " lease_expires_at = NULL WHERE id = ? AND status = 'running' RETURNING *",
-                (now, grid_path, job_id),
-            ).fetchone()
-            if row is None:
-                raise JobNotFoundError(job_id)
-            db.executemany(
-                "INSERT INTO results (job_id, idx, path, seed, width, height) VALUES (?, ?, ?, ?, ?, ?)",
-                [(job_id, image.index, image.path, image.seed, image.width, image.height) for image in images],
-            )
-            return row
-
-        row = await self.store.write(work)
+        row = await self.store.write(lambda db: complete_job(db, job_id, images, grid_path, now=now))
         self._unmark_running(job_id, now)
         return Job.from_row(row)
 
@@ -378,42 +311,22 @@ class Scheduler:
     async def requeue(self, job_id: int, reason: str) -> Job:
         """Put a running job back at the head of its lane (e.g. after an engine crash); a console job stays held."""
         now = self.now()
-        sql = (
-            "UPDATE jobs SET status = 'queued', started_at = NULL, error = ?,"
-            f" lease_expires_at = CASE WHEN {console_job_sql()} THEN ? ELSE NULL END"
-            " WHERE id = ? AND status = 'running' RETURNING *"
-        )
-        params = (reason, now + self.policy.lease_s, job_id)
-        row = await self.store.write(lambda db: db.execute(sql, params).fetchone())
+        held_until = now + self.policy.lease_s
+        row = await self.store.write(lambda db: requeue_job(db, job_id, reason, console_lease_expires_at=held_until))
         if row is None:
             raise JobNotFoundError(job_id)
         self._unmark_running(job_id, now)
-        self._index_row(row, head=True)
+        self.index.add(Queued.from_row(row, head=True))
         return Job.from_row(row)
 
     async def _finish(self, job_id: int, status: Status, error: str) -> Job:
         now = self.now()
-        row = await self.store.write(lambda db: self._end(db, job_id, status, error, now, ("queued", "running")))
+        row = await self.store.write(lambda db: end_job(db, job_id, status, error, now=now))
         if row is None:
             raise JobNotFoundError(job_id)
         self.index.remove(job_id)
         self._unmark_running(job_id, now)
         return Job.from_row(row)
-
-    def _end(
-        self, db: sqlite3.Connection, job_id: int, status: Status, error: str, now: float, states: tuple[str, ...]
-    ) -> Any:
-        """Move a job to a terminal state and refund it, in the caller's transaction; None if not in ``states``."""
-        row = db.execute(
-            f"UPDATE jobs SET status = ?, finished_at = ?, error = ?, lease_expires_at = NULL"
-            f" WHERE id = ? AND status IN ({', '.join('?' for _ in states)}) RETURNING *",
-            (status.value, now, error, job_id, *states),
-        ).fetchone()
-        if row is not None:
-            ledger.refund_job(
-                db, row, reason=f"job {job_id} {status.value}: {error}"[:500], actor=ledger.SYSTEM_ACTOR, now=now
-            )
-        return row
 
     # --- pause -------------------------------------------------------------------------------------------
 
@@ -450,21 +363,11 @@ class Scheduler:
 
     async def position(self, job: Job) -> int:
         """1 for the next job to run; 0 when the job is not queued (an estimate under fair sharing)."""
-        return self.position_of(job.id)
-
-    def position_of(self, job_id: int) -> int:
-        entry = self.index.by_id.get(job_id)
-        if entry is None:
-            return 0
-        earlier = sum(self.index.count(lane) for lane in LANES if LANE_ORDER[lane] < LANE_ORDER[entry.lane])
-        members = self.index.lanes[entry.lane]
-        own = members[entry.user_id].index(entry)
-        others = (len(jobs) for user_id, jobs in members.items() if user_id != entry.user_id)
-        return estimate_position(earlier, own, others)
+        return self.index.position(job.id)
 
     def eta_s(self, job_id: int) -> float | None:
         """Seconds until the job is likely done, from recent job durations; None when there is no history."""
-        position = self.position_of(job_id)
+        position = self.index.position(job_id)
         durations = self.usage.durations
         if position == 0 or not durations:
             return None

@@ -1,20 +1,15 @@
-"""The scheduler on a real SQLite file with a fake clock: lanes, fairness, aging, limits, bans, pause, leases,
-batching, refunds, and a burst of concurrent enqueues."""
+"""The scheduler on a real SQLite file with a fake clock: lanes, fairness, aging, the running limit, pause, leases,
+batching, refunds, positions and restarts (admission's checks: tests/bot/test_admission.py)."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from bot.errors import (
-    BannedError,
-    InsufficientCreditsError,
     JobNotFoundError,
-    LaneNotAllowedError,
-    QueueLimitError,
     QueuePausedError,
 )
 from bot.jobs import Kind, Lane, Origin, RenderParams, Status
@@ -158,43 +153,6 @@ async def test_heavy_relax_users_wait_longer(store: Store, clock: Clock) -> None
     assert await run_one(scheduler, clock, 0) == heavy
 
 
-@pytest.mark.parametrize(
-    ("tier", "lane", "error"),
-    [
-        (TierSpec(allowance=100, max_queued=1), Lane.FAST, QueueLimitError),
-        (TierSpec(allowance=0), Lane.FAST, InsufficientCreditsError),
-        (TierSpec(allowance=100, relax=False), Lane.RELAX, LaneNotAllowedError),
-    ],
-)
-async def test_limits_refuse_without_charging(
-    store: Store, clock: Clock, tier: TierSpec, lane: Lane, error: type[Exception]
-) -> None:
-    """Refusals leave the balance and the queue as they were."""
-    scheduler = await make(store, clock, free=tier)
-    if error is QueueLimitError:
-        await put(scheduler, 1, lane)
-    before = await store.fetch_value("SELECT COUNT(*) FROM jobs")
-    balance = await Ledger(store, scheduler.settings).balance(1)
-    with pytest.raises(error):
-        await put(scheduler, 1, lane)
-    assert await store.fetch_value("SELECT COUNT(*) FROM jobs") == before
-    assert await Ledger(store, scheduler.settings).balance(1) == balance
-    assert await ledger_consistent(store)
-
-
-async def test_insufficient_credits_message_offers_relax(store: Store, clock: Clock) -> None:
-    """The message shows balance and cost, and offers relax unless the tier disables it."""
-    scheduler = await make(store, clock, free=TierSpec(allowance=3))
-    with pytest.raises(InsufficientCreditsError) as caught:
-        await put(scheduler, 1, Lane.FAST, BIG)
-    assert "costs 4 credits" in str(caught.value) and "balance is 3" in str(caught.value)
-    assert "--relax" in str(caught.value)
-    no_relax = await make(store, clock, free=TierSpec(allowance=0, relax=False))
-    with pytest.raises(InsufficientCreditsError) as caught:
-        await put(no_relax, 2)
-    assert "--relax" not in str(caught.value)
-
-
 async def test_max_running_per_member(store: Store, clock: Clock) -> None:
     """A member at their running limit is skipped; others still run."""
     scheduler = await make(store, clock, free=TierSpec(allowance=100, max_running=1, max_queued=10))
@@ -204,14 +162,6 @@ async def test_max_running_per_member(store: Store, clock: Clock) -> None:
     assert [job.id for job in await scheduler.dispatch(1)] == [first]
     assert [job.id for job in await scheduler.dispatch(1)] == [other]
     assert await scheduler.dispatch(1) == []
-
-
-async def test_banned_member_is_refused(store: Store, clock: Clock) -> None:
-    """Banned members cannot queue."""
-    scheduler = await make(store, clock)
-    await Ledger(store, scheduler.settings, now=clock).set_banned(7, True, actor="mod")
-    with pytest.raises(BannedError, match="banned"):
-        await put(scheduler, 7)
 
 
 async def test_pause_keeps_queued_jobs(store: Store, clock: Clock) -> None:
@@ -310,39 +260,8 @@ async def test_position_and_eta(store: Store, clock: Clock) -> None:
     b = await put(scheduler, 1)
     c = await put(scheduler, 2)
     t = await put(scheduler, 3, Lane.TURBO)
-    assert scheduler.position_of(t) == 1
-    assert scheduler.position_of(a) == 3
-    assert scheduler.position_of(b) == 4
-    assert scheduler.position_of(c) == 3
+    assert scheduler.index.position(t) == 1
+    assert scheduler.index.position(a) == 3
+    assert scheduler.index.position(b) == 4
+    assert scheduler.index.position(c) == 3
     assert scheduler.eta_s(b) == pytest.approx(80.0)
-
-
-async def test_repeat_is_charged_up_front_or_not_at_all(store: Store, clock: Clock) -> None:
-    """Several jobs are admitted together: all charged at once, or none queued when the balance is short."""
-    scheduler = await make(store, clock, free=TierSpec(allowance=20, max_queued=50))
-    request = Prepared(Kind.IMAGINE, "fox", BIG)
-    admission = await scheduler.admit(1, [request] * 4, origin=Origin(), lane=Lane.FAST)
-    assert admission.cost == 16 and admission.balance == 4 and len(admission.jobs) == 4
-    with pytest.raises(InsufficientCreditsError):
-        await scheduler.admit(1, [request] * 7, origin=Origin(), lane=Lane.FAST)
-    assert await store.fetch_value("SELECT COUNT(*) FROM jobs") == 4
-    assert await ledger_consistent(store)
-
-
-async def test_console_is_unlimited(store: Store, clock: Clock) -> None:
-    """User 0 (the console) pays nothing, so `generate` works without credits."""
-    scheduler = await make(store, clock)
-    job_id = await put(scheduler, 0, Lane.TURBO, BIG)
-    assert (await scheduler.get(job_id)).status is Status.QUEUED
-    assert await store.fetch_value("SELECT COUNT(*) FROM ledger WHERE user_id = 0") == 0
-
-
-async def test_hundred_concurrent_enqueues_accept_exactly_five(store: Store, clock: Clock) -> None:
-    """Credits for 5 jobs, 100 enqueues at once: exactly 5 accepted, the rest refused, nothing negative."""
-    scheduler = await make(store, clock, free=TierSpec(allowance=5, max_queued=1000))
-    results = await asyncio.gather(*(put(scheduler, 1) for _ in range(100)), return_exceptions=True)
-    accepted = [result for result in results if isinstance(result, int)]
-    refused = [result for result in results if isinstance(result, InsufficientCreditsError)]
-    assert len(accepted) == 5 and len(refused) == 95
-    assert await Ledger(store, scheduler.settings).balance(1) == 0
-    assert await ledger_consistent(store)

@@ -21,7 +21,8 @@ from bot.preparation import Prepared
 from bot.reports import QueueSummary, Stats
 from bot.requests import ImageInput, RequestOptions
 from bot.service import ImagineService, ReceivedImage
-from bot.uploads import MIB, StagedUpload, UploadError, UploadLimits
+from bot.upload_store import StagedUpload
+from bot.uploads import MIB, UploadError, UploadLimits
 
 __all__ = [
     "MIB",

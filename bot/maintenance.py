@@ -24,7 +24,7 @@ from bot.events import EventBus, EventKind, JobEvent
 from bot.health import HEARTBEAT_EVERY_S, EngineState, Heartbeat, heartbeat_file, write_heartbeat
 from bot.ledger import Ledger
 from bot.scheduler import Scheduler
-from bot.uploads import expire_uploads
+from bot.upload_store import expire_uploads
 
 if TYPE_CHECKING:
     from bot.engine_supervisor import EngineSupervisor

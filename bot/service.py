@@ -41,14 +41,8 @@ from bot.requests import ImageInput, RequestOptions, TaskOptions
 from bot.scheduler import Scheduler
 from bot.shell_files import check_shell_files, upload_limits
 from bot.store import Store
-from bot.uploads import (
-    CheckedImage,
-    StagedUpload,
-    UploadError,
-    UploadLimits,
-    check_upload,
-    stage_upload,
-)
+from bot.upload_store import StagedUpload, stage_upload
+from bot.uploads import CheckedImage, UploadError, UploadLimits, check_upload
 from bot.waiting import ExternalWait, passthrough
 from bot.worker import Worker, heartbeat_interval
 from config.settings import Settings

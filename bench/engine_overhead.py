@@ -1,7 +1,7 @@
 """``python -m bench.engine_overhead``: the full job path against a bare diffusers call doing the same work.
 
 Full path: prepare and enqueue an /imagine (SQLite), the worker claims it, the engine process renders 4 images of
-64×64 in 4 steps on the tiny model, writes the PNGs, the worker records them and writes the grid. Bare: one
+64×64 in 4 steps on the tiny model, writes the PNGs and their grid, the worker records them. Bare: one
 ``pipe(...)`` call in this process for the same 4 images (same model, prompt, seed, sampler, steps, size).
 After warm-up, the two alternate; medians over ``RUNS`` each. Prints one JSON object as its last line.
 """

@@ -13,13 +13,10 @@ from bot.engine_supervisor import EngineSupervisor
 from bot.errors import EngineCrashedError, EngineStartError, JobNotFoundError
 from bot.events import EventBus, EventKind, JobEvent
 from bot.fairness import should_requeue
-from bot.grid import write_grid
 from bot.jobs import ImageResult, Job, engine_task
 from bot.scheduler import Scheduler
 from bot.waiting import ExternalWait, passthrough
-from engine.metadata import ImageParameters, format_parameters
 from engine.protocol import Heartbeat, Progress, RenderTask, TaskDone
-from engine.samplers import sampler_label
 
 log = logging.getLogger(__name__)
 
@@ -205,31 +202,13 @@ class Worker:
             await self._fail(job, message, message)
 
     async def _record(self, job: Job, done: TaskDone) -> None:
+        """Record the files the engine wrote (its images and their grid) as the job's result, and announce it."""
         images = tuple(
             ImageResult(job.id, index, path, seed, done.width, done.height)
             for index, (path, seed) in enumerate(zip(done.paths, done.seeds, strict=True))
         )
-        params = job.params
-        parameters = format_parameters(
-            ImageParameters(
-                prompt=params.prompt,
-                negative_prompt=params.negative_prompt,
-                steps=params.steps,
-                sampler=sampler_label(params.sampler),
-                cfg=params.cfg,
-                seed=params.seed,
-                width=done.width,
-                height=done.height,
-                model=params.model,
-            )
-        )
-        if done.grid_path:  # a sweep: the engine drew the labelled grid
-            grid = Path(done.grid_path)
-        else:
-            grid_file = self.images_dir / str(job.id) / "grid.png"
-            grid = await asyncio.to_thread(write_grid, done.paths, grid_file, parameters)
         try:
-            completed = await self.queue.complete(job.id, images, str(grid))
+            completed = await self.queue.complete(job.id, images, done.grid_path)
         except JobNotFoundError:
             log.warning("job %s finished after it was cancelled; its images are discarded", job.id)
             return

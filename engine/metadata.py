@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from PIL import Image, PngImagePlugin
+
+from engine.protocol import RenderTask
+from engine.samplers import sampler_label
+
+if TYPE_CHECKING:
+    from engine.render import ImageInfo
 
 PARAMETERS_KEY = "parameters"
 
@@ -23,6 +31,46 @@ class ImageParameters:
     model: str
     extra: tuple[tuple[str, str], ...] = ()
     """More ``Key: value`` settings A1111 knows, e.g. ``("Denoising strength", "0.75")``."""
+
+
+def parameters_for(
+    task: RenderTask,
+    model: str,
+    width: int,
+    height: int,
+    *,
+    image: ImageInfo | None = None,
+    loras: Sequence[tuple[str, float]] = (),
+    extra: Sequence[tuple[str, str]] = (),
+) -> ImageParameters:
+    """The metadata of a file the engine writes for ``task`` (the one place it is built).
+
+    With ``image``: one image, as ``image`` says it was made (its prompt, steps, sampler, CFG and seed), plus the
+    denoising strength it used and the ``loras`` applied. Without: the job as a whole (its grid or sweep sheet), in
+    the task's own words and first seed. ``width`` and ``height`` are the size the text states (one image's for an
+    image and for a grid, the whole sheet's for a sweep); ``extra`` adds settings.
+    """
+    settings = list(extra)
+    if image is None:
+        prompt, steps, sampler, cfg, seed = task.prompt, task.steps, task.sampler, task.cfg, task.seeds[0]
+    else:
+        prompt, steps, sampler, cfg, seed = image.prompt, image.steps, image.sampler, image.cfg, image.seed
+        if image.strength is not None:
+            settings.append(("Denoising strength", f"{image.strength:g}"))
+        if loras:
+            settings.append(("Lora weights", ", ".join(f"{name}: {weight:g}" for name, weight in loras)))
+    return ImageParameters(
+        prompt=prompt,
+        negative_prompt=task.negative_prompt,
+        steps=steps,
+        sampler=sampler_label(sampler),
+        cfg=cfg,
+        seed=seed,
+        width=width,
+        height=height,
+        model=model,
+        extra=tuple(settings),
+    )
 
 
 def format_parameters(params: ImageParameters) -> str:

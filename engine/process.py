@@ -12,7 +12,6 @@ import logging
 import os
 import queue
 import signal
-import tempfile
 import threading
 import time
 from multiprocessing.connection import Connection
@@ -240,7 +239,8 @@ def _run_group(
     data_dir: Path,
     heartbeat: _Heartbeat | None = None,
 ) -> list[TaskDone | TaskFailed]:
-    """Render a group of compatible tasks (one pipeline call) and write their PNGs; one reply per task.
+    """Render a group of compatible tasks (one pipeline call) and write their files (each image and the grid, see
+    :mod:`engine.results`); one reply per task.
 
     Each phase (loading the group's model, rendering, writing files) is told to ``heartbeat``.
     """
@@ -248,7 +248,8 @@ def _run_group(
 
     from engine.memory_advice import render_oom_message
     from engine.pipelines import GpuMemoryError, ModelCache, ModelLoadError, RenderCancelledError
-    from engine.render import Hooks, render_group
+    from engine.render import Hooks, Rendered, render_group
+    from engine.results import write_results
 
     assert isinstance(cache, ModelCache)
     replies: dict[int, TaskDone | TaskFailed] = {}
@@ -275,7 +276,7 @@ def _run_group(
 
     hooks = Hooks(on_step, inbox.is_cancelled, config.preview_every)
     failure: TaskFailed | None = None
-    results: list[object] = []
+    results: list[Rendered] = []
     job_ids = [task.job_id for task in runnable]
 
     def phase(name: str) -> None:
@@ -312,88 +313,8 @@ def _run_group(
         elif inbox.is_cancelled(task.job_id):
             replies[task.job_id] = TaskFailed(task.job_id, "cancelled", "cancelled while rendering")
         else:
-            replies[task.job_id] = _write_results(task.model or config.model_name, task, results[index], seconds)
+            replies[task.job_id] = write_results(task.model or config.model_name, task, results[index], seconds)
     return [replies[task.job_id] for task in tasks]
-
-
-def _write_results(model_name: str, task: RenderTask, rendered: object, seconds: float) -> TaskDone:
-    """Write a task's PNGs (and a sweep's grid) with their metadata; the reply that lists them."""
-    from engine.metadata import ImageParameters, png_bytes
-    from engine.render import Rendered
-    from engine.samplers import sampler_label
-
-    assert isinstance(rendered, Rendered)
-    output_dir = Path(task.output_dir).resolve()
-    output_dir.mkdir(parents=True, exist_ok=True)
-    paths: list[str] = []
-    encoded: list[bytes] = []
-    for index, (image, info) in enumerate(zip(rendered.images, rendered.infos, strict=True)):
-        extra: list[tuple[str, str]] = []
-        if info.strength is not None:
-            extra.append(("Denoising strength", f"{info.strength:g}"))
-        if rendered.loras:
-            extra.append(("Lora weights", ", ".join(f"{name}: {weight:g}" for name, weight in rendered.loras)))
-        data = png_bytes(
-            image,
-            ImageParameters(
-                prompt=info.prompt,
-                negative_prompt=task.negative_prompt,
-                steps=info.steps,
-                sampler=sampler_label(info.sampler),
-                cfg=info.cfg,
-                seed=info.seed,
-                width=image.width,
-                height=image.height,
-                model=model_name,
-                extra=tuple(extra),
-            ),
-        )
-        path = output_dir / f"{index}.png"
-        _write_atomically(path, data)
-        paths.append(str(path))
-        encoded.append(data)
-    grid_path = ""
-    if rendered.grid is not None:
-        grid_file = output_dir / "sweep.png"
-        grid_data = png_bytes(
-            rendered.grid,
-            ImageParameters(
-                prompt=task.prompt,
-                negative_prompt=task.negative_prompt,
-                steps=task.steps,
-                sampler=sampler_label(task.sampler),
-                cfg=task.cfg,
-                seed=task.seeds[0],
-                width=rendered.grid.width,
-                height=rendered.grid.height,
-                model=model_name,
-                extra=tuple((name, ",".join(values)) for name, values in task.sweep),
-            ),
-        )
-        _write_atomically(grid_file, grid_data)
-        grid_path = str(grid_file)
-    return TaskDone(
-        job_id=task.job_id,
-        paths=tuple(paths),
-        seeds=tuple(info.seed for info in rendered.infos),
-        width=rendered.images[0].width,
-        height=rendered.images[0].height,
-        seconds=seconds,
-        png_bytes=tuple(encoded) if task.return_bytes else None,
-        grid_path=grid_path,
-        labels=tuple(info.label for info in rendered.infos) if rendered.grid is not None else (),
-    )
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(data)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def _free_memory() -> None:

@@ -1,8 +1,9 @@
 """The plain messages the bot and the engine process exchange. No torch here: both sides import this.
 
 The seam is narrow on purpose: the bot submits a batch, streams its events (heartbeat, progress, result,
-failure), cancels a job, and learns the engine's capacity from ``EngineReady``. A result carries the paths of the
-PNGs it wrote and, when asked (an engine on a host with no shared disk), their bytes too.
+failure), cancels a job, and learns the engine's capacity from ``EngineReady``. The engine writes every file a job
+ends with (each image and the grid, with their metadata); a result carries their paths and, when asked (an engine
+on a host with no shared disk), their bytes too, so the bot never decodes or encodes an image.
 """
 
 from __future__ import annotations
@@ -135,6 +136,7 @@ class RenderTask:
     output_dir: str
     kind: TaskKind = TaskKind.TXT2IMG
     return_bytes: bool = False
+    """Send the finished files' contents in :class:`TaskDone` too (for a bot with no access to this disk)."""
     model: str = ""
     """Registry name of the model; empty means the engine's start-up model."""
     init_image: str = ""
@@ -277,17 +279,23 @@ class Progress:
 
 @dataclass(frozen=True)
 class TaskDone:
-    """A task's images, written as PNGs under ``output_dir``, in seed order."""
+    """A task's finished files, all written by the engine under ``output_dir`` as PNGs with the A1111
+    ``parameters`` chunk: its images in seed order (``paths``) and the grid that shows them (``grid_path``)."""
 
     job_id: int
     paths: tuple[str, ...]
     seeds: tuple[int, ...]
     width: int
     height: int
+    """The size of one image."""
     seconds: float
     png_bytes: tuple[bytes, ...] | None = field(default=None, repr=False)
+    """The images' file contents, in the order of ``paths``, when the task set ``return_bytes``; else None."""
     grid_path: str = ""
-    """A sweep's labelled grid (written by the engine); empty for other kinds."""
+    """The job's grid, ``grid.png`` beside the images (2×2 for four, 2×1 for two, 1×1 for one); a sweep's is its
+    labelled sheet, ``sweep.png``. Every task the engine finishes has one."""
+    grid_png: bytes | None = field(default=None, repr=False)
+    """The grid's file contents when the task set ``return_bytes``; else None."""
     labels: tuple[str, ...] = ()
     """A sweep's label per image, e.g. ``cfg=5, steps=20``."""
 

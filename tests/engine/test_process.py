@@ -6,6 +6,7 @@ import itertools
 import multiprocessing
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +97,35 @@ def test_run_group_announces_loading_rendering_and_writing(tmp_path: Path) -> No
     (done,) = process._run_group(cache, config, [task], FakeInbox(), FakeConn(), tmp_path.resolve(), recorded)  # type: ignore[arg-type]
     assert isinstance(done, TaskDone)
     assert recorded.phases == [((3,), "loading model tiny-sdxl"), ((3,), "rendering"), ((3,), "writing files")]
+
+
+class CancelsOneJobMidRender:
+    """Cancels ``job_id`` once the render reports its first step, while the other jobs of the group go on."""
+
+    def __init__(self, conn: FakeConn, job_id: int) -> None:
+        self._conn = conn
+        self._job_id = job_id
+
+    def is_cancelled(self, job_id: int) -> bool:
+        return job_id == self._job_id and bool(self._conn.sent)
+
+
+def test_a_job_cancelled_while_its_group_renders_writes_no_file(tmp_path: Path) -> None:
+    """Of two jobs in one pipeline call, the one cancelled mid-render gets no image and no grid; the other gets its
+    images and grid, the grid's bytes in the reply when asked."""
+    from engine.pipelines import ModelCache
+
+    config = EngineConfig("tiny", "tiny:sd15", "sd15", str(tmp_path), max_batch=2)
+    cache = ModelCache(config)
+    cancelled, kept = _task(tmp_path, 1), replace(_task(tmp_path, 2), return_bytes=True)
+    conn = FakeConn()
+    inbox = CancelsOneJobMidRender(conn, 1)
+    first, second = process._run_group(cache, config, [cancelled, kept], inbox, conn, tmp_path.resolve())  # type: ignore[arg-type]
+    assert isinstance(first, TaskFailed) and first.reason == "cancelled"
+    assert not Path(cancelled.output_dir).exists() or not any(Path(cancelled.output_dir).iterdir())
+    assert isinstance(second, TaskDone)
+    assert second.grid_path == str(Path(kept.output_dir).resolve() / "grid.png")
+    assert second.grid_png == Path(second.grid_path).read_bytes()
 
 
 def test_heartbeat_beats_for_each_held_job_until_its_result() -> None:

@@ -45,7 +45,7 @@ def _task(data_dir: Path, job_id: int, *, steps: int = 4, seeds: tuple[int, ...]
 
 
 async def test_render_writes_pngs_with_metadata_and_reports_progress(engine: EngineSupervisor, data_dir: Path) -> None:
-    """Each step reports progress; each image is a PNG under data/ with the A1111 parameters chunk."""
+    """Each step reports progress; each image and their grid is a PNG under data/ with the A1111 parameters chunk."""
     ready = await engine.wait_ready()
     assert ready.device == "cpu"
     steps: list[int] = []
@@ -65,6 +65,13 @@ async def test_render_writes_pngs_with_metadata_and_reports_progress(engine: Eng
         assert text == (
             "a red fox\nNegative prompt: blur\n"
             f"Steps: 4, Sampler: Euler a, CFG scale: 5, Seed: {seed}, Size: 64x48, Model: tiny"
+        )
+    assert done.grid_path == str(Path(done.paths[0]).with_name("grid.png"))
+    with Image.open(done.grid_path) as grid:
+        assert grid.size == (128, 48)  # two images side by side
+        assert grid.info["parameters"] == (
+            "a red fox\nNegative prompt: blur\n"
+            f"Steps: 4, Sampler: Euler a, CFG scale: 5, Seed: {done.seeds[0]}, Size: 64x48, Model: tiny"
         )
 
 

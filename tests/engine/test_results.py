@@ -1,0 +1,134 @@
+"""A task's finished files: each image and the grid (a sweep's sheet), their metadata, their bytes, atomic writes."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from engine import results
+from engine.metadata import ImageParameters, parameters_for, read_parameters
+from engine.protocol import RenderTask, TaskKind
+from engine.render import ImageInfo, Rendered
+
+TASK = RenderTask(5, "a red fox <lora:ink:0.5>", "blur", 64, 48, 4, 5.0, (7, 8, 9, 10), "euler_a", "")
+GRID_TEXT = (
+    "a red fox <lora:ink:0.5>\nNegative prompt: blur\n"
+    "Steps: 4, Sampler: Euler a, CFG scale: 5, Seed: 7, Size: 64x48, Model: tiny"
+)
+"""What the grid of TASK says: the job's own prompt, settings and first seed at one image's size, no extras."""
+
+
+def _rendered(task: RenderTask, *, strength: float | None = None) -> Rendered:
+    colours = [(200, 0, 0), (0, 200, 0), (0, 0, 200), (200, 200, 0)]
+    images = [Image.new("RGB", (task.width, task.height), colours[i % 4]) for i in range(len(task.seeds))]
+    infos = [ImageInfo(seed, "a red fox", task.steps, task.cfg, task.sampler, strength) for seed in task.seeds]
+    return Rendered(images, infos, loras=(("ink", 0.5),))
+
+
+def _task(tmp_path: Path, **changes: object) -> RenderTask:
+    return dataclasses.replace(TASK, output_dir=str(tmp_path / "images" / "5"), **changes)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("seeds", "grid_size"),
+    [((7,), (64, 48)), ((7, 8), (128, 48)), ((7, 8, 9, 10), (128, 96))],
+)
+def test_every_task_gets_its_images_and_a_grid(
+    tmp_path: Path, seeds: tuple[int, ...], grid_size: tuple[int, int]
+) -> None:
+    """1, 2 or 4 images: ``0.png``… and ``grid.png`` (1×1, 2×1, 2×2) beside them, listed in the reply."""
+    task = _task(tmp_path, seeds=seeds)
+    done = results.write_results("tiny", task, _rendered(task), 0.5)
+    folder = Path(task.output_dir).resolve()
+    assert done.paths == tuple(str(folder / f"{index}.png") for index in range(len(seeds)))
+    assert done.grid_path == str(folder / "grid.png")
+    assert sorted(path.name for path in folder.iterdir()) == sorted(
+        [*(f"{i}.png" for i in range(len(seeds))), "grid.png"]
+    )
+    with Image.open(done.grid_path) as grid:
+        assert grid.size == grid_size
+        assert grid.getpixel((1, 1)) == (200, 0, 0)
+        assert grid.info["parameters"] == GRID_TEXT
+    assert (done.seeds, done.width, done.height, done.labels) == (seeds, 64, 48, ())
+
+
+def test_each_image_says_how_it_was_made(tmp_path: Path) -> None:
+    """An image's text has its own seed, its clean prompt, the denoising strength and the LoRA weights."""
+    task = _task(tmp_path, kind=TaskKind.IMG2IMG)
+    done = results.write_results("tiny", task, _rendered(task, strength=0.6), 0.5)
+    assert read_parameters(Path(done.paths[1]).read_bytes()) == (
+        "a red fox\nNegative prompt: blur\nSteps: 4, Sampler: Euler a, CFG scale: 5, Seed: 8, Size: 64x48, "
+        "Model: tiny, Denoising strength: 0.6, Lora weights: ink: 0.5"
+    )
+    assert read_parameters(Path(done.grid_path).read_bytes()) == GRID_TEXT
+
+
+@pytest.mark.parametrize("return_bytes", [True, False])
+def test_bytes_come_back_only_when_asked(tmp_path: Path, return_bytes: bool) -> None:
+    """With ``return_bytes`` the reply carries each file's exact contents, the grid's too; without, none."""
+    task = _task(tmp_path, return_bytes=return_bytes)
+    done = results.write_results("tiny", task, _rendered(task), 0.5)
+    if return_bytes:
+        assert done.png_bytes == tuple(Path(path).read_bytes() for path in done.paths)
+        assert done.grid_png == Path(done.grid_path).read_bytes()
+    else:
+        assert done.png_bytes is None and done.grid_png is None
+
+
+def test_a_sweep_keeps_its_labelled_sheet_instead_of_a_grid(tmp_path: Path) -> None:
+    """A sweep's grid is ``sweep.png`` (the sheet's size, its axes in the text), with the cells' labels."""
+    task = _task(tmp_path, kind=TaskKind.SWEEP, seeds=(7,), sweep=(("cfg", ("3", "5")),))
+    rendered = _rendered(_task(tmp_path, seeds=(7, 7)))
+    rendered.infos = [
+        dataclasses.replace(info, label=f"cfg={cfg}") for info, cfg in zip(rendered.infos, "35", strict=True)
+    ]
+    rendered.grid = Image.new("RGB", (128, 62), "white")
+    done = results.write_results("tiny", task, rendered, 0.5)
+    assert Path(done.grid_path).name == "sweep.png"
+    assert not (Path(task.output_dir) / "grid.png").exists()
+    assert done.labels == ("cfg=3", "cfg=5")
+    text = read_parameters(Path(done.grid_path).read_bytes())
+    assert text is not None and text.endswith("Seed: 7, Size: 128x62, Model: tiny, cfg: 3,5")
+
+
+def test_a_grid_that_cannot_be_written_leaves_no_partial_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rename of the finished grid fails (a full disk, say): no grid.png and no temporary file remain."""
+    real_replace = results.os.replace
+
+    def failing_replace(source: str, target: Path) -> None:
+        if Path(target).name == "grid.png":
+            raise OSError(28, "No space left on device")
+        real_replace(source, target)
+
+    monkeypatch.setattr(results.os, "replace", failing_replace)
+    task = _task(tmp_path)
+    with pytest.raises(OSError, match="No space left"):
+        results.write_results("tiny", task, _rendered(task), 0.5)
+    names = sorted(path.name for path in Path(task.output_dir).iterdir())
+    assert names == ["0.png", "1.png", "2.png", "3.png"]
+
+
+@pytest.mark.parametrize(
+    ("image", "extra", "expected"),
+    [
+        (None, (), ImageParameters("a red fox <lora:ink:0.5>", "blur", 4, "Euler a", 5.0, 7, 64, 48, "tiny")),
+        (
+            ImageInfo(9, "a fox", 6, 3.0, "ddim", 0.4),
+            (),
+            ImageParameters("a fox", "blur", 6, "DDIM", 3.0, 9, 64, 48, "tiny", (("Denoising strength", "0.4"),)),
+        ),
+        (
+            None,
+            (("cfg", "3,5"),),
+            ImageParameters(
+                "a red fox <lora:ink:0.5>", "blur", 4, "Euler a", 5.0, 7, 64, 48, "tiny", (("cfg", "3,5"),)
+            ),
+        ),
+    ],
+)
+def test_parameters_for(image: ImageInfo | None, extra: tuple[tuple[str, str], ...], expected: ImageParameters) -> None:
+    """An image's own settings, or the task's with its first seed; sampler names as A1111 labels."""
+    assert parameters_for(TASK, "tiny", 64, 48, image=image, extra=extra) == expected

@@ -92,11 +92,6 @@ def stage_upload(checked: CheckedImage, uploads_dir: Path) -> StagedUpload:
     return StagedUpload(path=uploads_dir / checked.name, staging_path=temporary)
 
 
-def store_upload(checked: CheckedImage, uploads_dir: Path) -> Path:
-    """Stage and commit at once (for callers with nothing to admit first); idempotent by content."""
-    return stage_upload(checked, uploads_dir).commit()
-
-
 # --- expiry -----------------------------------------------------------------------------------------------------
 
 

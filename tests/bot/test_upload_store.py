@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from bot.upload_store import STAGING_DIR, expire_uploads, expired_uploads, stage_upload, store_upload
+from bot.upload_store import STAGING_DIR, expire_uploads, expired_uploads, stage_upload
 from bot.uploads import CheckedImage, check_upload
 from tests.bot.test_uploads import BAD, encode, files_under
 
@@ -20,8 +20,8 @@ HOUR = 3600.0
 def test_stored_by_content_inside_the_folder(tmp_path: Path) -> None:
     """The stored name comes from the content with the right extension; the same image is stored once."""
     checked = check_upload((BAD / "palette.png").read_bytes())
-    first = store_upload(checked, tmp_path / "uploads")
-    second = store_upload(checked, tmp_path / "uploads")
+    first = stage_upload(checked, tmp_path / "uploads").commit()
+    second = stage_upload(checked, tmp_path / "uploads").commit()
     assert first == second == (tmp_path / "uploads").resolve() / f"{checked.sha256[:32]}.webp"
     assert first.read_bytes() == checked.data
     assert files_under(tmp_path / "uploads") == [first]
@@ -85,7 +85,7 @@ def test_same_content_committed_twice_is_one_file_with_a_fresh_time(tmp_path: Pa
 def test_commit_puts_back_an_upload_that_expired_meanwhile(tmp_path: Path) -> None:
     """If expiry removed the old copy between staging and commit, the commit brings the file back."""
     uploads = tmp_path / "uploads"
-    store_upload(checked_png(), uploads)
+    stage_upload(checked_png(), uploads).commit()
     staged = stage_upload(checked_png(), uploads)
     staged.path.unlink()
     assert staged.commit().read_bytes() == checked_png().data

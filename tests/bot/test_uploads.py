@@ -17,7 +17,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageOps
 
-from bot.upload_store import stage_upload, store_upload
+from bot.upload_store import stage_upload
 from bot.uploads import UploadError, UploadLimits, check_upload, normalise, read_upload_file
 
 # Pillow warns about the hostile metadata of some fixtures while it parses them; that is expected here.
@@ -304,7 +304,7 @@ def test_clean_jpeg_is_stored_byte_for_byte(tmp_path: Path) -> None:
     original = encode(photo_like((640, 480)), "JPEG", quality=92)
     checked = check_upload(original)
     assert checked.kept_original and checked.data == original
-    path = store_upload(checked, tmp_path / "uploads")
+    path = stage_upload(checked, tmp_path / "uploads").commit()
     assert path.read_bytes() == original
     assert path.name == hashlib.sha256(original).hexdigest()[:32] + ".jpg"
 

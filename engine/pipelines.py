@@ -19,6 +19,7 @@ import torch
 import transformers
 
 from engine.device import pick_device, pick_dtype
+from engine.hub_download import DownloadPlan, DownloadProgress, download_hub_model, hub_problem, plan_download
 from engine.memory import apply_memory_options, check_quantization, free_device_bytes, quantization_config
 from engine.memory_advice import load_oom_message, weight_bytes
 from engine.model_sources import (
@@ -38,7 +39,6 @@ from engine.protocol import (
     EngineStarting,
     ModelEntry,
 )
-from engine.pull import DownloadPlan, DownloadProgress, download_hub_model, hub_problem, plan_download
 from engine.tiny import ensure_tiny_model
 
 log = logging.getLogger(__name__)

@@ -12,17 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine.model_sources import (
-    WeightsOnDisk,
-    choose_variant,
-    component_parameters,
-    hub_snapshot,
-    weight_variant,
-    weights_on_disk,
-)
-from engine.pipelines import ModelCache, ModelLoadError, cache_only, load_entry
-from engine.protocol import EngineConfig, ModelEntry
-from engine.pull import (
+from engine.hub_download import (
     DownloadPlan,
     DownloadProgress,
     DownloadWatcher,
@@ -33,6 +23,16 @@ from engine.pull import (
     planned_files,
     repository_variant,
 )
+from engine.model_sources import (
+    WeightsOnDisk,
+    choose_variant,
+    component_parameters,
+    hub_snapshot,
+    weight_variant,
+    weights_on_disk,
+)
+from engine.pipelines import ModelCache, ModelLoadError, cache_only, load_entry
+from engine.protocol import EngineConfig, ModelEntry
 from tests.engine.variants import copy_model, put_in_hub_cache, write_fp16_variant
 
 TINY = ModelEntry("tiny", "tiny:sd15", "sd15")

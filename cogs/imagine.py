@@ -13,7 +13,7 @@ from discord.ext import commands
 from bot.core import MIB, ImageInput, ImagineError, ReceivedImage, RequestOptions, UploadError, UploadLimits
 from bot.discord_setup import check_delivery_permissions
 from cogs.actors import actor_of
-from cogs.presenter import MAX_CONTENT
+from cogs.posts import MAX_CONTENT
 
 if TYPE_CHECKING:
     from bot.discord_bot import ImagineBot

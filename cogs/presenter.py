@@ -30,13 +30,11 @@ import discord
 from discord.ext import commands, tasks
 
 from bot.core import (
-    Admitted,
     Delivery,
     EventKind,
     ImagineError,
     Job,
     JobEvent,
-    Kind,
     Origin,
     PostFailure,
     Prepared,
@@ -46,6 +44,15 @@ from bot.core import (
 )
 from bot.discord_setup import describe_post_refusal
 from cogs.actors import actor_of
+from cogs.posts import (
+    MAX_CONTENT,
+    failure_text,
+    queued_text,
+    result_embed,
+    result_file,
+    result_text,
+    running_text,
+)
 from cogs.results import result_view
 
 if TYPE_CHECKING:
@@ -56,9 +63,6 @@ log = logging.getLogger(__name__)
 TOKEN_LIFETIME_S = 14 * 60
 """An interaction token lives 15 minutes; past this age results go to the channel as a normal message."""
 PROGRESS_EDIT_INTERVAL_S = 2.0
-MAX_CONTENT = 2000
-MAX_UPLOAD_BYTES = 10 * 1024 * 1024
-"""Discord's default upload limit for bots, per message."""
 DELIVERY_RETRY_INTERVAL_S = 60.0
 """How often posts that Discord did not accept are tried again."""
 LIVE_GRACE_S = 120.0
@@ -83,104 +87,6 @@ class LiveRequest:
     @property
     def token_alive(self) -> bool:
         return (discord.utils.utcnow() - self.created).total_seconds() < TOKEN_LIFETIME_S
-
-
-def shown_prompt(job: Job, limit: int = 900) -> str:
-    """The prompt as members see it in posts: markdown and mentions escaped, cut to ``limit`` characters."""
-    text = discord.utils.escape_mentions(discord.utils.escape_markdown(job.prompt))
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def format_duration(seconds: float) -> str:
-    if seconds < 60:
-        return f"{max(1, round(seconds))} s"
-    if seconds < 3600:
-        return f"{round(seconds / 60)} min"
-    return f"{seconds / 3600:.1f} h"
-
-
-def kind_label(job: Job) -> str:
-    labels = {
-        Kind.UPSCALE: f"Upscale of image {(job.parent_index or 0) + 1}",
-        Kind.VARIATION: f"Variation of image {(job.parent_index or 0) + 1}",
-        Kind.ZOOM: f"Zoom out {job.params.zoom:g}x",
-        Kind.PAN: f"Pan {job.params.pan}",
-        Kind.REROLL: "Reroll",
-        Kind.IMG2IMG: "From your image",
-        Kind.INPAINT: "Edit",
-        Kind.SWEEP: "Sweep",
-    }
-    return labels.get(job.kind, "")
-
-
-def queued_text(job: Job, position: int, eta_s: float | None = None, admitted: Admitted | None = None) -> str:
-    label = kind_label(job)
-    text = f"⏳ **{shown_prompt(job)}**{f' ({label})' if label else ''} — queued, position {position} in the "
-    text += f"{job.lane.value} lane"
-    if eta_s is not None:
-        text += f", ETA ~{format_duration(eta_s)}"
-    if admitted is not None:
-        count = len(admitted.jobs)
-        jobs = f" for {count} jobs" if count > 1 else ""
-        text += f" · cost {admitted.cost} credits{jobs} (balance {admitted.balance})"
-    return text[:MAX_CONTENT]
-
-
-def running_text(job: Job, step: int, total: int) -> str:
-    percent = int(100 * step / total) if total else 0
-    return f"🎨 **{shown_prompt(job)}** — rendering, {percent}%"
-
-
-def result_text(job: Job, mention: str) -> str:
-    label = kind_label(job)
-    text = f"**{shown_prompt(job)}**{f' - {label}' if label else ''} - {mention} ({job.lane.value})"
-    return text[:MAX_CONTENT]
-
-
-def failure_text(job: Job, reason: str, *, cancelled: bool) -> str:
-    what = "cancelled" if cancelled else f"failed: {reason}"
-    refund = " Your credits were refunded." if job.cost else ""
-    return f"❌ **{shown_prompt(job)}** — {what}.{refund}"[:MAX_CONTENT]
-
-
-def result_embed(job: Job, filename: str) -> discord.Embed:
-    """The parameters, compact: what someone needs to redo or tweak the image."""
-    params = job.params
-    embed = discord.Embed(colour=discord.Colour.blurple())
-    details = [
-        f"**Seed** {params.seed}",
-        f"**Size** {params.width}×{params.height}",
-        f"**Steps** {params.steps}",
-        f"**CFG** {params.cfg:g}",
-        f"**Sampler** {params.sampler}",
-        f"**Model** {params.model}",
-    ]
-    if params.negative_prompt:
-        details.append(f"**No** {discord.utils.escape_markdown(params.negative_prompt)[:200]}")
-    if params.init_image:
-        details.append(f"**Strength** {params.strength:g}")
-    embed.description = " · ".join(details)[:4096]
-    embed.set_image(url=f"attachment://{filename}")
-    embed.set_footer(text=f"job {job.id}" + (f" · {job.cost} credits" if job.cost else ""))
-    return embed
-
-
-def result_file(path: Path, name: str, limit: int = MAX_UPLOAD_BYTES) -> discord.File:
-    """The result as one attachment under Discord's limit: re-encoded as JPEG when the PNG is too large."""
-    data = path.read_bytes()
-    if len(data) <= limit:
-        return discord.File(io.BytesIO(data), filename=f"{name}.png")
-    from PIL import Image
-
-    with Image.open(path) as image:
-        rgb = image.convert("RGB")
-    for quality in (92, 85, 75, 60):
-        buffer = io.BytesIO()
-        rgb.save(buffer, format="JPEG", quality=quality, optimize=True)
-        if buffer.tell() <= limit:
-            return discord.File(io.BytesIO(buffer.getvalue()), filename=f"{name}.jpg")
-        rgb = rgb.resize((rgb.width * 3 // 4, rgb.height * 3 // 4))
-    raise ImagineError("the result is too large to post even as a JPEG")
 
 
 class Presenter(commands.Cog):

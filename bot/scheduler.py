@@ -1,7 +1,7 @@
 """The fair priority scheduler: which queued job the GPU runs next, and what happens to it until it ends.
 
-SQLite is the source of truth for jobs and money (every write on the jobs table is a function of
-:mod:`bot.job_transitions` run in one transaction); this module keeps a small in-memory index of the queued jobs
+SQLite is the source of truth for jobs and money (new jobs are written by :mod:`bot.admission`, every later change
+by :mod:`bot.job_transitions`, each in one transaction); this module keeps a small in-memory index of the queued jobs
 (per lane, per member, in order) rebuilt from SQLite at start-up, so dispatch never scans the jobs table:
 
 - **Lanes.** turbo first, then fast, then relax. A relax job that has waited ``relax_aging_s`` (longer for members

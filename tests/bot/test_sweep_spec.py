@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.engine_supervisor import restart_delay
+from bot.engine_host import restart_delay
 from bot.sweep_spec import SweepLimits, cell_steps, parse_sweep, parse_sweeps, rendered_prompts, sweep_cells
 
 LIMITS = SweepLimits(max_steps=60, max_cfg=30.0, samplers=("euler", "euler_a", "ddim"))

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 
 from bot import ledger
+from bot.admitted import Admitted, Submitted
 from bot.costs import job_cost
 from bot.errors import (
     BannedError,
@@ -36,17 +36,6 @@ from config.settings import Settings
 
 CONSOLE_SOURCE = "cli"
 """``Origin.source`` of a job queued from a shell (:meth:`bot.actors.Actor.console`)."""
-
-
-@dataclass(frozen=True)
-class Admission:
-    """Jobs accepted into the queue, what they cost together, and the balance left."""
-
-    jobs: tuple[Job, ...]
-    lane: Lane
-    cost: int
-    balance: int
-    tier: str
 
 
 def is_console_job(user_id: int, origin: Origin) -> bool:
@@ -89,7 +78,7 @@ def admit_jobs(
     origin: Origin,
     lane: Lane | None,
     now: float,
-) -> Admission:
+) -> Admitted:
     """Check the member may queue ``prepared``, insert the jobs and debit their cost, in the caller's transaction.
 
     Returns what was written. Raises BannedError, LaneNotAllowedError, DuplicateJobError, QueueLimitError or
@@ -150,7 +139,7 @@ def admit_jobs(
                 job_id=job.id,
             )
         jobs.append(job)
-    return Admission(tuple(jobs), chosen, total, balance, member.tier)
+    return Admitted(tuple(Submitted(job, balance) for job in jobs), chosen, total, balance, member.tier)
 
 
 def _refuse_duplicate_follow_up(db: sqlite3.Connection, user_id: int, prepared: Prepared) -> None:

@@ -28,11 +28,13 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable, Collection, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from bot import ledger
-from bot.admission import Admission, admit_jobs, console_job_sql
+from bot.admission import admit_jobs, console_job_sql
+from bot.admitted import Admitted
 from bot.errors import JobNotFoundError, QueuePausedError
 from bot.fairness import batch_key, lane_order_sql
 from bot.job_transitions import (
@@ -117,7 +119,7 @@ class Scheduler:
 
     async def admit(
         self, user_id: int, prepared: Sequence[Prepared], *, origin: Origin, lane: Lane | None = None
-    ) -> Admission:
+    ) -> Admitted:
         """Check the member may queue ``prepared``, charge them all up front, and queue them, in one transaction
         (:func:`bot.admission.admit_jobs`). ``lane`` overrides the lane the jobs' flags ask for.
 
@@ -128,16 +130,21 @@ class Scheduler:
         if self.paused:
             raise QueuePausedError()
         now = self.now()
-        admission = await self.store.write(
+        admitted = await self.store.write(
             lambda db: admit_jobs(
                 db, self.settings, user_id=user_id, prepared=prepared, origin=origin, lane=lane, now=now
             )
         )
         # Committed: mirror it in memory (no await between the commit and here, so no dispatch sees a gap).
-        self._member_tier[user_id] = admission.tier
-        for job in admission.jobs:
-            self.index.add(Queued(job.id, user_id, admission.lane, now, False, batch_key(job.kind, job.params)))
-        return admission
+        self._member_tier[user_id] = admitted.tier
+        for item in admitted.jobs:
+            job = item.job
+            self.index.add(Queued(job.id, user_id, admitted.lane, now, False, batch_key(job.kind, job.params)))
+        placed = tuple(
+            replace(item, position=self.index.position(item.job.id), eta_s=self.eta_s(item.job.id))
+            for item in admitted.jobs
+        )
+        return replace(admitted, jobs=placed)
 
     # --- dispatch ----------------------------------------------------------------------------------------
 

@@ -299,7 +299,7 @@ class ImagineService:
         try:
             if not prepared or any(item.moderated_for != actor for item in prepared):
                 raise ValueError("submit only jobs that prepare or prepare_follow_up made for this very actor")
-            admission = await self.queue.admit(actor.user_id, prepared, origin=actor.origin, lane=lane)
+            admitted = await self.queue.admit(actor.user_id, prepared, origin=actor.origin, lane=lane)
         except BaseException:
             for upload in uploads:
                 upload.discard()
@@ -309,16 +309,13 @@ class ImagineService:
             try:
                 upload.commit()
             except (UploadError, OSError) as error:  # the job then fails on its missing input and is refunded
-                log.error("could not store an upload of job(s) %s: %s", [job.id for job in admission.jobs], error)
-        submitted: list[Submitted] = []
-        for job in admission.jobs:
+                log.error("could not store an upload of job(s) %s: %s", [item.job.id for item in admitted.jobs], error)
+        for item in admitted.jobs:
             if self._own_jobs is not None:
-                self._own_jobs.add(job.id)
-            position = await self.queue.position(job)
-            await self.events.emit(JobEvent(EventKind.QUEUED, job, position=position))
-            submitted.append(Submitted(job, position, admission.cost, admission.balance, self.queue.eta_s(job.id)))
+                self._own_jobs.add(item.job.id)
+            await self.events.emit(JobEvent(EventKind.QUEUED, item.job, position=item.position))
         self.worker.wake()
-        return Admitted(tuple(submitted), admission.cost, admission.balance)
+        return admitted
 
     async def submit_imagine(self, actor: Actor, raw_prompt: str, *, lane: Lane | None = None) -> Submitted:
         """:meth:`prepare` then :meth:`submit` of its first job (the command line renders one grid)."""

@@ -83,7 +83,7 @@ async def put(
     """Admit one imagine job (``job``: more Prepared fields, such as ``kind`` or ``parent_id``); its id."""
     prepared = Prepared(**{"kind": Kind.IMAGINE, "prompt": "fox", "params": params, **job})  # type: ignore[arg-type]
     admission = await scheduler.admit(user_id, [prepared], origin=Origin(), lane=lane)
-    return admission.jobs[0].id
+    return admission.jobs[0].job.id
 
 
 async def ledger_consistent(store: Store) -> bool:
@@ -263,12 +263,12 @@ async def test_admit_jobs_returns_what_it_wrote(store: Store) -> None:
         lambda db: admit_jobs(db, settings, user_id=3, prepared=prepared, origin=origin, lane=None, now=NOW)
     )
     assert (admission.lane, admission.cost, admission.balance, admission.tier) == (Lane.TURBO, 9, 91, "free")
-    assert [(job.prompt, job.lane, job.status, job.origin, job.cost) for job in admission.jobs] == [
+    assert [(job.prompt, job.lane, job.status, job.origin, job.cost) for job in (item.job for item in admission.jobs)] == [
         ("fox", Lane.TURBO, Status.QUEUED, origin, 8),
         ("cat", Lane.TURBO, Status.QUEUED, origin, 1),  # the least a paid job costs
     ]
     debits = await store.fetch_all("SELECT job_id, delta FROM ledger WHERE kind = 'debit' ORDER BY id")
-    assert [tuple(row) for row in debits] == [(job.id, -job.cost) for job in admission.jobs]
+    assert [tuple(row) for row in debits] == [(job.id, -job.cost) for job in (item.job for item in admission.jobs)]
 
 
 @pytest.mark.parametrize(("origin", "held"), [(CONSOLE, True), (Origin(), False)])
@@ -277,7 +277,7 @@ async def test_console_jobs_are_held_from_the_start(store: Store, clock: Clock, 
     scheduler = await make(store, clock)
     prepared = [Prepared(Kind.IMAGINE, "fox", BIG)]
     admission = await scheduler.admit(ledger.CONSOLE_USER_ID, prepared, origin=origin, lane=Lane.TURBO)
-    job_id = admission.jobs[0].id
+    job_id = admission.jobs[0].job.id
     lease = await store.fetch_value("SELECT lease_expires_at FROM jobs WHERE id = ?", (job_id,))
     assert lease == (NOW + 60 if held else None)
     assert admission.cost == 0 and (await scheduler.get(job_id)).status is Status.QUEUED

@@ -35,7 +35,7 @@ async def scheduler(tmp_path: Path) -> AsyncIterator[Scheduler]:
 
 async def put(scheduler: Scheduler, user_id: int, kind: Kind, params: RenderParams) -> int:
     admission = await scheduler.admit(user_id, [Prepared(kind, "fox", params)], origin=Origin(), lane=Lane.FAST)
-    return admission.jobs[0].id
+    return admission.jobs[0].job.id
 
 
 def engine_keys(jobs: list[Job], images_dir: Path) -> set[object]:

@@ -88,7 +88,7 @@ async def _store_with_jobs(tmp_path: Path, *origins: Origin) -> tuple[Store, Sch
     await scheduler.load()
     prepared = [Prepared(Kind.IMAGINE, "fox", PARAMS)]
     admissions = [await scheduler.admit(1, prepared, origin=origin, lane=Lane.FAST) for origin in origins]
-    return store, scheduler, [admission.jobs[0].id for admission in admissions]
+    return store, scheduler, [admission.jobs[0].job.id for admission in admissions]
 
 
 async def test_a_delivery_is_recorded_once_and_only_for_an_ended_job(tmp_path: Path) -> None:

@@ -185,7 +185,7 @@ async def test_maintenance_writes_the_heartbeat(settings: Settings, engine: Engi
         assert first.worker_alive and first.engine is EngineState.READY and first.engine_detail == "tiny on cpu"
         assert (first.queued, first.running, first.last_finished_at, first.pid) == (0, 0, None, os.getpid())
         prepared = [Prepared(Kind.IMAGINE, "fox", PARAMS)]
-        [job] = (await service.queue.admit(7, prepared, origin=Origin(), lane=Lane.FAST)).jobs
+        [job] = [item.job for item in (await service.queue.admit(7, prepared, origin=Origin(), lane=Lane.FAST)).jobs]
         service.worker.wake()
 
         async def finished() -> bool:

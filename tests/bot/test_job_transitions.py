@@ -35,7 +35,7 @@ async def queue_one(store: Store, user_id: int = 1, origin: Origin | None = None
             db, SETTINGS, user_id=user_id, prepared=prepared, origin=origin or Origin(), lane=Lane.FAST, now=NOW
         )
     )
-    return admission.jobs[0].id
+    return admission.jobs[0].job.id
 
 
 async def balance(store: Store, user_id: int = 1) -> int:

@@ -69,7 +69,7 @@ async def test_an_old_row_in_an_existing_database_is_dispatched(tmp_path: Path) 
         scheduler = Scheduler(store, settings)
         await scheduler.load()
         admission = await scheduler.admit(1, [Prepared(Kind.IMAGINE, "fox", PARAMS)], origin=Origin(), lane=Lane.FAST)
-        job_id = admission.jobs[0].id
+        job_id = admission.jobs[0].job.id
         old = {key: value for key, value in json.loads(PARAMS.to_json()).items() if key != "negative_prompt"}
         old["negative"] = "old negative"
         await store.write(lambda db: db.execute("UPDATE jobs SET params = ? WHERE id = ?", (json.dumps(old), job_id)))

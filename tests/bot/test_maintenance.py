@@ -55,7 +55,7 @@ async def test_jobs_have_stable_ids_and_sweep_takes_back_lost_jobs(tmp_path: Pat
         apscheduler = maintenance.start()
         assert len(apscheduler.get_jobs()) == 3
         admission = await scheduler.admit(1, [Prepared(Kind.IMAGINE, "fox", PARAMS)], origin=Origin(), lane=Lane.FAST)
-        job = admission.jobs[0]
+        job = admission.jobs[0].job
         await scheduler.dispatch()
         assert await maintenance.sweep_leases() == []
         clock.now += settings.scheduler.lease_s + 1
@@ -103,11 +103,11 @@ async def test_upload_expiry_keeps_active_inputs_and_runs_through_apscheduler(
     recent, stale = aged(f"{'e' * 32}.png", 0.5), aged(".staging/0123abcd.tmp", 2)
     inpaint = dataclasses.replace(PARAMS, init_image=str(running_input), mask_image=str(running_mask))
     admission = await scheduler.admit(1, [Prepared(Kind.INPAINT, "fox", inpaint)], origin=Origin(), lane=Lane.FAST)
-    running = admission.jobs[0]
+    running = admission.jobs[0].job
     assert [job.id for job in await scheduler.dispatch()] == [running.id]
     img2img = dataclasses.replace(PARAMS, init_image=str(queued_input))
     admission = await scheduler.admit(1, [Prepared(Kind.IMG2IMG, "fox", img2img)], origin=Origin(), lane=Lane.FAST)
-    queued = admission.jobs[0]
+    queued = admission.jobs[0].job
     assert await scheduler.active_inputs() == {running_input, running_mask, queued_input}
 
     maintenance = Maintenance(Ledger(store, settings), scheduler)  # folder and retention come from the settings

@@ -31,7 +31,7 @@ def JobQueue(store: Store) -> Scheduler:  # noqa: N802 - reads like the class th
 async def _enqueue(queue: Scheduler, user_id: int = 1, lane: Lane = Lane.FAST) -> int:
     prepared = [Prepared(Kind.IMAGINE, "fox", PARAMS)]
     admission = await queue.admit(user_id, prepared, origin=Origin(channel_id=5), lane=lane)
-    return admission.jobs[0].id
+    return admission.jobs[0].job.id
 
 
 @pytest.fixture

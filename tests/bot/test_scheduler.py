@@ -66,7 +66,7 @@ async def make(store: Store, clock: Clock, **tiers: TierSpec) -> Scheduler:
 
 async def put(scheduler: Scheduler, user_id: int, lane: Lane | None = Lane.FAST, params: RenderParams = PARAMS) -> int:
     admission = await scheduler.admit(user_id, [Prepared(Kind.IMAGINE, "fox", params)], origin=Origin(), lane=lane)
-    return admission.jobs[0].id
+    return admission.jobs[0].job.id
 
 
 async def run_one(scheduler: Scheduler, clock: Clock, seconds: float = 10.0) -> int:

@@ -20,8 +20,8 @@ GROUP = 4
 
 
 async def _start(max_batch: int) -> tuple[object, Path]:
-    from bot.engine_supervisor import EngineSupervisor
     from bot.engine_config import engine_config
+    from bot.engine_supervisor import EngineSupervisor
 
     settings = tiny_settings(engine_max_batch=max_batch)
     engine = EngineSupervisor(engine_config(settings), start_timeout_s=300)

@@ -25,9 +25,9 @@ from simcord import interactions as sim_interactions
 from simcord.backend import serializers
 
 from bot.discord_bot import ImagineBot
+from bot.engine_config import engine_config
 from bot.engine_supervisor import EngineSupervisor
 from bot.logs import RedactSecrets
-from bot.engine_config import engine_config
 from bot.store import Store
 from config.settings import Settings
 from tests.ahead import MARKER, AheadRunner, Ran

@@ -263,12 +263,13 @@ async def test_admit_jobs_returns_what_it_wrote(store: Store) -> None:
         lambda db: admit_jobs(db, settings, user_id=3, prepared=prepared, origin=origin, lane=None, now=NOW)
     )
     assert (admission.lane, admission.cost, admission.balance, admission.tier) == (Lane.TURBO, 9, 91, "free")
-    assert [(job.prompt, job.lane, job.status, job.origin, job.cost) for job in (item.job for item in admission.jobs)] == [
+    jobs = [item.job for item in admission.jobs]
+    assert [(job.prompt, job.lane, job.status, job.origin, job.cost) for job in jobs] == [
         ("fox", Lane.TURBO, Status.QUEUED, origin, 8),
         ("cat", Lane.TURBO, Status.QUEUED, origin, 1),  # the least a paid job costs
     ]
     debits = await store.fetch_all("SELECT job_id, delta FROM ledger WHERE kind = 'debit' ORDER BY id")
-    assert [tuple(row) for row in debits] == [(job.id, -job.cost) for job in (item.job for item in admission.jobs)]
+    assert [tuple(row) for row in debits] == [(job.id, -job.cost) for job in jobs]
 
 
 @pytest.mark.parametrize(("origin", "held"), [(CONSOLE, True), (Origin(), False)])

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from bot.actors import Actor
+from bot.engine_config import engine_config
 from bot.engine_supervisor import EngineSupervisor
 from bot.errors import InsufficientCreditsError
 from bot.jobs import Lane, Origin, Status
-from bot.engine_config import engine_config
 from bot.service import ImagineService
 from config.settings import Settings
 

@@ -21,7 +21,8 @@ from bot.fairness import BatchKey, OrderKey, batch_key, estimate_position, order
 from bot.jobs import LANE_ORDER, Lane, RenderParams
 from config.policy import SchedulerSettings
 
-LANES = (Lane.TURBO, Lane.FAST, Lane.RELAX)
+LANES: tuple[Lane, ...] = tuple(Lane)
+"""Every lane, in order of service."""
 
 _HeapEntry = tuple[int, float, int, int]
 """(0 for a given-back job else 1, usage, job id, user id)."""

@@ -56,10 +56,6 @@ class Lane(StrEnum):
     RELAX = "relax"
 
 
-LANES: tuple[Lane, ...] = tuple(Lane)
-"""Every lane in order of service."""
-
-
 @dataclass(frozen=True)
 class EngineConfig:
     """What the engine process needs to start: the model to load and where to put files."""

@@ -25,6 +25,7 @@ from engine.protocol import (
     HEARTBEAT_S,
     Cancel,
     EngineConfig,
+    FailureReason,
     FromEngine,
     Heartbeat,
     Progress,
@@ -147,12 +148,12 @@ class EngineSupervisor(EngineHost):
         self, task: RenderTask, future: asyncio.Future[TaskDone | TaskFailed] | None, late: bool
     ) -> TaskDone | TaskFailed:
         if future is None:
-            return TaskFailed(task.job_id, "cancelled", "cancelled before the engine started it")
+            return TaskFailed(task.job_id, FailureReason.CANCELLED, "cancelled before the engine started it")
         if late:
             future.cancel()
             return TaskFailed(
                 task.job_id,
-                "timeout",
+                FailureReason.TIMEOUT,
                 f"the job took longer than {self.job_timeout_s:g} s and was stopped; use fewer steps or a smaller size",
             )
         return future.result()  # raises EngineCrashedError when the engine died

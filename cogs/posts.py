@@ -95,18 +95,11 @@ def result_embed(job: Job, filename: str) -> discord.Embed:
 
 
 def result_file(path: Path, name: str, limit: int = MAX_UPLOAD_BYTES) -> discord.File:
-    """The result as one attachment under Discord's limit: re-encoded as JPEG when the PNG is too large."""
-    data = path.read_bytes()
-    if len(data) <= limit:
-        return discord.File(io.BytesIO(data), filename=f"{name}.png")
-    from PIL import Image
-
-    with Image.open(path) as image:
-        rgb = image.convert("RGB")
-    for quality in (92, 85, 75, 60):
-        buffer = io.BytesIO()
-        rgb.save(buffer, format="JPEG", quality=quality, optimize=True)
-        if buffer.tell() <= limit:
-            return discord.File(io.BytesIO(buffer.getvalue()), filename=f"{name}.jpg")
-        rgb = rgb.resize((rgb.width * 3 // 4, rgb.height * 3 // 4))
-    raise ImagineError("the result is too large to post even as a JPEG")
+    """The result as one attachment under Discord's limit: the PNG, or the compact JPEG the engine wrote beside a
+    grid that is too large (the bot never re-encodes an image)."""
+    if path.stat().st_size <= limit:
+        return discord.File(io.BytesIO(path.read_bytes()), filename=f"{name}.png")
+    compact = path.with_suffix(".jpg")
+    if compact.is_file() and compact.stat().st_size <= limit:
+        return discord.File(io.BytesIO(compact.read_bytes()), filename=f"{name}.jpg")
+    raise ImagineError("the result is too large to post, and no smaller copy of it was written")

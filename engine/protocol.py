@@ -276,7 +276,8 @@ class Progress:
 @dataclass(frozen=True)
 class TaskDone:
     """A task's finished files, all written by the engine under ``output_dir`` as PNGs with the A1111
-    ``parameters`` chunk: its images in seed order (``paths``) and the grid that shows them (``grid_path``)."""
+    ``parameters`` chunk: its images in seed order (``paths``) and the grid that shows them (``grid_path``). A grid
+    over 8 MiB also gets a compact JPEG copy beside it (the same name ending in ``.jpg``) for chat uploads."""
 
     job_id: int
     paths: tuple[str, ...]

@@ -7,9 +7,12 @@ Every file is written to a temporary name and renamed, so a reader never sees ha
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 from pathlib import Path
+
+from PIL import Image
 
 from engine.grid import compose_grid
 from engine.metadata import parameters_for, png_bytes
@@ -20,10 +23,17 @@ GRID_NAME = "grid.png"
 """The grid of a job's images, beside them in its output folder."""
 SWEEP_NAME = "sweep.png"
 """A sweep's labelled sheet, in place of the grid."""
+COMPACT_ABOVE_BYTES = 8 * 1024 * 1024
+"""A grid PNG larger than this also gets a JPEG copy beside it (same name, ``.jpg``) of at most this size, so a chat
+surface can post it under an upload limit without decoding anything (chat platforms allow about 10 MiB)."""
+JPEG_QUALITIES = (92, 85, 75, 60)
 
 
-def write_results(model_name: str, task: RenderTask, rendered: Rendered, seconds: float) -> TaskDone:
-    """Write a task's PNGs and its grid (a sweep: its labelled sheet) with their metadata; the reply listing them."""
+def write_results(
+    model_name: str, task: RenderTask, rendered: Rendered, seconds: float, *, compact_above: int = COMPACT_ABOVE_BYTES
+) -> TaskDone:
+    """Write a task's PNGs and its grid (a sweep: its labelled sheet) with their metadata, and a compact JPEG copy
+    of a grid larger than ``compact_above`` bytes; the reply listing them."""
     output_dir = Path(task.output_dir).resolve()
     output_dir.mkdir(parents=True, exist_ok=True)
     width, height = rendered.images[0].width, rendered.images[0].height
@@ -41,10 +51,14 @@ def write_results(model_name: str, task: RenderTask, rendered: Rendered, seconds
         axes = tuple((name, ",".join(values)) for name, values in task.sweep)
         grid_file = output_dir / SWEEP_NAME
         grid_data = png_bytes(sweep, parameters_for(task, model_name, sweep.width, sweep.height, extra=axes))
+        grid_image = sweep
     else:
         grid_file = output_dir / GRID_NAME
-        grid_data = png_bytes(compose_grid(rendered.images), parameters_for(task, model_name, width, height))
+        grid_image = compose_grid(rendered.images)
+        grid_data = png_bytes(grid_image, parameters_for(task, model_name, width, height))
     write_atomically(grid_file, grid_data)
+    if len(grid_data) > compact_above:
+        write_atomically(grid_file.with_suffix(".jpg"), compact_jpeg(grid_image, compact_above))
     return TaskDone(
         job_id=task.job_id,
         paths=tuple(paths),
@@ -57,6 +71,18 @@ def write_results(model_name: str, task: RenderTask, rendered: Rendered, seconds
         grid_png=grid_data if task.return_bytes else None,
         labels=tuple(info.label for info in rendered.infos) if rendered.grid is not None else (),
     )
+
+
+def compact_jpeg(image: Image.Image, limit: int) -> bytes:
+    """The image as a JPEG of at most ``limit`` bytes: lower quality first, then three quarters of the size."""
+    rgb = image.convert("RGB")
+    while True:
+        for quality in JPEG_QUALITIES:
+            buffer = io.BytesIO()
+            rgb.save(buffer, format="JPEG", quality=quality, optimize=True)
+            if buffer.tell() <= limit:
+                return buffer.getvalue()
+        rgb = rgb.resize((max(1, rgb.width * 3 // 4), max(1, rgb.height * 3 // 4)))
 
 
 def write_atomically(path: Path, data: bytes) -> None:

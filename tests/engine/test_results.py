@@ -132,3 +132,32 @@ def test_a_grid_that_cannot_be_written_leaves_no_partial_file(tmp_path: Path, mo
 def test_parameters_for(image: ImageInfo | None, extra: tuple[tuple[str, str], ...], expected: ImageParameters) -> None:
     """An image's own settings, or the task's with its first seed; sampler names as A1111 labels."""
     assert parameters_for(TASK, "tiny", 64, 48, image=image, extra=extra) == expected
+
+
+def _noisy(task: RenderTask) -> Rendered:
+    """Images that do not compress (random pixels), so their grid PNG is large."""
+    images = [Image.effect_noise((task.width, task.height), 64).convert("RGB") for _ in task.seeds]
+    infos = [ImageInfo(seed, "a red fox", task.steps, task.cfg, task.sampler, None) for seed in task.seeds]
+    return Rendered(images, infos)
+
+
+@pytest.mark.parametrize("limit", [20_000, 60_000])
+def test_a_large_grid_gets_a_compact_jpeg_beside_it(tmp_path: Path, limit: int) -> None:
+    """Over the limit, the engine writes grid.jpg of at most the limit (quality first, then size): a chat surface
+    posts it without decoding anything."""
+    task = _task(tmp_path, width=256, height=256)
+    done = results.write_results("tiny", task, _noisy(task), 0.5, compact_above=limit)
+    grid = Path(done.grid_path)
+    assert grid.stat().st_size > limit
+    compact = grid.with_suffix(".jpg")
+    assert 0 < compact.stat().st_size <= limit
+    with Image.open(compact) as image:
+        assert image.format == "JPEG"
+        assert image.width <= 512 and image.width == image.height  # the 2×2 grid's shape, maybe smaller
+
+
+def test_a_small_grid_gets_no_copy(tmp_path: Path) -> None:
+    """Under the limit there is only the PNG."""
+    task = _task(tmp_path)
+    done = results.write_results("tiny", task, _rendered(task), 0.5)
+    assert not Path(done.grid_path).with_suffix(".jpg").exists()

@@ -21,7 +21,7 @@ import discord
 import simcord
 from simcord import interactions as sim_interactions
 
-from bot.discord_bot import ImagineBot
+from bot.discord_surface.discord_bot import ImagineBot
 from config.settings import Settings
 
 

@@ -20,8 +20,8 @@ GROUP = 4
 
 
 async def _start(max_batch: int) -> tuple[object, Path]:
-    from bot.engine_config import engine_config
-    from bot.engine_supervisor import EngineSupervisor
+    from bot.running.engine_config import engine_config
+    from bot.running.engine_supervisor import EngineSupervisor
 
     settings = tiny_settings(engine_max_batch=max_batch)
     engine = EngineSupervisor(engine_config(settings), start_timeout_s=300)
@@ -31,7 +31,7 @@ async def _start(max_batch: int) -> tuple[object, Path]:
 
 async def _one_round(engine: object, images: Path, first_job_id: int) -> float:
     """Render the 8 members' jobs as two batches of 4; seconds taken."""
-    from bot.engine_supervisor import EngineSupervisor
+    from bot.running.engine_supervisor import EngineSupervisor
     from engine.protocol import RenderTask
 
     assert isinstance(engine, EngineSupervisor)

@@ -34,10 +34,10 @@ DRAINED_FILE = "chaos.drained"
 
 async def run_core(data_dir: Path, members: int, interval_s: float) -> None:
     from bot.actors import Actor
+    from bot.application.service import ImagineService
     from bot.errors import ImagineError
     from bot.jobs import Origin, Status
-    from bot.logs import setup_logging
-    from bot.service import ImagineService
+    from bot.operations.logs import setup_logging
     from config.settings import Settings
 
     setup_logging("INFO")
@@ -180,7 +180,7 @@ def orchestrate(
 
 def audit(data_dir: Path) -> dict[str, object]:
     """Count what happened to every accepted job and how far any balance is from its ledger."""
-    from bot.db_check import check_database
+    from bot.operations.db_check import check_database
 
     database = data_dir / "imagine.db"
     with sqlite3.connect(database) as db:

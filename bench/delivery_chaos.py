@@ -151,7 +151,7 @@ def install_post_journal(journal: Journal, generation: int, refuse_rate: float, 
 
 def install_record_journal(journal: Journal, generation: int) -> None:
     """Journal each delivery the bot records (after its conditional UPDATE committed)."""
-    from bot.delivery import Deliveries
+    from bot.running.delivery import Deliveries
 
     original = Deliveries.mark_delivered
 
@@ -183,9 +183,9 @@ def build_world(env: Any, members: int) -> World:
 async def run_bot(data_dir: Path, generation: int, members: int, interval_s: float, refuse_rate: float) -> None:
     import simcord
 
-    from bot.discord_bot import ImagineBot
+    from bot.discord_surface.discord_bot import ImagineBot
     from bot.events import EventKind, JobEvent
-    from bot.logs import setup_logging
+    from bot.operations.logs import setup_logging
     from config.settings import Settings
 
     setup_logging("INFO")

@@ -32,8 +32,8 @@ async def main() -> dict[str, object]:
     import torch
 
     from bot.actors import Actor
+    from bot.application.service import ImagineService
     from bot.jobs import Status
-    from bot.service import ImagineService
     from engine.tiny import ensure_tiny_model
 
     settings = tiny_settings()

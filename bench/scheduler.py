@@ -25,9 +25,9 @@ import time
 from pathlib import Path
 
 from bot.jobs import Kind, Lane, Origin, RenderParams
-from bot.preparation import Prepared
-from bot.scheduler import Scheduler
-from bot.store import Store
+from bot.requests.preparation import Prepared
+from bot.scheduling.scheduler import Scheduler
+from bot.storage.store import Store
 from config.policy import TierSpec
 from config.settings import Settings
 

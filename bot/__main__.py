@@ -5,8 +5,8 @@ import sys
 if __name__ == "__main__":  # not when multiprocessing's engine process imports this module to prepare itself
     code: int | None = None
     try:
-        from bot.cli import main
-        from bot.interrupts import exit_at_once_on_stop_signal
+        from bot.operations.cli import main
+        from bot.operations.interrupts import exit_at_once_on_stop_signal
 
         code = main()
         exit_at_once_on_stop_signal(code)  # what is left is the interpreter's exit

@@ -6,7 +6,7 @@ carries its server and channel; a Discord actor without a server (a direct messa
 rules would apply. The console (the owner at a shell) is trusted and has no server.
 
 A Discord actor also carries the facts its server gives about it (:class:`MemberRoles`), so the core itself
-decides who may moderate (:func:`bot.permissions.may_moderate`), whatever the surface checked before.
+decides who may moderate (:func:`bot.application.permissions.may_moderate`), whatever the surface checked before.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.jobs import Origin
-from bot.ledger import CONSOLE_USER_ID
+from bot.scheduling.ledger import CONSOLE_USER_ID
 
 
 @dataclass(frozen=True)

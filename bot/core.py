@@ -7,22 +7,22 @@ the cogs to this.
 from __future__ import annotations
 
 from bot.actors import Actor, MemberRoles
-from bot.admitted import Admitted, Submitted
-from bot.custom_ids import TEMPLATE, Action, make_custom_id, parse_custom_id
-from bot.delivery import Delivery, PostFailure, needs_delivery
+from bot.application.admitted import Admitted, Submitted
+from bot.application.member_actions import JobPlace, MemberOverview
+from bot.application.moderator_actions import QueueListing
+from bot.application.service import ImagineService, ReceivedImage
 from bot.errors import ImagineError, NotModeratorError, PromptError
 from bot.events import EventKind, JobEvent
 from bot.jobs import Job, Kind, Lane, Origin, Status
-from bot.member_actions import JobPlace, MemberOverview
-from bot.moderation import ServerOnlyError
-from bot.moderator_actions import QueueListing
-from bot.preferences import Preferences
-from bot.preparation import Prepared
-from bot.reports import QueueSummary, Stats
-from bot.requests import ImageInput, RequestOptions
-from bot.service import ImagineService, ReceivedImage
-from bot.upload_store import StagedUpload
-from bot.uploads import MIB, UploadError, UploadLimits
+from bot.requests.custom_ids import TEMPLATE, Action, make_custom_id, parse_custom_id
+from bot.requests.moderation import ServerOnlyError
+from bot.requests.preferences import Preferences
+from bot.requests.preparation import Prepared
+from bot.requests.request_options import ImageInput, RequestOptions
+from bot.requests.upload_store import StagedUpload
+from bot.requests.uploads import MIB, UploadError, UploadLimits
+from bot.running.delivery import Delivery, PostFailure, needs_delivery
+from bot.scheduling.reports import QueueSummary, Stats
 
 __all__ = [
     "MIB",

@@ -13,7 +13,7 @@ from cogs.actors import actor_of
 from cogs.errors import NotModeratorError
 
 if TYPE_CHECKING:
-    from bot.discord_bot import ImagineBot
+    from bot.discord_surface.discord_bot import ImagineBot
 
 
 def _split(words: str) -> list[str]:

@@ -11,12 +11,12 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.core import MIB, ImageInput, ImagineError, ReceivedImage, RequestOptions, UploadError, UploadLimits
-from bot.discord_setup import check_delivery_permissions
+from bot.discord_surface.discord_setup import check_delivery_permissions
 from cogs.actors import actor_of
 from cogs.posts import MAX_CONTENT
 
 if TYPE_CHECKING:
-    from bot.discord_bot import ImagineBot
+    from bot.discord_surface.discord_bot import ImagineBot
 
 log = logging.getLogger(__name__)
 

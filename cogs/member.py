@@ -13,7 +13,7 @@ from cogs.actors import actor_of
 from cogs.admin import queue_headline
 
 if TYPE_CHECKING:
-    from bot.discord_bot import ImagineBot
+    from bot.discord_surface.discord_bot import ImagineBot
 
 ASPECTS = ("1:1", "3:2", "2:3", "4:3", "3:4", "16:9", "9:16", "21:9", "9:21")
 STEP_CHOICES = (10, 15, 20, 25, 30, 40, 50, 60)

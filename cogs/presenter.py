@@ -4,7 +4,7 @@ Every command and button that queues work goes through :meth:`Presenter.submit`.
 lives (15 minutes) results are followups; later ones (relax jobs) are normal channel messages that mention the
 member. Progress edits are throttled to one every 2 s per message.
 
-Delivery is durable (:mod:`bot.delivery`): a result or a failure/cancel notice counts as delivered only once
+Delivery is durable (:mod:`bot.running.delivery`): a result or a failure/cancel notice counts as delivered only once
 Discord accepted its post, which is then recorded at once. A refused follow-up (an expired or unknown token, a
 server error) falls back to a channel message that mentions the member; a channel post that fails stays pending
 and is retried every :data:`DELIVERY_RETRY_INTERVAL_S`, or is given up when the channel is gone or forbidden. At
@@ -42,7 +42,7 @@ from bot.core import (
     Status,
     needs_delivery,
 )
-from bot.discord_setup import describe_post_refusal
+from bot.discord_surface.discord_setup import describe_post_refusal
 from cogs.actors import actor_of
 from cogs.posts import (
     MAX_CONTENT,
@@ -56,7 +56,7 @@ from cogs.posts import (
 from cogs.results import result_view
 
 if TYPE_CHECKING:
-    from bot.discord_bot import ImagineBot
+    from bot.discord_surface.discord_bot import ImagineBot
 
 log = logging.getLogger(__name__)
 

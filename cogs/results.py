@@ -14,11 +14,11 @@ import discord
 from discord.ext import commands
 
 from bot.core import TEMPLATE, Action, ImagineError, Job, Kind, make_custom_id, parse_custom_id
-from bot.discord_setup import check_delivery_permissions
+from bot.discord_surface.discord_setup import check_delivery_permissions
 from cogs.actors import actor_of
 
 if TYPE_CHECKING:
-    from bot.discord_bot import ImagineBot
+    from bot.discord_surface.discord_bot import ImagineBot
 
 log = logging.getLogger(__name__)
 

@@ -24,11 +24,11 @@ import simcord
 from simcord import interactions as sim_interactions
 from simcord.backend import serializers
 
-from bot.discord_bot import ImagineBot
-from bot.engine_config import engine_config
-from bot.engine_supervisor import EngineSupervisor
-from bot.logs import RedactSecrets
-from bot.store import Store
+from bot.discord_surface.discord_bot import ImagineBot
+from bot.operations.logs import RedactSecrets
+from bot.running.engine_config import engine_config
+from bot.running.engine_supervisor import EngineSupervisor
+from bot.storage.store import Store
 from config.settings import Settings
 from tests.ahead import MARKER, AheadRunner, Ran
 
@@ -193,7 +193,7 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineSuperviso
 
 @pytest.fixture
 def in_process_cli() -> Iterator[None]:
-    """For a test that runs ``bot.cli.main`` in this process and checks what it wrote to stderr.
+    """For a test that runs ``bot.operations.cli.main`` in this process and checks what it wrote to stderr.
 
     ``main`` points the root logger at this test's captured stderr, at its own level. The session's engine, when
     it is starting (it starts before the first test), logs each start-up phase from its reader thread, which would

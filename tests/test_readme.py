@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.cli import build_parser
+from bot.operations.cli import build_parser
 from config.settings import load_settings
 
 README = Path(__file__).resolve().parents[1] / "README.md"

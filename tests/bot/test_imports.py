@@ -35,7 +35,13 @@ def bot_side_modules() -> list[str]:
 def test_discovery_finds_the_core_and_the_cogs() -> None:
     """The discovered list is not empty by accident."""
     modules = bot_side_modules()
-    assert {"bot.service", "bot.preparation", "bot.uploads", "cogs.imagine", "cogs.presenter"} <= set(modules)
+    assert {
+        "bot.application.service",
+        "bot.requests.preparation",
+        "bot.requests.uploads",
+        "cogs.imagine",
+        "cogs.presenter",
+    } <= set(modules)
 
 
 def test_bot_and_cogs_do_not_import_torch_or_diffusers() -> None:

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from bot.jobs import KIND_TO_ENGINE, LANE_ORDER, Job, Kind, Lane, Origin, RenderParams, Status, engine_task
-from bot.preparation import Prepared
-from bot.scheduler import Scheduler
-from bot.store import Store
-from bot.worker import render_task_for
+from bot.requests.preparation import Prepared
+from bot.running.worker import render_task_for
+from bot.scheduling.scheduler import Scheduler
+from bot.storage.store import Store
 from config.settings import Settings
 from engine.protocol import Lane as ProtocolLane
 from engine.protocol import RenderTask, TaskKind

@@ -5,7 +5,7 @@ from __future__ import annotations
 import discord
 import simcord
 
-from bot.moderation import Moderation
+from bot.requests.moderation import Moderation
 from tests.conftest import scene
 
 

@@ -15,10 +15,10 @@ import discord
 import pytest
 import simcord
 
-from bot.discord_bot import ImagineBot
-from bot.engine_supervisor import EngineSupervisor
+from bot.application.service import ImagineService
+from bot.discord_surface.discord_bot import ImagineBot
 from bot.events import EventKind, JobEvent
-from bot.service import ImagineService
+from bot.running.engine_supervisor import EngineSupervisor
 from cogs.presenter import DELIVERY_RETRY_INTERVAL_S
 from config.settings import Settings
 from tests.conftest import posts, release, scene, wait_until
@@ -137,7 +137,7 @@ async def test_a_gone_channel_is_given_up_with_a_log_line(
     refuse_from_completion(discord_env, "*", FOLLOW_UP, 401, 50027)
     discord_env.inject_error("POST", CHANNEL_MESSAGES, status=404, code=10003, message="Unknown Channel", times=None)
 
-    with caplog.at_level(logging.ERROR, logger="bot.delivery"):
+    with caplog.at_level(logging.ERROR, logger="bot.running.delivery"):
         await cid.slash(channel, "imagine", prompt="a lamp --seed 4")
         job_id = await only_job(discord_env)
         await wait_until(discord_env, lambda: requests_to(discord_env, "POST", "/channels/") == 1, what="the attempt")

@@ -12,7 +12,7 @@ import pytest
 import simcord
 from PIL import Image
 
-from bot.uploads import UploadError, UploadLimits
+from bot.requests.uploads import UploadError, UploadLimits
 from cogs.imagine import read_attachment
 from tests.conftest import posts, scene, wait_until
 
@@ -260,7 +260,7 @@ async def test_an_attachment_read_is_capped_by_what_arrives() -> None:
 @pytest.mark.slow
 async def test_a_reroll_whose_upload_expired_is_refused_before_it_is_charged(discord_env: simcord.Env) -> None:
     """🔄 on an img2img grid re-uses the uploaded image; once expired, the button says so and costs nothing."""
-    from bot.upload_store import expire_uploads
+    from bot.requests.upload_store import expire_uploads
 
     _guild, channel, una = scene(discord_env, "una")
     await una.slash(channel, "imagine", prompt="a fox --seed 3", image=("p.png", _png((64, 64), "red")))

@@ -8,7 +8,7 @@ import pytest
 import simcord
 from PIL import Image
 
-from bot.custom_ids import parse_custom_id
+from bot.requests.custom_ids import parse_custom_id
 from tests.conftest import posts, release, scene, wait_until
 
 
@@ -93,7 +93,7 @@ async def test_u_button_upscales_and_the_upscale_gets_its_own_buttons(discord_en
 
 @pytest.mark.slow
 async def test_buttons_still_work_after_a_restart(discord_env: simcord.Env, settings, engine) -> None:  # type: ignore[no-untyped-def]
-    from bot.discord_bot import ImagineBot
+    from bot.discord_surface.discord_bot import ImagineBot
 
     _guild, channel, ivy = scene(discord_env, "ivy")
     await ivy.slash(channel, "imagine", prompt="a tower --seed 4")

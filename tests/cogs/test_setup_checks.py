@@ -18,9 +18,9 @@ from simcord.backend.models import Overwrite
 from simcord.builders import ChannelHandle
 from simcord.enums import OverwriteType
 
-from bot.discord_bot import ImagineBot
-from bot.engine_supervisor import EngineSupervisor
+from bot.discord_surface.discord_bot import ImagineBot
 from bot.events import EventKind, JobEvent
+from bot.running.engine_supervisor import EngineSupervisor
 from config.settings import Settings
 from tests.conftest import make_settings, posts, release, scene, wait_until
 
@@ -83,7 +83,7 @@ async def test_a_bot_in_no_server_logs_its_invite_url(
     settings: Settings, engine: EngineSupervisor, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Ready in no server: one line with the bot's name and id and the invite URL with its client id."""
-    caplog.set_level(logging.INFO, logger="bot.discord_setup")
+    caplog.set_level(logging.INFO, logger="bot.discord_surface.discord_setup")
     async with bot_in_servers(settings, engine, ()) as env:
         application_id = env.backend.application_id
         bot_user = env.backend.bot_user
@@ -101,7 +101,7 @@ async def test_a_bot_in_two_servers_names_both(
     settings: Settings, engine: EngineSupervisor, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Ready in two servers: one line naming both with their ids, and no invite URL."""
-    caplog.set_level(logging.INFO, logger="bot.discord_setup")
+    caplog.set_level(logging.INFO, logger="bot.discord_surface.discord_setup")
     async with bot_in_servers(settings, engine, ("Pixel Club", "Night Owls")) as env:
         ids = {guild.name: guild.id for guild in env.backend.guilds.values()}
     [line] = startup_lines(caplog)

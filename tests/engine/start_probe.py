@@ -17,7 +17,7 @@ import json
 import logging
 import sys
 
-from bot.engine_supervisor import EngineSupervisor
+from bot.running.engine_supervisor import EngineSupervisor
 from engine.protocol import EngineConfig
 
 
@@ -32,7 +32,7 @@ class _Lines(logging.Handler):
 
 async def probe(config: EngineConfig, start_timeout_s: float, retry_timeout_s: float | None) -> dict[str, object]:
     lines = _Lines()
-    logger = logging.getLogger("bot.engine_host")
+    logger = logging.getLogger("bot.running.engine_host")
     logger.addHandler(lines)
     logger.setLevel(logging.INFO)
     supervisor = EngineSupervisor(config, start_timeout_s=start_timeout_s)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from bot.engine_supervisor import EngineSupervisor
+from bot.running.engine_supervisor import EngineSupervisor
 from engine.protocol import Progress, RenderTask, TaskDone
 
 JOB_ID = 990_001

@@ -283,7 +283,7 @@ def test_format_bytes() -> None:
 
 def test_models_list_and_pull_say_which_variant_is_on_disk(tiny_folder: Path, tmp_path: Path) -> None:
     """A hub model cached with its fp16 variant only: list shows ``yes (fp16, size)``, pull says it is there."""
-    from tests.bot.test_cli import run_cli
+    from tests.bot.operations.test_cli import run_cli
 
     folder = copy_model(tiny_folder, tmp_path / "art")
     write_fp16_variant(folder, keep_full=False)

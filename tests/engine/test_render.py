@@ -14,7 +14,7 @@ from engine.protocol import EngineConfig, LoraEntry, MemoryOptions, ModelEntry, 
 from engine.render import Hooks, render_group, render_task
 from engine.samplers import SAMPLERS
 from engine.tiny import ensure_tiny_model
-from engine.tiny_lora import build_tiny_lora
+from tests.builders.tiny_lora import build_tiny_lora
 
 pytestmark = pytest.mark.slow  # every task kind, sampler and option renders here: the engine's long matrix
 
@@ -276,7 +276,7 @@ def test_single_file_checkpoint_loads_offline_and_renders_like_the_folder(
     config: EngineConfig, root: Path, family: str, folder_model: str
 ) -> None:
     """An LDM-format .safetensors with a local config folder loads through from_single_file, same pixels."""
-    from engine.ldm_export import export_checkpoint
+    from tests.builders.ldm_export import export_checkpoint
 
     folder = ensure_tiny_model(family, root / "models")
     checkpoint = export_checkpoint(folder, root / "checkpoints" / f"tiny-{family}.safetensors")
@@ -325,7 +325,7 @@ def test_a_pan_of_an_exact_ratio_image_renders_the_size_the_bot_priced(
 ) -> None:
     """A 72x48 result (3:2 on the tiny models) pans to what ``follow_up_size`` says, on both families."""
     from bot.jobs import Kind
-    from bot.requests import follow_up_size
+    from bot.requests.request_options import follow_up_size
 
     wide = root / "wide.png"
     Image.new("RGB", (72, 48), (40, 90, 160)).save(wide)

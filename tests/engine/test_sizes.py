@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
 
-from bot.sizing import size_for_aspect
+from bot.requests.sizing import size_for_aspect
 from config.model_registry import BUILTIN_MODELS
 from engine.tiny import ensure_tiny_model
 

@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from bot.engine_supervisor import EngineSupervisor
 from bot.errors import EngineCrashedError, RenderFailedError
+from bot.running.engine_supervisor import EngineSupervisor
 from engine.metadata import read_parameters
 from engine.protocol import Heartbeat, Progress, RenderTask, TaskFailed
 from tests.ahead import Command, Ran, ahead

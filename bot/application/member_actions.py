@@ -1,0 +1,95 @@
+"""What a member can do besides asking for images: see their account and jobs, cancel their own jobs, change their
+preferences, look at the queue, and list the models and samplers they may choose.
+
+Part of the application core: every method takes the :class:`~bot.actors.Actor` asking and returns plain data.
+Reach it as ``ImagineService.member``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from bot.actors import Actor
+from bot.errors import ImagineError
+from bot.jobs import Job
+from bot.requests.preferences import Preferences
+from bot.requests.preparation import usable_models
+from bot.scheduling.reports import QueueSummary, queue_summary
+from engine.samplers import SAMPLERS
+
+if TYPE_CHECKING:
+    from bot.application.service import ImagineService
+
+
+@dataclass(frozen=True)
+class JobPlace:
+    """One of a member's unfinished jobs and its place in the queue (0: rendering now)."""
+
+    job: Job
+    position: int
+
+
+@dataclass(frozen=True)
+class MemberOverview:
+    """A member's account, preferences and unfinished jobs (for /info)."""
+
+    balance: int
+    tier: str
+    banned: bool
+    preferences: Preferences
+    jobs: tuple[JobPlace, ...]
+
+
+class MemberActions:
+    """The member's own account, jobs and preferences."""
+
+    def __init__(self, service: ImagineService) -> None:
+        self._service = service
+
+    async def overview(self, actor: Actor) -> MemberOverview:
+        """Balance, tier, ban, preferences and every queued or running job with its position."""
+        service = self._service
+        preferences = await service.preferences.get(actor.user_id)
+        account = await service.ledger.member(actor.user_id)
+        places = []
+        for job in await service.queue.active_jobs(actor.user_id):
+            places.append(JobPlace(job, await service.queue.position(job)))
+        return MemberOverview(account.balance, account.tier, account.banned, preferences, tuple(places))
+
+    async def cancel(self, actor: Actor, job_id: int | None = None) -> Job:
+        """Cancel (and refund) one of the actor's own unfinished jobs, the newest when ``job_id`` is None."""
+        service = self._service
+        if job_id is None:
+            active = await service.queue.active_jobs(actor.user_id)
+            if not active:
+                raise ImagineError("you have no queued or running jobs")
+            job_id = active[-1].id
+        target = await service.queue.get(job_id)
+        if target.user_id != actor.user_id:
+            raise ImagineError("you can only cancel your own jobs")
+        if target.status.terminal:
+            raise ImagineError(f"job {job_id} is already {target.status.value}")
+        return await service.cancel(job_id, actor=f"member {actor.user_id}")
+
+    async def preferences(self, actor: Actor) -> Preferences:
+        """The actor's /settings (empty fields: the server's defaults)."""
+        return await self._service.preferences.get(actor.user_id)
+
+    async def update_preferences(self, actor: Actor, **changes: object) -> Preferences:
+        """Change some of the actor's preferences (None: back to the server default); returns all of them."""
+        return await self._service.preferences.update(actor.user_id, **changes)
+
+    async def queue(self) -> QueueSummary:
+        """How many jobs wait in each lane, which render, and whether the queue is paused."""
+        service = self._service
+        return await queue_summary(service.store, paused=service.queue.paused)
+
+    def models(self, actor: Actor) -> tuple[str, ...]:
+        """The models the actor may choose that can be rendered now (a broken local model is left out)."""
+        return usable_models(self._service.settings, owner=actor.is_console)
+
+    @staticmethod
+    def samplers() -> tuple[str, ...]:
+        """Every sampler a prompt may name with ``--sampler``."""
+        return tuple(SAMPLERS)

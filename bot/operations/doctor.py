@@ -1,0 +1,140 @@
+"""``python -m bot doctor``: what this installation runs on and what is wrong with it, in plain words.
+
+The bot process never imports torch, so the device part runs ``python -m engine.probe`` in a child process.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from config.model_registry import ModelSpec
+from config.settings import Settings
+from config.sources import misnamed_token_variables, sources_text
+from engine.model_sources import model_is_present, source_kind, source_problem
+
+PROBE_TIMEOUT_S = 180.0
+
+
+@dataclass
+class Report:
+    """Lines to print and the problems found (an empty list means healthy)."""
+
+    lines: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+def check_token(settings: Settings) -> Report:
+    """A bot token must be configured for ``run`` (its value is never shown)."""
+    report = Report()
+    from bot.discord_surface.discord_token import token_shape_problem
+
+    if settings.discord_token is None or not settings.discord_token.get_secret_value().strip():
+        report.lines.append("discord token: missing")
+        report.problems.append(
+            "no Discord token: put IMAGINE_DISCORD_TOKEN=<token> in .env (or the environment); get one at "
+            "https://discord.com/developers/applications -> your app -> Bot -> Reset Token"
+        )
+        report.problems.extend(misnamed_token_variables())
+        return report
+    shape = token_shape_problem(settings.discord_token.get_secret_value())
+    report.lines.append("discord token: set" if shape is None else "discord token: set, not a bot token's shape")
+    if shape is not None:
+        report.problems.append(shape)
+    return report
+
+
+def check_registry(settings: Settings) -> Report:
+    """Each model's and LoRA's source, checked without loading anything; which models members may pick."""
+    report = Report()
+    members = set(settings.member_models)
+    for name, spec in sorted(settings.registry.items()):
+        kind = source_kind(spec.source)
+        problem = source_problem(spec.source, spec.config)
+        marker = "*" if name == settings.model else " "
+        if problem:
+            status = f"problem: {problem}"
+        else:
+            status = _hub_status(name, spec, default=name == settings.model) if kind == "hub" else "ok"
+        use = "members" if name in members else "owner only"
+        report.lines.append(f" {marker} model {name} ({spec.family}, {kind}: {spec.source}, {use}): {status}")
+        if problem:
+            report.problems.append(f"model {name}: {problem}")
+        elif name in members and name != settings.model and not model_is_present(spec):
+            report.problems.append(f"model {name} is offered to members but not downloaded: run `{_pull(name)}`")
+    for name, lora in sorted(settings.loras.items()):
+        exists = Path(lora.path).expanduser().is_file()
+        report.lines.append(f"   lora {name}: {lora.path}: {'ok' if exists else 'missing'}")
+        if not exists:
+            report.problems.append(f"lora {name}: the file {lora.path} does not exist")
+    return report
+
+
+def _hub_status(name: str, spec: ModelSpec, *, default: bool) -> str:
+    """Whether a hub model is already in the Hugging Face cache (then it loads offline)."""
+    if model_is_present(spec):
+        return "ok (in the Hugging Face cache)"
+    if default:
+        return f"not downloaded yet: fetched when the engine starts (needs the network), or now with `{_pull(name)}`"
+    return f"not downloaded: `{_pull(name)}` (only the default model is fetched by the engine)"
+
+
+def _pull(name: str) -> str:
+    return f"python -m bot models pull {name}"
+
+
+def check_engine(settings: Settings) -> Report:
+    """Run the engine probe in a child process and describe what it found."""
+    report = Report()
+    try:
+        completed = subprocess.run(
+            [sys.executable, "-m", "engine.probe"], capture_output=True, text=True, timeout=PROBE_TIMEOUT_S
+        )
+        info = json.loads(completed.stdout.strip().splitlines()[-1])
+    except (subprocess.TimeoutExpired, OSError, json.JSONDecodeError, IndexError) as error:
+        report.problems.append(f"the engine probe failed ({type(error).__name__}): is torch installed?")
+        return report
+    report.lines.append(
+        f"python {info['python']}, torch {info['torch']}, diffusers {info['diffusers']}, "
+        f"transformers {info['transformers']}"
+    )
+    device = info["device"] if settings.device == "auto" else settings.device
+    report.lines.append(f"device: {device} (auto would pick {info['device']}), {info['cpu_threads']} CPU threads")
+    if "gpu" in info:
+        report.lines.append(f"gpu: {info['gpu']}, {info['gpu_free_gb']} GiB free of {info['gpu_total_gb']} GiB")
+    elif settings.device == "cuda":
+        report.problems.append("device is set to cuda but no CUDA GPU is visible; set device = 'auto' or fix drivers")
+    report.lines.append(
+        "optional packages: "
+        + ", ".join(f"{name} {info.get(name) or 'missing'}" for name in ("compel", "peft", "bitsandbytes"))
+    )
+    if settings.memory.quantize != "none" and not info["cuda"]:
+        report.problems.append(f"memory.quantize = {settings.memory.quantize} needs a CUDA GPU; set it to none")
+    if settings.memory.quantize != "none" and not info.get("bitsandbytes"):
+        report.problems.append("memory.quantize needs bitsandbytes: pip install 'imaginebot[quant]'")
+    if settings.loras and not info.get("peft"):
+        report.problems.append("LoRAs are configured but peft is missing: pip install peft")
+    if device == "cpu" and settings.model not in ("tiny", "tiny-sdxl"):
+        report.lines.append("note: rendering on the CPU is slow for real models (minutes per image)")
+    return report
+
+
+def run_doctor(settings: Settings, *, probe_engine: bool = True) -> tuple[int, str]:
+    """The exit code (0 healthy, 1 problems) and the text to print."""
+    lines = [f"imaginebot doctor: data_dir {settings.data_dir.resolve()}, model {settings.model}", *sources_text()]
+    reports = [check_token(settings), check_registry(settings)]
+    if probe_engine:
+        reports.insert(0, check_engine(settings))
+    problems: list[str] = []
+    for report in reports:
+        lines.extend(report.lines)
+        problems.extend(report.problems)
+    if problems:
+        lines.append("problems:")
+        lines.extend(f"  - {problem}" for problem in problems)
+    else:
+        lines.append("no problems found")
+    return (1 if problems else 0), "\n".join(lines)

@@ -1,0 +1,1 @@
+"""The SQLite store every room writes through, and its migrations."""

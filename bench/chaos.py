@@ -55,7 +55,7 @@ async def run_core(data_dir: Path, members: int, interval_s: float) -> None:
             actor = Actor(member, Origin(source="cli"))
             await service.submit(actor, await service.prepare(actor, prompt))
         await asyncio.sleep(interval_s)
-    while await service.queue.count(Status.QUEUED) + await service.queue.count(Status.RUNNING):  # noqa: ASYNC110
+    while await service.scheduler.count(Status.QUEUED) + await service.scheduler.count(Status.RUNNING):  # noqa: ASYNC110
         await asyncio.sleep(0.2)  # the worker drains the queue; the database is the truth
     await service.close()
     (data_dir / DRAINED_FILE).touch()

@@ -282,7 +282,7 @@ async def _drain(env: Any, bot: Any) -> None:
     from bot.jobs import Status
 
     while True:
-        active = await bot.service.queue.count(Status.QUEUED) + await bot.service.queue.count(Status.RUNNING)
+        active = await bot.service.scheduler.count(Status.QUEUED) + await bot.service.scheduler.count(Status.RUNNING)
         waiting = len(await bot.deliveries.pending())
         if not active and not waiting:
             return

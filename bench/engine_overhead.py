@@ -49,7 +49,7 @@ async def main() -> dict[str, object]:
         [submitted] = (await service.submit(Actor.console(), [prepared])).jobs
         await service.worker.run_until_idle()
         elapsed = time.perf_counter() - started
-        job = await service.queue.get(submitted.job.id)
+        job = await service.scheduler.get(submitted.job.id)
         assert job.status is Status.COMPLETED, job.error
         return elapsed
 

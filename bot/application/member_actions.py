@@ -53,19 +53,19 @@ class MemberActions:
         preferences = await service.preferences.get(actor.user_id)
         account = await service.ledger.member(actor.user_id)
         places = []
-        for job in await service.queue.active_jobs(actor.user_id):
-            places.append(JobPlace(job, await service.queue.position(job)))
+        for job in await service.scheduler.active_jobs(actor.user_id):
+            places.append(JobPlace(job, await service.scheduler.position(job)))
         return MemberOverview(account.balance, account.tier, account.banned, preferences, tuple(places))
 
     async def cancel(self, actor: Actor, job_id: int | None = None) -> Job:
         """Cancel (and refund) one of the actor's own unfinished jobs, the newest when ``job_id`` is None."""
         service = self._service
         if job_id is None:
-            active = await service.queue.active_jobs(actor.user_id)
+            active = await service.scheduler.active_jobs(actor.user_id)
             if not active:
                 raise ImagineError("you have no queued or running jobs")
             job_id = active[-1].id
-        target = await service.queue.get(job_id)
+        target = await service.scheduler.get(job_id)
         if target.user_id != actor.user_id:
             raise ImagineError("you can only cancel your own jobs")
         if target.status.terminal:
@@ -83,7 +83,7 @@ class MemberActions:
     async def queue(self) -> QueueSummary:
         """How many jobs wait in each lane, which render, and whether the queue is paused."""
         service = self._service
-        return await queue_summary(service.store, paused=service.queue.paused)
+        return await queue_summary(service.store, paused=service.scheduler.paused)
 
     def models(self, actor: Actor) -> tuple[str, ...]:
         """The models the actor may choose that can be rendered now (a broken local model is left out)."""

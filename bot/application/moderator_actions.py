@@ -124,7 +124,7 @@ class ModeratorActions:
         """The queue's summary and its oldest ``limit`` queued jobs."""
         self._require(actor)
         service = self._service
-        summary = await queue_summary(service.store, paused=service.queue.paused)
+        summary = await queue_summary(service.store, paused=service.scheduler.paused)
         rows = await service.store.fetch_all("SELECT * FROM jobs WHERE status = 'queued' ORDER BY id LIMIT ?", (limit,))
         return QueueListing(summary, tuple(Job.from_row(row) for row in rows))
 
@@ -138,14 +138,14 @@ class ModeratorActions:
     async def pause(self, actor: Actor, reason: str = "") -> None:
         """Start no more jobs; queued jobs are kept."""
         self._require(actor)
-        await self._service.queue.pause(_ledger_actor(actor))
+        await self._service.scheduler.pause(_ledger_actor(actor))
         await self._audit(actor, "queue.pause", None, reason)
 
     async def resume(self, actor: Actor, reason: str = "") -> None:
         """Start jobs again (the worker is woken at once)."""
         self._require(actor)
         service = self._service
-        await service.queue.resume(_ledger_actor(actor))
+        await service.scheduler.resume(_ledger_actor(actor))
         service.worker.wake()
         await self._audit(actor, "queue.resume", None, reason)
 

@@ -73,7 +73,7 @@ class ImagineService:
     ) -> None:
         self.settings = settings
         self.store = store
-        self.queue = Scheduler(store, settings)
+        self.scheduler = Scheduler(store, settings)
         self.ledger = Ledger(store, settings)
         self.moderation = Moderation(store)
         self.preferences = PreferenceStore(store, settings)
@@ -82,7 +82,7 @@ class ImagineService:
         self._owns_engine = owns_engine
         self._own_jobs: set[int] | None = set() if only_own_jobs else None
         self.worker = Worker(
-            self.queue,
+            self.scheduler,
             engine,
             self.events,
             settings.images_dir,
@@ -129,7 +129,7 @@ class ImagineService:
             only_own_jobs=only_own_jobs,
         )
         try:
-            await service.queue.load(recover=not only_own_jobs)
+            await service.scheduler.load(recover=not only_own_jobs)
         except BaseException:  # also cancelled: an open connection's thread would keep the process from exiting
             await store.close()
             raise
@@ -144,7 +144,7 @@ class ImagineService:
             self._worker_task.add_done_callback(_log_worker_exit)
         if maintenance and self.maintenance is None:
             self.maintenance = Maintenance(
-                self.ledger, self.queue, events=self.events, wake=self.worker.wake, worker=self.worker
+                self.ledger, self.scheduler, events=self.events, wake=self.worker.wake, worker=self.worker
             )
             self.maintenance.start()
         return self._worker_task
@@ -197,7 +197,7 @@ class ImagineService:
         while True:
             await asyncio.sleep(interval_s)
             try:
-                await self.queue.hold(self.own_jobs)
+                await self.scheduler.hold(self.own_jobs)
             except sqlite3.Error as error:  # a busy database: the lease is long, the next renewal may succeed
                 log.warning("could not renew the lease of job(s) %s: %s", sorted(self.own_jobs), error)
 
@@ -227,7 +227,7 @@ class ImagineService:
         """The cheap refusals, before any download or parsing work: outside a server, a channel the bot is not
         used in, a banned member, a paused queue. Admission checks the ban and the pause again when it charges."""
         await self.moderation.check_channel(actor)
-        if self.queue.paused:
+        if self.scheduler.paused:
             raise QueuePausedError()
         banned = await self.store.fetch_value("SELECT banned FROM users WHERE user_id = ?", (actor.user_id,))
         if banned:
@@ -247,8 +247,8 @@ class ImagineService:
         """The job a result button asks for (upscale, vary, reroll, zoom, pan), with the parent's prompt checked
         against today's rules of the actor's server. Raises ImagineError."""
         await self.check_access(actor)
-        parent = await self.queue.get(parent_id)
-        images = await self.queue.images(parent_id)
+        parent = await self.scheduler.get(parent_id)
+        images = await self.scheduler.images(parent_id)
         prepared = preparation.prepare_follow_up(self.settings, parent, images, action, index)
         inputs = [path for path in (prepared.params.init_image, prepared.params.mask_image) if path]
         if not all(await asyncio.to_thread(lambda: [Path(path).is_file() for path in inputs])):
@@ -299,7 +299,7 @@ class ImagineService:
         try:
             if not prepared or any(item.moderated_for != actor for item in prepared):
                 raise ValueError("submit only jobs that prepare or prepare_follow_up made for this very actor")
-            admitted = await self.queue.admit(actor.user_id, prepared, origin=actor.origin, lane=lane)
+            admitted = await self.scheduler.admit(actor.user_id, prepared, origin=actor.origin, lane=lane)
         except BaseException:
             for upload in uploads:
                 upload.discard()
@@ -358,8 +358,8 @@ class ImagineService:
         """Cancel a queued or running job and refund it; a running job is also stopped in the engine. ``actor``
         names who cancelled in the ledger; surfaces go through :attr:`member` or :attr:`admin`, which check who
         may cancel what."""
-        before = await self.queue.get(job_id)
-        job = await self.queue.cancel(job_id, actor)
+        before = await self.scheduler.get(job_id)
+        job = await self.scheduler.cancel(job_id, actor)
         if before.status is Status.RUNNING:
             await self.engine.cancel(job_id)
         await self.events.emit(JobEvent(EventKind.CANCELLED, job, message=job.error or ""))

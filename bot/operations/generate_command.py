@@ -172,10 +172,10 @@ async def _render_own_job(
         await stop.interruptible(service.run_own_jobs())
     except ImagineError as error:
         return EXIT_FAILED, f"error: {error}"
-    job = await service.queue.get(submitted.job.id)
+    job = await service.scheduler.get(submitted.job.id)
     if job.status is not Status.COMPLETED or job.grid_path is None:
         return EXIT_FAILED, f"error: job {job.id} {job.status.value}: {job.error}"
-    images = await service.queue.images(job.id)
+    images = await service.scheduler.images(job.id)
     grid = Path(job.grid_path)
     if output is not None:
         destination = output.for_job(job.id)

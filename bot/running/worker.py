@@ -41,7 +41,7 @@ class Worker:
 
     def __init__(
         self,
-        queue: Scheduler,
+        scheduler: Scheduler,
         engine: EngineSupervisor,
         events: EventBus,
         images_dir: Path,
@@ -49,7 +49,7 @@ class Worker:
         external_wait: ExternalWait = passthrough,
         only: Collection[int] | None = None,
     ) -> None:
-        self.queue = queue
+        self.scheduler = scheduler
         self.engine = engine
         self.events = events
         self.images_dir = images_dir
@@ -114,8 +114,8 @@ class Worker:
     async def _next_jobs(self) -> list[Job]:
         """Up to ``scheduler.max_batch`` compatible jobs (one at a time for the CLI's own jobs)."""
         if self.only is None:
-            return await self.queue.dispatch()
-        job = await self.queue.claim_next(self.only)
+            return await self.scheduler.dispatch()
+        job = await self.scheduler.claim_next(self.only)
         return [job] if job is not None else []
 
     async def run_jobs(self, jobs: list[Job]) -> None:
@@ -125,7 +125,7 @@ class Worker:
         tasks = [render_task_for(job, self.images_dir) for job in jobs]
         by_id = {job.id: job for job in jobs}
         loop = asyncio.get_running_loop()
-        heartbeat_s = heartbeat_interval(self.queue.policy.lease_s)
+        heartbeat_s = heartbeat_interval(self.scheduler.policy.lease_s)
         renew_every_s = heartbeat_s / 2
         last_renewal = {job.id: loop.time() for job in jobs}
 
@@ -136,7 +136,7 @@ class Worker:
             for job_id, renewed_at in last_renewal.items():
                 if now - renewed_at >= renew_every_s:
                     last_renewal[job_id] = now
-                    self._in_background(loop, self.queue.renew(job_id))
+                    self._in_background(loop, self.scheduler.renew(job_id))
 
         def on_heartbeat(heartbeat: Heartbeat) -> None:
             if heartbeat.job_id in by_id:
@@ -181,7 +181,7 @@ class Worker:
     async def _fail(self, job: Job, error: str, message: str) -> None:
         """Fail (and refund) the job, unless it already ended (cancelled, or taken back by a lease sweep)."""
         try:
-            failed = await self.queue.fail(job.id, error)
+            failed = await self.scheduler.fail(job.id, error)
         except JobNotFoundError:
             log.info("job %s ended before its failure was reported (%s)", job.id, error)
             return
@@ -189,10 +189,10 @@ class Worker:
         await self.events.emit(JobEvent(EventKind.FAILED, failed, message=message))
 
     async def _after_crash(self, job: Job, reason: str) -> None:
-        if should_requeue(job.attempts, self.queue.policy.max_attempts):
+        if should_requeue(job.attempts, self.scheduler.policy.max_attempts):
             log.warning("job %s interrupted (%s); retrying (attempt %d)", job.id, reason, job.attempts)
             try:
-                requeued = await self.queue.requeue(job.id, reason)
+                requeued = await self.scheduler.requeue(job.id, reason)
             except JobNotFoundError:
                 return
             await self.events.emit(JobEvent(EventKind.REQUEUED, requeued, message=reason))
@@ -208,7 +208,7 @@ class Worker:
             for index, (path, seed) in enumerate(zip(done.paths, done.seeds, strict=True))
         )
         try:
-            completed = await self.queue.complete(job.id, images, done.grid_path)
+            completed = await self.scheduler.complete(job.id, images, done.grid_path)
         except JobNotFoundError:
             log.warning("job %s finished after it was cancelled; its images are discarded", job.id)
             return

@@ -177,5 +177,5 @@ async def test_every_admin_command_refuses_a_member(discord_env: simcord.Env) ->
         assert result.ephemeral, name
         assert "only moderators can use this" in result.response.content, name
     assert await discord_env.bot.service.ledger.balance(victim.id) == before
-    assert not discord_env.bot.service.queue.paused
+    assert not discord_env.bot.service.scheduler.paused
     assert await Moderation(discord_env.bot.service.store).audit_log() == []

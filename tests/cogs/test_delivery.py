@@ -163,7 +163,7 @@ async def test_a_result_that_finished_while_no_bot_ran_is_posted_at_start_up(
     core = await ImagineService.open(settings, engine=engine)
     try:  # an open store's threads would keep the test process from exiting after a failure here
         await core.worker.run_until_idle()
-        assert (await core.queue.get(job_id)).status == "completed"
+        assert (await core.scheduler.get(job_id)).status == "completed"
     finally:
         await core.close()
     assert posts(channel) == []
@@ -194,7 +194,7 @@ async def test_notices_of_jobs_that_ended_while_no_bot_ran_are_posted_at_start_u
     core = await ImagineService.open(settings, engine=engine)
     try:
         await core.cancel(cancelled_id, "console")
-        await core.queue.fail(failed_id, "the engine ran out of memory")
+        await core.scheduler.fail(failed_id, "the engine ran out of memory")
     finally:
         await core.close()
 
@@ -246,7 +246,7 @@ async def test_a_live_event_and_the_sweep_never_post_one_job_twice(discord_env: 
     assert (await delivery_of(discord_env, job_id))[0] == "pending"
 
     presenter: Any = discord_env.bot.get_cog("Presenter")  # the loaded extension's own class
-    job = await discord_env.bot.service.queue.get(job_id)
+    job = await discord_env.bot.service.scheduler.get(job_id)
     await asyncio.gather(presenter.deliver(job, None), presenter.deliver(job, None), presenter.deliver_pending())
     await presenter.deliver(job, None)
     await discord_env.settle()

@@ -56,7 +56,7 @@ async def test_cancel_own_newest_and_refuse_others(service: ImagineService) -> N
         await service.member.cancel(member(1), mine.job.id)
     with pytest.raises(ImagineError, match="no queued or running jobs"):
         await service.member.cancel(member(1))
-    assert (await service.queue.get(theirs.job.id)).status is Status.QUEUED
+    assert (await service.scheduler.get(theirs.job.id)).status is Status.QUEUED
 
 
 async def test_preferences_round_trip(service: ImagineService) -> None:

@@ -75,9 +75,9 @@ async def test_every_moderator_action_refuses_a_member(service: ImagineService) 
     for attempt in attempts:
         with pytest.raises(NotModeratorError, match="only moderators can use this"):
             await attempt
-    assert (await service.queue.get(submitted.job.id)).status is Status.QUEUED
+    assert (await service.scheduler.get(submitted.job.id)).status is Status.QUEUED
     assert await service.ledger.balance(2) == 0
-    assert not service.queue.paused
+    assert not service.scheduler.paused
     assert await service.store.fetch_value("SELECT COUNT(*) FROM audit") == 0
 
 
@@ -91,9 +91,9 @@ async def test_actions_change_state_and_write_the_audit(service: ImagineService)
     assert account.balance == 150
     await service.admin.set_banned(moderator, 4, True, "spam")
     await service.admin.pause(moderator, "maintenance")
-    assert service.queue.paused
+    assert service.scheduler.paused
     await service.admin.resume(moderator)
-    assert not service.queue.paused
+    assert not service.scheduler.paused
     rows = await service.store.fetch_all("SELECT action, actor_id, guild_id FROM audit ORDER BY id")
     assert [tuple(row) for row in rows] == [
         ("blocklist.add", 9, GUILD),

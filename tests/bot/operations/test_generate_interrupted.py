@@ -248,7 +248,7 @@ async def test_generate_stopped_cancels_its_job_in_one_line(
     if moment == "rendering":  # the bot that starts next leaves it alone
         service = await ImagineService.open(make_settings(ran.folder / "data", database_path=command.database))
         try:
-            assert await service.queue.dispatch() == []
+            assert await service.scheduler.dispatch() == []
         finally:
             await service.close()
 
@@ -371,7 +371,7 @@ async def _left_by_a_generate(database: Path, data: Path, *, claim: bool) -> int
     try:
         submitted = await generate.submit_shell_request(Actor.console(), "a fox", TaskOptions())
         if claim:
-            assert await generate.queue.claim_next(generate.own_jobs) is not None
+            assert await generate.scheduler.claim_next(generate.own_jobs) is not None
     finally:
         await generate.close()
     return submitted.job.id
@@ -403,8 +403,8 @@ async def test_bot_start_never_renders_a_console_job(
     caplog.set_level(logging.WARNING, logger="bot.scheduling.scheduler")
     bot = await ImagineService.open(make_settings(tmp_path / "data", database_path=database))
     try:
-        assert await bot.queue.dispatch() == []
-        job = await bot.queue.get(job_id)
+        assert await bot.scheduler.dispatch() == []
+        job = await bot.scheduler.get(job_id)
         if cancelled:
             assert job.status is Status.CANCELLED and job.error == ABANDONED_CONSOLE_JOB
             assert f"[{job_id}]" in caplog.text and "no longer running" in caplog.text
@@ -425,9 +425,9 @@ async def test_lease_sweep_cancels_a_console_job_instead_of_requeueing_it(tmp_pa
     bot = await ImagineService.open(make_settings(tmp_path / "data", database_path=database))
     try:
         _set_lease(database, job_id, time.time() - 1)
-        assert await bot.queue.expire_leases() == [job_id]
-        assert (await bot.queue.get(job_id)).status is Status.CANCELLED
-        assert await bot.queue.dispatch() == []
+        assert await bot.scheduler.expire_leases() == [job_id]
+        assert (await bot.scheduler.get(job_id)).status is Status.CANCELLED
+        assert await bot.scheduler.dispatch() == []
     finally:
         await bot.close()
     assert refunded(database, job_id)[1] == 0
@@ -453,10 +453,10 @@ async def test_generate_holds_its_job_while_a_bot_sweeps(
         submitted = await generate.submit_shell_request(Actor.console(), "a fox --steps 24", TaskOptions())
         rendering = asyncio.create_task(generate.run_own_jobs())
         while not rendering.done():
-            swept += await bot.queue.expire_leases()
+            swept += await bot.scheduler.expire_leases()
             await asyncio.sleep(0.1)
         await rendering
-        job = await generate.queue.get(submitted.job.id)
+        job = await generate.scheduler.get(submitted.job.id)
     finally:
         await bot.close()
         await generate.close()

@@ -79,7 +79,7 @@ async def test_sql_metacharacters_and_bidi_text_are_just_text(service: ImagineSe
     """A prompt full of SQL and right-to-left characters is stored and read back verbatim (cleaned of bidi)."""
     prompt = "a fox'); DROP TABLE jobs; -- \u202eevil\u202c \" OR 1=1"
     submitted = await service.submit_imagine(Actor.console(), prompt)
-    job = await service.queue.get(submitted.job.id)
+    job = await service.scheduler.get(submitted.job.id)
     assert "DROP TABLE jobs" in job.prompt
     assert "\u202e" not in job.prompt
     assert await service.store.fetch_value("SELECT COUNT(*) FROM jobs") == 1

@@ -49,7 +49,7 @@ async def test_killed_engine_is_restarted_and_the_job_retried(service: ImagineSe
     service.events.subscribe(on_event)
     submitted = await service.submit_imagine(Actor.console(), "a fox --steps 10")  # about 1 s left after the kill
     await asyncio.wait_for(service.worker.run_until_idle(), 120)
-    job = await service.queue.get(submitted.job.id)
+    job = await service.scheduler.get(submitted.job.id)
     assert killed
     assert job.status is Status.COMPLETED
     assert job.attempts == 2
@@ -67,9 +67,9 @@ async def test_img2img_and_inpaint_jobs(service: ImagineService, source: Path, t
     jobs = [img2img, inpaint]
     await asyncio.wait_for(service.worker.run_until_idle(), 120)
     for submitted in jobs:
-        job = await service.queue.get(submitted.job.id)
+        job = await service.scheduler.get(submitted.job.id)
         assert job.status is Status.COMPLETED, job.error
-        images = await service.queue.images(job.id)
+        images = await service.scheduler.images(job.id)
         assert len(images) == 4
         assert "Denoising strength" in Image.open(images[0].path).info["parameters"]
 
@@ -80,10 +80,10 @@ async def test_sweep_job_gives_one_labelled_grid(service: ImagineService) -> Non
     )
     assert submitted.job.kind is Kind.SWEEP
     await asyncio.wait_for(service.worker.run_until_idle(), 120)
-    job = await service.queue.get(submitted.job.id)
+    job = await service.scheduler.get(submitted.job.id)
     assert job.status is Status.COMPLETED, job.error
     assert job.grid_path is not None and job.grid_path.endswith("sweep.png")
-    assert len(await service.queue.images(job.id)) == 4
+    assert len(await service.scheduler.images(job.id)) == 4
     with Image.open(job.grid_path) as grid:
         assert grid.width == 2 * 64
         assert "Model: tiny-sdxl" in grid.info["parameters"]
@@ -139,11 +139,11 @@ async def test_engine_with_max_batch_renders_compatible_tasks_in_one_call(data_d
 
 async def test_worker_hands_compatible_jobs_to_the_engine_together(service: ImagineService) -> None:
     """With scheduler.max_batch 2, two compatible jobs of two members are dispatched and rendered as one batch."""
-    service.queue.policy = service.queue.policy.model_copy(update={"max_batch": 2})
+    service.scheduler.policy = service.scheduler.policy.model_copy(update={"max_batch": 2})
     origin = Origin(source="cli")
     first = await service.submit_imagine(Actor(11, origin), "a fox --seed 1")
     second = await service.submit_imagine(Actor(12, origin), "a cat --seed 2")
     await asyncio.wait_for(service.worker.run_until_idle(), 120)
-    jobs = [await service.queue.get(submitted.job.id) for submitted in (first, second)]
+    jobs = [await service.scheduler.get(submitted.job.id) for submitted in (first, second)]
     assert [job.status for job in jobs] == [Status.COMPLETED, Status.COMPLETED]
     assert jobs[0].started_at == jobs[1].started_at  # claimed in one dispatch

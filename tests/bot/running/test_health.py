@@ -172,7 +172,7 @@ async def test_maintenance_writes_the_heartbeat(settings: Settings, engine: Engi
     """A stable job id that writes at once; the file follows the worker: ready, a job finished, then stopped."""
     path = tmp_path / "heartbeat.json"
     service = await ImagineService.open(settings, engine=engine)
-    maintenance = Maintenance(service.ledger, service.queue, worker=service.worker, heartbeat_path=path)
+    maintenance = Maintenance(service.ledger, service.scheduler, worker=service.worker, heartbeat_path=path)
     try:
         service.start()
         await engine.wait_ready()
@@ -185,11 +185,12 @@ async def test_maintenance_writes_the_heartbeat(settings: Settings, engine: Engi
         assert first.worker_alive and first.engine is EngineState.READY and first.engine_detail == "tiny on cpu"
         assert (first.queued, first.running, first.last_finished_at, first.pid) == (0, 0, None, os.getpid())
         prepared = [Prepared(Kind.IMAGINE, "fox", PARAMS)]
-        [job] = [item.job for item in (await service.queue.admit(7, prepared, origin=Origin(), lane=Lane.FAST)).jobs]
+        admitted = await service.scheduler.admit(7, prepared, origin=Origin(), lane=Lane.FAST)
+        [job] = [item.job for item in admitted.jobs]
         service.worker.wake()
 
         async def finished() -> bool:
-            return (await service.queue.get(job.id)).status is Status.COMPLETED
+            return (await service.scheduler.get(job.id)).status is Status.COMPLETED
 
         deadline = time.monotonic() + ENGINE_TIMEOUT_S
         while not await finished():
@@ -221,7 +222,7 @@ async def test_heartbeat_says_why_the_engine_cannot_start(data_dir: Path, tmp_pa
         models={"absent": {"source": "imaginebot-tests/absent-model"}},
     )
     service = await ImagineService.open(settings)
-    maintenance = Maintenance(service.ledger, service.queue, worker=service.worker, heartbeat_path=tmp_path / "hb")
+    maintenance = Maintenance(service.ledger, service.scheduler, worker=service.worker, heartbeat_path=tmp_path / "hb")
     try:
         service.start()
         await _until(lambda: service.engine.fatal is not None, "the engine to give up")

@@ -51,7 +51,7 @@ async def lease_sweeper(service: ImagineService, every_s: float = 0.1) -> AsyncI
 
     async def sweep() -> None:
         while sweeping:
-            taken_back.extend(await service.queue.expire_leases())
+            taken_back.extend(await service.scheduler.expire_leases())
             await asyncio.sleep(every_s)
 
     sweeper = asyncio.create_task(sweep())
@@ -80,7 +80,7 @@ async def test_a_job_keeps_its_lease_while_the_engine_loads_its_model(
         async with lease_sweeper(service) as taken_back:
             submitted = await service.submit_imagine(MEMBER, "a fox --model tiny-sdxl")
             await asyncio.wait_for(service.worker.run_until_idle(), ENGINE_TIMEOUT_S)
-            job = await service.queue.get(submitted.job.id)
+            job = await service.scheduler.get(submitted.job.id)
     finally:
         await service.close()
     assert taken_back == []
@@ -106,7 +106,7 @@ async def test_a_job_keeps_its_lease_while_it_waits_in_the_engine_behind_another
             first = await service.submit_imagine(Actor(41, Origin(source="cli")), "a fox --steps 12 --seed 1")
             second = await service.submit_imagine(MEMBER, "a cat --steps 12 --seed 2")
             await asyncio.wait_for(service.worker.run_until_idle(), ENGINE_TIMEOUT_S)
-            jobs = [await service.queue.get(submitted.job.id) for submitted in (first, second)]
+            jobs = [await service.scheduler.get(submitted.job.id) for submitted in (first, second)]
     finally:
         await service.close()
     assert taken_back == []
@@ -148,7 +148,7 @@ async def test_a_job_cancelled_while_the_engine_restarts_is_never_rendered(
         return bool(rendered_again or _of(events, later.job.id, EventKind.COMPLETED))
 
     await _until(settled, "the next job to complete")
-    job = await service.queue.get(job_id)
+    job = await service.scheduler.get(job_id)
     refunds = await service.store.fetch_value(
         "SELECT COUNT(*) FROM ledger WHERE job_id = ? AND kind = 'refund'", (job_id,)
     )

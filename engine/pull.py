@@ -26,11 +26,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from engine.hub_download import download_hub_model, format_bytes, hub_problem, one_line_error, plan_download
+from engine.hub_download import download_hub_model, hub_problem, one_line_error, plan_download
 from engine.model_sources import TINY_PREFIX, hub_snapshot, source_kind, source_problem, weights_on_disk
-
-# format_bytes stays importable from here for the bot's ``models`` commands.
-__all__ = ["format_bytes", "main", "pull"]
 
 EXIT_OK = 0
 EXIT_FAILED = 1

@@ -18,8 +18,8 @@ from bot.operations.interrupts import children_ignore_sigint, say_interrupted
 from bot.requests.preparation import config_name, local_model_problem
 from config.errors import did_you_mean
 from config.settings import Settings
+from engine.hub_download import format_bytes
 from engine.model_sources import SourceSpec, model_folder, model_is_present, source_kind, weights_on_disk, weights_size
-from engine.pull import format_bytes
 
 PULL_STOP_S = 5.0
 """After Ctrl-C, how long a download may take to stop (SIGTERM) before it is killed."""

@@ -1,9 +1,8 @@
 """The fair priority scheduler: which queued job the GPU runs next, and what happens to it until it ends.
 
-SQLite is the source of truth for jobs and money (new jobs are written by :mod:`bot.scheduling.admission`, every later
-change by :mod:`bot.scheduling.job_transitions`, each in one transaction); this module keeps a small in-memory index of
-the queued jobs (per lane, per member, in order) rebuilt from SQLite at start-up, so dispatch never scans the jobs
-table:
+SQLite is the source of truth for jobs and money (new jobs are written by :mod:`~bot.scheduling.admission`, later
+changes by :mod:`~bot.scheduling.job_transitions`); an in-memory index of the queued jobs (per lane, per member, in
+order), rebuilt from SQLite at start-up, lets dispatch run without scanning the jobs table:
 
 - **Lanes.** turbo first, then fast, then relax. A relax job that has waited ``relax_aging_s`` (longer for members
   who used more GPU time recently) is served before fast jobs, so relax never starves.
@@ -13,8 +12,7 @@ table:
   transaction; the scheduler runs it, refuses everything while paused, and mirrors the committed jobs in its index.
 - **Limits.** Per tier: max running jobs per member (a member at the limit is skipped); a queue-wide pause keeps
   queued jobs and stops dispatch.
-- **Money.** A job that fails, is cancelled or is lost for good is refunded in the transaction that ends it (see
-  :mod:`bot.scheduling.ledger`).
+- **Money.** A job that fails, is cancelled or is lost for good is refunded in the transaction that ends it.
 - **Leases.** A running job holds a lease renewed by engine progress; an expired lease puts it back at the head of
   its lane with one more attempt, or fails and refunds it after ``max_attempts``.
 - **Console jobs** (``python -m bot generate``) belong to the process that queued them: it runs them itself (it

@@ -1,7 +1,7 @@
 """What admission gives back: each admitted job with its place in the queue, and what the request cost.
 
-Admission (:func:`bot.scheduling.admission.admit_jobs`) writes the jobs and their debit; the scheduler then adds each
-job's place and ETA once it holds them; the service returns the same object to the surface.
+Admission (:func:`bot.scheduling.admission.admit_jobs`) writes the jobs and their debit; the service adds each
+job's place and ETA once the scheduler holds them, and returns the same object to the surface.
 """
 
 from __future__ import annotations

@@ -310,12 +310,15 @@ class ImagineService:
                 upload.commit()
             except (UploadError, OSError) as error:  # the job then fails on its missing input and is refunded
                 log.error("could not store an upload of job(s) %s: %s", [item.job.id for item in admitted.jobs], error)
+        placed: list[Submitted] = []
         for item in admitted.jobs:
             if self._own_jobs is not None:
                 self._own_jobs.add(item.job.id)
-            await self.events.emit(JobEvent(EventKind.QUEUED, item.job, position=item.position))
+            position = await self.scheduler.position(item.job)
+            placed.append(replace(item, position=position, eta_s=self.scheduler.eta_s(item.job.id)))
+            await self.events.emit(JobEvent(EventKind.QUEUED, item.job, position=position))
         self.worker.wake()
-        return admitted
+        return replace(admitted, jobs=tuple(placed))
 
     async def submit_imagine(self, actor: Actor, raw_prompt: str, *, lane: Lane | None = None) -> Submitted:
         """:meth:`prepare` then :meth:`submit` of its first job (the command line renders one grid)."""

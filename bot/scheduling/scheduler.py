@@ -27,7 +27,6 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -139,11 +138,7 @@ class Scheduler:
         for item in admitted.jobs:
             job = item.job
             self.index.add(Queued(job.id, user_id, admitted.lane, now, False, batch_key(job.kind, job.params)))
-        placed = tuple(
-            replace(item, position=self.index.position(item.job.id), eta_s=self.eta_s(item.job.id))
-            for item in admitted.jobs
-        )
-        return replace(admitted, jobs=placed)
+        return admitted
 
     # --- dispatch ----------------------------------------------------------------------------------------
 

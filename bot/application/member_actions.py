@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from bot.actors import Actor
 from bot.errors import ImagineError
-from bot.jobs import Job
+from bot.jobs import ImageResult, Job
 from bot.requests.preferences import Preferences
 from bot.requests.preparation import usable_models
 from bot.scheduling.reports import QueueSummary, queue_summary
@@ -28,6 +28,14 @@ class JobPlace:
 
     job: Job
     position: int
+
+
+@dataclass(frozen=True)
+class JobFiles:
+    """A job and the images it made (none until it completed)."""
+
+    job: Job
+    images: tuple[ImageResult, ...]
 
 
 @dataclass(frozen=True)
@@ -71,6 +79,15 @@ class MemberActions:
         if target.status.terminal:
             raise ImagineError(f"job {job_id} is already {target.status.value}")
         return await service.cancel(job_id, actor=f"member {actor.user_id}")
+
+    async def job(self, actor: Actor, job_id: int) -> JobFiles:
+        """One of the actor's jobs (any job for the console) with its images. Raises JobNotFoundError, or
+        ImagineError for another member's job."""
+        scheduler = self._service.scheduler
+        job = await scheduler.get(job_id)
+        if not actor.is_console and job.user_id != actor.user_id:
+            raise ImagineError("you can only look at your own jobs")
+        return JobFiles(job, tuple(await scheduler.images(job_id)))
 
     async def preferences(self, actor: Actor) -> Preferences:
         """The actor's /settings (empty fields: the server's defaults)."""

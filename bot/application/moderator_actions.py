@@ -16,7 +16,7 @@ from bot.actors import Actor
 from bot.application.permissions import may_moderate
 from bot.errors import ImagineError, NotModeratorError
 from bot.jobs import Job
-from bot.scheduling.ledger import CONSOLE_ACTOR, Member
+from bot.scheduling.ledger import CONSOLE_ACTOR, Entry, Member
 from bot.scheduling.reports import QueueSummary, Stats, queue_summary, stats
 
 if TYPE_CHECKING:
@@ -25,6 +25,14 @@ if TYPE_CHECKING:
 CreditChange = Literal["give", "take", "set"]
 QUEUE_LISTING = 20
 """Queued jobs an admin queue listing shows (oldest first)."""
+
+
+@dataclass(frozen=True)
+class Account:
+    """A member's account as a moderator sees it (None: not seen yet) and its most recent ledger rows."""
+
+    member: Member | None
+    entries: tuple[Entry, ...]
 
 
 @dataclass(frozen=True)
@@ -93,6 +101,14 @@ class ModeratorActions:
         )
 
     # --- members ---------------------------------------------------------------------------------------------
+
+    async def account(self, actor: Actor, user_id: int, limit: int = 20) -> Account:
+        """A member's balance, tier and ban with the newest ``limit`` ledger rows. Read-only: creates nothing."""
+        self._require(actor)
+        ledger = self._service.ledger
+        found = await ledger.find_member(user_id)
+        entries = await ledger.entries(user_id, limit) if found is not None else []
+        return Account(found, tuple(entries))
 
     async def change_credits(self, actor: Actor, change: CreditChange, user_id: int, amount: int, reason: str) -> int:
         """Give, take or set a member's credits; returns the new balance. Raises LedgerError when refused."""

@@ -201,6 +201,10 @@ class ImagineService:
             except sqlite3.Error as error:  # a busy database: the lease is long, the next renewal may succeed
                 log.warning("could not renew the lease of job(s) %s: %s", sorted(self.own_jobs), error)
 
+    def abort_rendering(self) -> None:
+        """Kill this service's engine at once (a second Ctrl-C on ``generate``); its jobs then end as interrupted."""
+        self.engine.kill(deliberate=True)
+
     async def cancel_unfinished_own_jobs(self, actor: str) -> list[Job]:
         """Cancel (and refund, as any cancel) this service's jobs that are still queued or running: ``generate``
         ends without them. Returns the jobs cancelled."""

@@ -1,6 +1,7 @@
 """``python -m bot credits show|grant|take|set`` and ``python -m bot tier set``: the owner's quota commands.
 
-Every change goes through the ledger with the console as actor.
+Every change is one of the core's moderator actions with the console as actor (so it is audited like a
+moderator's change in Discord).
 """
 
 from __future__ import annotations
@@ -9,17 +10,22 @@ import argparse
 import sqlite3
 import sys
 
+from bot.actors import Actor
+from bot.application.moderator_actions import CreditChange
+from bot.application.service import ImagineService
 from bot.errors import LedgerError
 from bot.operations.db_check import database_problem
 from bot.operations.exit_codes import EXIT_FAILED, EXIT_OK, UsageError
-from bot.scheduling.ledger import CONSOLE_ACTOR, CONSOLE_USER_ID, Ledger
-from bot.storage.store import Store
+from bot.scheduling.ledger import CONSOLE_USER_ID
 from config.errors import did_you_mean
 from config.settings import Settings
 
+CLI_CHANGES: dict[str, CreditChange] = {"grant": "give", "give": "give", "take": "take", "set": "set"}
+"""The command line's words for a credit change (``grant`` and its alias ``give``)."""
+
 
 async def manage_credits(settings: Settings, args: argparse.Namespace) -> int:
-    """The owner's quota commands; every change goes through the ledger with the console as actor.
+    """The owner's quota commands, as the console through the core's moderator actions.
 
     Everything is checked before the database is opened; ``credits show`` only reads, and an unknown member is
     shown as such without creating an account.
@@ -37,28 +43,29 @@ async def manage_credits(settings: Settings, args: argparse.Namespace) -> int:
         print(_no_account(settings, args.user_id))
         return EXIT_OK
     try:
-        store = await Store.open(path)
+        service = await ImagineService.open(settings, only_own_jobs=True)  # no worker, no engine, no recovery
     except (sqlite3.Error, OSError) as error:
         raise UsageError(f"could not open the database {path}: {error}") from None
-    ledger = Ledger(store, settings)
+    owner = Actor.console()
     try:
         if args.command == "tier":
-            member = await ledger.set_tier(args.user_id, args.tier, actor=CONSOLE_ACTOR)
+            member = await service.admin.set_tier(owner, args.user_id, args.tier)
             print(f"member {member.user_id}: tier {member.tier}, balance {member.balance}")
             return EXIT_OK
         if args.action == "show":
-            found = await ledger.find_member(args.user_id)
+            account = await service.admin.account(owner, args.user_id, args.limit)
+            found = account.member
             if found is None:
                 print(_no_account(settings, args.user_id))
                 return EXIT_OK
             print(f"member {found.user_id}: tier {found.tier}, balance {found.balance}, banned {found.banned}")
-            for entry in await ledger.entries(args.user_id, args.limit):
+            for entry in account.entries:
                 job = f" job {entry.job_id}" if entry.job_id is not None else ""
                 change = f"{entry.delta:+d} -> {entry.balance_after}"
                 print(f"  {entry.id}: {change} {entry.kind.value}{job} by {entry.actor}: {entry.reason}")
             return EXIT_OK
-        change = {"grant": ledger.grant, "take": ledger.take, "set": ledger.set_balance}[args.action]
-        balance = await change(args.user_id, args.amount, actor=CONSOLE_ACTOR, reason=args.reason)
+        change = CLI_CHANGES[args.action]
+        balance = await service.admin.change_credits(owner, change, args.user_id, args.amount, args.reason)
         print(f"member {args.user_id}: balance {balance}")
         return EXIT_OK
     except LedgerError as error:
@@ -68,7 +75,7 @@ async def manage_credits(settings: Settings, args: argparse.Namespace) -> int:
         print(f"error: the database {path} refused the change: {error}", file=sys.stderr)
         return EXIT_FAILED
     finally:
-        await store.close()
+        await service.close()
 
 
 def _no_account(settings: Settings, user_id: int) -> str:

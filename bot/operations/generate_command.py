@@ -133,7 +133,7 @@ async def _generate(
     except (sqlite3.Error, OSError) as error:
         print(f"error: could not open the database {settings.database_file}: {error}", file=sys.stderr)
         return EXIT_CONFIG
-    stop.on_repeat = lambda: service.engine.kill(deliberate=True)
+    stop.on_repeat = service.abort_rendering
     progress = ProgressLine()
     service.events.subscribe(progress.show)
     try:
@@ -172,10 +172,10 @@ async def _render_own_job(
         await stop.interruptible(service.run_own_jobs())
     except ImagineError as error:
         return EXIT_FAILED, f"error: {error}"
-    job = await service.scheduler.get(submitted.job.id)
+    files = await service.member.job(Actor.console(), submitted.job.id)
+    job, images = files.job, files.images
     if job.status is not Status.COMPLETED or job.grid_path is None:
         return EXIT_FAILED, f"error: job {job.id} {job.status.value}: {job.error}"
-    images = await service.scheduler.images(job.id)
     grid = Path(job.grid_path)
     if output is not None:
         destination = output.for_job(job.id)

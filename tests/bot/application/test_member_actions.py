@@ -87,3 +87,13 @@ async def test_preparation_moderates_every_prompt(service: ImagineService) -> No
     with pytest.raises(ImagineError, match="blocked"):
         await service.prepare(member(1), "a {fox, gore} scene")
     assert await service.store.fetch_value("SELECT COUNT(*) FROM jobs") == 0
+
+
+async def test_a_job_is_shown_to_its_member_and_the_console_only(service: ImagineService) -> None:
+    """The member and the console see a job with its images; another member is refused."""
+    submitted = await service.submit_imagine(member(1), "a fox")
+    assert (await service.member.job(member(1), submitted.job.id)).job.id == submitted.job.id
+    files = await service.member.job(Actor.console(), submitted.job.id)
+    assert files.images == ()  # not rendered: no images yet
+    with pytest.raises(ImagineError, match="only look at your own jobs"):
+        await service.member.job(member(2), submitted.job.id)

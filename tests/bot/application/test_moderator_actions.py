@@ -128,3 +128,17 @@ async def test_admin_cancel_refunds_and_lists_the_queue(service: ImagineService)
     cancelled = await service.admin.cancel(moderator, submitted.job.id, "off topic")
     assert cancelled.status is Status.CANCELLED
     assert await service.ledger.balance(5) == 100
+
+
+async def test_an_account_is_read_without_creating_it(service: ImagineService) -> None:
+    """A member not seen yet has no account (and gets none); a known one shows its newest ledger rows."""
+    owner = Actor.console()
+    unknown = await service.admin.account(owner, 77)
+    assert unknown.member is None and unknown.entries == ()
+    assert await service.store.fetch_value("SELECT COUNT(*) FROM users WHERE user_id = 77") == 0
+    await service.admin.change_credits(owner, "give", 78, 5, "welcome")
+    known = await service.admin.account(owner, 78, limit=1)
+    assert known.member is not None and known.member.balance == 105
+    assert [(entry.delta, entry.actor, entry.reason) for entry in known.entries] == [(5, "console", "welcome")]
+    with pytest.raises(NotModeratorError):
+        await service.admin.account(member(2), 78)

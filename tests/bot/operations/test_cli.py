@@ -281,9 +281,10 @@ def _show_grant_show(folder: Path, _params: dict[str, object]) -> list[Command |
     env = _tiny_in(folder)
     database = folder / "data" / "imagine.db"
 
-    def counts() -> tuple[int, int] | None:
-        """Members and ledger rows now (None: no database)."""
-        return (_rows(database, "users"), _rows(database, "ledger")) if database.exists() else None
+    def counts() -> tuple[int, int, int] | None:
+        """Members, ledger rows and audit rows now (None: no database)."""
+        tables = ("users", "ledger", "audit")
+        return tuple(_rows(database, table) for table in tables) if database.exists() else None  # type: ignore[return-value]
 
     return [
         cli_command("credits", "show", "123", cwd=folder, env=env),
@@ -298,7 +299,8 @@ def _show_grant_show(folder: Path, _params: dict[str, object]) -> list[Command |
 
 @ahead(_show_grant_show)
 def test_credits_show_never_writes(ran: Ran) -> None:
-    """show of an unknown member says so and what they would start with; no database, member or row appears."""
+    """show of an unknown member says so and what they would start with; no database, member or row appears; a grant
+    is one moderator action of the console (audited)."""
     first, after_first, granted, before, again, after_again, known = ran.results
     assert first.returncode == 0, first.stderr
     assert "member 123: no account yet; on first use they start on tier free with 100 credits" in first.stdout
@@ -306,6 +308,7 @@ def test_credits_show_never_writes(ran: Ran) -> None:
     assert granted.returncode == 0
     assert again.returncode == 0 and "no account yet" in again.stdout
     assert after_again == before
+    assert before is not None and before[2] == 1  # the owner's grant is audited like a moderator's
     assert "member 42: tier free, balance 105" in known.stdout
 
 

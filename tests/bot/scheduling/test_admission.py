@@ -5,9 +5,7 @@ of concurrent admissions."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 
@@ -25,56 +23,13 @@ from bot.scheduling.admission import admit_jobs, asked_lane, is_console_job, quo
 from bot.scheduling.ledger import Ledger
 from bot.scheduling.scheduler import Scheduler
 from bot.storage.store import Store
-from config.model_registry import ModelSpec
-from config.policy import SchedulerSettings, TierSpec
-from config.settings import Settings
+from config.policy import TierSpec
+from tests.bot.scheduling.common import NOW, Clock, make, settings_for
 
 # prompt, negative prompt, model, width, height, steps, cfg, seed
 PARAMS = RenderParams("fox", "", "tiny", 64, 64, 4, 5.0, 1)
 BIG = RenderParams("fox", "", "sd15", 512, 512, 20, 7.0, 1)  # 4 units of work: 4 credits fast, 8 turbo
-NOW = 1_800_000_000.0
 CONSOLE = Origin(source="cli")
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = NOW
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def settings_for(**tiers: TierSpec) -> Settings:
-    all_tiers = {
-        "free": TierSpec(allowance=100, max_running=5, max_queued=50),
-        "unlimited": TierSpec(allowance=0, refill="never", max_running=5, max_queued=50, unlimited=True),
-        **tiers,
-    }
-    return Settings(
-        _env_file=None,  # type: ignore[call-arg]
-        model="tiny",
-        models={"double": ModelSpec(source="tiny:sd15", cost_multiplier=2.0)},
-        tiers=all_tiers,
-        scheduler=SchedulerSettings(lease_s=60, max_attempts=3, relax_aging_s=300, relax_usage_unit_s=600),
-    )
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    opened = await Store.open(tmp_path / "imagine.db")
-    yield opened
-    await opened.close()
-
-
-async def make(store: Store, clock: Clock, **tiers: TierSpec) -> Scheduler:
-    scheduler = Scheduler(store, settings_for(**tiers), now=clock)
-    await scheduler.load()
-    return scheduler
 
 
 async def put(

@@ -3,7 +3,6 @@ batching, refunds, positions and restarts (admission's checks: tests/bot/schedul
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -17,51 +16,13 @@ from bot.requests.preparation import Prepared
 from bot.scheduling.ledger import Ledger
 from bot.scheduling.scheduler import Scheduler
 from bot.storage.store import Store
-from config.policy import SchedulerSettings, TierSpec
-from config.settings import Settings
+from config.policy import TierSpec
 
 PARAMS = RenderParams(prompt="fox", negative_prompt="", model="tiny", width=64, height=64, steps=4, cfg=5.0, seed=1)
 BIG = RenderParams(prompt="fox", negative_prompt="", model="sd15", width=512, height=512, steps=20, cfg=7.0, seed=1)
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def settings_for(**tiers: TierSpec) -> Settings:
-    all_tiers = {
-        "free": TierSpec(allowance=100, max_running=5, max_queued=50),
-        "unlimited": TierSpec(allowance=0, refill="never", max_running=5, max_queued=50, unlimited=True),
-        **tiers,
-    }
-    return Settings(
-        _env_file=None,  # type: ignore[call-arg]
-        model="tiny",
-        tiers=all_tiers,
-        scheduler=SchedulerSettings(lease_s=60, max_attempts=3, relax_aging_s=300, relax_usage_unit_s=600),
-    )
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    opened = await Store.open(tmp_path / "imagine.db")
-    yield opened
-    await opened.close()
-
-
-async def make(store: Store, clock: Clock, **tiers: TierSpec) -> Scheduler:
-    scheduler = Scheduler(store, settings_for(**tiers), now=clock)
-    await scheduler.load()
-    return scheduler
+from tests.bot.scheduling.common import Clock, make  # noqa: E402
 
 
 async def put(scheduler: Scheduler, user_id: int, lane: Lane | None = Lane.FAST, params: RenderParams = PARAMS) -> int:

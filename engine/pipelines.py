@@ -358,11 +358,6 @@ class ModelCache:
         _free_memory()
 
 
-def load_model(config: EngineConfig) -> LoadedModel:
-    """Load the start-up model of ``config`` (kept for callers that need one model and no cache)."""
-    return ModelCache(config).get()
-
-
 def _free_memory() -> None:
     import gc
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Protocol
 
 
 class TaskKind(StrEnum):
@@ -159,25 +160,44 @@ BatchKey = tuple[str, int, int, int, float, str, bool, bool]
 is a negative prompt, tile."""
 
 
-def batch_key(task: RenderTask) -> BatchKey | None:
+class BatchFields(Protocol):
+    """What the batch rule reads: a :class:`RenderTask`, or the bot's parameters of a job before it is one."""
+
+    prompt: str
+    negative_prompt: str
+    model: str
+    width: int
+    height: int
+    steps: int
+    cfg: float
+    sampler: str
+    tile: bool
+
+
+def batch_key_of(kind: TaskKind, fields: BatchFields) -> BatchKey | None:
     """Tasks with equal keys run as one pipeline call; None for a task that must run alone.
 
     Only txt2img batches, and only without LoRA tags (``<lora:name:weight>`` loads weights for the whole call).
-    The one rule for both sides: the engine groups a batch by it, and the bot's dispatcher picks jobs by it, so the
-    bot never sends a batch the engine would split.
+    The one rule for both sides: the engine groups a batch by it, and the bot's dispatcher picks jobs by it (on a
+    job's parameters, without building its task), so the bot never sends a batch the engine would split.
     """
-    if task.kind != TaskKind.TXT2IMG or "<lora:" in task.prompt:
+    if kind != TaskKind.TXT2IMG or "<lora:" in fields.prompt:
         return None
     return (
-        task.model,
-        task.width,
-        task.height,
-        task.steps,
-        task.cfg,
-        task.sampler,
-        bool(task.negative_prompt),
-        task.tile,
+        fields.model,
+        fields.width,
+        fields.height,
+        fields.steps,
+        fields.cfg,
+        fields.sampler,
+        bool(fields.negative_prompt),
+        fields.tile,
     )
+
+
+def batch_key(task: RenderTask) -> BatchKey | None:
+    """:func:`batch_key_of` a task."""
+    return batch_key_of(task.kind, task)
 
 
 HEARTBEAT_S = 5.0

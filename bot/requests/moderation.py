@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import aiosqlite
@@ -36,16 +35,6 @@ class ServerOnlyError(ImagineError):
 
     def __init__(self) -> None:
         super().__init__("imaginebot works inside servers only: use /imagine in a channel of a server where the bot is")
-
-
-@dataclass(frozen=True)
-class AuditEntry:
-    at: float
-    actor_id: int
-    action: str
-    target: str | None
-    reason: str
-    details: dict[str, Any]
 
 
 async def record_audit(
@@ -190,12 +179,6 @@ class Moderation:
         allowed = [f"<#{channel}>" for channel, ok in sorted(rules.items()) if ok]
         where = f"use it in {', '.join(allowed)}" if allowed else "ask a moderator where it can be used"
         raise ChannelNotAllowedError(f"the image bot is not used in this channel; {where}")
-
-    async def audit_log(self, limit: int = 20) -> list[AuditEntry]:
-        rows = await self.store.fetch_all(
-            "SELECT at, actor_id, action, target, reason, details FROM audit ORDER BY id DESC LIMIT ?", (limit,)
-        )
-        return [AuditEntry(row[0], row[1], row[2], row[3], row[4], json.loads(row[5])) for row in rows]
 
 
 def _rules_guild(actor: Actor) -> int | None:

@@ -83,18 +83,6 @@ class _Candidate:
         return self.steps_w < other.steps_w
 
 
-def ratio_error(size: tuple[int, int], aspect: tuple[int, int]) -> Fraction:
-    """How far ``size``'s width:height is from ``aspect``, relative to the smaller of the two (symmetric in W/H).
-
-    >>> ratio_error((640, 448), (3, 2))  # 10:7 instead of 3:2
-    Fraction(1, 20)
-    """
-    width, height = size
-    ratio_w, ratio_h = aspect
-    cross_a, cross_b = width * ratio_h, height * ratio_w
-    return Fraction(abs(cross_a - cross_b), min(cross_a, cross_b))
-
-
 def _widths_to_try(ratio_w: int, ratio_h: int, steps_h: int) -> range:
     """Widths (in grid steps) that may be within 1% of the ratio at this height (checked exactly by the caller)."""
     exact = ratio_w * steps_h / ratio_h

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.errors import EngineCrashedError, RenderFailedError
+from bot.errors import EngineCrashedError
 from bot.running.engine_host import EngineHost
 from bot.running.engine_run import EngineRun, resolve_future
 from engine.protocol import (
@@ -76,13 +76,6 @@ class EngineSupervisor(EngineHost):
         on the job belongs to the abandoned attempt, even when a later attempt of the job waits on the same engine."""
 
     # --- work --------------------------------------------------------------------------------------------
-
-    async def render(self, task: RenderTask, on_progress: ProgressCallback | None = None) -> TaskDone:
-        """Render one task. Raises EngineCrashedError if the engine dies, RenderFailedError if the job fails."""
-        (result,) = await self.render_batch([task], on_progress)
-        if isinstance(result, TaskFailed):
-            raise RenderFailedError(result.message, reason=result.reason)
-        return result
 
     async def render_batch(
         self,

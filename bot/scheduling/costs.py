@@ -8,7 +8,6 @@ at least ``min_cost`` unless the result is exactly free (relax, or an unlimited 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
 
 from bot.jobs import Lane, RenderParams
 from bot.requests.sweep_spec import cell_steps
@@ -69,8 +68,3 @@ def job_cost(
     raw = job_work(params, credits) * credits.credits_per_unit
     # Round away float noise before ceil so that exactly 5.0 never becomes 6.
     return max(credits.min_cost, math.ceil(round(raw * factor, 9)))
-
-
-def total_cost(costs: Iterable[int]) -> int:
-    """The cost of several jobs (``--repeat``, permutations) charged up front."""
-    return sum(costs)

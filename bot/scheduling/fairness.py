@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from bot.jobs import Kind, Lane, RenderParams, engine_task
+from bot.jobs import KIND_TO_ENGINE, Kind, Lane, RenderParams
 from config.policy import SchedulerSettings
 from engine.protocol import BatchKey as EngineBatchKey
-from engine.protocol import batch_key as engine_batch_key
+from engine.protocol import batch_key_of
 
 
 class RunsAlone:
@@ -61,7 +61,7 @@ def order_key(
 
 def batch_key(kind: str, params: RenderParams) -> BatchKey:
     """Jobs with the same key are rendered by the engine in one pipeline call (the engine's own rule)."""
-    key = engine_batch_key(engine_task(Kind(kind), params))
+    key = batch_key_of(KIND_TO_ENGINE[Kind(kind)], params)
     return RunsAlone() if key is None else key
 
 

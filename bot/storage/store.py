@@ -138,9 +138,6 @@ class Store:
         row = await self.fetch_one(sql, params)
         return None if row is None else row[0]
 
-    async def schema_version(self) -> int:
-        return int(await self.fetch_value("PRAGMA user_version"))
-
 
 def copy_database(source: Path, destination: Path) -> Path:
     """An online, consistent copy (SQLite's backup API: safe while the bot writes), written atomically; an

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 import discord
 import simcord
 
-from bot.requests.moderation import Moderation
+from bot.storage.store import Store
 from tests.conftest import scene
+
+
+async def audit_rows(store: Store, limit: int = 20) -> list[sqlite3.Row]:
+    """The newest audit rows (action, actor_id, target, reason), newest first."""
+    return await store.fetch_all(
+        "SELECT action, actor_id, target, reason FROM audit ORDER BY id DESC LIMIT ?", (limit,)
+    )
 
 
 def _moderator(env: simcord.Env, guild: simcord.GuildHandle) -> simcord.MemberActor:
@@ -44,9 +53,9 @@ async def test_blocklist_blocks_prompts_and_is_audited(discord_env: simcord.Env)
     assert removed.response is not None
     assert "Unblocked: `gore`" in removed.response.content
 
-    [latest, first] = (await Moderation(discord_env.bot.service.store).audit_log())[:2]
-    assert (first.action, first.actor_id, first.reason) == ("blocklist.add", mod.id, "server rules")
-    assert (latest.action, latest.target) == ("blocklist.remove", "gore")
+    [latest, first] = (await audit_rows(discord_env.bot.service.store))[:2]
+    assert (first["action"], first["actor_id"], first["reason"]) == ("blocklist.add", mod.id, "server rules")
+    assert (latest["action"], latest["target"]) == ("blocklist.remove", "gore")
 
 
 async def test_member_is_refused_even_when_discord_lets_them_run_admin(discord_env: simcord.Env) -> None:
@@ -60,7 +69,7 @@ async def test_member_is_refused_even_when_discord_lets_them_run_admin(discord_e
     assert result.ephemeral
     assert result.response is not None
     assert "only moderators can use this" in result.response.content
-    assert await Moderation(discord_env.bot.service.store).blocked(guild.id) == []
+    assert await discord_env.bot.service.store.fetch_value("SELECT COUNT(*) FROM blocklist") == 0
 
 
 async def test_channel_rules_say_where_the_bot_works(discord_env: simcord.Env) -> None:
@@ -132,7 +141,7 @@ async def test_credits_tier_ban_and_queue_control(discord_env: simcord.Env) -> N
     summary = await mod.slash(channel, "admin queue")
     assert "Queue ▶️ running" in summary.response.content
 
-    actions = [entry.action for entry in await Moderation(service.store).audit_log(limit=50)]
+    actions = [entry["action"] for entry in await audit_rows(service.store, limit=50)]
     for action in (
         "credits.give",
         "credits.take",
@@ -178,4 +187,4 @@ async def test_every_admin_command_refuses_a_member(discord_env: simcord.Env) ->
         assert "only moderators can use this" in result.response.content, name
     assert await discord_env.bot.service.ledger.balance(victim.id) == before
     assert not discord_env.bot.service.scheduler.paused
-    assert await Moderation(discord_env.bot.service.store).audit_log() == []
+    assert await audit_rows(discord_env.bot.service.store) == []

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from bot.running.engine_supervisor import EngineSupervisor
 from engine.protocol import Progress, RenderTask, TaskDone
+from tests.engine.rendering import render_one
 
 JOB_ID = 990_001
 """Far from the ids other tests use on the session's engine."""
@@ -39,11 +40,11 @@ async def test_the_next_attempt_gets_its_own_result_not_the_abandoned_ones(
         if progress.step >= 1:
             started.set()
 
-    first = asyncio.create_task(engine.render(_task(data_dir, steps=60), on_progress))
+    first = asyncio.create_task(render_one(engine, _task(data_dir, steps=60), on_progress))
     await asyncio.wait_for(started.wait(), timeout=60)
     first.cancel()
     await asyncio.gather(first, return_exceptions=True)
 
-    done = await asyncio.wait_for(engine.render(_task(data_dir, steps=4)), timeout=60)
+    done = await asyncio.wait_for(render_one(engine, _task(data_dir, steps=4)), timeout=60)
     assert isinstance(done, TaskDone)
     assert len(done.paths) == 1

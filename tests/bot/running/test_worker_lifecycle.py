@@ -21,6 +21,7 @@ from bot.running.engine_supervisor import EngineSupervisor
 from config.settings import Settings
 from engine.protocol import RenderTask
 from tests.conftest import ENGINE_TIMEOUT_S, make_settings
+from tests.engine.rendering import render_one
 
 pytestmark = pytest.mark.slow
 
@@ -72,7 +73,7 @@ async def test_a_job_keeps_its_lease_while_the_engine_loads_its_model(
     """A 0.5 s lease swept every 0.1 s and a model that takes longer to load: done on the first attempt, once."""
     settings = make_settings(data_dir, database_path=tmp_path / "imagine.db", scheduler={"lease_s": 0.5})
     warm_up = RenderTask(990, "a fox", "", 64, 64, 2, 5.0, (1,), "euler", str(data_dir / "images" / "warm-up"))
-    await engine.render(warm_up)  # the start-up model is loaded, so tiny-sdxl loads when the job asks for it
+    await render_one(engine, warm_up)  # the start-up model is loaded, so tiny-sdxl loads when the job asks for it
     service = await ImagineService.open(settings, engine=engine)
     events: list[JobEvent] = []
     service.events.subscribe(events.append)

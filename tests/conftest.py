@@ -24,7 +24,11 @@ import simcord
 from simcord import interactions as sim_interactions
 from simcord.backend import serializers
 
+from bot.actors import Actor
+from bot.application.admitted import Submitted
+from bot.application.service import ImagineService
 from bot.discord_surface.discord_bot import ImagineBot
+from bot.jobs import Lane
 from bot.operations.logs import RedactSecrets
 from bot.running.engine_config import engine_config
 from bot.running.engine_supervisor import EngineSupervisor
@@ -306,3 +310,10 @@ def emit_clicks(
         payload["message"] = dict(serializers.message_payload(env.backend, stored))
         record.source_message_id = stored.id
         env.backend.emit("INTERACTION_CREATE", payload)
+
+
+async def submit_prompt(service: ImagineService, actor: Actor, prompt: str, *, lane: Lane | None = None) -> Submitted:
+    """Prepare a prompt for ``actor`` and submit its first job, as a surface does; the job as admitted."""
+    prepared = await service.prepare(actor, prompt)
+    admitted = await service.submit(actor, prepared[:1], lane=lane)
+    return admitted.jobs[0]

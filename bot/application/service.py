@@ -324,12 +324,6 @@ class ImagineService:
         self.worker.wake()
         return replace(admitted, jobs=tuple(placed))
 
-    async def submit_imagine(self, actor: Actor, raw_prompt: str, *, lane: Lane | None = None) -> Submitted:
-        """:meth:`prepare` then :meth:`submit` of its first job (the command line renders one grid)."""
-        prepared = await self.prepare(actor, raw_prompt)
-        admitted = await self.submit(actor, prepared[:1], lane=lane)
-        return admitted.jobs[0]
-
     async def submit_shell_request(
         self,
         actor: Actor,

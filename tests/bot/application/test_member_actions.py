@@ -16,6 +16,7 @@ from bot.requests.preparation import prepare_imagine
 from bot.running.engine_config import engine_config
 from bot.running.engine_supervisor import EngineSupervisor
 from config.settings import Settings
+from tests.conftest import submit_prompt
 
 GUILD, CHANNEL = 500, 600
 
@@ -36,9 +37,9 @@ async def service(tmp_path: Path) -> AsyncIterator[ImagineService]:
 
 async def test_overview_lists_own_jobs_with_positions(service: ImagineService) -> None:
     """Balance, tier and each unfinished job with its place; other members' jobs are not listed."""
-    await service.submit_imagine(member(2), "someone else's fox")
-    first = await service.submit_imagine(member(1), "a fox")
-    second = await service.submit_imagine(member(1), "a cat")
+    await submit_prompt(service, member(2), "someone else's fox")
+    first = await submit_prompt(service, member(1), "a fox")
+    second = await submit_prompt(service, member(1), "a cat")
     overview = await service.member.overview(member(1))
     assert overview.balance == 98 and overview.tier == "free" and not overview.banned
     assert [(place.job.id, place.position) for place in overview.jobs] == [(first.job.id, 2), (second.job.id, 3)]
@@ -46,8 +47,8 @@ async def test_overview_lists_own_jobs_with_positions(service: ImagineService) -
 
 async def test_cancel_own_newest_and_refuse_others(service: ImagineService) -> None:
     """No id cancels the newest own job; another member's job and an ended job are refused with the same texts."""
-    mine = await service.submit_imagine(member(1), "a fox")
-    theirs = await service.submit_imagine(member(2), "a cat")
+    mine = await submit_prompt(service, member(1), "a fox")
+    theirs = await submit_prompt(service, member(2), "a cat")
     with pytest.raises(ImagineError, match="only cancel your own jobs"):
         await service.member.cancel(member(1), theirs.job.id)
     cancelled = await service.member.cancel(member(1))
@@ -63,7 +64,7 @@ async def test_preferences_round_trip(service: ImagineService) -> None:
     """A lane switch is stored and read back; prompts then use it."""
     await service.member.update_preferences(member(1), lane=Lane.RELAX)
     assert (await service.member.preferences(member(1))).lane is Lane.RELAX
-    submitted = await service.submit_imagine(member(1), "a fox")
+    submitted = await submit_prompt(service, member(1), "a fox")
     assert submitted.job.lane is Lane.RELAX
 
 
@@ -91,7 +92,7 @@ async def test_preparation_moderates_every_prompt(service: ImagineService) -> No
 
 async def test_a_job_is_shown_to_its_member_and_the_console_only(service: ImagineService) -> None:
     """The member and the console see a job with its images; another member is refused."""
-    submitted = await service.submit_imagine(member(1), "a fox")
+    submitted = await submit_prompt(service, member(1), "a fox")
     assert (await service.member.job(member(1), submitted.job.id)).job.id == submitted.job.id
     files = await service.member.job(Actor.console(), submitted.job.id)
     assert files.images == ()  # not rendered: no images yet

@@ -15,6 +15,7 @@ from bot.jobs import Status
 from bot.running.engine_config import engine_config
 from bot.running.engine_supervisor import EngineSupervisor
 from config.settings import Settings
+from tests.conftest import submit_prompt
 
 GUILD, CHANNEL = 500, 600
 
@@ -57,7 +58,7 @@ async def test_who_may_moderate(service: ImagineService, actor: Actor, allowed: 
 async def test_every_moderator_action_refuses_a_member(service: ImagineService) -> None:
     """A member without rights gets NotModeratorError from every action, and nothing changes."""
     plain = member(2)
-    submitted = await service.submit_imagine(member(3), "a fox")
+    submitted = await submit_prompt(service, member(3), "a fox")
     attempts = [
         service.admin.block(plain, ["fox"]),
         service.admin.unblock(plain, ["fox"]),
@@ -121,7 +122,7 @@ async def test_server_rules_need_a_server(service: ImagineService) -> None:
 async def test_admin_cancel_refunds_and_lists_the_queue(service: ImagineService) -> None:
     """The queue listing shows queued jobs; a moderator's cancel refunds the member."""
     moderator = member(9, MemberRoles(manage_guild=True))
-    submitted = await service.submit_imagine(member(5), "a fox")
+    submitted = await submit_prompt(service, member(5), "a fox")
     listing = await service.admin.queue(moderator)
     assert [job.id for job in listing.queued] == [submitted.job.id]
     assert listing.summary.total_queued == 1

@@ -13,6 +13,7 @@ from bot.jobs import Lane, Origin, Status
 from bot.running.engine_config import engine_config
 from bot.running.engine_supervisor import EngineSupervisor
 from config.settings import Settings
+from tests.conftest import submit_prompt
 
 
 def _member(user_id: int) -> Actor:
@@ -29,7 +30,7 @@ async def test_enqueue_reports_cost_balance_and_lane_flag(tmp_path: Path) -> Non
     """--turbo in the prompt picks the lane; the result carries cost and balance; cancel refunds."""
     service = await open_service(tmp_path)
     try:
-        submitted = await service.submit_imagine(_member(7), "a fox --turbo")
+        submitted = await submit_prompt(service, _member(7), "a fox --turbo")
         assert submitted.job.lane is Lane.TURBO
         assert submitted.cost == 1 and submitted.balance == 99
         assert submitted.position == 1
@@ -44,7 +45,7 @@ async def test_console_generates_without_credits(tmp_path: Path) -> None:
     """User 0 is on the unlimited tier: nothing is charged."""
     service = await open_service(tmp_path)
     try:
-        submitted = await service.submit_imagine(Actor.console(), "a fox --ar 3:2")
+        submitted = await submit_prompt(service, Actor.console(), "a fox --ar 3:2")
         assert submitted.cost == 0
     finally:
         await service.close()
@@ -56,8 +57,8 @@ async def test_refusal_message_offers_relax(tmp_path: Path) -> None:
     try:
         await service.ledger.set_balance(9, 0, actor="mod", reason="test")
         with pytest.raises(InsufficientCreditsError, match="--relax"):
-            await service.submit_imagine(_member(9), "a fox")
-        relaxed = await service.submit_imagine(_member(9), "a fox --relax")
+            await submit_prompt(service, _member(9), "a fox")
+        relaxed = await submit_prompt(service, _member(9), "a fox --relax")
         assert relaxed.cost == 0 and relaxed.job.lane is Lane.RELAX
     finally:
         await service.close()

@@ -12,7 +12,7 @@ from bot.application.service import ImagineService
 from bot.errors import PromptError
 from bot.requests.request_options import TaskOptions
 from config.settings import Settings
-from tests.conftest import make_settings
+from tests.conftest import make_settings, submit_prompt
 
 BAD = Path(__file__).resolve().parents[2] / "data" / "bad"
 
@@ -78,7 +78,7 @@ async def test_hostile_prompts(service: ImagineService, prompt: str, fragment: s
 async def test_sql_metacharacters_and_bidi_text_are_just_text(service: ImagineService) -> None:
     """A prompt full of SQL and right-to-left characters is stored and read back verbatim (cleaned of bidi)."""
     prompt = "a fox'); DROP TABLE jobs; -- \u202eevil\u202c \" OR 1=1"
-    submitted = await service.submit_imagine(Actor.console(), prompt)
+    submitted = await submit_prompt(service, Actor.console(), prompt)
     job = await service.scheduler.get(submitted.job.id)
     assert "DROP TABLE jobs" in job.prompt
     assert "\u202e" not in job.prompt

@@ -17,6 +17,7 @@ from bot.requests.request_options import TaskOptions
 from bot.running.engine_supervisor import EngineSupervisor
 from config.settings import Settings
 from engine.protocol import RenderTask, TaskDone, TaskFailed
+from tests.conftest import submit_prompt
 
 pytestmark = pytest.mark.slow
 
@@ -47,7 +48,7 @@ async def test_killed_engine_is_restarted_and_the_job_retried(service: ImagineSe
             engine.kill()
 
     service.events.subscribe(on_event)
-    submitted = await service.submit_imagine(Actor.console(), "a fox --steps 10")  # about 1 s left after the kill
+    submitted = await submit_prompt(service, Actor.console(), "a fox --steps 10")  # about 1 s left after the kill
     await asyncio.wait_for(service.worker.run_until_idle(), 120)
     job = await service.scheduler.get(submitted.job.id)
     assert killed
@@ -141,8 +142,8 @@ async def test_worker_hands_compatible_jobs_to_the_engine_together(service: Imag
     """With scheduler.max_batch 2, two compatible jobs of two members are dispatched and rendered as one batch."""
     service.scheduler.policy = service.scheduler.policy.model_copy(update={"max_batch": 2})
     origin = Origin(source="cli")
-    first = await service.submit_imagine(Actor(11, origin), "a fox --seed 1")
-    second = await service.submit_imagine(Actor(12, origin), "a cat --seed 2")
+    first = await submit_prompt(service, Actor(11, origin), "a fox --seed 1")
+    second = await submit_prompt(service, Actor(12, origin), "a cat --seed 2")
     await asyncio.wait_for(service.worker.run_until_idle(), 120)
     jobs = [await service.scheduler.get(submitted.job.id) for submitted in (first, second)]
     assert [job.status for job in jobs] == [Status.COMPLETED, Status.COMPLETED]

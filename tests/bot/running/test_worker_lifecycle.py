@@ -20,7 +20,7 @@ from bot.running import worker as worker_module
 from bot.running.engine_supervisor import EngineSupervisor
 from config.settings import Settings
 from engine.protocol import RenderTask
-from tests.conftest import ENGINE_TIMEOUT_S, make_settings
+from tests.conftest import ENGINE_TIMEOUT_S, make_settings, submit_prompt
 from tests.engine.rendering import render_one
 
 pytestmark = pytest.mark.slow
@@ -79,7 +79,7 @@ async def test_a_job_keeps_its_lease_while_the_engine_loads_its_model(
     service.events.subscribe(events.append)
     try:
         async with lease_sweeper(service) as taken_back:
-            submitted = await service.submit_imagine(MEMBER, "a fox --model tiny-sdxl")
+            submitted = await submit_prompt(service, MEMBER, "a fox --model tiny-sdxl")
             await asyncio.wait_for(service.worker.run_until_idle(), ENGINE_TIMEOUT_S)
             job = await service.scheduler.get(submitted.job.id)
     finally:
@@ -104,8 +104,8 @@ async def test_a_job_keeps_its_lease_while_it_waits_in_the_engine_behind_another
     try:
         async with lease_sweeper(service) as taken_back:
             # 12 steps of a 4-image grid: about 1.4 s each, almost three leases
-            first = await service.submit_imagine(Actor(41, Origin(source="cli")), "a fox --steps 12 --seed 1")
-            second = await service.submit_imagine(MEMBER, "a cat --steps 12 --seed 2")
+            first = await submit_prompt(service, Actor(41, Origin(source="cli")), "a fox --steps 12 --seed 1")
+            second = await submit_prompt(service, MEMBER, "a cat --steps 12 --seed 2")
             await asyncio.wait_for(service.worker.run_until_idle(), ENGINE_TIMEOUT_S)
             jobs = [await service.scheduler.get(submitted.job.id) for submitted in (first, second)]
     finally:
@@ -132,7 +132,7 @@ async def test_a_job_cancelled_while_the_engine_restarts_is_never_rendered(
 
     service.events.subscribe(on_event)
     started = time.time()  # the module's tests share images/ and number their jobs alike: judge by time
-    submitted = await service.submit_imagine(MEMBER, "a fox --steps 40")
+    submitted = await submit_prompt(service, MEMBER, "a fox --steps 40")
     job_id = submitted.job.id
     assert submitted.cost > 0
     service.start()
@@ -142,7 +142,7 @@ async def test_a_job_cancelled_while_the_engine_restarts_is_never_rendered(
     assert not engine.alive or engine.ready is None  # restarting: the crash backoff, then loading its model
     await service.cancel(job_id, "member")
     cancelled_at = len(events)
-    later = await service.submit_imagine(MEMBER, "a cat")  # the worker reaches it only after anything before it
+    later = await submit_prompt(service, MEMBER, "a cat")  # the worker reaches it only after anything before it
 
     def settled() -> bool:
         rendered_again = _of(events[cancelled_at:], job_id, EventKind.PROGRESS)

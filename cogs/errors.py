@@ -14,17 +14,16 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.core import ImagineError, ServerOnlyError
+from bot.core import NotModeratorError as CoreNotModeratorError
 
 log = logging.getLogger(__name__)
 
 
 class NotModeratorError(app_commands.CheckFailure):
-    """A member without moderator rights tried a moderator command."""
+    """A member without moderator rights tried a moderator command (the core's refusal, as a Discord check)."""
 
     def __init__(self) -> None:
-        super().__init__(
-            "only moderators can use this: you need the Manage Server permission or a moderator role of this server"
-        )
+        super().__init__(str(CoreNotModeratorError()))
 
 
 async def send_error(interaction: discord.Interaction[Any], text: str) -> None:

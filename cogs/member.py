@@ -137,7 +137,7 @@ class MemberCog(commands.Cog):
     @app_commands.command(name="queue", description="How busy the image queue is")
     @app_commands.guild_only()
     async def queue(self, interaction: discord.Interaction[Any]) -> None:
-        summary = await self.bot.service.member.queue()
+        summary = await self.bot.service.member.queue(actor_of(interaction))
         await interaction.response.send_message(queue_headline(summary))
 
     async def _switch_lane(self, interaction: discord.Interaction[Any], lane: Lane) -> None:

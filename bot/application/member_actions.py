@@ -1,7 +1,7 @@
 """What a member can do besides asking for images: see their account and jobs, cancel their own jobs, change their
 preferences, look at the queue, and list the models and samplers they may choose.
 
-Part of the application core: every method takes the :class:`~bot.actors.Actor` asking and returns plain data.
+Part of the application core: every action takes the :class:`~bot.actors.Actor` asking and returns plain data.
 Reach it as ``ImagineService.member``.
 """
 
@@ -97,8 +97,9 @@ class MemberActions:
         """Change some of the actor's preferences (None: back to the server default); returns all of them."""
         return await self._service.preferences.update(actor.user_id, **changes)
 
-    async def queue(self) -> QueueSummary:
-        """How many jobs wait in each lane, which render, and whether the queue is paused."""
+    async def queue(self, actor: Actor) -> QueueSummary:
+        """How many jobs wait in each lane, which render, and whether the queue is paused (the same for everyone
+        ``actor`` may ask)."""
         service = self._service
         return await queue_summary(service.store, paused=service.scheduler.paused)
 

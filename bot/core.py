@@ -20,7 +20,7 @@ from bot.requests.preferences import Preferences
 from bot.requests.preparation import Prepared
 from bot.requests.request_options import ImageInput, RequestOptions
 from bot.requests.upload_store import StagedUpload
-from bot.requests.uploads import MIB, UploadError, UploadLimits
+from bot.requests.uploads import MIB, UploadError, UploadLimits, check_byte_size
 from bot.running.delivery import Delivery, PostFailure, needs_delivery
 from bot.scheduling.reports import QueueSummary, Stats
 
@@ -59,6 +59,7 @@ __all__ = [
     "Submitted",
     "UploadError",
     "UploadLimits",
+    "check_byte_size",
     "make_custom_id",
     "needs_delivery",
     "parse_custom_id",

@@ -10,7 +10,16 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.core import MIB, ImageInput, ImagineError, ReceivedImage, RequestOptions, UploadError, UploadLimits
+from bot.core import (
+    MIB,
+    ImageInput,
+    ImagineError,
+    ReceivedImage,
+    RequestOptions,
+    UploadError,
+    UploadLimits,
+    check_byte_size,
+)
 from bot.discord_surface.discord_setup import check_delivery_permissions
 from cogs.actors import actor_of
 from cogs.posts import MAX_CONTENT
@@ -38,21 +47,9 @@ def choices_matching(names: list[str], current: str, limit: int = 25) -> list[ap
 ATTACHMENT_READ_TIMEOUT_S = 60.0
 
 
-def check_attachment_metadata(attachment: discord.Attachment, limits: UploadLimits, what: str) -> None:
-    """Refuse by Discord's metadata before downloading anything."""
-    if attachment.size > limits.max_bytes:
-        raise UploadError(
-            f"the {what} is {attachment.size / MIB:.1f} MiB; the limit is {limits.max_bytes / MIB:g} MiB. "
-            "Upload a smaller image"
-        )
-    if attachment.size == 0:
-        raise UploadError(f"the {what} is empty (0 bytes); upload a PNG, JPEG or WebP image")
-
-
 async def read_attachment(attachment: discord.Attachment, limits: UploadLimits, what: str) -> bytes:
-    """Download an attachment under a hard cap: its reported size first, then the bytes that really arrived (a
-    size that disagrees with Discord's metadata is refused too), within a time limit."""
-    check_attachment_metadata(attachment, limits, what)
+    """Download an attachment whose reported size passed :func:`check_byte_size`, within a time limit, and cap the
+    bytes that really arrived too (a size that disagrees with Discord's metadata is refused)."""
     try:
         data = await asyncio.wait_for(attachment.read(), ATTACHMENT_READ_TIMEOUT_S)
     except (TimeoutError, discord.HTTPException):
@@ -86,17 +83,16 @@ class ImagineCog(commands.Cog):
         limits = service.upload_limits
         attachments = [(attachment, what) for attachment, what in ((image, "image"), (mask, "mask")) if attachment]
         try:
-            await service.check_access(actor)
-            check_delivery_permissions(interaction)
-            for attachment, what in attachments:
-                check_attachment_metadata(attachment, limits, what)
             announced = RequestOptions(
                 image=ImageInput.announced() if image else None,
                 mask=ImageInput.announced() if mask else None,
                 strength=strength,
                 sweeps=sweeps,
             )
-            prepared = await service.prepare(actor, prompt, announced)
+            prepared = await service.prepare(actor, prompt, announced)  # access, the request, moderation
+            check_delivery_permissions(interaction)
+            for attachment, what in attachments:
+                check_byte_size(attachment.size, limits, what=what)
         except ImagineError as error:
             await interaction.response.send_message(f"⚠️ {error}"[:MAX_CONTENT], ephemeral=True)
             return

@@ -71,9 +71,8 @@ class ResultButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=TEMP
         bot: ImagineBot = interaction.client
         actor = actor_of(interaction)
         try:
-            await bot.service.check_access(actor)
-            check_delivery_permissions(interaction)
             prepared = await bot.service.prepare_follow_up(actor, self.job_id, self.action, self.index)
+            check_delivery_permissions(interaction)
         except ImagineError as error:
             await interaction.response.send_message(f"⚠️ {error}", ephemeral=True)
             return

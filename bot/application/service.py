@@ -227,8 +227,8 @@ class ImagineService:
 
     # --- preparation: every rule, moderation included, before anything is charged ------------------------------
 
-    async def check_access(self, actor: Actor) -> None:
-        """The cheap refusals, before any download or parsing work: outside a server, a channel the bot is not
+    async def _check_access(self, actor: Actor) -> None:
+        """The cheap refusals, first in every preparation: outside a server, a channel the bot is not
         used in, a banned member, a paused queue. Admission checks the ban and the pause again when it charges."""
         await self.moderation.check_channel(actor)
         if self.scheduler.paused:
@@ -242,7 +242,7 @@ class ImagineService:
         preferences, the models, then moderation of every prompt that will render) and return its jobs (permutations
         and --repeat give several), stamped for admission. Announce attachments with ``ImageInput.announced()``
         and add them with :meth:`attach_images` once received. Raises an ImagineError saying what to change."""
-        await self.check_access(actor)
+        await self._check_access(actor)
         preferences = None if actor.is_console else await self.preferences.get(actor.user_id)
         prepared = preparation.prepare_imagine(self.settings, raw_prompt, preferences, options, owner=actor.is_console)
         return await self._moderated(actor, prepared)
@@ -250,7 +250,7 @@ class ImagineService:
     async def prepare_follow_up(self, actor: Actor, parent_id: int, action: Action, index: int) -> Prepared:
         """The job a result button asks for (upscale, vary, reroll, zoom, pan), with the parent's prompt checked
         against today's rules of the actor's server. Raises ImagineError."""
-        await self.check_access(actor)
+        await self._check_access(actor)
         parent = await self.scheduler.get(parent_id)
         images = await self.scheduler.images(parent_id)
         prepared = preparation.prepare_follow_up(self.settings, parent, images, action, index)

@@ -166,7 +166,7 @@ def check_delivery_permissions(interaction: discord.Interaction[Any]) -> None:
     """Refuse a request from a server channel where the bot cannot post results (``interaction.app_permissions``).
 
     Raises MissingChannelPermissionsError; outside a server there is nothing to check (guild-only commands and
-    :meth:`~bot.application.service.ImagineService.check_access` refuse those).
+    :meth:`~bot.application.service.ImagineService.prepare` refuse those).
     """
     if interaction.guild_id is None:
         return

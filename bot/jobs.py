@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from enum import StrEnum
 from typing import Any
 
@@ -114,30 +114,16 @@ class RenderParams:
         return cls(**values)
 
 
+_SHARED_FIELDS = tuple(
+    field.name for field in fields(RenderTask) if field.name in {own.name for own in fields(RenderParams)}
+)
+
+
 def engine_task(kind: Kind, params: RenderParams, *, job_id: int = 0, output_dir: str = "") -> RenderTask:
-    """The engine task that renders a job of ``kind`` with ``params`` (field for field, no other rule)."""
-    return RenderTask(
-        job_id=job_id,
-        prompt=params.prompt,
-        negative_prompt=params.negative_prompt,
-        width=params.width,
-        height=params.height,
-        steps=params.steps,
-        cfg=params.cfg,
-        seeds=params.seeds,
-        sampler=params.sampler,
-        output_dir=output_dir,
-        kind=KIND_TO_ENGINE[kind],
-        model=params.model,
-        init_image=params.init_image,
-        mask_image=params.mask_image,
-        strength=params.strength,
-        zoom=params.zoom,
-        pan=params.pan,
-        upscale_factor=params.upscale_factor,
-        sweep=params.sweep,
-        tile=params.tile,
-    )
+    """The engine task that renders a job of ``kind`` with ``params``: every field both spell the same is copied
+    as is (one name per thing), plus the job's id, seeds, engine kind and output folder."""
+    shared = {name: getattr(params, name) for name in _SHARED_FIELDS}
+    return RenderTask(job_id=job_id, seeds=params.seeds, output_dir=output_dir, kind=KIND_TO_ENGINE[kind], **shared)
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,8 @@
-"""Render one task on a supervised engine, as the tests of the engine's supervision need it."""
+"""A tiny task and rendering it on a supervised engine, as the tests of the engine's supervision need them."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from bot.errors import RenderFailedError
 from bot.running.engine_supervisor import EngineSupervisor, ProgressCallback
@@ -15,3 +17,19 @@ async def render_one(
     if isinstance(result, TaskFailed):
         raise RenderFailedError(result.message, reason=result.reason)
     return result
+
+
+def tiny_task(data_dir: Path, job_id: int, *, steps: int = 4, seeds: tuple[int, ...] = (1, 2)) -> RenderTask:
+    """A small txt2img task (64×48, a negative prompt) writing under ``data_dir/images/<job id>``."""
+    return RenderTask(
+        job_id=job_id,
+        prompt="a red fox",
+        negative_prompt="blur",
+        width=64,
+        height=48,
+        steps=steps,
+        cfg=5.0,
+        seeds=seeds,
+        sampler="euler_a",
+        output_dir=str(data_dir / "images" / str(job_id)),
+    )

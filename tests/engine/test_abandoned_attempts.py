@@ -7,26 +7,11 @@ import asyncio
 from pathlib import Path
 
 from bot.running.engine_supervisor import EngineSupervisor
-from engine.protocol import Progress, RenderTask, TaskDone
-from tests.engine.rendering import render_one
+from engine.protocol import Progress, TaskDone
+from tests.engine.rendering import render_one, tiny_task
 
 JOB_ID = 990_001
 """Far from the ids other tests use on the session's engine."""
-
-
-def _task(data_dir: Path, steps: int) -> RenderTask:
-    return RenderTask(
-        job_id=JOB_ID,
-        prompt="a paper kite",
-        negative_prompt="",
-        width=64,
-        height=48,
-        steps=steps,
-        cfg=5.0,
-        seeds=(5,),
-        sampler="euler_a",
-        output_dir=str(data_dir / "images" / str(JOB_ID)),
-    )
 
 
 async def test_the_next_attempt_gets_its_own_result_not_the_abandoned_ones(
@@ -40,11 +25,11 @@ async def test_the_next_attempt_gets_its_own_result_not_the_abandoned_ones(
         if progress.step >= 1:
             started.set()
 
-    first = asyncio.create_task(render_one(engine, _task(data_dir, steps=60), on_progress))
+    first = asyncio.create_task(render_one(engine, tiny_task(data_dir, JOB_ID, steps=60, seeds=(5,)), on_progress))
     await asyncio.wait_for(started.wait(), timeout=60)
     first.cancel()
     await asyncio.gather(first, return_exceptions=True)
 
-    done = await asyncio.wait_for(render_one(engine, _task(data_dir, steps=4)), timeout=60)
+    done = await asyncio.wait_for(render_one(engine, tiny_task(data_dir, JOB_ID, seeds=(5,))), timeout=60)
     assert isinstance(done, TaskDone)
     assert len(done.paths) == 1

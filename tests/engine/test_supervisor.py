@@ -23,26 +23,11 @@ from bot.running.engine_supervisor import EngineSupervisor
 from engine.metadata import read_parameters
 from engine.protocol import Heartbeat, Progress, RenderTask, TaskFailed
 from tests.ahead import Command, Ran, ahead
-from tests.engine.rendering import render_one
+from tests.engine.rendering import render_one, tiny_task
 
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _task(data_dir: Path, job_id: int, *, steps: int = 4, seeds: tuple[int, ...] = (1, 2)) -> RenderTask:
-    return RenderTask(
-        job_id=job_id,
-        prompt="a red fox",
-        negative_prompt="blur",
-        width=64,
-        height=48,
-        steps=steps,
-        cfg=5.0,
-        seeds=seeds,
-        sampler="euler_a",
-        output_dir=str(data_dir / "images" / str(job_id)),
-    )
 
 
 async def test_render_writes_pngs_with_metadata_and_reports_progress(engine: EngineSupervisor, data_dir: Path) -> None:
@@ -54,7 +39,7 @@ async def test_render_writes_pngs_with_metadata_and_reports_progress(engine: Eng
     def on_progress(progress: Progress) -> None:
         steps.append(progress.step)
 
-    done = await render_one(engine, _task(data_dir, 101), on_progress)
+    done = await render_one(engine, tiny_task(data_dir, 101), on_progress)
     await asyncio.sleep(0)
     assert steps == [1, 2, 3, 4]
     assert len(done.paths) == 2
@@ -78,9 +63,9 @@ async def test_render_writes_pngs_with_metadata_and_reports_progress(engine: Eng
 
 async def test_same_seed_same_pixels_regardless_of_batch(engine: EngineSupervisor, data_dir: Path) -> None:
     """Image i depends only on its own seed: redoing one image of a grid gives the same pixels."""
-    batch = await render_one(engine, _task(data_dir, 102, seeds=(11, 12, 13, 14)))
-    single = await render_one(engine, _task(data_dir, 103, seeds=(13,)))
-    again = await render_one(engine, _task(data_dir, 104, seeds=(11, 12, 13, 14)))
+    batch = await render_one(engine, tiny_task(data_dir, 102, seeds=(11, 12, 13, 14)))
+    single = await render_one(engine, tiny_task(data_dir, 103, seeds=(13,)))
+    again = await render_one(engine, tiny_task(data_dir, 104, seeds=(11, 12, 13, 14)))
     with Image.open(batch.paths[0]) as a, Image.open(again.paths[0]) as b:
         assert a.tobytes() == b.tobytes()
     with Image.open(batch.paths[2]) as a, Image.open(single.paths[0]) as b:
@@ -90,7 +75,7 @@ async def test_same_seed_same_pixels_regardless_of_batch(engine: EngineSuperviso
 
 async def test_output_outside_data_dir_is_refused(engine: EngineSupervisor, tmp_path: Path, data_dir: Path) -> None:
     """The engine writes only under data/."""
-    task = _task(data_dir, 105)
+    task = tiny_task(data_dir, 105)
     outside = RenderTask(**{**task.__dict__, "output_dir": str(tmp_path / "elsewhere")})
     with pytest.raises(RenderFailedError) as caught:
         await render_one(engine, outside)
@@ -108,7 +93,7 @@ async def test_cancel_stops_a_running_job_early(engine: EngineSupervisor, data_d
             asyncio.get_running_loop().create_task(engine.cancel(106))
 
     with pytest.raises(RenderFailedError) as caught:
-        await render_one(engine, _task(data_dir, 106, steps=60), on_progress)
+        await render_one(engine, tiny_task(data_dir, 106, steps=60), on_progress)
     assert caught.value.reason == "cancelled"
     assert max(steps) < 60
 
@@ -127,17 +112,17 @@ async def test_killed_engine_fails_the_job_keeps_a_cancel_made_while_it_restarts
             engine.kill()
 
     with pytest.raises(EngineCrashedError):
-        await render_one(engine, _task(data_dir, 107, steps=40), on_progress)
+        await render_one(engine, tiny_task(data_dir, 107, steps=40), on_progress)
     assert not engine.alive and engine.ready is None  # gone at once, though perhaps not reaped yet
     steps: list[int] = []
     rendering = asyncio.create_task(
-        engine.render_batch([_task(data_dir, 113, steps=8)], lambda progress: steps.append(progress.step))
+        engine.render_batch([tiny_task(data_dir, 113, steps=8)], lambda progress: steps.append(progress.step))
     )
     await asyncio.sleep(0.2)
     assert not rendering.done()  # waiting for the crash backoff and the new engine
     await engine.cancel(113)
     (result,) = await asyncio.wait_for(rendering, 120)
-    done = await render_one(engine, _task(data_dir, 108))  # the new engine has taken everything sent before this
+    done = await render_one(engine, tiny_task(data_dir, 108))  # the new engine has taken everything sent before this
     assert isinstance(result, TaskFailed) and result.reason == "cancelled"
     assert steps == []
     assert not (data_dir / "images" / "113").exists()
@@ -196,12 +181,12 @@ async def test_job_past_its_timeout_fails_alone_and_the_engine_restarts(
     engine.job_timeout_s = 0.5
     try:
         with pytest.raises(RenderFailedError) as caught:
-            await render_one(engine, _task(data_dir, 109, steps=150, seeds=(1, 2, 3, 4)))
+            await render_one(engine, tiny_task(data_dir, 109, steps=150, seeds=(1, 2, 3, 4)))
     finally:
         engine.job_timeout_s = limit
     assert caught.value.reason == "timeout"
     assert "fewer steps" in str(caught.value)
-    done = await render_one(engine, _task(data_dir, 110))
+    done = await render_one(engine, tiny_task(data_dir, 110))
     assert engine.pid != old_pid
     assert len(done.paths) == 2
 
@@ -219,7 +204,7 @@ async def test_an_engine_reaped_elsewhere_is_replaced_not_written_to(engine: Eng
     with contextlib.suppress(ChildProcessError):  # the supervisor's own waiter won after all
         await reaping
     try:
-        done = await render_one(engine, _task(data_dir, 112))
+        done = await render_one(engine, tiny_task(data_dir, 112))
     finally:
         popen = process._popen  # type: ignore[attr-defined]
         if popen.returncode is None:  # record the exit as the winning waiter would, for multiprocessing's clean-up
@@ -230,7 +215,7 @@ async def test_an_engine_reaped_elsewhere_is_replaced_not_written_to(engine: Eng
 
 async def test_heartbeats_cover_loading_a_model_rendering_and_writing(engine: EngineSupervisor, data_dir: Path) -> None:
     """While a task's model loads (no denoising step yet), the engine still says every heartbeat_s that it works."""
-    await render_one(engine, _task(data_dir, 115))  # the start-up model is loaded, tiny-sdxl is not
+    await render_one(engine, tiny_task(data_dir, 115))  # the start-up model is loaded, tiny-sdxl is not
     # Loading a tiny model that is on disk can take 0.1 s, two beats; building it, as on its first use, about 1 s.
     shutil.rmtree(data_dir / "models" / "tiny-sdxl", ignore_errors=True)
     beats: list[tuple[float, str]] = []
@@ -240,7 +225,7 @@ async def test_heartbeats_cover_loading_a_model_rendering_and_writing(engine: En
         beats.append((time.monotonic(), heartbeat.phase))
 
     (done,) = await engine.render_batch(
-        [replace(_task(data_dir, 116), model="tiny-sdxl")], on_heartbeat=on_heartbeat, heartbeat_s=0.05
+        [replace(tiny_task(data_dir, 116), model="tiny-sdxl")], on_heartbeat=on_heartbeat, heartbeat_s=0.05
     )
     await asyncio.sleep(0)
     phases = list(dict.fromkeys(phase for _, phase in beats))

@@ -29,6 +29,7 @@ from bot.events import EventBus, EventKind, JobEvent
 from bot.jobs import Job, Lane, Status
 from bot.requests import preparation
 from bot.requests.custom_ids import Action
+from bot.requests.follow_ups import shown_where
 from bot.requests.moderation import Moderation
 from bot.requests.preferences import PreferenceStore
 from bot.requests.preparation import Prepared, prompts_to_render
@@ -252,6 +253,8 @@ class ImagineService:
         against today's rules of the actor's server. Raises ImagineError."""
         await self._check_access(actor)
         parent = await self.scheduler.get(parent_id)
+        if not shown_where(parent, actor):  # a crafted press: answered as if the job did not exist
+            raise JobNotFoundError(parent_id)
         images = await self.scheduler.images(parent_id)
         prepared = preparation.prepare_follow_up(self.settings, parent, images, action, index)
         inputs = [path for path in (prepared.params.init_image, prepared.params.mask_image) if path]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bot.actors import Actor
 from bot.errors import ImagineError
 from bot.jobs import Job, Kind, Status
 from bot.requests.custom_ids import Action
@@ -46,3 +47,12 @@ def check_follow_up(parent: Job, action: Action, index: int, image_count: int) -
     if follow_up.needs_image and not 0 <= index < image_count:
         raise ImagineError(f"job {parent.id} has no image {index + 1}")
     return follow_up
+
+
+def shown_where(parent: Job, actor: Actor) -> bool:
+    """Whether ``parent``'s result (and so its buttons) is where ``actor`` pressed: the same server and channel.
+    Job ids are sequential, so a press crafted with another server's or another channel's job id would otherwise
+    copy an image its member cannot see. The console, which has no buttons, may follow up any job."""
+    if actor.is_console:
+        return True
+    return parent.origin.guild_id == actor.guild_id and parent.origin.channel_id == actor.channel_id

@@ -148,3 +148,31 @@ async def test_evasions_are_refused_through_discord(discord_env: simcord.Env, pr
     assert result.response is not None
     assert "blocked word" in result.response.content
     assert await _jobs(discord_env) == 0
+
+
+@pytest.mark.slow
+async def test_a_crafted_button_cannot_reach_a_result_of_another_server_or_channel(discord_env: simcord.Env) -> None:
+    """Job ids are sequential: a press crafted with another server's (or a private channel's) job id is refused
+    as if the job did not exist, and nothing is stored or charged; the real button still works."""
+    guild, channel, ann = scene(discord_env, "ann")
+    await ann.slash(channel, "imagine", prompt="a private kettle --seed 2")
+    await wait_until(discord_env, lambda: bool(posts(channel)), what="the grid")
+    grid = posts(channel)[0]
+    upscale = next(button.custom_id for button in grid.components[0].children if button.label == "U1")
+    jobs, charged = await _jobs(discord_env), await _charged(discord_env)
+
+    other_guild, other_channel, eve = scene(discord_env, "eve")
+    staff_only = guild.create_text_channel("staff")
+    mallory = guild.add_member(discord_env.create_user("mallory"))
+    emit_clicks(discord_env, grid, upscale, user_id=eve.id, guild_id=other_guild.id, channel_id=other_channel.id)
+    emit_clicks(discord_env, grid, upscale, user_id=mallory.id, guild_id=guild.id, channel_id=staff_only.id)
+    await discord_env.settle()
+
+    assert (await _jobs(discord_env), await _charged(discord_env)) == (jobs, charged)
+    refusals = [str(r.json) for r in discord_env.http_requests if r.path.endswith("/callback") and r.json]
+    assert sum("does not exist" in text for text in refusals) == 2
+    assert not any("kettle" in text for text in refusals)
+
+    emit_clicks(discord_env, grid, upscale, user_id=mallory.id, guild_id=guild.id)  # the button where it is shown
+    await discord_env.settle()
+    assert await _jobs(discord_env) == jobs + 1

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
+from bot.actors import Actor
 from bot.errors import ImagineError
 from bot.jobs import Job, Kind, Lane, Origin, RenderParams, Status
 from bot.requests.custom_ids import Action, make_custom_id, parse_custom_id
-from bot.requests.follow_ups import check_follow_up
+from bot.requests.follow_ups import check_follow_up, shown_where
 
 PARAMS = RenderParams(prompt="fox", negative_prompt="", model="tiny", width=64, height=64, steps=4, cfg=5.0, seed=1)
 
@@ -60,3 +63,21 @@ def test_custom_ids_round_trip_within_discord_limits(action: Action) -> None:
 def test_foreign_custom_ids_are_not_ours(text: str) -> None:
     """Anything else is not a result button."""
     assert parse_custom_id(text) is None
+
+
+PLACED = dataclasses.replace(_job(), origin=Origin(guild_id=1, channel_id=10))
+
+
+@pytest.mark.parametrize(
+    ("actor", "shown"),
+    [
+        (Actor.discord(7, guild_id=1, channel_id=10), True),
+        (Actor.discord(7, guild_id=1, channel_id=11), False),  # another channel of the server (maybe private)
+        (Actor.discord(7, guild_id=2, channel_id=10), False),  # another server
+        (Actor.discord(7, guild_id=None, channel_id=10), False),
+        (Actor.console(), True),
+    ],
+)
+def test_a_button_works_only_where_its_result_is(actor: Actor, shown: bool) -> None:
+    """A press counts only from the server and channel of the result it belongs to."""
+    assert shown_where(PLACED, actor) is shown

@@ -169,7 +169,7 @@ class AdminCog(commands.GroupCog, group_name="admin", group_description="Moderat
         listing = await self.bot.service.admin.queue(actor_of(interaction))
         summary = listing.summary
         lines = [queue_headline(summary)]
-        lines += [f"▶️ `{job.id}` <@{job.user_id}> {job.kind.value} ({job.lane.value})" for job in summary.running]
+        lines += [f"▶️ `{job.id}` <@{job.user_id}> {job.kind.value} ({job.lane.value})" for job in listing.running]
         for job in listing.queued:
             lines.append(f"⏳ `{job.id}` <@{job.user_id}> {job.kind.value} ({job.lane.value}) {job.params.prompt[:40]}")
         await interaction.response.send_message(

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from bot.actors import Actor
-from bot.application.permissions import may_moderate
-from bot.errors import ImagineError, NotModeratorError
+from bot.application.permissions import in_server_of, may_moderate
+from bot.errors import ImagineError, JobNotFoundError, NotModeratorError
 from bot.jobs import Job
 from bot.scheduling.ledger import CONSOLE_ACTOR, Entry, Member
 from bot.scheduling.reports import QueueSummary, Stats, queue_summary, stats
@@ -37,9 +37,11 @@ class Account:
 
 @dataclass(frozen=True)
 class QueueListing:
-    """The queue as a moderator sees it: the summary and the oldest queued jobs."""
+    """The queue as a moderator sees it: the summary (every server: the GPU is shared), and the jobs of the
+    moderator's server that render now and the oldest that wait."""
 
     summary: QueueSummary
+    running: tuple[Job, ...]
     queued: tuple[Job, ...]
 
 
@@ -137,16 +139,23 @@ class ModeratorActions:
     # --- the queue ---------------------------------------------------------------------------------------------
 
     async def queue(self, actor: Actor, limit: int = QUEUE_LISTING) -> QueueListing:
-        """The queue's summary and its oldest ``limit`` queued jobs."""
+        """The queue's summary, and the running and oldest ``limit`` queued jobs of the moderator's server."""
         self._require(actor)
         service = self._service
         summary = await queue_summary(service.store, paused=service.scheduler.paused)
-        rows = await service.store.fetch_all("SELECT * FROM jobs WHERE status = 'queued' ORDER BY id LIMIT ?", (limit,))
-        return QueueListing(summary, tuple(Job.from_row(row) for row in rows))
+        rows = await service.store.fetch_all(
+            "SELECT * FROM jobs WHERE status = 'queued' AND (? OR json_extract(origin, '$.guild_id') = ?)"
+            " ORDER BY id LIMIT ?",
+            (actor.is_console, actor.guild_id, limit),
+        )
+        running = tuple(job for job in summary.running if in_server_of(job, actor))
+        return QueueListing(summary, running, tuple(Job.from_row(row) for row in rows))
 
     async def cancel(self, actor: Actor, job_id: int, reason: str = "") -> Job:
-        """Cancel any unfinished job (refunded)."""
+        """Cancel an unfinished job of the moderator's server (refunded); another server's is "not found"."""
         self._require(actor)
+        if not in_server_of(await self._service.scheduler.get(job_id), actor):
+            raise JobNotFoundError(job_id)
         cancelled = await self._service.cancel(job_id, actor=f"moderator {actor.user_id}")
         await self._audit(actor, "job.cancel", str(job_id), reason, owner=cancelled.user_id)
         return cancelled

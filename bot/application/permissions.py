@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from bot.actors import Actor
+from bot.jobs import Job
 
 
 def is_moderator(
@@ -41,3 +42,9 @@ def may_moderate(actor: Actor, moderator_roles: Iterable[str]) -> bool:
         role_names=roles.role_names,
         moderator_roles=moderator_roles,
     )
+
+
+def in_server_of(job: Job, actor: Actor) -> bool:
+    """Whether a moderator's server is where ``job`` was asked for (the console's scope is every job). A moderator
+    of one server neither sees nor cancels the jobs of another server sharing the bot."""
+    return actor.is_console or job.origin.guild_id == actor.guild_id

@@ -188,3 +188,19 @@ async def test_every_admin_command_refuses_a_member(discord_env: simcord.Env) ->
     assert await discord_env.bot.service.ledger.balance(victim.id) == before
     assert not discord_env.bot.service.scheduler.paused
     assert await audit_rows(discord_env.bot.service.store) == []
+
+
+async def test_a_moderator_cannot_cancel_another_servers_job(discord_env: simcord.Env) -> None:
+    """Two servers share the bot: a moderator of one gets "does not exist" for the other's job, which is untouched."""
+    guild, channel, ann = scene(discord_env, "ann")
+    other = discord_env.create_guild()
+    other_channel = other.create_text_channel("art")
+    mod = _moderator(discord_env, other)
+    await ann.slash(channel, "imagine", prompt="a lighthouse --seed 4")
+    [job_id] = [row[0] for row in await discord_env.bot.service.store.fetch_all("SELECT id FROM jobs")]
+    refused = await mod.slash(other_channel, "admin cancel", job=job_id, reason="not yours")
+    assert refused.response is not None and refused.ephemeral
+    assert f"job {job_id} does not exist" in refused.response.content
+    status = await discord_env.bot.service.store.fetch_value("SELECT status FROM jobs WHERE id = ?", (job_id,))
+    assert status != "cancelled"
+    assert await audit_rows(discord_env.bot.service.store) == []

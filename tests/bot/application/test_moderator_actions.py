@@ -10,7 +10,7 @@ import pytest
 
 from bot.actors import Actor, MemberRoles
 from bot.application.service import ImagineService
-from bot.errors import ImagineError, NotModeratorError
+from bot.errors import ImagineError, JobNotFoundError, NotModeratorError
 from bot.jobs import Status
 from bot.running.engine_config import engine_config
 from bot.running.engine_supervisor import EngineSupervisor
@@ -143,3 +143,20 @@ async def test_an_account_is_read_without_creating_it(service: ImagineService) -
     assert [(entry.delta, entry.actor, entry.reason) for entry in known.entries] == [(5, "console", "welcome")]
     with pytest.raises(NotModeratorError):
         await service.admin.account(member(2), 78)
+
+
+async def test_a_moderator_sees_and_cancels_only_their_servers_jobs(service: ImagineService) -> None:
+    """Another server's jobs are not listed and cannot be cancelled (answered as if they did not exist); the
+    console sees every job. The summary's counts stay the whole GPU's."""
+    ours = await submit_prompt(service, member(5), "a fox")
+    theirs = await submit_prompt(service, Actor.discord(6, guild_id=GUILD + 1, channel_id=CHANNEL + 1), "a cat")
+    moderator = member(9, MemberRoles(manage_guild=True))
+    listing = await service.admin.queue(moderator)
+    assert [job.id for job in listing.queued] == [ours.job.id]
+    assert listing.summary.total_queued == 2
+    with pytest.raises(JobNotFoundError):
+        await service.admin.cancel(moderator, theirs.job.id)
+    assert (await service.scheduler.get(theirs.job.id)).status is Status.QUEUED
+    everything = await service.admin.queue(Actor.console())
+    assert [job.id for job in everything.queued] == [ours.job.id, theirs.job.id]
+    assert (await service.admin.cancel(Actor.console(), theirs.job.id)).status is Status.CANCELLED

@@ -74,8 +74,6 @@ async def measure(count: int, data_dir: Path) -> dict[str, Any]:
         discord.InteractionResponse.defer = original_defer  # type: ignore[method-assign]
         await env.shutdown()
         # simcord detaches the bot without calling close(): stop its background work and the engine here.
-        if bot.maintenance is not None:
-            bot.maintenance.stop()
         if bot._service is not None:
             await bot._service.close()
     latencies = [(acked_at[key] - sent_at[key]) * 1000 for key in sent_at if key in acked_at]

@@ -236,9 +236,7 @@ async def run_bot(data_dir: Path, generation: int, members: int, interval_s: flo
     await _drain(env, bot)
     journal.write(event="drained", gen=generation, bot_errors=len(env.errors), pid=os.getpid())
     await env.shutdown()
-    if bot.maintenance is not None:  # simcord detaches a bot without bot.close()
-        bot.maintenance.stop()
-    await bot.service.close()
+    await bot.service.close()  # simcord detaches a bot without bot.close(); this stops its upkeep too
     (data_dir / DRAINED_FILE).touch()
 
 

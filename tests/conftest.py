@@ -255,8 +255,6 @@ def posts(channel: simcord.ChannelHandle) -> list[discord.Message]:
 async def release(bot: ImagineBot) -> None:
     """simcord detaches a bot without calling bot.close(): stop APScheduler and close the database here, or
     their threads outlive the test session."""
-    if bot.maintenance is not None:
-        bot.maintenance.stop()
     if bot._service is not None:
         await bot._service.close()
 

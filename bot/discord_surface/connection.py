@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import aiohttp
 import discord
 
+from bot.discord_surface.discord_token import TOKEN_REJECTED
 from config.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -112,10 +113,7 @@ async def serve_forever(
                 await bot.connect(reconnect=True)
                 return
             except discord.LoginFailure:
-                raise FatalDiscordError(
-                    "Discord rejected the token (IMAGINE_DISCORD_TOKEN). Reset it in the developer portal "
-                    "(Bot -> Reset Token) and paste the new one."
-                ) from None
+                raise FatalDiscordError(TOKEN_REJECTED) from None
             except discord.PrivilegedIntentsRequired:
                 raise FatalDiscordError(
                     "the bot asked for a privileged intent that is not enabled in the developer portal "

@@ -20,7 +20,6 @@ from config.settings import Settings
 
 if TYPE_CHECKING:
     from bot.running.delivery import Deliveries
-    from bot.running.maintenance import Maintenance
     from cogs.presenter import Presenter
 
 log = logging.getLogger(__name__)
@@ -70,11 +69,6 @@ class ImagineBot(commands.Bot):
         if cog is None:
             raise RuntimeError("the presenter cog is not loaded")
         return cog  # type: ignore[return-value]
-
-    @property
-    def maintenance(self) -> Maintenance | None:
-        """The periodic upkeep the service runs for a long-running bot (None before setup_hook)."""
-        return self._service.maintenance if self._service is not None else None
 
     async def _external_wait(self, awaitable: Any, *, reason: str) -> Any:
         return await self.external_wait(awaitable, reason=reason)

@@ -32,9 +32,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
 import discord
 
+from bot.discord_surface.connection import NETWORK_ERRORS, describe
+from bot.discord_surface.discord_token import TOKEN_REJECTED
 from bot.errors import ImagineError
 from config.settings import Settings
 
@@ -245,8 +246,6 @@ def log_startup_report(client: discord.Client) -> None:
 
 # --- python -m bot invite -----------------------------------------------------------------------------------------
 
-NETWORK_ERRORS: tuple[type[BaseException], ...] = (OSError, aiohttp.ClientError, asyncio.TimeoutError)
-
 
 async def application_invite(client: discord.Client) -> str:
     """The invite URL of a logged-in client's application (its id from ``GET /oauth2/applications/@me``)."""
@@ -262,11 +261,7 @@ async def invite_for_token(token: str, *, timeout_s: float = INVITE_TIMEOUT_S) -
                 await client.login(token)
                 return await application_invite(client)
     except discord.LoginFailure:
-        raise InviteError(
-            "Discord rejected the token (IMAGINE_DISCORD_TOKEN). Reset it in the developer portal "
-            "(Bot -> Reset Token) and paste the new one.",
-            exit_code=2,
-        ) from None
+        raise InviteError(TOKEN_REJECTED, exit_code=2) from None
     except TimeoutError:
         raise InviteError(
             f"Discord did not answer within {timeout_s:.0f} s; try again later", exit_code=1, unreachable=True
@@ -278,10 +273,8 @@ async def invite_for_token(token: str, *, timeout_s: float = INVITE_TIMEOUT_S) -
             unreachable=error.status >= 500,
         ) from None
     except NETWORK_ERRORS as error:
-        reason = str(error).strip().splitlines()
-        detail = f"{type(error).__name__}: {reason[0]}" if reason else type(error).__name__
         raise InviteError(
-            f"could not reach Discord ({detail}); check this machine's network and try again",
+            f"could not reach Discord ({describe(error)}); check this machine's network and try again",
             exit_code=1,
             unreachable=True,
         ) from None

@@ -12,7 +12,6 @@ Nothing here ever returns or prints the token itself.
 from __future__ import annotations
 
 import base64
-import os
 import re
 
 from config.sources import TOKEN_VARIABLE, misnamed_token_variables
@@ -74,13 +73,19 @@ def with_misnamed_variables(help_text: str) -> str:
     return "\n".join([first, *found, rest])
 
 
+TOKEN_REJECTED = (
+    "Discord rejected the token (IMAGINE_DISCORD_TOKEN). Reset it in the developer portal (Bot -> Reset Token) "
+    "and paste the new one."
+)
+"""What ``run`` and ``invite`` say when Discord refuses the token at login."""
+
+
 def no_token_line() -> str:
     """That no token is configured, in one line (what ``run --hold-on-config-error`` says): where to put it, or the
     variable of another name to rename, then how to restart (in Docker: the command that re-reads .env)."""
-    from bot.operations.folders import DOCKER_VARIABLE
+    from bot.operations.folders import in_docker
 
     found = misnamed_token_variables()
     what = "; ".join(found) if found else TOKEN_WHAT
-    in_docker = os.environ.get(DOCKER_VARIABLE, "") not in ("", "0")
-    then = f", {DOCKER_RESTART}" if in_docker else " and start the bot again"
+    then = f", {DOCKER_RESTART}" if in_docker() else " and start the bot again"
     return f"no Discord bot token is configured: {what}{then}"

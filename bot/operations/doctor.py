@@ -9,12 +9,11 @@ import json
 import subprocess
 import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from config.model_registry import ModelSpec
 from config.settings import Settings
 from config.sources import misnamed_token_variables, sources_text
-from engine.model_sources import model_is_present, source_kind, source_problem
+from engine.model_sources import lora_problem, model_is_present, source_kind, source_problem
 
 PROBE_TIMEOUT_S = 180.0
 
@@ -66,10 +65,10 @@ def check_registry(settings: Settings) -> Report:
         elif name in members and name != settings.model and not model_is_present(spec):
             report.problems.append(f"model {name} is offered to members but not downloaded: run `{_pull(name)}`")
     for name, lora in sorted(settings.loras.items()):
-        exists = Path(lora.path).expanduser().is_file()
-        report.lines.append(f"   lora {name}: {lora.path}: {'ok' if exists else 'missing'}")
-        if not exists:
-            report.problems.append(f"lora {name}: the file {lora.path} does not exist")
+        problem = lora_problem(lora.path)
+        report.lines.append(f"   lora {name}: {lora.path}: {'ok' if problem is None else 'missing'}")
+        if problem is not None:
+            report.problems.append(f"lora {name}: {problem}")
     return report
 
 

@@ -29,6 +29,11 @@ DOCKER_VOLUMES = ("./data", "./models")
 """The host folders compose.yaml mounts for data and models (with the Hugging Face cache)."""
 
 
+def in_docker() -> bool:
+    """Whether the bot runs in its Docker image (the image sets :data:`DOCKER_VARIABLE`)."""
+    return os.environ.get(DOCKER_VARIABLE, "") not in ("", "0")
+
+
 DATA_SETTING = "data_dir (IMAGINE_DATA_DIR)"
 DATABASE_SETTING = "database_path (IMAGINE_DATABASE_PATH)"
 CACHE_SETTING = "HF_HOME"
@@ -282,5 +287,4 @@ def check_these(folders: Iterable[Folder]) -> str | None:
     problems = unwritable_folders(list(folders))
     if not problems:
         return None
-    in_docker = os.environ.get(DOCKER_VARIABLE, "") not in ("", "0")
-    return describe(problems, uid=os.getuid(), gid=os.getgid(), in_docker=in_docker)
+    return describe(problems, uid=os.getuid(), gid=os.getgid(), in_docker=in_docker())

@@ -14,8 +14,9 @@ from pathlib import Path
 
 from bot.operations.exit_codes import EXIT_CONFIG, EXIT_OK
 from bot.operations.folders import check_model_folders
-from bot.operations.interrupts import children_ignore_sigint, say_interrupted
+from bot.operations.interrupts import say_interrupted
 from bot.requests.preparation import config_name, local_model_problem
+from bot.running.child_signals import children_ignore_sigint
 from config.errors import did_you_mean
 from config.settings import Settings
 from engine.hub_download import format_bytes

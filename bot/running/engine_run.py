@@ -23,7 +23,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
 
-from bot.operations.interrupts import children_ignore_sigint
+from bot.running.child_signals import children_ignore_sigint
 from engine.process import run_engine
 from engine.protocol import EngineConfig, EngineReady, EngineStarting, FromEngine
 

@@ -192,7 +192,7 @@ async def test_every_admin_command_refuses_a_member(discord_env: simcord.Env) ->
 
 async def test_a_moderator_cannot_cancel_another_servers_job(discord_env: simcord.Env) -> None:
     """Two servers share the bot: a moderator of one gets "does not exist" for the other's job, which is untouched."""
-    guild, channel, ann = scene(discord_env, "ann")
+    _guild, channel, ann = scene(discord_env, "ann")
     other = discord_env.create_guild()
     other_channel = other.create_text_channel("art")
     mod = _moderator(discord_env, other)

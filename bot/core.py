@@ -23,8 +23,10 @@ from bot.requests.upload_store import StagedUpload
 from bot.requests.uploads import MIB, UploadError, UploadLimits, check_byte_size
 from bot.running.delivery import Delivery, PostFailure, needs_delivery
 from bot.scheduling.reports import QueueSummary, Stats
+from engine.protocol import COMPACT_ABOVE_BYTES
 
 __all__ = [
+    "COMPACT_ABOVE_BYTES",
     "MIB",
     "TEMPLATE",
     "Action",

@@ -37,14 +37,6 @@ class EngineCrashedError(EngineError):
     """The engine process died while it held a job; the job can be retried."""
 
 
-class RenderFailedError(EngineError):
-    """The engine ran the job and reported that it failed (for example out of memory)."""
-
-    def __init__(self, message: str, *, reason: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-
-
 class SchedulerError(ImagineError):
     """The scheduler refused a job; the message says what the member can change."""
 
@@ -133,6 +125,5 @@ __all__ = [
     "PromptError",
     "QueueLimitError",
     "QueuePausedError",
-    "RenderFailedError",
     "SchedulerError",
 ]

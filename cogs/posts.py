@@ -7,11 +7,11 @@ from pathlib import Path
 
 import discord
 
-from bot.core import Admitted, ImagineError, Job, Kind
+from bot.core import COMPACT_ABOVE_BYTES, Admitted, ImagineError, Job, Kind
 
 MAX_CONTENT = 2000
-MAX_UPLOAD_BYTES = 10 * 1024 * 1024
-"""Discord's default upload limit for bots, per message."""
+MAX_UPLOAD_BYTES = COMPACT_ABOVE_BYTES
+"""Discord's default upload limit for bots, per message: the size above which the engine writes a compact copy."""
 
 
 def shown_prompt(job: Job, limit: int = 900) -> str:

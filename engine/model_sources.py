@@ -27,7 +27,8 @@ def source_kind(source: str) -> str:
 
 
 def source_problem(source: str, config: str = "") -> str | None:
-    """What is wrong with a source that can be seen without loading it, or None."""
+    """What is wrong with a local source (a folder or a single file) that can be seen without loading it, or None;
+    always None for a hub id or a tiny model (nothing on this machine to look at)."""
     kind = source_kind(source)
     path = Path(source).expanduser()
     if kind == "single_file":
@@ -43,12 +44,6 @@ def source_problem(source: str, config: str = "") -> str | None:
         if not (path / "model_index.json").is_file():
             return f"{path} has no model_index.json, so it is not a diffusers folder"
     return None
-
-
-def is_local(source: str) -> bool:
-    """Whether a registry source is a file or folder on this machine (nothing to download: when it is missing or
-    incomplete, the owner must fix the files or the configuration; ``models pull`` cannot help)."""
-    return source_kind(source) in ("folder", "single_file")
 
 
 def lora_problem(path: str) -> str | None:

@@ -24,6 +24,7 @@ from engine.protocol import (
     EngineFatal,
     EngineReady,
     EngineStarting,
+    FailureReason,
     FromEngine,
     Heartbeat,
     Progress,
@@ -266,7 +267,7 @@ def _run_group(
                 task.job_id, "bad_input", f"input image {outside[0]} is outside {data_dir}; the engine reads only there"
             )
         elif inbox.is_cancelled(task.job_id):
-            replies[task.job_id] = TaskFailed(task.job_id, "cancelled", "cancelled before it started")
+            replies[task.job_id] = TaskFailed(task.job_id, FailureReason.CANCELLED, "cancelled before it started")
         else:
             runnable.append(task)
     started = time.perf_counter()
@@ -275,7 +276,7 @@ def _run_group(
         conn.send(Progress(job_id, step, total, preview))
 
     hooks = Hooks(on_step, inbox.is_cancelled, config.preview_every)
-    failure: TaskFailed | None = None
+    failure: tuple[FailureReason, str] | None = None  # why the whole group failed: each of its jobs gets it
     results: list[Rendered] = []
     job_ids = [task.job_id for task in runnable]
 
@@ -292,26 +293,26 @@ def _run_group(
             phase("rendering")
             results = list(render_group(cache, runnable, config.loras, hooks))
         except RenderCancelledError:
-            failure = TaskFailed(0, "cancelled", "cancelled while rendering")
+            failure = (FailureReason.CANCELLED, "cancelled while rendering")
         except torch.OutOfMemoryError:
             _free_memory()
             images = [(len(t.seeds), t.width, t.height) for t in runnable]
-            failure = TaskFailed(0, "oom", render_oom_message(images, config.memory, len(runnable)))
+            failure = (FailureReason.OOM, render_oom_message(images, config.memory, len(runnable)))
         except GpuMemoryError as error:  # the group's model did not fit: the owner's line, as the job's reason
-            failure = TaskFailed(0, "oom", str(error))
+            failure = (FailureReason.OOM, str(error))
         except (ValueError, ModelLoadError) as error:
-            failure = TaskFailed(0, "bad_input", str(error))
+            failure = (FailureReason.BAD_INPUT, str(error))
         except Exception as error:
             log.exception("job(s) %s failed", [task.job_id for task in runnable])
-            failure = TaskFailed(0, "internal", f"{type(error).__name__}: {error}")
+            failure = (FailureReason.INTERNAL, f"{type(error).__name__}: {error}")
     seconds = time.perf_counter() - started
     if failure is None and runnable:
         phase("writing files")
     for index, task in enumerate(runnable):
         if failure is not None:
-            replies[task.job_id] = TaskFailed(task.job_id, failure.reason, failure.message)
+            replies[task.job_id] = TaskFailed(task.job_id, *failure)
         elif inbox.is_cancelled(task.job_id):
-            replies[task.job_id] = TaskFailed(task.job_id, "cancelled", "cancelled while rendering")
+            replies[task.job_id] = TaskFailed(task.job_id, FailureReason.CANCELLED, "cancelled while rendering")
         else:
             replies[task.job_id] = write_results(task.model or config.model_name, task, results[index], seconds)
     return [replies[task.job_id] for task in tasks]

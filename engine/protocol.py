@@ -200,6 +200,10 @@ def batch_key(task: RenderTask) -> BatchKey | None:
     return batch_key_of(task.kind, task)
 
 
+COMPACT_ABOVE_BYTES = 10 * 1024 * 1024
+"""A grid PNG larger than this also gets a JPEG copy beside it (same name, ``.jpg``) of at most this size: chat
+platforms take uploads of about 10 MiB, so a chat surface posts the PNG up to this size and the copy above it."""
+
 HEARTBEAT_S = 5.0
 """How often, by default, the engine says which jobs it holds (see :class:`Heartbeat`)."""
 
@@ -297,7 +301,7 @@ class Progress:
 class TaskDone:
     """A task's finished files, all written by the engine under ``output_dir`` as PNGs with the A1111
     ``parameters`` chunk: its images in seed order (``paths``) and the grid that shows them (``grid_path``). A grid
-    over 8 MiB also gets a compact JPEG copy beside it (the same name ending in ``.jpg``) for chat uploads."""
+    over :data:`COMPACT_ABOVE_BYTES` also gets a compact JPEG copy beside it (the same name ending in ``.jpg``)."""
 
     job_id: int
     paths: tuple[str, ...]

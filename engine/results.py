@@ -16,16 +16,13 @@ from PIL import Image
 
 from engine.grid import compose_grid
 from engine.metadata import parameters_for, png_bytes
-from engine.protocol import RenderTask, TaskDone
+from engine.protocol import COMPACT_ABOVE_BYTES, RenderTask, TaskDone
 from engine.render import Rendered
 
 GRID_NAME = "grid.png"
 """The grid of a job's images, beside them in its output folder."""
 SWEEP_NAME = "sweep.png"
 """A sweep's labelled sheet, in place of the grid."""
-COMPACT_ABOVE_BYTES = 8 * 1024 * 1024
-"""A grid PNG larger than this also gets a JPEG copy beside it (same name, ``.jpg``) of at most this size, so a chat
-surface can post it under an upload limit without decoding anything (chat platforms allow about 10 MiB)."""
 JPEG_QUALITIES = (92, 85, 75, 60)
 
 

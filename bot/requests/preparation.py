@@ -38,7 +38,7 @@ from bot.requests.sweep_spec import SweepLimits, rendered_prompts
 from config.model_registry import ModelSpec
 from config.settings import Settings
 from config.sources import DEFAULT_CONFIG_FILE, config_file
-from engine.model_sources import is_local, lora_problem, model_is_present, source_problem
+from engine.model_sources import lora_problem, model_is_present, source_problem
 from engine.prompt_syntax import parse_loras
 from engine.samplers import DEFAULT_SAMPLER, SAMPLERS
 
@@ -90,7 +90,7 @@ def usable_models(settings: Settings, *, owner: bool = False) -> tuple[str, ...]
 def local_model_problem(spec: ModelSpec) -> str | None:
     """What is wrong with a model's local folder or single file (for the owner: it names the path), or None. A hub
     or tiny model has none here: whether a hub model is downloaded is another question (:func:`model_is_present`)."""
-    return source_problem(spec.source, spec.config) if is_local(spec.source) else None
+    return source_problem(spec.source, spec.config)
 
 
 def config_name(*, public: bool) -> str:

@@ -4,9 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bot.errors import RenderFailedError
 from bot.running.engine_supervisor import EngineSupervisor, ProgressCallback
 from engine.protocol import RenderTask, TaskDone, TaskFailed
+
+
+class RenderFailedError(Exception):
+    """The engine ran the task and reported that it failed (for example out of memory)."""
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 async def render_one(

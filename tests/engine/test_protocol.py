@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from engine.protocol import FailureReason, Lane, RenderTask, TaskKind, batch_key
-from engine.render import KINDS, group_tasks
+from engine.render import group_tasks
 
 BASE = RenderTask(
     job_id=1,
@@ -61,11 +61,6 @@ def test_only_txt2img_batches(kind: TaskKind) -> None:
     ]
 
 
-def test_a_lora_prompt_runs_alone() -> None:
-    """A prompt naming a LoRA loads weights for the whole call, so it never shares one."""
-    assert batch_key(dataclasses.replace(BASE, prompt="fox <lora:ink:1>")) is None
-
-
 def test_the_key_ignores_where_files_go() -> None:
     """Job id, output folder, seeds, prompt text and return_bytes never split a batch."""
     other = dataclasses.replace(
@@ -76,8 +71,16 @@ def test_the_key_ignores_where_files_go() -> None:
 
 def test_vocabulary_values() -> None:
     """The enums carry the exact strings both processes and the database use."""
-    assert [str(kind) for kind in TaskKind] == list(KINDS)
-    assert list(KINDS) == ["txt2img", "img2img", "inpaint", "variation", "upscale", "zoom", "pan", "sweep"]
+    assert [str(kind) for kind in TaskKind] == [
+        "txt2img",
+        "img2img",
+        "inpaint",
+        "variation",
+        "upscale",
+        "zoom",
+        "pan",
+        "sweep",
+    ]
     assert {str(reason) for reason in FailureReason} == {"oom", "bad_input", "cancelled", "timeout", "internal"}
     assert [str(lane) for lane in Lane] == ["turbo", "fast", "relax"]
     assert RenderTask(1, "p", "", 8, 8, 1, 1.0, (1,), "euler_a", "/o").kind is TaskKind.TXT2IMG

@@ -18,12 +18,12 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from bot.errors import EngineCrashedError, RenderFailedError
+from bot.errors import EngineCrashedError
 from bot.running.engine_supervisor import EngineSupervisor
 from engine.metadata import read_parameters
 from engine.protocol import Heartbeat, Progress, RenderTask, TaskFailed
 from tests.ahead import Command, Ran, ahead
-from tests.engine.rendering import render_one, tiny_task
+from tests.engine.rendering import RenderFailedError, render_one, tiny_task
 
 pytestmark = pytest.mark.slow
 

@@ -55,11 +55,7 @@ def model_rows(settings: Settings) -> list[ModelRow]:
     for name, spec in sorted(settings.registry.items()):
         kind = source_kind(spec.source)
         problem = local_model_problem(spec)
-        on_disk = (
-            f"no: {problem}"
-            if problem is not None
-            else _on_disk(name, kind, spec, model_is_present(spec), settings.models_dir)
-        )
+        on_disk = f"no: {problem}" if problem is not None else _on_disk(name, kind, spec, settings.models_dir)
         rows.append(
             ModelRow(
                 name=name,
@@ -75,17 +71,13 @@ def model_rows(settings: Settings) -> list[ModelRow]:
     return rows
 
 
-def _on_disk(name: str, kind: str, spec: SourceSpec, present: bool, models_dir: Path) -> str:
-    """``yes (fp16, 2.6 GiB)``, ``built on first use`` or ``no (what to run)``."""
+def _on_disk(name: str, kind: str, spec: SourceSpec, models_dir: Path) -> str:
+    """``yes (fp16, 2.6 GiB)``, ``built on first use`` or ``no (what to run)``, for a source without a local problem
+    (a local folder or file is then on disk)."""
+    if not _built(spec, kind, models_dir):
+        return "built on first use" if kind == "tiny" else f"no (python -m bot models pull {name})"
     folder = model_folder(spec, models_dir)
-    if kind == "tiny":
-        built = folder is not None and (folder / "model_index.json").is_file()
-        return _weights(folder) if built and folder is not None else "built on first use"
-    if present:
-        return _weights(folder) if folder is not None else "yes"
-    if kind == "hub":
-        return f"no (python -m bot models pull {name})"
-    return "no (missing or incomplete)"
+    return _weights(folder) if folder is not None else "yes"
 
 
 def _weights(folder: Path) -> str:

@@ -18,7 +18,6 @@ function (the test's own environment), never from ``os.environ``, which the test
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import subprocess
@@ -30,8 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-log = logging.getLogger(__name__)
 
 MARKER = "ahead"
 
@@ -114,9 +111,6 @@ class AheadRunner:
         if self._order and self._thread is None:
             self._thread = threading.Thread(target=self._work, name="tests-ahead", daemon=True)
             self._thread.start()
-
-    def scheduled(self, key: str) -> bool:
-        return key in self._entries
 
     def result(self, key: str) -> Ran:
         """Wait for the commands of ``key`` and give what they left (re-raising what stopped them)."""

@@ -46,7 +46,7 @@ ENGINE_TIMEOUT_S = 120.0
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
-def isolate_environment(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
+def isolate_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """No IMAGINE_* variable, .env or config/bot.toml from the developer's machine leaks into a test."""
     for name in list(os.environ):
         if name.startswith("IMAGINE_"):
@@ -56,8 +56,8 @@ def isolate_environment(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
 
 
 @pytest.fixture(autouse=True)
-def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    isolate_environment(monkeypatch, tmp_path)
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    isolate_environment(monkeypatch)
 
 
 _AHEAD = AheadRunner()
@@ -79,7 +79,7 @@ def _commands_ahead(request: pytest.FixtureRequest, tmp_path_factory: pytest.Tem
         folder = tmp_path_factory.mktemp(re.sub(r"\W", "_", item.name)[:30], numbered=True)
         params = dict(item.callspec.params) if hasattr(item, "callspec") else {}
         with pytest.MonkeyPatch.context() as monkeypatch:  # the environment the test itself would see
-            isolate_environment(monkeypatch, folder)
+            isolate_environment(monkeypatch)
             _AHEAD.schedule(item.nodeid, folder, marker.args[0](folder, params))
     _AHEAD.start()
     yield
@@ -186,13 +186,12 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineSupervisor]:
+def engine(tmp_path_factory: pytest.TempPathFactory) -> EngineSupervisor:
     """A real engine process on the tiny model, shared by every test that needs one: each spawned engine pays the
     torch and diffusers import, so one for the session keeps the suite fast. Tests that kill or reconfigure it
-    restore it; each test has a database of its own. Its data folder is the session's ``data_dir``."""
-    supervisor = _session_engine(tmp_path_factory)
-    yield supervisor
-    supervisor.stop()
+    restore it; each test has a database of its own. Its data folder is the session's ``data_dir``. It is stopped
+    once, at the end of the session (``_engine_started_early``)."""
+    return _session_engine(tmp_path_factory)
 
 
 @pytest.fixture

@@ -33,6 +33,19 @@ import pytest
 MARKER = "ahead"
 
 
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def child_environment(base: Mapping[str, str] | None = None, **variables: str) -> dict[str, str]:
+    """The environment of a child process of the bot's: ``base`` (this process's by default) without any IMAGINE*
+    variable (none from the developer's machine), the project importable, offline, no configuration file; then
+    ``variables`` (which may override any of these)."""
+    environment = {k: v for k, v in (os.environ if base is None else base).items() if not k.startswith("IMAGINE")}
+    environment.update({"PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "IMAGINE_CONFIG": os.devnull})
+    environment.update(variables)
+    return environment
+
+
 @dataclass(frozen=True)
 class Command:
     """One child process, as ``subprocess.run(args, cwd=cwd, env=env, timeout=timeout, capture_output=True,

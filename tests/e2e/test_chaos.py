@@ -3,24 +3,22 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.ahead import Command, Ran, ahead
+from tests.ahead import Command, Ran, ahead, child_environment
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _chaos(_folder: Path, _params: dict[str, object]) -> list[Command]:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("IMAGINE_")}
     return [
         Command(
             [sys.executable, "-m", "bench.chaos", "--engine-kills", "2", "--bot-kills", "1", "--members", "4"],
             ROOT,
-            {**environment, "PYTHONPATH": str(ROOT)},
+            child_environment(),
             timeout=600,
         )
     ]

@@ -4,19 +4,17 @@ job's end and its post, on simcord, and every ended job is still posted once."""
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.ahead import Command, Ran, ahead
+from tests.ahead import Command, Ran, ahead, child_environment
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _delivery_chaos(_folder: Path, _params: dict[str, object]) -> list[Command]:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("IMAGINE_")}
     arguments = [
         sys.executable,
         "-m",
@@ -34,7 +32,7 @@ def _delivery_chaos(_folder: Path, _params: dict[str, object]) -> list[Command]:
         "--final-load-s",
         "2",
     ]
-    return [Command(arguments, ROOT, {**environment, "PYTHONPATH": str(ROOT)}, timeout=600)]
+    return [Command(arguments, ROOT, child_environment(), timeout=600)]
 
 
 @pytest.mark.slow

@@ -14,22 +14,17 @@ import pytest
 from packaging.requirements import Requirement
 
 from engine.import_failure import TORCH_FLOOR, describe_import_failure, release, root_cause
-from tests.ahead import Command, Ran, ahead
+from tests.ahead import Command, Ran, ahead, child_environment
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _generate(tmp_path: Path, shadow: Path) -> Command:
     """``python -m bot generate`` on the tiny model with ``shadow`` ahead of the installed packages."""
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("IMAGINE_")}
-    environment.update(
-        {
-            "PYTHONPATH": os.pathsep.join([str(shadow), str(ROOT)]),
-            "HF_HUB_OFFLINE": "1",
-            "IMAGINE_CONFIG": os.devnull,
-            "IMAGINE_MODEL": "tiny",
-            "IMAGINE_DATA_DIR": str(tmp_path / "data"),
-        }
+    environment = child_environment(
+        PYTHONPATH=os.pathsep.join([str(shadow), str(ROOT)]),
+        IMAGINE_MODEL="tiny",
+        IMAGINE_DATA_DIR=str(tmp_path / "data"),
     )
     return Command(
         [sys.executable, "-m", "bot", "generate", "a red fox", "-o", str(tmp_path / "fox.png")], tmp_path, environment

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import subprocess
 import sys
 import threading
@@ -19,6 +18,7 @@ import pytest
 
 from bot.discord_surface.connection import Backoff, FatalDiscordError, is_retryable, serve_forever
 from config.settings import Settings
+from tests.ahead import child_environment
 
 ROOT = Path(__file__).resolve().parents[3]
 UNREACHABLE = "http://127.0.0.1:9/api/v10"
@@ -147,15 +147,7 @@ def test_run_exits_2_when_discord_rejects_the_token(rejecting_discord: str, tmp_
         "from bot.operations.cli import main\n"
         "sys.exit(main(['run']))\n"
     )
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("IMAGINE_")}
-    environment.update(
-        {
-            "PYTHONPATH": str(ROOT),
-            "IMAGINE_CONFIG": os.devnull,
-            "IMAGINE_MODEL": "tiny",
-            "IMAGINE_DISCORD_TOKEN": TOKEN,
-        }
-    )
+    environment = child_environment(IMAGINE_MODEL="tiny", IMAGINE_DISCORD_TOKEN=TOKEN)
     completed = subprocess.run(
         [sys.executable, "-c", code], cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=120
     )

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -30,7 +29,7 @@ from bot.discord_surface.discord_setup import (
     refusal_text,
     startup_report,
 )
-from tests.ahead import Command, Interaction, Prepare, Ran, ahead
+from tests.ahead import Command, Interaction, Prepare, Ran, ahead, child_environment
 
 ROOT = Path(__file__).resolve().parents[3]
 FAKE_TOKEN = "ODk5.fake-token-for-tests." + "x" * 27
@@ -299,9 +298,7 @@ def _invite(**env: str) -> Prepare:
     )
 
     def prepare(folder: Path, _params: dict[str, object]) -> list[Command | Interaction]:
-        environment = {k: v for k, v in os.environ.items() if not k.startswith("IMAGINE_")}
-        environment.update({"PYTHONPATH": str(ROOT), "IMAGINE_CONFIG": os.devnull, **env})
-        return [Command([sys.executable, "-c", code], folder, environment, timeout=120)]
+        return [Command([sys.executable, "-c", code], folder, child_environment(**env), timeout=120)]
 
     return prepare
 

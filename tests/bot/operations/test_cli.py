@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
 import sqlite3
 import subprocess
 import sys
@@ -15,7 +14,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from tests.ahead import Command, Interaction, Prepare, Ran, ahead
+from tests.ahead import Command, Interaction, Prepare, Ran, ahead, child_environment
 
 ROOT = Path(__file__).resolve().parents[3]
 FAKE_TOKEN = "ODk5.fake-token-for-tests." + "x" * 27
@@ -23,10 +22,7 @@ FAKE_TOKEN = "ODk5.fake-token-for-tests." + "x" * 27
 
 def cli_command(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 300) -> Command:
     """``python -m bot ARGS`` in ``cwd`` with no IMAGINE_* variable but ``env``'s, offline."""
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("IMAGINE_")}
-    environment.update({"PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "IMAGINE_CONFIG": os.devnull})
-    environment.update(env or {})
-    return Command([sys.executable, "-m", "bot", *args], cwd, environment, timeout)
+    return Command([sys.executable, "-m", "bot", *args], cwd, child_environment(**(env or {})), timeout)
 
 
 def run_cli(
@@ -415,16 +411,7 @@ def test_run_without_network_retries_instead_of_crashing(tmp_path: Path) -> None
     import signal
     import time
 
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("IMAGINE_")}
-    environment.update(
-        {
-            "PYTHONPATH": str(ROOT),
-            "HF_HUB_OFFLINE": "1",
-            "IMAGINE_CONFIG": os.devnull,
-            "IMAGINE_MODEL": "tiny",
-            "IMAGINE_DISCORD_TOKEN": FAKE_TOKEN,
-        }
-    )
+    environment = child_environment(IMAGINE_MODEL="tiny", IMAGINE_DISCORD_TOKEN=FAKE_TOKEN)
     code = (  # Discord's API where nothing listens: no network, on any machine, and no token sent anywhere
         "import sys, discord.http\n"
         "discord.http.Route.BASE = 'http://127.0.0.1:9/api/v10'\n"

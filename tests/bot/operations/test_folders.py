@@ -57,6 +57,9 @@ def base() -> Iterator[Path]:
     folder = Path(tempfile.mkdtemp(prefix="imaginebot-folders-"))
     folder.chmod(0o755)
     yield folder
+    for path in (folder, *folder.rglob("*")):  # a test may leave a read-only folder behind
+        if path.is_dir():
+            path.chmod(0o755)
     shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -115,6 +118,23 @@ def test_uid_1000_facing_root_owned_volumes(base: Path, docker: bool, expected: 
     assert f"the bot (uid 1000) cannot write {base}/data (Permission denied), " in line
     assert f"{base}/models/huggingface (Permission denied)" in line
     assert expected.format(data=base / "data", hf=base / "models" / "huggingface") in line
+
+
+@pytest.mark.skipif(not _setpriv_works(), reason="needs root and setpriv to run the bot as uid 1000")
+def test_uid_1000_facing_its_own_read_only_folder(base: Path) -> None:
+    """The data folder belongs to uid 1000 with mode 555: chown changes nothing, so the line says chmod u+w."""
+    data = base / "data"
+    data.mkdir()
+    os.chown(data, 1000, 1000)
+    data.chmod(0o555)
+    environment = _environment(base, IMAGINE_DATA_DIR=str(data), IMAGINE_MODEL="tiny")
+    os.chown(base, 1000, 1000)  # so the Hugging Face cache can be created beside it
+    completed = _run(base, environment, prefix=(str(SETPRIV), "--reuid", "1000", "--regid", "1000", "--clear-groups"))
+    assert completed.returncode == 2, completed.stderr
+    (line,) = completed.stderr.splitlines()
+    assert f"the bot (uid 1000) cannot write {data} (Permission denied)" in line
+    assert f"Run: chmod -R u+w {data}" in line
+    assert "chown" not in line
 
 
 def _unshare_works() -> bool:

@@ -29,7 +29,7 @@ from bot.operations.db_check import check_database
 from bot.requests.request_options import TaskOptions
 from bot.running.engine_supervisor import EngineSupervisor
 from bot.scheduling.scheduler import ABANDONED_CONSOLE_JOB
-from tests.ahead import Ran, ahead
+from tests.ahead import Ran, ahead, child_environment
 from tests.conftest import make_settings
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -67,17 +67,8 @@ class Command:
     ) -> Command:
         """Start the command; its environment is ``base`` (``os.environ`` by default) and ``env``."""
         (folder / "bot.toml").write_text(config)
-        environment = {k: v for k, v in (os.environ if base is None else base).items() if not k.startswith("IMAGINE_")}
-        environment.update(
-            {
-                "PYTHONPATH": str(ROOT),
-                "HF_HUB_OFFLINE": "1",
-                "IMAGINE_CONFIG": str(folder / "bot.toml"),
-                "IMAGINE_MODEL": "tiny",
-                "PYTHONUNBUFFERED": "1",
-            }
-        )
-        environment.update(env or {})
+        defaults = {"IMAGINE_CONFIG": str(folder / "bot.toml"), "IMAGINE_MODEL": "tiny", "PYTHONUNBUFFERED": "1"}
+        environment = child_environment(base, **{**defaults, **(env or {})})
         process = subprocess.Popen(
             [sys.executable, "-m", "bot", *args],
             cwd=folder,

@@ -3,7 +3,6 @@ a container's restart policy (which cannot tell exit codes apart) does not resta
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -14,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.ahead import Command, Interaction, Ran, ahead
+from tests.ahead import Command, Interaction, Ran, ahead, child_environment
 
 ROOT = Path(__file__).resolve().parents[3]
 FAKE_TOKEN = "ODk5.fake-token-for-tests." + "x" * 27
@@ -22,17 +21,7 @@ HOLDING = "waiting until stopped (not exiting, so nothing restarts the bot in a 
 
 
 def _environment(tmp_path: Path, **extra: str) -> dict[str, str]:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("IMAGINE")}
-    environment.update(
-        {
-            "PYTHONPATH": str(ROOT),
-            "HF_HUB_OFFLINE": "1",
-            "IMAGINE_CONFIG": os.devnull,
-            "IMAGINE_DATA_DIR": str(tmp_path / "data"),
-        }
-    )
-    environment.update(extra)
-    return environment
+    return child_environment(**{"IMAGINE_DATA_DIR": str(tmp_path / "data"), **extra})
 
 
 def _configure(tmp_path: Path, case: str) -> tuple[dict[str, str], str]:

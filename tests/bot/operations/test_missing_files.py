@@ -8,10 +8,6 @@ import errno
 import os
 import re
 import shutil
-import subprocess
-import sys
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -234,62 +230,3 @@ def test_run_with_data_under_sys_says_choose_another_folder(
         f"/sys is a sysfs file system, which cannot hold the bot's files: set {DATA_SETTING} to another folder"
     )
     assert "chown" not in line and "chmod" not in line
-
-
-def _setpriv_works() -> bool:
-    if SETPRIV is None or os.getuid() != 0:
-        return False
-    probe = subprocess.run(
-        [SETPRIV, "--reuid", "1000", "--regid", "1000", "--clear-groups", sys.executable, "-c", "import pydantic"],
-        capture_output=True,
-        check=False,
-    )
-    return probe.returncode == 0
-
-
-@pytest.fixture
-def base() -> Iterator[Path]:
-    """A folder every user may enter (pytest's own temporary folders are private to their owner)."""
-    created = Path(tempfile.mkdtemp(prefix="imaginebot-missing-"))
-    created.chmod(0o755)
-    yield created
-    for path in (created, *created.rglob("*")):
-        if path.is_dir():
-            path.chmod(0o755)
-    shutil.rmtree(created, ignore_errors=True)
-
-
-@pytest.mark.skipif(not _setpriv_works(), reason="needs root and setpriv to run the bot as uid 1000")
-def test_uid_1000_facing_its_own_read_only_folder(base: Path) -> None:
-    """The data folder belongs to uid 1000 with mode 555: chown changes nothing, so the line says chmod u+w."""
-    data = base / "data"
-    data.mkdir()
-    os.chown(data, 1000, 1000)
-    data.chmod(0o555)
-    environment = {k: v for k, v in os.environ.items() if not k.startswith(("IMAGINE", "HF_"))}
-    environment.update(
-        {
-            "PYTHONPATH": str(Path(__file__).resolve().parents[3]),
-            "HF_HUB_OFFLINE": "1",
-            "HOME": str(base),
-            "HF_HOME": str(base / "hf"),
-            "IMAGINE_DISCORD_TOKEN": FAKE_TOKEN,
-            "IMAGINE_DATA_DIR": str(data),
-            "IMAGINE_MODEL": "tiny",
-        }
-    )
-    os.chown(base, 1000, 1000)  # so the Hugging Face cache can be created beside it
-    completed = subprocess.run(
-        [str(SETPRIV), "--reuid", "1000", "--regid", "1000", "--clear-groups", sys.executable, "-m", "bot", "run"],
-        cwd=base,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert completed.returncode == 2, completed.stderr
-    (line,) = completed.stderr.splitlines()
-    assert f"the bot (uid 1000) cannot write {data} (Permission denied)" in line
-    assert f"Run: chmod -R u+w {data}" in line
-    assert "chown" not in line

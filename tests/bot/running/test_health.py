@@ -30,6 +30,7 @@ from bot.running.health import (
 )
 from bot.running.maintenance import HEARTBEAT_JOB_ID, Maintenance
 from config.settings import Settings
+from tests.ahead import child_environment
 from tests.conftest import ENGINE_TIMEOUT_S, make_settings, wait_until
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -48,9 +49,7 @@ PARAMS = RenderParams(prompt="fox", negative_prompt="", model="tiny", width=64, 
 
 
 def _health(cwd: Path, *extra: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("IMAGINE_")}
-    environment.update({"PYTHONPATH": str(ROOT), "IMAGINE_CONFIG": os.devnull, "IMAGINE_DATA_DIR": str(cwd / "data")})
-    environment.update(env or {})
+    environment = child_environment(**{"IMAGINE_DATA_DIR": str(cwd / "data"), **(env or {})})
     return subprocess.run(
         [sys.executable, *extra, "-m", "bot", "health"],
         cwd=cwd,

@@ -8,9 +8,10 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.core import Lane, Preferences
+from bot.core import ImagineError, Lane, Preferences
 from cogs.actors import actor_of
 from cogs.admin import queue_headline
+from cogs.errors import send_error
 
 if TYPE_CHECKING:
     from bot.discord_surface.discord_bot import ImagineBot
@@ -76,12 +77,12 @@ class SettingsView(discord.ui.View):
         return interaction.user.id == self.user_id
 
     async def _save(self, interaction: discord.Interaction[Any], key: str, value: str) -> None:
-        stored: object = None if value == DEFAULT else value
-        if key == "steps" and stored is not None:
-            stored = int(value)
-        if key == "lane":
-            stored = Lane(value)
-        preferences = await self.bot.service.member.update_preferences(actor_of(interaction), **{key: stored})
+        chosen = None if value == DEFAULT else value
+        try:  # the core checks it like the flag it stands for (a crafted select may send anything)
+            preferences = await self.bot.service.member.update_preferences(actor_of(interaction), **{key: chosen})
+        except ImagineError as error:
+            await send_error(interaction, str(error))
+            return
         settings = self.bot.settings
         await interaction.response.edit_message(
             content="Saved. Your settings:\n" + describe_preferences(preferences, settings.model, settings.default_lane)

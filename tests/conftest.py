@@ -291,10 +291,15 @@ def emit_clicks(
     guild_id: int | None,
     channel_id: int | None = None,
     times: int = 1,
+    values: list[str] | None = None,
 ) -> None:
-    """Deliver raw button presses without waiting between them (a double-clicking member, a bot, or a crafted
-    interaction: ``guild_id`` None and a DM ``channel_id`` claim a press from outside the server)."""
+    """Deliver raw button presses (or, with ``values``, select choices) without waiting between them and without
+    checking them against the component (a double-clicking member, a bot, or a crafted interaction: ``guild_id``
+    None and a DM ``channel_id`` claim a press from outside the server)."""
     stored = env.backend.get_message(message.channel.id, message.id)
+    data: dict[str, object] = {"custom_id": custom_id, "component_type": 2}
+    if values is not None:
+        data.update(component_type=3, values=values)
     for _ in range(times):
         record, payload = sim_interactions.base_payload(
             env.backend,
@@ -302,7 +307,7 @@ def emit_clicks(
             channel_id=stored.channel_id if channel_id is None else channel_id,
             guild_id=guild_id,
             user_id=user_id,
-            data={"custom_id": custom_id, "component_type": 2},
+            data=data,
         )
         payload["message"] = dict(serializers.message_payload(env.backend, stored))
         record.source_message_id = stored.id

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 from bot.actors import Actor
 from bot.errors import ImagineError
 from bot.jobs import ImageResult, Job
-from bot.requests.preferences import Preferences
-from bot.requests.preparation import usable_models
+from bot.requests.preferences import Preferences, checked_preferences
+from bot.requests.preparation import prompt_limits, usable_models
 from bot.scheduling.reports import QueueSummary, queue_summary
 from engine.samplers import SAMPLERS
 
@@ -94,8 +94,10 @@ class MemberActions:
         return await self._service.preferences.get(actor.user_id)
 
     async def update_preferences(self, actor: Actor, **changes: object) -> Preferences:
-        """Change some of the actor's preferences (None: back to the server default); returns all of them."""
-        return await self._service.preferences.update(actor.user_id, **changes)
+        """Change some of the actor's preferences: the text a member chose, or None for the server default. Each value
+        obeys the rule of the flag it stands for (a crafted /settings select may send anything); returns them all."""
+        limits = prompt_limits(self._service.settings, owner=actor.is_console)
+        return await self._service.preferences.update(actor.user_id, **checked_preferences(changes, limits))
 
     async def queue(self, actor: Actor) -> QueueSummary:
         """How many jobs wait in each lane, which render, and whether the queue is paused (the same for everyone

@@ -227,7 +227,7 @@ def prepare_imagine(
     for variant in expand_permutations(text, cap):
         parsed = parse_prompt(variant, prompt_limits(settings, owner=owner))
         if preferences is not None:
-            parsed = apply_preferences(parsed, preferences)
+            parsed = apply_preferences(parsed, preferences, prompt_limits(settings, owner=owner))
             stale = parsed.model if "model" not in parsed.flags else None
             if stale is not None and stale not in usable_models(settings, owner=owner):
                 raise PromptError(

@@ -158,6 +158,13 @@ _FLAGS: dict[str, _Flag] = {
 _ALIASES = {"aspect": "ar", "negative": "no", "r": "repeat"}
 
 
+def parse_flag(flag: str, value: str, limits: PromptLimits) -> tuple[str, Any]:
+    """One flag's value checked by the rule it has in a prompt: the field of :class:`ParsedPrompt` it sets and the
+    parsed value. Raises PromptError with the flag's own message."""
+    spec = _FLAGS[flag]
+    return spec.field, spec.parse(value, flag, limits)
+
+
 def known_flags() -> tuple[str, ...]:
     """The flag forms, for help texts."""
     return tuple(spec.form for spec in _FLAGS.values())

@@ -6,7 +6,7 @@ import pytest
 import simcord
 
 from bot.jobs import Lane
-from tests.conftest import scene, wait_until
+from tests.conftest import emit_clicks, scene, wait_until
 
 
 async def _jobs(env: simcord.Env) -> list[tuple[str, str, str]]:
@@ -103,3 +103,19 @@ async def test_model_and_sampler_autocomplete_and_options(discord_env: simcord.E
     assert refused.ephemeral
     assert refused.response is not None
     assert "not a model on this server" in refused.response.content
+
+
+async def test_a_crafted_settings_choice_is_refused_and_not_stored(discord_env: simcord.Env) -> None:
+    """A client may send any value for a /settings select: values no flag would allow get the flag's error,
+    privately, and nothing is stored, so no later job runs 100,000 steps or an unknown sampler."""
+    guild, channel, eve = scene(discord_env, "eve")
+    panel = await eve.slash(channel, "settings")
+    assert panel.response is not None
+    for custom_id, value in (("settings:steps", "100000"), ("settings:sampler", "warp"), ("settings:lane", "vip")):
+        emit_clicks(discord_env, panel.response.message, custom_id, user_id=eve.id, guild_id=guild.id, values=[value])
+    await discord_env.settle()
+    refusals = [str(r.json) for r in discord_env.http_requests if r.path.endswith("/callback") and r.json]
+    for value in ("`--steps 100000` is out of range", "`--sampler warp` is not a sampler", "`vip` is not a lane"):
+        assert any(value in text for text in refusals), (value, refusals)
+    prefs = await discord_env.bot.service.preferences.get(eve.id)
+    assert (prefs.steps, prefs.sampler, prefs.lane) == (None, None, None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -98,3 +99,36 @@ async def test_a_job_is_shown_to_its_member_and_the_console_only(service: Imagin
     assert files.images == ()  # not rendered: no images yet
     with pytest.raises(ImagineError, match="only look at your own jobs"):
         await service.member.job(member(2), submitted.job.id)
+
+
+@pytest.mark.parametrize(
+    ("changes", "fragment"),
+    [
+        ({"steps": "100000"}, "`--steps 100000` is out of range"),
+        ({"steps": "many"}, "`--steps many` is not valid"),
+        ({"aspect": "50:1"}, "`--ar 50:1` is too extreme"),
+        ({"sampler": "warp-speed"}, "`--sampler warp-speed` is not a sampler on this server"),
+        ({"model": "secret-model"}, "`--model secret-model` is not a model on this server"),
+        ({"lane": "vip"}, "`vip` is not a lane: use turbo, fast or relax"),
+    ],
+)
+async def test_preferences_obey_the_rules_of_their_flags(
+    service: ImagineService, changes: dict[str, str], fragment: str
+) -> None:
+    """A /settings value is checked like the flag it stands for (a crafted select may send anything), and nothing
+    is stored when it is refused."""
+    with pytest.raises(ImagineError, match=re.escape(fragment)):
+        await service.member.update_preferences(member(1), **changes)
+    assert await service.store.fetch_value("SELECT COUNT(*) FROM preferences") == 0
+
+
+async def test_a_stored_preference_that_the_rules_no_longer_allow_is_refused(service: ImagineService) -> None:
+    """Steps stored under a higher limit do not outlive it: the request names the setting to change."""
+    await service.member.update_preferences(member(1), steps="40", aspect="6:4")
+    stored = await service.member.preferences(member(1))
+    assert (stored.steps, stored.aspect) == (40, "3:2")  # stored as the rule reads it
+    service.settings = service.settings.model_copy(update={"max_steps": 30})
+    with pytest.raises(ImagineError, match=re.escape("your default steps `40` (from /settings) is not available")):
+        await service.prepare(member(1), "a fox")
+    [prepared] = await service.prepare(member(1), "a fox --steps 20")  # a flag still wins
+    assert prepared.params.steps == 20

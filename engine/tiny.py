@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 from diffusers import (
     AutoencoderKL,
+    DDIMScheduler,
     EulerDiscreteScheduler,
     PNDMScheduler,
     StableDiffusionPipeline,
@@ -37,15 +38,18 @@ from transformers.convert_slow_tokenizer import bytes_to_unicode
 
 __all__ = [
     "TINY_FAMILIES",
+    "build_tiny_sd2",
     "build_tiny_sd15",
+    "build_tiny_sd_turbo",
     "build_tiny_sdxl",
     "ensure_tiny_model",
 ]
 
 logger = logging.getLogger(__name__)
 
-TINY_FAMILIES: tuple[str, ...] = ("sd15", "sdxl")
-"""Model families that :func:`ensure_tiny_model` can build."""
+TINY_FAMILIES: tuple[str, ...] = ("sd15", "sdxl", "sd2", "sd-turbo")
+"""Tiny models :func:`ensure_tiny_model` can build (``tiny:<name>`` sources): one per family, plus ``sd-turbo``, an
+SD2.1-architecture model set up as SD-Turbo is (epsilon prediction, Euler with trailing timesteps)."""
 
 _BOS_TOKEN = "<|startoftext|>"
 _EOS_TOKEN = "<|endoftext|>"
@@ -59,7 +63,10 @@ _SDXL_HIDDEN_2 = 48
 _SDXL_PROJECTION_2 = 48
 _SDXL_ADDITION_TIME_EMBED_DIM = 8
 
-# Scheduler settings shared by SD 1.5 and SDXL.
+# The width of the tiny SD2 text encoder (OpenCLIP ViT-H in SD2.1): unlike the tiny SD1.5's, so a mix-up shows.
+_SD2_HIDDEN = 48
+
+# Scheduler settings shared by SD 1.5, SD2 and SDXL.
 _SCHEDULER_COMMON: dict[str, object] = {
     "num_train_timesteps": 1000,
     "beta_start": 0.00085,
@@ -83,6 +90,8 @@ _COMMON_FILES: tuple[str, ...] = (
 )
 _REQUIRED_FILES: dict[str, tuple[str, ...]] = {
     "sd15": _COMMON_FILES,
+    "sd2": _COMMON_FILES,
+    "sd-turbo": _COMMON_FILES,
     "sdxl": (
         *_COMMON_FILES,
         "text_encoder_2/config.json",
@@ -105,8 +114,9 @@ def _byte_level_vocab() -> dict[str, int]:
     return {token: index for index, token in enumerate(tokens)}
 
 
-def _build_tokenizer(folder: Path) -> CLIPTokenizer:
-    """Build a tiny CLIP tokenizer offline and save it (with its vocab and merges) to ``folder``."""
+def _build_tokenizer(folder: Path, *, pad_token: str = _EOS_TOKEN) -> CLIPTokenizer:
+    """Build a tiny CLIP tokenizer offline and save it (with its vocab and merges) to ``folder``. ``pad_token``:
+    the end token (SD1.5, SDXL) or ``!`` (SD2.x pads with it, token id 0)."""
     vocab = _byte_level_vocab()
     folder.mkdir(parents=True, exist_ok=True)
     # The slow-tokenizer files real Stable Diffusion folders ship, next to tokenizer.json.
@@ -118,14 +128,16 @@ def _build_tokenizer(folder: Path) -> CLIPTokenizer:
         bos_token=_BOS_TOKEN,
         eos_token=_EOS_TOKEN,
         unk_token=_EOS_TOKEN,
-        pad_token=_EOS_TOKEN,
+        pad_token=pad_token,
         model_max_length=_MODEL_MAX_LENGTH,
     )
     tokenizer.save_pretrained(folder)
     return tokenizer
 
 
-def _text_config(hidden_size: int, *, projection_dim: int, num_layers: int = 2) -> CLIPTextConfig:
+def _text_config(
+    hidden_size: int, *, projection_dim: int, num_layers: int = 2, hidden_act: str = "gelu", pad_token: str = _EOS_TOKEN
+) -> CLIPTextConfig:
     """Return a tiny CLIP text-encoder config whose special-token ids match the tiny tokenizer."""
     vocab = _byte_level_vocab()
     return CLIPTextConfig(
@@ -137,10 +149,10 @@ def _text_config(hidden_size: int, *, projection_dim: int, num_layers: int = 2) 
         vocab_size=_TEXT_VOCAB_SIZE,
         max_position_embeddings=_MODEL_MAX_LENGTH,
         projection_dim=projection_dim,
-        hidden_act="gelu",
+        hidden_act=hidden_act,
         bos_token_id=vocab[_BOS_TOKEN],
         eos_token_id=vocab[_EOS_TOKEN],
-        pad_token_id=vocab[_EOS_TOKEN],
+        pad_token_id=vocab[pad_token],
     )
 
 
@@ -221,6 +233,83 @@ def build_tiny_sd15(path: Path, *, seed: int = 0) -> Path:
     return path
 
 
+def _build_tiny_sd2_architecture(path: Path, seed: int, *, upcast_attention: bool, scheduler: object) -> Path:
+    """A tiny random-weight SD2.x pipeline folder: linear projections and per-block head counts in the UNet as SD2.x
+    has them, a GELU text encoder padded with ``!`` (OpenCLIP's), no safety checker, and ``scheduler``."""
+    path = _prepare_target(path)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        unet = UNet2DConditionModel(
+            block_out_channels=(32, 64),
+            layers_per_block=1,
+            sample_size=32,
+            in_channels=4,
+            out_channels=4,
+            down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+            up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+            attention_head_dim=(2, 4),
+            use_linear_projection=True,
+            upcast_attention=upcast_attention,
+            cross_attention_dim=_SD2_HIDDEN,
+        )
+        torch.manual_seed(seed)
+        vae = _tiny_vae(force_upcast=True)
+        torch.manual_seed(seed)
+        text_encoder = CLIPTextModel(_text_config(_SD2_HIDDEN, projection_dim=_SD2_HIDDEN, pad_token="!"))
+    tokenizer = _build_tokenizer(path / "tokenizer", pad_token="!")
+    pipe = StableDiffusionPipeline(
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        unet=unet,
+        scheduler=scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        image_encoder=None,
+        requires_safety_checker=False,
+    )
+    pipe.save_pretrained(path, safe_serialization=True)
+    return path
+
+
+def build_tiny_sd2(path: Path, *, seed: int = 0) -> Path:
+    """Build a tiny random-weight Stable Diffusion 2.1 (768-v) model and save it to ``path``.
+
+    As SD2.1 is: a v-prediction DDIM scheduler, attention computed in fp32 (``upcast_attention``), linear
+    projections in the UNet's transformers, a GELU text encoder whose tokenizer pads with ``!``. The same ``seed``
+    always gives the same weights; the caller's global torch random state is left untouched.
+    """
+    scheduler = DDIMScheduler(
+        **_SCHEDULER_COMMON,
+        clip_sample=False,
+        set_alpha_to_one=False,
+        prediction_type="v_prediction",
+        timestep_spacing="leading",
+    )
+    _build_tiny_sd2_architecture(path, seed, upcast_attention=True, scheduler=scheduler)
+    logger.info("Built tiny sd2 model (seed %d) at %s", seed, path)
+    return Path(path)
+
+
+def build_tiny_sd_turbo(path: Path, *, seed: int = 0) -> Path:
+    """Build a tiny random-weight SD-Turbo (an adversarially distilled SD2.1 at 512²) and save it to ``path``.
+
+    As ``stabilityai/sd-turbo`` is: the SD2.1 architecture with epsilon prediction and no attention upcast (it is
+    distilled from the 512² base model), and an Euler scheduler whose timesteps are spaced from the end
+    (``trailing``), so that one step starts from pure noise. The same ``seed`` always gives the same weights.
+    """
+    scheduler = EulerDiscreteScheduler(
+        **_SCHEDULER_COMMON,
+        interpolation_type="linear",
+        prediction_type="epsilon",
+        timestep_spacing="trailing",
+        use_karras_sigmas=False,
+    )
+    _build_tiny_sd2_architecture(path, seed, upcast_attention=False, scheduler=scheduler)
+    logger.info("Built tiny sd-turbo model (seed %d) at %s", seed, path)
+    return Path(path)
+
+
 def build_tiny_sdxl(path: Path, *, seed: int = 0) -> Path:
     """Build a tiny random-weight Stable Diffusion XL model and save it to ``path``.
 
@@ -289,6 +378,8 @@ def build_tiny_sdxl(path: Path, *, seed: int = 0) -> Path:
 _BUILDERS: dict[str, Callable[..., Path]] = {
     "sd15": build_tiny_sd15,
     "sdxl": build_tiny_sdxl,
+    "sd2": build_tiny_sd2,
+    "sd-turbo": build_tiny_sd_turbo,
 }
 
 

@@ -18,13 +18,22 @@ from safetensors.torch import load_file
 from transformers import CLIPTokenizer
 
 from engine import tiny
-from engine.tiny import TINY_FAMILIES, build_tiny_sd15, build_tiny_sdxl, ensure_tiny_model
+from engine.tiny import (
+    TINY_FAMILIES,
+    build_tiny_sd2,
+    build_tiny_sd15,
+    build_tiny_sd_turbo,
+    build_tiny_sdxl,
+    ensure_tiny_model,
+)
 
 PIPELINE_CLASSES: dict[str, type[DiffusionPipeline]] = {
     "sd15": StableDiffusionPipeline,
     "sdxl": StableDiffusionXLPipeline,
+    "sd2": StableDiffusionPipeline,
+    "sd-turbo": StableDiffusionPipeline,
 }
-BUILDERS = {"sd15": build_tiny_sd15, "sdxl": build_tiny_sdxl}
+BUILDERS = {"sd15": build_tiny_sd15, "sdxl": build_tiny_sdxl, "sd2": build_tiny_sd2, "sd-turbo": build_tiny_sd_turbo}
 LONG_PROMPT = " ".join(f"word{i}" for i in range(200))
 
 
@@ -58,7 +67,7 @@ def _load(family: str, path: Path) -> DiffusionPipeline:
 
 
 def test_families() -> None:
-    assert TINY_FAMILIES == ("sd15", "sdxl")
+    assert TINY_FAMILIES == ("sd15", "sdxl", "sd2", "sd-turbo")
 
 
 @pytest.mark.parametrize("family", TINY_FAMILIES)
@@ -71,7 +80,7 @@ def test_builds_complete_diffusers_folder(built_models: dict[str, Path], family:
         assert (path / name).is_dir(), name
     assert list((path / "unet").glob("*.safetensors"))
     assert not list(path.rglob("*.bin"))
-    if family == "sd15":
+    if family != "sdxl":
         assert index["safety_checker"] == [None, None]
         assert index["feature_extractor"] == [None, None]
         assert index["requires_safety_checker"] is False
@@ -79,7 +88,7 @@ def test_builds_complete_diffusers_folder(built_models: dict[str, Path], family:
         assert (path / "text_encoder_2").is_dir()
         assert (path / "tokenizer_2").is_dir()
     # No staging leftovers next to the model.
-    assert sorted(p.name for p in path.parent.iterdir()) == [f"tiny-{f}" for f in TINY_FAMILIES]
+    assert sorted(p.name for p in path.parent.iterdir()) == sorted(f"tiny-{f}" for f in TINY_FAMILIES)
 
 
 @pytest.mark.parametrize("family", TINY_FAMILIES)
@@ -104,7 +113,7 @@ def test_loads_through_auto_pipeline(built_models: dict[str, Path], family: str)
 @pytest.mark.parametrize("family", TINY_FAMILIES)
 def test_long_prompt_is_truncated(built_models: dict[str, Path], family: str) -> None:
     path = built_models[family]
-    folders = ["tokenizer"] if family == "sd15" else ["tokenizer", "tokenizer_2"]
+    folders = ["tokenizer", "tokenizer_2"] if family == "sdxl" else ["tokenizer"]
     for folder in folders:
         tokenizer = CLIPTokenizer.from_pretrained(path / folder)
         assert tokenizer.model_max_length == 77
@@ -115,8 +124,8 @@ def test_long_prompt_is_truncated(built_models: dict[str, Path], family: str) ->
         assert ids[0] == tokenizer.bos_token_id
         assert ids[-1] == tokenizer.eos_token_id
         # Every byte is in the vocabulary, so nothing maps to the unknown token.
-        short = tokenizer("héllo, wörld! 123").input_ids
-        assert tokenizer.decode(short, skip_special_tokens=True) == "héllo , wörld ! 1 2 3"
+        short = tokenizer("héllo, wörld? 123").input_ids  # no "!": SD2's tokenizers pad with it (a special token)
+        assert tokenizer.decode(short, skip_special_tokens=True) == "héllo , wörld ? 1 2 3"
     _render(_load(family, path), prompt=LONG_PROMPT)
 
 
@@ -130,6 +139,37 @@ def test_sdxl_text_encoders_have_different_widths(built_models: dict[str, Path])
     assert unet["projection_class_embeddings_input_dim"] == (
         6 * unet["addition_time_embed_dim"] + te2["projection_dim"]
     )
+
+
+@pytest.mark.parametrize(
+    ("family", "scheduler", "prediction", "spacing", "upcast"),
+    [
+        ("sd2", "DDIMScheduler", "v_prediction", "leading", True),
+        ("sd-turbo", "EulerDiscreteScheduler", "epsilon", "trailing", False),
+    ],
+)
+def test_sd2_architecture_models_are_set_up_as_sd21_is(
+    built_models: dict[str, Path], family: str, scheduler: str, prediction: str, spacing: str, upcast: bool
+) -> None:
+    """SD2.1 (768-v) predicts v with fp32 attention; SD-Turbo predicts noise with trailing timesteps; both have
+    SD2's linear projections, per-block head counts, a GELU text encoder and a tokenizer that pads with ``!``."""
+    path = built_models[family]
+    unet = json.loads((path / "unet" / "config.json").read_text())
+    text = json.loads((path / "text_encoder" / "config.json").read_text())
+    schedule = json.loads((path / "scheduler" / "scheduler_config.json").read_text())
+    assert (schedule["_class_name"], schedule["prediction_type"], schedule["timestep_spacing"]) == (
+        scheduler,
+        prediction,
+        spacing,
+    )
+    assert unet["upcast_attention"] is upcast
+    assert unet["use_linear_projection"] is True
+    assert unet["attention_head_dim"] == [2, 4]
+    assert unet["cross_attention_dim"] == text["hidden_size"] != 32  # not the tiny SD1.5's width
+    assert text["hidden_act"] == "gelu"
+    tokenizer = CLIPTokenizer.from_pretrained(path / "tokenizer")
+    assert tokenizer.pad_token == "!"
+    assert text["pad_token_id"] == tokenizer.pad_token_id
 
 
 @pytest.mark.parametrize("family", TINY_FAMILIES)

@@ -33,7 +33,7 @@ class JobEvent:
     position: int = 0
     images: tuple[ImageResult, ...] = field(default=())
     message: str = ""
-    preview_png: bytes | None = field(default=None, repr=False)
+    preview: bytes | None = field(default=None, repr=False)
     """A small latent preview (PROGRESS events, every few steps)."""
 
 

@@ -95,10 +95,10 @@ def result_embed(job: Job, filename: str) -> discord.Embed:
 
 
 def result_file(path: Path, name: str, limit: int = MAX_UPLOAD_BYTES) -> discord.File:
-    """The result as one attachment under Discord's limit: the PNG, or the compact JPEG the engine wrote beside a
-    grid that is too large (the bot never re-encodes an image)."""
+    """The result as one attachment under Discord's limit: the file the engine wrote (a grid JPEG, a sweep's PNG), or
+    the compact JPEG it wrote beside a sheet that is too large (the bot never re-encodes an image)."""
     if path.stat().st_size <= limit:
-        return discord.File(io.BytesIO(path.read_bytes()), filename=f"{name}.png")
+        return discord.File(io.BytesIO(path.read_bytes()), filename=f"{name}{path.suffix}")
     compact = path.with_suffix(".jpg")
     if compact.is_file() and compact.stat().st_size <= limit:
         return discord.File(io.BytesIO(compact.read_bytes()), filename=f"{name}.jpg")

@@ -155,7 +155,7 @@ class Presenter(commands.Cog):
             return
         live.last_edit[event.job.id] = now
         content = running_text(event.job, event.step, event.total)
-        attachments = [discord.File(io.BytesIO(event.preview_png), "preview.png")] if event.preview_png else []
+        attachments = [discord.File(io.BytesIO(event.preview), "preview.jpg")] if event.preview else []
         async with live.lock:
             try:
                 if attachments:

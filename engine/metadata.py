@@ -1,4 +1,5 @@
-"""A1111-style image metadata: the ``parameters`` PNG text chunk that image tools already read."""
+"""A1111-style image metadata: the ``parameters`` PNG text chunk, and in a JPEG the EXIF user comment holding the
+same text, as image tools already read them."""
 
 from __future__ import annotations
 
@@ -10,12 +11,16 @@ from typing import TYPE_CHECKING
 from PIL import Image, PngImagePlugin
 
 from engine.protocol import RenderTask
-from engine.samplers import sampler_label
+from engine.samplers import sampler_label, schedule_label
 
 if TYPE_CHECKING:
     from engine.render import ImageInfo
 
 PARAMETERS_KEY = "parameters"
+EXIF_IFD = 0x8769
+USER_COMMENT = 0x9286
+UNICODE_PREFIX = b"UNICODE\x00"
+"""An EXIF user comment's character code for UTF-16 (big-endian, as A1111 writes and reads it)."""
 
 
 @dataclass(frozen=True)
@@ -59,6 +64,8 @@ def parameters_for(
             settings.append(("Denoising strength", f"{image.strength:g}"))
         if loras:
             settings.append(("Lora weights", ", ".join(f"{name}: {weight:g}" for name, weight in loras)))
+    if schedule_label(sampler):  # A1111 writes a sampler's schedule apart: "Sampler: Euler a, Schedule type: …"
+        settings.insert(0, ("Schedule type", schedule_label(sampler)))
     return ImageParameters(
         prompt=prompt,
         negative_prompt=task.negative_prompt,
@@ -99,8 +106,22 @@ def png_bytes(image: Image.Image, params: ImageParameters, *, compress_level: in
     return buffer.getvalue()
 
 
+def jpeg_bytes(image: Image.Image, params: ImageParameters, *, quality: int) -> bytes:
+    """Encode ``image`` as a JPEG of ``quality`` with the parameters text as its EXIF user comment."""
+    exif = Image.Exif()
+    exif.get_ifd(EXIF_IFD)[USER_COMMENT] = UNICODE_PREFIX + format_parameters(params).encode("utf-16-be")
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, format="JPEG", quality=quality, exif=exif.tobytes())
+    return buffer.getvalue()
+
+
 def read_parameters(data: bytes) -> str | None:
-    """The parameters text of a PNG, or None when it has none."""
+    """The parameters text of a PNG (its text chunk) or a JPEG (its EXIF user comment), or None when it has none."""
     with Image.open(io.BytesIO(data)) as image:
         value = image.info.get(PARAMETERS_KEY)
-    return value if isinstance(value, str) else None
+        comment = image.getexif().get_ifd(EXIF_IFD).get(USER_COMMENT)
+    if isinstance(value, str):
+        return value
+    if isinstance(comment, bytes) and comment.startswith(UNICODE_PREFIX):
+        return comment.removeprefix(UNICODE_PREFIX).decode("utf-16-be", errors="replace")
+    return None

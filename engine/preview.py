@@ -1,11 +1,31 @@
-"""Cheap previews: a fixed linear latent-to-RGB projection per family, no VAE and no extra weights."""
+"""Previews that cost the render nothing: a fixed linear latent-to-RGB projection per family, made on the GPU,
+encoded as a small JPEG off the render thread.
+
+The projection (no VAE, no extra weights) and the resize to at most :data:`PREVIEW_SIDE` pixels run where the
+latents are, as a few tiny kernels queued behind the step; the copy to the CPU is asynchronous and a thread waits
+for it and encodes, so the render thread never waits for the GPU (no synchronisation inside the denoising loop) nor
+for an encoder.
+"""
 
 from __future__ import annotations
 
 import io
+import logging
+import queue
+import threading
+from collections.abc import Callable
 
 import torch
 from PIL import Image
+
+log = logging.getLogger(__name__)
+
+PREVIEW_SIDE = 256
+"""The longest side of a preview, in pixels."""
+PREVIEW_QUALITY = 80
+"""JPEG quality of a preview: it is shown for a few seconds and thrown away."""
+PENDING_PREVIEWS = 8
+"""Previews waiting to be encoded; more are dropped (the next one shows the render anyway)."""
 
 # Rows are latent channels, columns R, G, B (the approximations A1111 and ComfyUI use for previews).
 _SD15_LATENT_RGB = (
@@ -31,19 +51,83 @@ LATENT_RGB: dict[str, tuple[tuple[tuple[float, float, float], ...], tuple[float,
     ),
 }
 
+PreviewSink = Callable[[int, int, int, bytes], None]
+"""(job_id, step, total, JPEG bytes): where an encoded preview goes."""
 
-def latents_to_image(latents: torch.Tensor, family: str) -> Image.Image:
-    """One latent (channels × h × w) as a small RGB image (h × w: 1/8 of the output on real models)."""
+
+def preview_size(height: int, width: int, side: int = PREVIEW_SIDE) -> tuple[int, int]:
+    """Height and width of the preview of a ``height`` × ``width`` latent: its longest side scaled to ``side``."""
+    scale = side / max(height, width)
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def preview_pixels(latents: torch.Tensor, family: str, side: int = PREVIEW_SIDE) -> torch.Tensor:
+    """Latents (N × channels × h × w) as N small RGB images (N × H × W × 3, uint8) on the latents' device."""
     factors, bias = LATENT_RGB.get(family, LATENT_RGB["sd15"])
-    weight = torch.tensor(factors, dtype=torch.float32)
-    rgb = torch.einsum("chw,cr->rhw", latents.detach().float().cpu()[: weight.shape[0]], weight)
-    rgb = rgb + torch.tensor(bias).view(3, 1, 1)
-    pixels = ((rgb.clamp(-1, 1) + 1) * 127.5).to(torch.uint8).permute(1, 2, 0).numpy()
-    return Image.fromarray(pixels, "RGB")
+    weight = torch.tensor(factors, dtype=torch.float32, device=latents.device)
+    channels = latents.detach()[:, : weight.shape[0]].float()
+    rgb = torch.einsum("nchw,cr->nrhw", channels, weight) + torch.tensor(bias, device=latents.device).view(1, 3, 1, 1)
+    height, width = preview_size(rgb.shape[-2], rgb.shape[-1], side)
+    if (height, width) != tuple(rgb.shape[-2:]):
+        rgb = torch.nn.functional.interpolate(rgb, size=(height, width), mode="bilinear", align_corners=False)
+    return ((rgb.clamp(-1, 1) + 1) * 127.5).to(torch.uint8).permute(0, 2, 3, 1).contiguous()
 
 
-def preview_png(latents: torch.Tensor, family: str) -> bytes:
-    """PNG bytes of :func:`latents_to_image` (fast compression: previews are thrown away)."""
+def encode_preview(pixels: torch.Tensor) -> bytes:
+    """One H × W × 3 uint8 image (on the CPU) as JPEG bytes."""
     buffer = io.BytesIO()
-    latents_to_image(latents, family).save(buffer, format="PNG", compress_level=1)
+    Image.fromarray(pixels.numpy(), "RGB").save(buffer, format="JPEG", quality=PREVIEW_QUALITY)
     return buffer.getvalue()
+
+
+def latents_to_image(latents: torch.Tensor, family: str, side: int = PREVIEW_SIDE) -> Image.Image:
+    """One latent (channels × h × w) as a small RGB image, its longest side ``side`` pixels."""
+    pixels = preview_pixels(latents.unsqueeze(0), family, side)[0].cpu()
+    return Image.fromarray(pixels.numpy(), "RGB")
+
+
+class PreviewEncoder:
+    """Encodes previews on a thread of its own and hands each to ``sink``, in the order they were submitted.
+
+    :meth:`submit` starts the copy of the pixels to the CPU without waiting for the GPU (pinned memory, a CUDA
+    event) and returns; the thread waits for the copy, encodes, and calls ``sink``. When the encoder falls behind,
+    new previews are dropped rather than slowing the render.
+    """
+
+    def __init__(self, sink: PreviewSink) -> None:
+        self._sink = sink
+        self._queue: queue.Queue[tuple[int, int, int, torch.Tensor, object | None] | None] = queue.Queue(
+            PENDING_PREVIEWS
+        )
+        self._thread = threading.Thread(target=self._encode, name="engine-previews", daemon=True)
+        self._thread.start()
+
+    def submit(self, job_id: int, step: int, total: int, pixels: torch.Tensor) -> None:
+        """Queue one preview (H × W × 3 uint8, on any device) of ``job_id`` at ``step``."""
+        ready: object | None = None
+        if pixels.is_cuda:
+            pixels = pixels.to("cpu", non_blocking=True)  # lands in pinned memory: the copy is asynchronous
+            event = torch.cuda.Event()
+            event.record()
+            ready = event
+        else:
+            pixels = pixels.cpu()
+        try:
+            self._queue.put_nowait((job_id, step, total, pixels, ready))
+        except queue.Full:
+            log.debug("preview of job %s at step %s dropped: the encoder is behind", job_id, step)
+
+    def close(self) -> None:
+        """Encode what is queued, then stop the thread."""
+        self._queue.put(None)
+        self._thread.join()
+
+    def _encode(self) -> None:
+        while (item := self._queue.get()) is not None:
+            job_id, step, total, pixels, ready = item
+            try:
+                if ready is not None:
+                    ready.synchronize()  # type: ignore[attr-defined]
+                self._sink(job_id, step, total, encode_preview(pixels))
+            except Exception:  # a preview is never worth a job: log and go on
+                log.warning("could not make the preview of job %s", job_id, exc_info=True)

@@ -16,6 +16,7 @@ import threading
 import time
 from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from engine.protocol import (
     STARTING_IMPORTING,
@@ -35,6 +36,10 @@ from engine.protocol import (
     TaskFailed,
     ToEngine,
 )
+
+if TYPE_CHECKING:
+    from engine.finishing import Outcome
+    from engine.preview import PreviewEncoder
 
 log = logging.getLogger(__name__)
 
@@ -181,7 +186,9 @@ def run_engine(conn: Connection, config: EngineConfig) -> None:
         import torch
         import tqdm
 
+        from engine.finishing import ResultQueue
         from engine.pipelines import ModelCache, ModelLoadError
+        from engine.preview import PreviewEncoder
         from engine.render import group_tasks
     except Exception as error:  # an old torch or a broken install: one line with the cause and what to do
         from engine.import_failure import describe_import_failure
@@ -215,20 +222,32 @@ def run_engine(conn: Connection, config: EngineConfig) -> None:
             diffusers_version=diffusers.__version__,
             max_batch=config.max_batch,
             load_seconds=model.load_seconds,
+            speed=model.speed,
         )
     )
     data_dir = Path(config.data_dir).resolve()
-    while True:
-        message = inbox.get()
-        if isinstance(message, Shutdown):
-            return
-        if isinstance(message, RenderBatch):
-            for group in group_tasks(message.tasks, config.max_batch):
-                for reply in _run_group(cache, config, group, inbox, outbox, data_dir, heartbeat):
-                    heartbeat.release(reply.job_id)
-                    outbox.send(reply)
-                for task in group:
-                    inbox.forget(task.job_id)
+
+    def deliver(reply: TaskDone | TaskFailed) -> None:
+        heartbeat.release(reply.job_id)
+        outbox.send(reply)
+        inbox.forget(reply.job_id)
+
+    def show_preview(job_id: int, step: int, total: int, preview: bytes) -> None:
+        outbox.send(Progress(job_id, step, total, preview))
+
+    results = ResultQueue(deliver, inbox.is_cancelled)
+    previews = PreviewEncoder(show_preview)
+    try:
+        while True:
+            message = inbox.get()
+            if isinstance(message, Shutdown):
+                return
+            if isinstance(message, RenderBatch):
+                for group in group_tasks(message.tasks, config.max_batch):
+                    results.put(_render(cache, config, group, inbox, outbox, data_dir, heartbeat, previews))
+    finally:  # what is rendered is still written and reported (a Shutdown waits for it)
+        previews.close()
+        results.close()
 
 
 def _run_group(
@@ -240,34 +259,53 @@ def _run_group(
     data_dir: Path,
     heartbeat: _Heartbeat | None = None,
 ) -> list[TaskDone | TaskFailed]:
-    """Render a group of compatible tasks (one pipeline call) and write their files (each image and the grid, see
-    :mod:`engine.results`); one reply per task.
+    """Render a group and write its files here and now (the engine loop writes them on its result queue instead);
+    one reply per task."""
+    from engine.finishing import finish
 
-    Each phase (loading the group's model, rendering, writing files) is told to ``heartbeat``.
+    outcomes = _render(cache, config, tasks, inbox, conn, data_dir, heartbeat)
+    return [finish(outcome, inbox.is_cancelled) for outcome in outcomes]
+
+
+def _render(
+    cache: object,
+    config: EngineConfig,
+    tasks: list[RenderTask],
+    inbox: _Inbox,
+    conn: _Outbox | Connection,
+    data_dir: Path,
+    heartbeat: _Heartbeat | None = None,
+    previews: PreviewEncoder | None = None,
+) -> list[Outcome]:
+    """Render a group of compatible tasks (one pipeline call); one outcome per task, in order: its images (their
+    files are written by :mod:`engine.finishing`), or why it failed.
+
+    Each phase (loading the group's model, rendering, then writing files) is told to ``heartbeat``. Previews are
+    encoded on ``previews`` when given, else on the render thread.
     """
     import torch
 
+    from engine.finishing import RenderedTask
     from engine.memory_advice import render_oom_message
     from engine.pipelines import GpuMemoryError, ModelCache, ModelLoadError, RenderCancelledError
     from engine.render import Hooks, Rendered, render_group
-    from engine.results import write_results
 
     assert isinstance(cache, ModelCache)
-    replies: dict[int, TaskDone | TaskFailed] = {}
+    outcomes: dict[int, Outcome] = {}
     runnable: list[RenderTask] = []
     for task in tasks:
         output_dir = Path(task.output_dir).resolve()
         outside = [path for path in (task.init_image, task.mask_image) if path and not _inside(path, data_dir)]
         if not output_dir.is_relative_to(data_dir):
-            replies[task.job_id] = TaskFailed(
+            outcomes[task.job_id] = TaskFailed(
                 task.job_id, "bad_input", f"output folder {task.output_dir} is outside {data_dir}"
             )
         elif outside:
-            replies[task.job_id] = TaskFailed(
+            outcomes[task.job_id] = TaskFailed(
                 task.job_id, "bad_input", f"input image {outside[0]} is outside {data_dir}; the engine reads only there"
             )
         elif inbox.is_cancelled(task.job_id):
-            replies[task.job_id] = TaskFailed(task.job_id, FailureReason.CANCELLED, "cancelled before it started")
+            outcomes[task.job_id] = TaskFailed(task.job_id, FailureReason.CANCELLED, "cancelled before it started")
         else:
             runnable.append(task)
     started = time.perf_counter()
@@ -275,7 +313,7 @@ def _run_group(
     def on_step(job_id: int, step: int, total: int, preview: bytes | None) -> None:
         conn.send(Progress(job_id, step, total, preview))
 
-    hooks = Hooks(on_step, inbox.is_cancelled, config.preview_every)
+    hooks = Hooks(on_step, inbox.is_cancelled, config.preview_every, previews.submit if previews else None)
     failure: tuple[FailureReason, str] | None = None  # why the whole group failed: each of its jobs gets it
     results: list[Rendered] = []
     job_ids = [task.job_id for task in runnable]
@@ -310,12 +348,10 @@ def _run_group(
         phase("writing files")
     for index, task in enumerate(runnable):
         if failure is not None:
-            replies[task.job_id] = TaskFailed(task.job_id, *failure)
-        elif inbox.is_cancelled(task.job_id):
-            replies[task.job_id] = TaskFailed(task.job_id, FailureReason.CANCELLED, "cancelled while rendering")
+            outcomes[task.job_id] = TaskFailed(task.job_id, *failure)
         else:
-            replies[task.job_id] = write_results(task.model or config.model_name, task, results[index], seconds)
-    return [replies[task.job_id] for task in tasks]
+            outcomes[task.job_id] = RenderedTask(task, task.model or config.model_name, results[index], seconds)
+    return [outcomes[task.job_id] for task in tasks]
 
 
 def _free_memory() -> None:

@@ -92,6 +92,12 @@ class ModelEntry:
     source: str
     family: str = "sd15"
     config: str = ""
+    fuse_lora: str = ""
+    """A LoRA fused into the weights at load (an LCM-LoRA): a local file, or a hub id ``org/repo``."""
+    fuse_lora_scale: float = 1.0
+    base_size: int = 0
+    """Side of its 1:1 image (the registry's ``base_size``): the size a compiled model is warmed up at; 0 = the
+    family's usual size."""
 
 
 @dataclass(frozen=True)
@@ -110,8 +116,17 @@ class MemoryOptions:
     vae_slicing: bool = False
     vae_tiling: bool = False
     offload: str = "none"
-    channels_last: bool = False
+    channels_last: bool | str = "auto"
+    """True, False or ``auto`` (on for SD1.x/2.x on CUDA; see :mod:`engine.speed`)."""
+    fused_qkv: bool | str = "auto"
+    """Fused QKV projections in attention: True, False or ``auto`` (as ``channels_last``)."""
+    tf32: bool = True
+    """TF32 matmuls and convolutions on CUDA for what runs in fp32."""
     compile: bool = False
+    compile_mode: str = "regional"
+    """``regional`` (the UNet's repeated transformer blocks) or ``full`` (the whole UNet)."""
+    compile_backend: str = "inductor"
+    """torch.compile's backend; not a setting (tests use ``eager``: dynamo without code generation)."""
     quantize: str = "none"
     """none, 8bit or 4bit (bitsandbytes, CUDA only) for the denoiser."""
     sdpa: bool = True
@@ -201,8 +216,9 @@ def batch_key(task: RenderTask) -> BatchKey | None:
 
 
 COMPACT_ABOVE_BYTES = 10 * 1024 * 1024
-"""A grid PNG larger than this also gets a JPEG copy beside it (same name, ``.jpg``) of at most this size: chat
-platforms take uploads of about 10 MiB, so a chat surface posts the PNG up to this size and the copy above it."""
+"""The largest grid a chat surface posts as it is (uploads of about 10 MiB are accepted): a grid JPEG is kept under
+it (lower quality, then smaller, only when needed), and a sweep's sheet PNG above it gets a JPEG copy of at most this
+size beside it (same name, ``.jpg``)."""
 
 HEARTBEAT_S = 5.0
 """How often, by default, the engine says which jobs it holds (see :class:`Heartbeat`)."""
@@ -240,18 +256,22 @@ class EngineReady:
     diffusers_version: str
     max_batch: int
     load_seconds: float
+    speed: tuple[str, ...] = ()
+    """What makes the start-up model fast, e.g. ``("bf16", "sdpa", "tf32", "compiled (regional)")``."""
 
 
 STARTING_IMPORTING = "importing"
 STARTING_DOWNLOADING = "downloading"
 STARTING_LOADING = "loading"
+STARTING_COMPILING = "compiling"
 
 
 @dataclass(frozen=True)
 class EngineStarting:
     """What the engine does on its way to :class:`EngineReady`: ``importing`` (torch, diffusers), ``downloading``
     (the start-up model from the Hugging Face hub; sent every few seconds with its progress, also when no byte
-    arrived, so the bot can tell a slow download from a stalled one) and ``loading`` (the model onto its device).
+    arrived, so the bot can tell a slow download from a stalled one), ``loading`` (the model onto its device) and
+    ``compiling`` (with ``memory.compile``: a warm-up render that compiles the model before any job does).
 
     The bot's start timeout counts every phase but a download that makes progress.
     """
@@ -293,15 +313,16 @@ class Progress:
     job_id: int
     step: int
     total: int
-    preview_png: bytes | None = field(default=None, repr=False)
-    """A small PNG decoded cheaply from the latents (first image), every ``preview_every`` steps."""
+    preview: bytes | None = field(default=None, repr=False)
+    """A small JPEG projected cheaply from the latents (first image), every ``preview_every`` steps."""
 
 
 @dataclass(frozen=True)
 class TaskDone:
-    """A task's finished files, all written by the engine under ``output_dir`` as PNGs with the A1111
-    ``parameters`` chunk: its images in seed order (``paths``) and the grid that shows them (``grid_path``). A grid
-    over :data:`COMPACT_ABOVE_BYTES` also gets a compact JPEG copy beside it (the same name ending in ``.jpg``)."""
+    """A task's finished files, all written by the engine under ``output_dir`` with the A1111 parameters: its images
+    in seed order as PNGs (``paths``) and the grid that shows them (``grid_path``, a JPEG; a sweep's sheet is a PNG,
+    with a compact JPEG copy beside it, the same name ending in ``.jpg``, when it exceeds
+    :data:`COMPACT_ABOVE_BYTES`)."""
 
     job_id: int
     paths: tuple[str, ...]
@@ -313,9 +334,9 @@ class TaskDone:
     png_bytes: tuple[bytes, ...] | None = field(default=None, repr=False)
     """The images' file contents, in the order of ``paths``, when the task set ``return_bytes``; else None."""
     grid_path: str = ""
-    """The job's grid, ``grid.png`` beside the images (2×2 for four, 2×1 for two, 1×1 for one); a sweep's is its
+    """The job's grid, ``grid.jpg`` beside the images (2×2 for four, 2×1 for two, 1×1 for one); a sweep's is its
     labelled sheet, ``sweep.png``. Every task the engine finishes has one."""
-    grid_png: bytes | None = field(default=None, repr=False)
+    grid_bytes: bytes | None = field(default=None, repr=False)
     """The grid's file contents when the task set ``return_bytes``; else None."""
     labels: tuple[str, ...] = ()
     """A sweep's label per image, e.g. ``cfg=5, steps=20``."""

@@ -22,7 +22,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from engine.canvas import fit_mask, pan_canvas, upscaled_size, zoom_out_canvas
 from engine.conditioning import compel_embeddings, loras_applied, needs_compel
 from engine.pipelines import LoadedModel, ModelCache, RenderCancelledError
-from engine.preview import LATENT_RGB, preview_png
+from engine.preview import LATENT_RGB, encode_preview, preview_pixels
 from engine.prompt_syntax import parse_loras
 from engine.protocol import BatchKey, LoraEntry, RenderTask, TaskKind, batch_key
 from engine.samplers import make_scheduler
@@ -38,16 +38,23 @@ COMPEL_FAMILIES = ("sd15", "sd2", "sdxl")
 """Families whose prompts go through compel when they use weights or run past 77 tokens."""
 
 StepHook = Callable[[int, int, int, bytes | None], None]
-"""(job_id, step, total, preview PNG or None)."""
+"""(job_id, step, total, preview JPEG or None)."""
+PreviewHook = Callable[[int, int, int, torch.Tensor], None]
+"""(job_id, step, total, preview pixels on the render's device): encodes the preview elsewhere and reports the step
+with it (see :class:`~engine.preview.PreviewEncoder`)."""
 
 
 @dataclass(frozen=True)
 class Hooks:
-    """How a render talks back: per-step progress (with an occasional preview) and cancellation."""
+    """How a render talks back: per-step progress (with an occasional preview) and cancellation.
+
+    A step with a preview is reported by ``on_preview`` when set (the preview is encoded off the render thread), else
+    by ``on_step`` with the preview encoded at once."""
 
     on_step: StepHook
     is_cancelled: Callable[[int], bool]
     preview_every: int = 0
+    on_preview: PreviewHook | None = None
 
 
 @dataclass(frozen=True)
@@ -133,6 +140,17 @@ def _offset_steps(on_step: StepHook, before: int, total: int) -> StepHook:
     return report
 
 
+def _offset_previews(on_preview: PreviewHook | None, before: int, total: int) -> PreviewHook | None:
+    """Previews of one sweep cell at their step through the whole sweep."""
+    if on_preview is None:
+        return None
+
+    def report(job_id: int, step: int, _cell_total: int, pixels: torch.Tensor) -> None:
+        on_preview(job_id, before + step, total, pixels)
+
+    return report
+
+
 def _render_kind(model: LoadedModel, task: RenderTask, hooks: Hooks) -> Rendered:
     kind = task.kind
     if kind == "sweep":
@@ -208,7 +226,12 @@ def _render_sweep(model: LoadedModel, task: RenderTask, hooks: Hooks) -> Rendere
     total = sum(cell.task.steps for cell in cells)
     done = 0
     for cell in cells:
-        cell_hooks = Hooks(_offset_steps(hooks.on_step, done, total), hooks.is_cancelled, hooks.preview_every)
+        cell_hooks = Hooks(
+            _offset_steps(hooks.on_step, done, total),
+            hooks.is_cancelled,
+            hooks.preview_every,
+            _offset_previews(hooks.on_preview, done, total),
+        )
         done += cell.task.steps
         rendered = _render_kind(model, cell.task, cell_hooks)
         images.extend(rendered.images)
@@ -273,9 +296,12 @@ def denoise(
             and model.family in LATENT_RGB
             and "latents" in tensors
         )
-        for job_id, start in owners:
-            preview = preview_png(tensors["latents"][start], model.family) if want_preview else None
-            hooks.on_step(job_id, step + 1, total, preview)
+        if want_preview:
+            firsts = tensors["latents"][[start for _job_id, start in owners]]
+            _report_previews(hooks, owners, step + 1, total, preview_pixels(firsts, model.family))
+        else:
+            for job_id, _start in owners:
+                hooks.on_step(job_id, step + 1, total, None)
         if all(hooks.is_cancelled(job_id) for job_id in job_ids):
             pipe._interrupt = True
         return tensors
@@ -285,6 +311,17 @@ def denoise(
     if all(hooks.is_cancelled(job_id) for job_id in job_ids):
         raise RenderCancelledError(f"job(s) {job_ids} cancelled")
     return list(output.images)
+
+
+def _report_previews(
+    hooks: Hooks, owners: Sequence[tuple[int, int]], step: int, total: int, pixels: torch.Tensor
+) -> None:
+    """Each job's step with the preview of its first image (``pixels``: one preview per job, in ``owners`` order)."""
+    for (job_id, _start), preview in zip(owners, pixels, strict=True):
+        if hooks.on_preview is not None:
+            hooks.on_preview(job_id, step, total, preview)
+        else:
+            hooks.on_step(job_id, step, total, encode_preview(preview.cpu()))
 
 
 @contextlib.contextmanager

@@ -55,6 +55,84 @@ class _Pending:
     context: contextvars.Context = field(default_factory=contextvars.copy_context)
 
 
+class SentBatch:
+    """A batch handed to the engine: wait for its results once (:meth:`results`), or give it up (:meth:`abandon`)."""
+
+    def __init__(
+        self,
+        supervisor: EngineSupervisor,
+        tasks: tuple[RenderTask, ...],
+        futures: dict[int, asyncio.Future[TaskDone | TaskFailed]],
+        run: EngineRun | None,
+    ) -> None:
+        self._supervisor = supervisor
+        self.tasks = tasks
+        self._futures = futures
+        self.run = run
+        """The engine the batch was sent to; None when nothing was sent (every task was cancelled first)."""
+        self._settled = False
+        self._deadline: float | None = None
+
+    def done(self) -> bool:
+        """Every task the engine was given has its reply (or the engine died): :meth:`results` will not wait."""
+        return all(future.done() for future in self._futures.values())
+
+    def on_reply(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` (on the waiting loop) as each task's reply arrives or the engine dies."""
+        for future in self._futures.values():
+            future.add_done_callback(lambda _future: callback())
+
+    def remaining_s(self) -> float:
+        """Seconds left before the batch is past its timeout (``job_timeout_s`` per task). The clock starts the
+        first time anyone asks, which the worker does once the batch ahead of it has ended: a batch that waited
+        behind another in the engine was not running meanwhile."""
+        now = asyncio.get_running_loop().time()
+        if self._deadline is None:
+            self._deadline = now + self._supervisor.job_timeout_s * len(self._futures)
+        return max(0.0, self._deadline - now)
+
+    async def results(self) -> list[TaskDone | TaskFailed]:
+        """One reply per task, in order, as :meth:`EngineSupervisor.render_batch` returns them; tasks still without
+        one when :meth:`remaining_s` runs out time out (the engine is killed and restarted)."""
+        supervisor = self._supervisor
+        try:
+            timed_out: set[int] = set()
+            if self._futures:
+                done, _ = await asyncio.wait(self._futures.values(), timeout=self.remaining_s())
+                timed_out = {job_id for job_id, future in self._futures.items() if future not in done}
+                if timed_out and self.run is not None:  # decided before the kill settles them
+                    log.error("batch %s ran past its timeout; restarting the engine", sorted(timed_out))
+                    supervisor._kill(self.run)
+            return [
+                supervisor._result(task, self._futures.get(task.job_id), task.job_id in timed_out)
+                for task in self.tasks
+            ]
+        except asyncio.CancelledError:  # nobody will hear the results: stop the work they would come from
+            self.abandon()
+            raise
+        finally:
+            self._settle()
+
+    def abandon(self) -> None:
+        """Nobody will wait for this batch: the engine is told to stop its unfinished tasks, whose late replies are
+        then no news."""
+        unfinished = [job_id for job_id, future in self._futures.items() if not future.done()]
+        self._supervisor._abandon(self.run, unfinished)
+        self._settle()
+
+    def _settle(self) -> None:
+        if self._settled:
+            return
+        self._settled = True
+        supervisor = self._supervisor
+        with supervisor._lock:
+            for task in self.tasks:
+                pending = supervisor._pending.get(task.job_id)
+                if pending is not None and pending.future is self._futures.get(task.job_id):
+                    del supervisor._pending[task.job_id]
+                supervisor._cancelled.pop(task.job_id, None)  # settled: the cancel has done its work
+
+
 class EngineSupervisor(EngineHost):
     """Owns the engine process and hands it work. Safe to share between event loops."""
 
@@ -85,7 +163,7 @@ class EngineSupervisor(EngineHost):
         on_heartbeat: HeartbeatCallback | None = None,
         heartbeat_s: float = HEARTBEAT_S,
     ) -> list[TaskDone | TaskFailed]:
-        """Hand several tasks to the engine at once; compatible ones render in one pipeline call.
+        """Hand several tasks to the engine at once and wait for them; compatible ones render in one pipeline call.
 
         Returns one TaskDone or TaskFailed per task, in order (``reason`` ``timeout`` for tasks still running
         after ``job_timeout_s``, when the engine is killed and restarted; ``cancelled`` for a task cancelled
@@ -93,13 +171,27 @@ class EngineSupervisor(EngineHost):
         since every task of the batch may then be retried. ``on_heartbeat`` hears every ``heartbeat_s`` seconds,
         in every phase (loading a model, rendering, writing files), that the engine still works on a task.
         """
+        sent = await self.send_batch(tasks, on_progress, on_heartbeat=on_heartbeat, heartbeat_s=heartbeat_s)
+        return await sent.results()
+
+    async def send_batch(
+        self,
+        tasks: Sequence[RenderTask],
+        on_progress: ProgressCallback | None = None,
+        *,
+        on_heartbeat: HeartbeatCallback | None = None,
+        heartbeat_s: float = HEARTBEAT_S,
+    ) -> SentBatch:
+        """Hand several tasks to the engine (once it is ready) and return at once; :meth:`SentBatch.results` waits
+        for them as :meth:`render_batch` does. A batch sent while another is with the engine renders right after it,
+        so the engine never waits for the bot between two batches."""
         if not tasks:
-            return []
+            return SentBatch(self, (), {}, None)
         if len({task.job_id for task in tasks}) != len(tasks):
             raise ValueError("tasks of one batch must have different job ids")
         loop = asyncio.get_running_loop()
         futures: dict[int, asyncio.Future[TaskDone | TaskFailed]] = {}
-        sent_to: EngineRun | None = None
+        sent = SentBatch(self, tuple(tasks), futures, None)
         try:
             if not all(task.job_id in self._cancelled for task in tasks):
                 await self.wait_ready()
@@ -117,25 +209,11 @@ class EngineSupervisor(EngineHost):
                         run.send(RenderBatch(tuple(wanted), heartbeat_s=heartbeat_s))
                     except (OSError, ValueError) as error:
                         raise EngineCrashedError(f"could not reach the engine: {error}") from error
-                    sent_to = run
-            timed_out: set[int] = set()
-            if futures:
-                done, _ = await asyncio.wait(futures.values(), timeout=self.job_timeout_s * len(futures))
-                timed_out = {job_id for job_id, future in futures.items() if future not in done}
-                if timed_out and sent_to is not None:  # decided before the kill settles them
-                    log.error("batch %s ran past its timeout; restarting the engine", sorted(timed_out))
-                    self._kill(sent_to)
-            return [self._result(task, futures.get(task.job_id), task.job_id in timed_out) for task in tasks]
-        except asyncio.CancelledError:  # nobody will hear the results: stop the work they would come from
-            self._abandon(sent_to, [job_id for job_id, future in futures.items() if not future.done()])
+                    sent.run = run
+        except BaseException:
+            sent.abandon()
             raise
-        finally:
-            with self._lock:
-                for task in tasks:
-                    pending = self._pending.get(task.job_id)
-                    if pending is not None and pending.future is futures.get(task.job_id):
-                        del self._pending[task.job_id]
-                    self._cancelled.pop(task.job_id, None)  # settled: the cancel has done its work
+        return sent
 
     def _result(
         self, task: RenderTask, future: asyncio.Future[TaskDone | TaskFailed] | None, late: bool

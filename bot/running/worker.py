@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Collection, Coroutine
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bot.errors import EngineCrashedError, EngineStartError, JobNotFoundError
 from bot.events import EventBus, EventKind, JobEvent
 from bot.jobs import ImageResult, Job, engine_task
-from bot.running.engine_supervisor import EngineSupervisor
+from bot.running.engine_supervisor import EngineSupervisor, SentBatch
 from bot.running.waiting import ExternalWait, passthrough
 from bot.scheduling.fairness import should_requeue
 from bot.scheduling.scheduler import Scheduler
-from engine.protocol import Heartbeat, Progress, RenderTask, TaskDone
+from engine.protocol import Heartbeat, Progress, RenderTask, TaskDone, TaskFailed
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +36,23 @@ def heartbeat_interval(lease_s: float) -> float:
 def render_task_for(job: Job, images_dir: Path) -> RenderTask:
     """The engine task of ``job``, writing its files under ``images_dir/<job id>``."""
     return engine_task(job.kind, job.params, job_id=job.id, output_dir=str(images_dir / str(job.id)))
+
+
+@dataclass(frozen=True)
+class _InFlight:
+    """A batch handed to the engine (``sent``), or the error that kept it from being handed over."""
+
+    jobs: list[Job]
+    sent: SentBatch | None
+    error: BaseException | None
+
+    def done(self) -> bool:
+        """Nothing more to wait for: every reply is in, or it was never sent."""
+        return self.sent is None or self.sent.done()
+
+    def time_left(self) -> float:
+        """Seconds before the batch is past its timeout (its clock starts at the first call)."""
+        return self.sent.remaining_s() if self.sent is not None else 0.0
 
 
 class Worker:
@@ -76,18 +95,54 @@ class Worker:
         """Serve the queue until stopped."""
         self.alive = True
         try:
-            while not self._stopping:
-                if self.engine.ready is None:  # at start-up, and while a crashed engine restarts: jobs stay queued
-                    await self._wait_for_engine()
-                    continue
-                self._wake.clear()
-                jobs = await self._next_jobs()
-                if not jobs:
-                    await self.external_wait(self._wake.wait(), reason="waiting for queued jobs")
-                    continue
-                await self.run_jobs(jobs)
+            await self._serve(until_idle=False)
         finally:
             self.alive = False
+
+    async def _serve(self, *, until_idle: bool) -> None:
+        """Take batches from the scheduler and keep the engine fed: while it renders one batch, the next compatible
+        one is already claimed and handed over (prefetch, one batch ahead), so the engine never waits for SQLite,
+        the files of the previous batch, or Discord. Results are recorded in the order the batches were sent.
+
+        ``until_idle``: return once nothing is queued and nothing is with the engine, instead of waiting for work.
+        """
+        ahead: _InFlight | None = None
+        """The batch with the engine, not yet recorded."""
+        try:
+            while not self._stopping:
+                engine_up = self.engine.ready is not None
+                if ahead is None and not engine_up and not until_idle:
+                    await self._wait_for_engine()  # at start-up, and while a crashed engine restarts: jobs stay queued
+                    continue
+                self._wake.clear()
+                jobs = await self._next_jobs() if engine_up or ahead is None else []
+                if jobs:
+                    sent = await self._send(jobs)
+                    if ahead is not None:
+                        await self._finish(ahead)
+                    ahead = sent
+                elif ahead is not None:
+                    if not ahead.done():  # a job queued meanwhile is sent behind it at once
+                        await self.external_wait(self._wake_or_timeout(ahead), reason="engine rendering")
+                    if ahead.done() or not ahead.time_left():
+                        await self._finish(ahead)
+                        ahead = None
+                elif until_idle:
+                    return
+                else:
+                    await self.external_wait(self._wake.wait(), reason="waiting for queued jobs")
+            if ahead is not None:  # stopping: the batch with the engine still ends as usual
+                await self._finish(ahead)
+                ahead = None
+        finally:
+            if ahead is not None and ahead.sent is not None:  # cancelled: nobody records it; leases bring it back
+                ahead.sent.abandon()
+
+    async def _wake_or_timeout(self, ahead: _InFlight) -> None:
+        """Until a job is queued, a reply of ``ahead`` arrives (each one wakes the worker), or its time is up."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(ahead.time_left()):
+                await self._wake.wait()
 
     async def _wait_for_engine(self) -> None:
         """Wait until the engine is ready; if it cannot start, say why and try again later (jobs stay queued)."""
@@ -106,10 +161,9 @@ class Worker:
                 delay = min(delay * 2, ENGINE_RETRY_MAX_S)
 
     async def run_until_idle(self) -> None:
-        """Run jobs until none are queued (a "burst" for the CLI and tests)."""
+        """Run jobs until none are queued (a "burst" for the CLI, benchmarks and tests), pipelined as :meth:`run`."""
         await self.external_wait(self.engine.wait_ready(), reason="engine loading its model")
-        while jobs := await self._next_jobs():
-            await self.run_jobs(jobs)
+        await self._serve(until_idle=True)
 
     async def _next_jobs(self) -> list[Job]:
         """Up to ``scheduler.max_batch`` compatible jobs (one at a time for the CLI's own jobs)."""
@@ -120,6 +174,11 @@ class Worker:
 
     async def run_jobs(self, jobs: list[Job]) -> None:
         """Render a batch of compatible jobs in one engine call; each job ends on its own."""
+        await self._finish(await self._send(jobs))
+
+    async def _send(self, jobs: list[Job]) -> _InFlight:
+        """Announce the jobs and hand them to the engine as one batch; the engine's heartbeats and progress renew
+        their leases from now on (also while the batch waits behind another)."""
         for job in jobs:
             await self.events.emit(JobEvent(EventKind.STARTED, job))
         tasks = [render_task_for(job, self.images_dir) for job in jobs]
@@ -128,6 +187,7 @@ class Worker:
         heartbeat_s = heartbeat_interval(self.scheduler.policy.lease_s)
         renew_every_s = heartbeat_s / 2
         last_renewal = {job.id: loop.time() for job in jobs}
+        last_step: dict[int, int] = {}
 
         def keep_alive() -> None:
             """The engine works on the batch (any phase of any of its jobs): renew every job's lease, at most every
@@ -146,20 +206,37 @@ class Worker:
             job = by_id.get(progress.job_id)
             if job is None:
                 return
-            event = JobEvent(
-                EventKind.PROGRESS, job, step=progress.step, total=progress.total, preview_png=progress.preview_png
-            )
+            # A preview is encoded off the engine's render thread and may arrive after the next step's report.
+            step = last_step[job.id] = max(last_step.get(job.id, 0), progress.step)
+            event = JobEvent(EventKind.PROGRESS, job, step=step, total=progress.total, preview=progress.preview)
             self._in_background(loop, self.events.emit(event))
             keep_alive()
 
-        rendering = self.engine.render_batch(tasks, on_progress, on_heartbeat=on_heartbeat, heartbeat_s=heartbeat_s)
         try:
-            results = await self.external_wait(rendering, reason="engine rendering")
-        except EngineCrashedError as error:
+            sent = await self.external_wait(
+                self.engine.send_batch(tasks, on_progress, on_heartbeat=on_heartbeat, heartbeat_s=heartbeat_s),
+                reason="engine starting",
+            )
+        except (EngineCrashedError, EngineStartError) as error:
+            return _InFlight(jobs, None, error)
+        sent.on_reply(self._wake.set)
+        return _InFlight(jobs, sent, None)
+
+    async def _finish(self, batch: _InFlight) -> None:
+        """Wait for a sent batch's results and end each of its jobs: record, fail (refund) or retry after a crash."""
+        jobs = batch.jobs
+        error: BaseException | None = batch.error
+        results: list[TaskDone | TaskFailed] = []
+        if batch.sent is not None:
+            try:
+                results = await self.external_wait(batch.sent.results(), reason="engine rendering")
+            except (EngineCrashedError, EngineStartError) as raised:
+                error = raised
+        if isinstance(error, EngineCrashedError):
             for job in jobs:
                 await self._after_crash(job, str(error))
             return
-        except EngineStartError as error:
+        if isinstance(error, EngineStartError):
             for job in jobs:
                 if self.engine.fatal is None:  # it died while loading: like a crash, the job is tried again
                     await self._after_crash(job, str(error))

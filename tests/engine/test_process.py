@@ -124,8 +124,8 @@ def test_a_job_cancelled_while_its_group_renders_writes_no_file(tmp_path: Path) 
     assert isinstance(first, TaskFailed) and first.reason == "cancelled"
     assert not Path(cancelled.output_dir).exists() or not any(Path(cancelled.output_dir).iterdir())
     assert isinstance(second, TaskDone)
-    assert second.grid_path == str(Path(kept.output_dir).resolve() / "grid.png")
-    assert second.grid_png == Path(second.grid_path).read_bytes()
+    assert second.grid_path == str(Path(kept.output_dir).resolve() / "grid.jpg")
+    assert second.grid_bytes == Path(second.grid_path).read_bytes()
 
 
 def test_heartbeat_beats_for_each_held_job_until_its_result() -> None:

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import pytest
-import torch
 from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
 
 from engine.canvas import fit_mask, pan_canvas, upscaled_size, zoom_out_canvas
 from engine.memory import choose_offload
-from engine.preview import latents_to_image
 from engine.prompt_syntax import a1111_to_compel, has_weighting, parse_loras
 from engine.protocol import RenderTask
 from engine.sweep import expand_sweep
@@ -114,12 +112,6 @@ def test_upscaled_size() -> None:
 )
 def test_choose_offload(requested: str, free: int | None, weights: int, chosen: str) -> None:
     assert choose_offload(requested, free, weights) == chosen
-
-
-def test_preview_is_a_small_rgb_image() -> None:
-    image = latents_to_image(torch.zeros(4, 8, 12), "sdxl")
-    assert image.size == (12, 8)
-    assert image.mode == "RGB"
 
 
 def test_expand_sweep_rejects_a_search_term_missing_from_the_prompt() -> None:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
 from engine import results
+from engine.grid import compose_grid
 from engine.metadata import ImageParameters, parameters_for, read_parameters
 from engine.protocol import RenderTask, TaskKind
 from engine.render import ImageInfo, Rendered
@@ -39,19 +41,19 @@ def _task(tmp_path: Path, **changes: object) -> RenderTask:
 def test_every_task_gets_its_images_and_a_grid(
     tmp_path: Path, seeds: tuple[int, ...], grid_size: tuple[int, int]
 ) -> None:
-    """1, 2 or 4 images: ``0.png``… and ``grid.png`` (1×1, 2×1, 2×2) beside them, listed in the reply."""
+    """1, 2 or 4 images: ``0.png``… and ``grid.jpg`` (1×1, 2×1, 2×2) beside them, listed in the reply."""
     task = _task(tmp_path, seeds=seeds)
     done = results.write_results("tiny", task, _rendered(task), 0.5)
     folder = Path(task.output_dir).resolve()
     assert done.paths == tuple(str(folder / f"{index}.png") for index in range(len(seeds)))
-    assert done.grid_path == str(folder / "grid.png")
+    assert done.grid_path == str(folder / "grid.jpg")
     assert sorted(path.name for path in folder.iterdir()) == sorted(
-        [*(f"{i}.png" for i in range(len(seeds))), "grid.png"]
+        [*(f"{i}.png" for i in range(len(seeds))), "grid.jpg"]
     )
     with Image.open(done.grid_path) as grid:
-        assert grid.size == grid_size
-        assert grid.getpixel((1, 1)) == (200, 0, 0)
-        assert grid.info["parameters"] == GRID_TEXT
+        assert (grid.format, grid.size) == ("JPEG", grid_size)
+        assert all(abs(got - want) <= 4 for got, want in zip(grid.getpixel((1, 1)), (200, 0, 0), strict=True))
+    assert read_parameters(Path(done.grid_path).read_bytes()) == GRID_TEXT
     assert (done.seeds, done.width, done.height, done.labels) == (seeds, 64, 48, ())
 
 
@@ -73,9 +75,9 @@ def test_bytes_come_back_only_when_asked(tmp_path: Path, return_bytes: bool) -> 
     done = results.write_results("tiny", task, _rendered(task), 0.5)
     if return_bytes:
         assert done.png_bytes == tuple(Path(path).read_bytes() for path in done.paths)
-        assert done.grid_png == Path(done.grid_path).read_bytes()
+        assert done.grid_bytes == Path(done.grid_path).read_bytes()
     else:
-        assert done.png_bytes is None and done.grid_png is None
+        assert done.png_bytes is None and done.grid_bytes is None
 
 
 def test_a_sweep_keeps_its_labelled_sheet_instead_of_a_grid(tmp_path: Path) -> None:
@@ -95,11 +97,11 @@ def test_a_sweep_keeps_its_labelled_sheet_instead_of_a_grid(tmp_path: Path) -> N
 
 
 def test_a_grid_that_cannot_be_written_leaves_no_partial_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The rename of the finished grid fails (a full disk, say): no grid.png and no temporary file remain."""
+    """The rename of the finished grid fails (a full disk, say): no grid.jpg and no temporary file remain."""
     real_replace = results.os.replace
 
     def failing_replace(source: str, target: Path) -> None:
-        if Path(target).name == "grid.png":
+        if Path(target).name == "grid.jpg":
             raise OSError(28, "No space left on device")
         real_replace(source, target)
 
@@ -142,22 +144,69 @@ def _noisy(task: RenderTask) -> Rendered:
 
 
 @pytest.mark.parametrize("limit", [20_000, 60_000])
-def test_a_large_grid_gets_a_compact_jpeg_beside_it(tmp_path: Path, limit: int) -> None:
-    """Over the limit, the engine writes grid.jpg of at most the limit (quality first, then size): a chat surface
-    posts it without decoding anything."""
+def test_a_grid_over_the_upload_limit_is_made_to_fit(tmp_path: Path, limit: int) -> None:
+    """A grid JPEG that would exceed the limit is written at a lower quality, then smaller, until it fits; it keeps
+    the grid's shape and its parameters."""
     task = _task(tmp_path, width=256, height=256)
     done = results.write_results("tiny", task, _noisy(task), 0.5, compact_above=limit)
-    grid = Path(done.grid_path)
-    assert grid.stat().st_size > limit
-    compact = grid.with_suffix(".jpg")
-    assert 0 < compact.stat().st_size <= limit
-    with Image.open(compact) as image:
+    assert 0 < Path(done.grid_path).stat().st_size <= limit
+    with Image.open(done.grid_path) as image:
         assert image.format == "JPEG"
         assert image.width <= 512 and image.width == image.height  # the 2×2 grid's shape, maybe smaller
+    assert read_parameters(Path(done.grid_path).read_bytes()) is not None
 
 
-def test_a_small_grid_gets_no_copy(tmp_path: Path) -> None:
-    """Under the limit there is only the PNG."""
-    task = _task(tmp_path)
-    done = results.write_results("tiny", task, _rendered(task), 0.5)
+def test_a_grid_that_fits_keeps_the_grid_quality(tmp_path: Path) -> None:
+    """Under the limit the grid is the full-size JPEG of quality 90 and nothing else is written beside it."""
+    task = _task(tmp_path, width=256, height=256)
+    rendered = _noisy(task)
+    done = results.write_results("tiny", task, rendered, 0.5)
+    expected = results.compact_jpeg(compose_grid(rendered.images), 10**9, parameters_for(task, "tiny", 256, 256))
+    assert Path(done.grid_path).read_bytes() == expected
+    assert sorted(path.name for path in Path(task.output_dir).iterdir()) == [
+        "0.png",
+        "1.png",
+        "2.png",
+        "3.png",
+        "grid.jpg",
+    ]
+
+
+def _sweep(tmp_path: Path, size: int) -> tuple[RenderTask, Rendered]:
+    task = _task(tmp_path, kind=TaskKind.SWEEP, seeds=(7,), sweep=(("cfg", ("3", "5")),), width=size, height=size)
+    rendered = _noisy(_task(tmp_path, seeds=(7, 7), width=size, height=size))
+    rendered.infos = [
+        dataclasses.replace(info, label=f"cfg={cfg}") for info, cfg in zip(rendered.infos, "35", strict=True)
+    ]
+    rendered.grid = Image.effect_noise((size * 2, size), 64).convert("RGB")
+    return task, rendered
+
+
+def test_a_large_sweep_sheet_gets_a_compact_jpeg_beside_it(tmp_path: Path) -> None:
+    """A sweep's PNG sheet over the limit stays lossless and gets sweep.jpg of at most the limit beside it."""
+    task, rendered = _sweep(tmp_path, 256)
+    done = results.write_results("tiny", task, rendered, 0.5, compact_above=40_000)
+    sheet = Path(done.grid_path)
+    assert sheet.name == "sweep.png" and sheet.stat().st_size > 40_000
+    compact = sheet.with_suffix(".jpg")
+    assert 0 < compact.stat().st_size <= 40_000
+    with Image.open(compact) as image:
+        assert image.format == "JPEG" and image.width == 2 * image.height
+
+
+def test_a_small_sweep_sheet_gets_no_copy(tmp_path: Path) -> None:
+    """Under the limit there is only the PNG sheet."""
+    task, rendered = _sweep(tmp_path, 32)
+    done = results.write_results("tiny", task, rendered, 0.5)
     assert not Path(done.grid_path).with_suffix(".jpg").exists()
+
+
+def test_an_encoder_pool_writes_the_same_files(tmp_path: Path) -> None:
+    """Encoded in parallel on a pool, every file has the same bytes as encoded one after another."""
+    task = _task(tmp_path, width=128, height=128, return_bytes=True)
+    rendered = _noisy(task)
+    alone = results.write_results("tiny", task, rendered, 0.5)
+    with ThreadPoolExecutor(4) as pool:
+        pooled = results.write_results("tiny", task, rendered, 0.5, encoders=pool)
+    assert pooled.png_bytes == alone.png_bytes and pooled.grid_bytes == alone.grid_bytes
+    assert pooled.paths == alone.paths and pooled.grid_path == alone.grid_path

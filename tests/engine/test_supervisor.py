@@ -31,7 +31,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 async def test_render_writes_pngs_with_metadata_and_reports_progress(engine: EngineSupervisor, data_dir: Path) -> None:
-    """Each step reports progress; each image and their grid is a PNG under data/ with the A1111 parameters chunk."""
+    """Each step reports progress; each image is a PNG under data/ with the A1111 parameters chunk, their grid a JPEG
+    with the same text in its EXIF user comment."""
     ready = await engine.wait_ready()
     assert ready.device == "cpu"
     steps: list[int] = []
@@ -52,13 +53,13 @@ async def test_render_writes_pngs_with_metadata_and_reports_progress(engine: Eng
             "a red fox\nNegative prompt: blur\n"
             f"Steps: 4, Sampler: Euler a, CFG scale: 5, Seed: {seed}, Size: 64x48, Model: tiny"
         )
-    assert done.grid_path == str(Path(done.paths[0]).with_name("grid.png"))
+    assert done.grid_path == str(Path(done.paths[0]).with_name("grid.jpg"))
     with Image.open(done.grid_path) as grid:
-        assert grid.size == (128, 48)  # two images side by side
-        assert grid.info["parameters"] == (
-            "a red fox\nNegative prompt: blur\n"
-            f"Steps: 4, Sampler: Euler a, CFG scale: 5, Seed: {done.seeds[0]}, Size: 64x48, Model: tiny"
-        )
+        assert (grid.format, grid.size) == ("JPEG", (128, 48))  # two images side by side
+    assert read_parameters(Path(done.grid_path).read_bytes()) == (
+        "a red fox\nNegative prompt: blur\n"
+        f"Steps: 4, Sampler: Euler a, CFG scale: 5, Seed: {done.seeds[0]}, Size: 64x48, Model: tiny"
+    )
 
 
 async def test_same_seed_same_pixels_regardless_of_batch(engine: EngineSupervisor, data_dir: Path) -> None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator, model_validator
+
+from engine.samplers import DEFAULT_SAMPLER, SAMPLERS
 
 SIZE_STEP = 8
 """Width and height of every image are multiples of this: diffusers' Stable Diffusion pipelines refuse others, and
@@ -38,6 +40,65 @@ class ModelSpec(BaseModel):
         description="width and height are multiples of this (8: what Stable Diffusion pipelines accept)",
     )
     cost_multiplier: float = Field(default=1.0, gt=0.0, le=100.0)
+    sampler: str = Field(default="", description="the sampler its jobs get unless a member picks one; '' = euler_a")
+    samplers: list[str] = Field(
+        default_factory=list, description="the samplers a member may pick for it (--sampler, a sweep); empty = all"
+    )
+    max_steps: int | None = Field(
+        default=None, ge=1, le=150, description="the most --steps a member may ask of it (the server's max_steps too)"
+    )
+    max_cfg: float | None = Field(default=None, ge=0.0, le=30.0, description="the highest --cfg a member may ask of it")
+    fuse_lora: str = Field(
+        default="",
+        description="a LoRA fused into its weights at load (an LCM-LoRA): a local .safetensors file (./, / or ~) or "
+        "a hub id 'org/repo' (its pytorch_lora_weights.safetensors; fetched by `models pull`)",
+    )
+    fuse_lora_scale: float = Field(default=1.0, gt=0.0, le=4.0, description="the weight of the fused LoRA")
+
+    @field_validator("sampler")
+    @classmethod
+    def _known_sampler(cls, value: str) -> str:
+        if value and value not in SAMPLERS:
+            raise ValueError(f"sampler {value!r} is not a sampler; use one of: {', '.join(SAMPLERS)}")
+        return value
+
+    @field_validator("samplers")
+    @classmethod
+    def _known_samplers(cls, value: list[str]) -> list[str]:
+        unknown = [name for name in value if name not in SAMPLERS]
+        if unknown:
+            raise ValueError(f"samplers names {', '.join(map(repr, unknown))}; use some of: {', '.join(SAMPLERS)}")
+        return value
+
+    @model_validator(mode="after")
+    def _defaults_within_limits(self) -> ModelSpec:
+        if self.max_steps is not None and self.steps > self.max_steps:
+            raise ValueError(f"steps {self.steps} is above max_steps {self.max_steps}; lower steps or raise max_steps")
+        if self.max_cfg is not None and self.cfg > self.max_cfg:
+            raise ValueError(f"cfg {self.cfg:g} is above max_cfg {self.max_cfg:g}; lower cfg or raise max_cfg")
+        if self.samplers and self.default_sampler not in self.samplers:
+            raise ValueError(
+                f"the default sampler {self.default_sampler!r} is not in samplers ({', '.join(self.samplers)}); "
+                "set sampler to one of them"
+            )
+        return self
+
+    @property
+    def default_sampler(self) -> str:
+        """The sampler a job on this model gets when nobody picked one."""
+        return self.sampler or DEFAULT_SAMPLER
+
+    def allows_sampler(self, name: str) -> bool:
+        """Whether a member may pick sampler ``name`` for this model."""
+        return not self.samplers or name in self.samplers
+
+    def step_limit(self, server_max: int) -> int:
+        """The most steps a job on this model may have: its own limit within the server's."""
+        return min(server_max, self.max_steps) if self.max_steps is not None else server_max
+
+    def cfg_limit(self, server_max: float) -> float:
+        """The highest CFG scale a job on this model may have: its own limit within the server's."""
+        return min(server_max, self.max_cfg) if self.max_cfg is not None else server_max
 
 
 class LoraSpec(BaseModel):
@@ -48,9 +109,55 @@ class LoraSpec(BaseModel):
     path: str = Field(description="a .safetensors LoRA file (kohya/A1111 or diffusers format)")
 
 
+TURBO_SAMPLERS = ["euler_a_trailing", "euler_trailing"]
+"""What adversarially distilled models (SD-Turbo, SDXL-Turbo) are sampled with: Euler (ancestral) with trailing
+timesteps, as their model cards do; another sampler's single step starts at timestep 1 instead of 999, a blur."""
+
+
+def turbo_model(source: str, family: Family, *, base_size: int = 512) -> ModelSpec:
+    """An adversarially distilled model (SD-Turbo, SDXL-Turbo): 1 step by default and at most 4, no guidance (at
+    CFG 1 or less diffusers skips classifier-free guidance, so negative prompts do nothing), Euler a, trailing."""
+    return ModelSpec(
+        source=source,
+        family=family,
+        base_size=base_size,
+        steps=1,
+        max_steps=4,
+        cfg=0.0,
+        max_cfg=1.0,
+        sampler="euler_a_trailing",
+        samplers=list(TURBO_SAMPLERS),
+    )
+
+
+def lcm_lora_model(source: str, family: Family, lora: str, *, base_size: int = 512) -> ModelSpec:
+    """A base model with an LCM-LoRA fused in at load: the LCM scheduler only, 4 steps by default and at most 8,
+    CFG 1 by default and at most 2 (above 1 guidance and negative prompts work, at twice the compute)."""
+    return ModelSpec(
+        source=source,
+        family=family,
+        base_size=base_size,
+        steps=4,
+        max_steps=8,
+        cfg=1.0,
+        max_cfg=2.0,
+        sampler="lcm",
+        samplers=["lcm"],
+        fuse_lora=lora,
+    )
+
+
+SD15_HUB = "stable-diffusion-v1-5/stable-diffusion-v1-5"
+SDXL_HUB = "stabilityai/stable-diffusion-xl-base-1.0"
+
 BUILTIN_MODELS: dict[str, ModelSpec] = {
     "tiny": ModelSpec(source="tiny:sd15", family="sd15", steps=4, cfg=5.0, base_size=64),
     "tiny-sdxl": ModelSpec(source="tiny:sdxl", family="sdxl", steps=4, cfg=5.0, base_size=64),
-    "sd15": ModelSpec(source="stable-diffusion-v1-5/stable-diffusion-v1-5", family="sd15", steps=25),
-    "sdxl": ModelSpec(source="stabilityai/stable-diffusion-xl-base-1.0", family="sdxl", steps=30, base_size=1024),
+    "tiny-turbo": turbo_model("tiny:sd-turbo", "sd2", base_size=64),
+    "sd15": ModelSpec(source=SD15_HUB, family="sd15", steps=25),
+    "sdxl": ModelSpec(source=SDXL_HUB, family="sdxl", steps=30, base_size=1024),
+    "sd-turbo": turbo_model("stabilityai/sd-turbo", "sd2"),
+    "sdxl-turbo": turbo_model("stabilityai/sdxl-turbo", "sdxl"),
+    "sd15-lcm": lcm_lora_model(SD15_HUB, "sd15", "latent-consistency/lcm-lora-sdv1-5"),
+    "sdxl-lcm": lcm_lora_model(SDXL_HUB, "sdxl", "latent-consistency/lcm-lora-sdxl", base_size=1024),
 }

@@ -56,6 +56,45 @@ def lora_problem(path: str) -> str | None:
     return f"the file {path} does not exist"
 
 
+LORA_WEIGHTS_FILE = "pytorch_lora_weights.safetensors"
+"""The file a hub LoRA repository holds its weights in (what ``save_lora_weights`` writes; the LCM-LoRAs too)."""
+_HUB_REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]{0,95}/[A-Za-z0-9][\w.-]{0,95}")
+
+
+def fuse_lora_is_local(value: str) -> bool:
+    """Whether a model's ``fuse_lora`` is a local file (it starts with ``./``, ``/`` or ``~``, or exists), not a
+    hub id."""
+    return value.startswith((".", "/", "~")) or Path(value).expanduser().exists()
+
+
+def fuse_lora_problem(value: str) -> str | None:
+    """What is wrong with a model's ``fuse_lora`` that can be seen without loading it, or None (also for none): a
+    local file that is missing, or a hub id that is not of the form ``org/repo``."""
+    if not value:
+        return None
+    if fuse_lora_is_local(value):
+        problem = lora_problem(value)
+        return f"its fuse_lora {problem.removeprefix('the ')}" if problem is not None else None
+    if _HUB_REPO_ID.fullmatch(value) is None:
+        return f"its fuse_lora {value!r} is neither a local file (./, / or ~) nor a hub id (org/repo)"
+    return None
+
+
+def fuse_lora_cached(value: str) -> Path | None:
+    """The local file of a ``fuse_lora``: the file itself, or a hub LoRA's weights in the Hugging Face cache;
+    None when it is not on this machine."""
+    if fuse_lora_is_local(value):
+        path = Path(value).expanduser()
+        return path if path.is_file() else None
+    from huggingface_hub import try_to_load_from_cache  # light: no torch
+
+    try:
+        cached = try_to_load_from_cache(value, LORA_WEIGHTS_FILE)
+    except ValueError:  # not a valid repo id
+        return None
+    return Path(cached) if isinstance(cached, str) else None
+
+
 class SourceSpec(Protocol):
     """What :func:`model_is_present` needs of a registry entry (``config.model_registry.ModelSpec`` or
     ``engine.protocol.ModelEntry``)."""
@@ -66,6 +105,9 @@ class SourceSpec(Protocol):
     @property
     def config(self) -> str: ...
 
+    @property
+    def fuse_lora(self) -> str: ...
+
 
 HUB_INDEX_FILE = "model_index.json"
 WEIGHT_SUFFIXES = (".safetensors", ".bin")
@@ -73,9 +115,11 @@ WEIGHT_SUFFIXES = (".safetensors", ".bin")
 
 def model_is_present(spec: SourceSpec) -> bool:
     """Whether the model loads without the network: a tiny model (built locally), a local folder or file that is
-    complete, or a hub model whose files are all in the Hugging Face cache. Cheap and torch-free: the bot calls it
-    before it charges for a request.
+    complete, or a hub model whose files are all in the Hugging Face cache; and the LoRA it fuses at load, if any,
+    is on this machine too. Cheap and torch-free: the bot calls it before it charges for a request.
     """
+    if spec.fuse_lora and fuse_lora_cached(spec.fuse_lora) is None:
+        return False
     kind = source_kind(spec.source)
     if kind == "tiny":
         return True

@@ -19,6 +19,7 @@ import torch
 import transformers
 
 from engine.device import pick_device, pick_dtype
+from engine.fused_lora import FusedLoraError, fuse_model_lora
 from engine.hub_download import DownloadPlan, DownloadProgress, download_hub_model, hub_problem, plan_download
 from engine.memory import apply_memory_options, check_quantization, free_device_bytes, quantization_config
 from engine.memory_advice import load_oom_message, weight_bytes
@@ -165,9 +166,12 @@ def load_entry(entry: ModelEntry, config: EngineConfig, on_phase: PhaseCallback 
     out_of_memory = False
     try:
         pipeline = _from_pretrained(entry, source, dtype, offline_only, extra)
+        fuse_model_lora(pipeline, entry, allow_download=entry.name == config.model_name)
         applied = apply_memory_options(pipeline, config.memory, device)
     except torch.OutOfMemoryError:
         out_of_memory = True
+    except FusedLoraError as error:
+        raise ModelLoadError(str(error)) from error
     if out_of_memory:  # raised outside the handler, so no traceback keeps the half-moved weights alive
         pipeline = None
         _free_memory()

@@ -11,6 +11,9 @@ depends on the model's source:
 - ``tiny:<family>``: builds the tiny random-weight model under the models folder;
 - a local folder or ``.safetensors`` file: checks it (there is nothing to download).
 
+A model that fuses a LoRA at load (``fuse_lora``, an LCM-LoRA) gets it too: a hub LoRA's weights file is downloaded
+into the cache, a local one checked.
+
 The download itself, its plan and its progress are :mod:`engine.hub_download`'s (the engine fetches its start-up
 model through it too).
 
@@ -27,7 +30,15 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from engine.hub_download import download_hub_model, hub_problem, one_line_error, plan_download
-from engine.model_sources import TINY_PREFIX, hub_snapshot, source_kind, source_problem, weights_on_disk
+from engine.model_sources import (
+    TINY_PREFIX,
+    fuse_lora_cached,
+    fuse_lora_problem,
+    hub_snapshot,
+    source_kind,
+    source_problem,
+    weights_on_disk,
+)
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -40,12 +51,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--source", help="the model's source; read from the settings when left out")
     parser.add_argument("--config", default="", help="for a single-file source: its local diffusers config folder")
     parser.add_argument("--models-dir", type=Path, help="where tiny models are built (default: <data_dir>/models)")
+    parser.add_argument("--fuse-lora", default="", help="the LoRA the model fuses at load (a local file or a hub id)")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    source, config, models_dir = args.source, args.config, args.models_dir
+    source, config, models_dir, fuse_lora = args.source, args.config, args.models_dir, args.fuse_lora
     if source is None or models_dir is None:
         from config.errors import ConfigError, did_you_mean
         from config.settings import load_settings
@@ -65,9 +77,31 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             return EXIT_USAGE
         if source is None and spec is not None:
-            source, config = spec.source, spec.config
+            source, config, fuse_lora = spec.source, spec.config, spec.fuse_lora
         models_dir = models_dir if models_dir is not None else settings.models_dir
-    return pull(args.name, source, config, models_dir)
+    code = pull(args.name, source, config, models_dir)
+    return pull_fuse_lora(args.name, fuse_lora) if code == EXIT_OK and fuse_lora else code
+
+
+def pull_fuse_lora(name: str, fuse_lora: str) -> int:
+    """Fetch (hub) or check (local) the LoRA a model fuses at load; one line of outcome. Returns the exit code."""
+    from engine.fused_lora import FusedLoraError, download_fuse_lora
+
+    problem = fuse_lora_problem(fuse_lora)
+    if problem is not None:
+        print(f"error: model {name}: {problem}; fix [models.{name}] fuse_lora in the configuration", file=sys.stderr)
+        return EXIT_USAGE
+    cached = fuse_lora_cached(fuse_lora)
+    if cached is not None:
+        print(f"model {name}: its LoRA {fuse_lora} is on this machine ({cached})")
+        return EXIT_OK
+    try:
+        path = download_fuse_lora(fuse_lora, name)
+    except FusedLoraError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"model {name}: its LoRA {fuse_lora} downloaded to {path}")
+    return EXIT_OK
 
 
 def pull(name: str, source: str, config: str, models_dir: Path) -> int:

@@ -155,6 +155,8 @@ def pull_model(settings: Settings, name: str) -> int:
         spec.config,
         "--models-dir",
         str(settings.models_dir),
+        "--fuse-lora",
+        spec.fuse_lora,
     ]
     with children_ignore_sigint():  # Ctrl-C reaches the download too: it is stopped here, in order
         child = subprocess.Popen(command)

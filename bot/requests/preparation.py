@@ -20,9 +20,16 @@ from bot.errors import ImagineError, PromptError
 from bot.jobs import ImageResult, Job, Kind, Lane, RenderParams
 from bot.requests.custom_ids import Action
 from bot.requests.follow_ups import check_follow_up
+from bot.requests.model_limits import (
+    check_negative_prompt,
+    model_cfg,
+    model_sampler,
+    model_steps,
+    model_sweep_limits,
+)
 from bot.requests.permutations import expand_permutations
 from bot.requests.preferences import Preferences, apply_preferences
-from bot.requests.prompt import MAX_CFG, ParsedPrompt, PromptLimits, clean_text, parse_prompt
+from bot.requests.prompt import ParsedPrompt, PromptLimits, clean_text, parse_prompt
 from bot.requests.request_options import (
     ImageInput,
     RequestOptions,
@@ -38,9 +45,9 @@ from bot.requests.sweep_spec import SweepLimits, rendered_prompts
 from config.model_registry import ModelSpec
 from config.settings import Settings
 from config.sources import DEFAULT_CONFIG_FILE, config_file
-from engine.model_sources import lora_problem, model_is_present, source_problem
+from engine.model_sources import fuse_lora_problem, lora_problem, model_is_present, source_problem
 from engine.prompt_syntax import parse_loras
-from engine.samplers import DEFAULT_SAMPLER, SAMPLERS
+from engine.samplers import SAMPLERS
 
 FOLLOW_UP_PIXEL_FACTOR = 4
 """A result button may render at most this many times ``max_pixels`` (a 2x upscale of the largest image)."""
@@ -88,9 +95,10 @@ def usable_models(settings: Settings, *, owner: bool = False) -> tuple[str, ...]
 
 
 def local_model_problem(spec: ModelSpec) -> str | None:
-    """What is wrong with a model's local folder or single file (for the owner: it names the path), or None. A hub
-    or tiny model has none here: whether a hub model is downloaded is another question (:func:`model_is_present`)."""
-    return source_problem(spec.source, spec.config)
+    """What is wrong with a model's local folder or single file, or the LoRA it fuses (for the owner: it names the
+    path), or None. A hub or tiny model has none here: whether a hub model is downloaded is another question
+    (:func:`model_is_present`)."""
+    return source_problem(spec.source, spec.config) or fuse_lora_problem(spec.fuse_lora)
 
 
 def config_name(*, public: bool) -> str:
@@ -105,7 +113,7 @@ def config_name(*, public: bool) -> str:
 def unusable_model_message(name: str, problem: str, *, owner: bool) -> str:
     """One line for a model whose local source has ``problem``: the problem itself for the owner, no path for a
     member. Never suggests ``models pull`` (a local source has nothing to download)."""
-    setting = f"[models.{name}] source"
+    setting = f"[models.{name}] {'fuse_lora' if problem.startswith('its fuse_lora') else 'source'}"
     if owner:
         return f"model `{name}` cannot be used: {problem}; fix {setting} in {config_name(public=False)}"
     return (
@@ -135,9 +143,9 @@ def prompt_limits(settings: Settings, *, owner: bool = False) -> PromptLimits:
     )
 
 
-def sweep_limits(settings: Settings) -> SweepLimits:
-    """A sweep's values obey the same limits as the flags they stand for."""
-    return SweepLimits(max_steps=settings.max_steps, max_cfg=MAX_CFG, samplers=tuple(SAMPLERS))
+def sweep_limits(settings: Settings, model: str) -> SweepLimits:
+    """A sweep's values obey the same limits as the flags they stand for, on the job's model."""
+    return model_sweep_limits(settings.registry[model], settings.max_steps)
 
 
 def usable_model(name: str, settings: Settings, *, owner: bool = False) -> ModelSpec:
@@ -179,9 +187,12 @@ def check_loras(prompt: str, settings: Settings, *, owner: bool = False) -> None
 
 
 def build_params(parsed: ParsedPrompt, settings: Settings, seed: int, *, owner: bool = False) -> RenderParams:
-    """Resolve a parsed prompt against the model's defaults and the server's limits."""
+    """Resolve a parsed prompt against the model's defaults and limits and the server's limits."""
     model_name = parsed.model or settings.model
     spec = usable_model(model_name, settings, owner=owner)
+    steps = model_steps(parsed, spec, model_name, settings.max_steps)
+    cfg = model_cfg(parsed, spec, model_name)
+    sampler = model_sampler(parsed, spec, model_name)
     check_loras(parsed.text, settings, owner=owner)
     width, height = size_for_aspect(parsed.aspect, spec.base_size, spec.size_multiple)
     if width * height > settings.max_pixels:
@@ -195,11 +206,11 @@ def build_params(parsed: ParsedPrompt, settings: Settings, seed: int, *, owner: 
         model=model_name,
         width=width,
         height=height,
-        steps=parsed.steps if parsed.steps is not None else spec.steps,
-        cfg=parsed.cfg if parsed.cfg is not None else spec.cfg,
+        steps=steps,
+        cfg=cfg,
         seed=parsed.seed if parsed.seed is not None else seed,
         images=settings.images_per_job,
-        sampler=parsed.sampler or DEFAULT_SAMPLER,
+        sampler=sampler,
         tile=parsed.tile,
     )
 
@@ -238,7 +249,8 @@ def prepare_imagine(
         first = build_params(parsed, settings, random_seed(), owner=owner)
         kind = Kind.IMAGINE
         if options is not None:
-            kind, first = kind_for(options), apply_options(first, options, sweep_limits(settings))
+            kind, first = kind_for(options), apply_options(first, options, sweep_limits(settings, first.model))
+        check_negative_prompt(first, settings.registry[first.model], first.model)
         for rendered in rendered_prompts(first.prompt, first.sweep):
             check_rendered_prompt(rendered, settings, owner=owner)
         lane = Lane(parsed.lane) if parsed.lane else None

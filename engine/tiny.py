@@ -15,7 +15,6 @@ Note that the tiny VAEs have two blocks, so their latent scale factor is 2 rathe
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -25,7 +24,6 @@ from pathlib import Path
 
 import torch
 from diffusers import (
-    AutoencoderKL,
     DDIMScheduler,
     EulerDiscreteScheduler,
     PNDMScheduler,
@@ -33,8 +31,11 @@ from diffusers import (
     StableDiffusionXLPipeline,
     UNet2DConditionModel,
 )
-from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
-from transformers.convert_slow_tokenizer import bytes_to_unicode
+from transformers import CLIPTextModel, CLIPTextModelWithProjection
+
+from engine.tiny_parts import SCHEDULER_COMMON, build_tokenizer, text_config, tiny_vae
+
+_build_tokenizer = build_tokenizer  # the name the GPU benchmark imports
 
 __all__ = [
     "TINY_FAMILIES",
@@ -51,11 +52,6 @@ TINY_FAMILIES: tuple[str, ...] = ("sd15", "sdxl", "sd2", "sd-turbo")
 """Tiny models :func:`ensure_tiny_model` can build (``tiny:<name>`` sources): one per family, plus ``sd-turbo``, an
 SD2.1-architecture model set up as SD-Turbo is (epsilon prediction, Euler with trailing timesteps)."""
 
-_BOS_TOKEN = "<|startoftext|>"
-_EOS_TOKEN = "<|endoftext|>"
-_MODEL_MAX_LENGTH = 77
-_TEXT_VOCAB_SIZE = 1000
-
 # Hidden sizes of the two SDXL text encoders. They must differ: the single-file loader
 # tells the encoders apart by tensor shape and silently mixes them up when they match.
 _SDXL_HIDDEN_1 = 32
@@ -65,15 +61,6 @@ _SDXL_ADDITION_TIME_EMBED_DIM = 8
 
 # The width of the tiny SD2 text encoder (OpenCLIP ViT-H in SD2.1): unlike the tiny SD1.5's, so a mix-up shows.
 _SD2_HIDDEN = 48
-
-# Scheduler settings shared by SD 1.5, SD2 and SDXL.
-_SCHEDULER_COMMON: dict[str, object] = {
-    "num_train_timesteps": 1000,
-    "beta_start": 0.00085,
-    "beta_end": 0.012,
-    "beta_schedule": "scaled_linear",
-    "steps_offset": 1,
-}
 
 # Files every complete model folder has, beyond those common to both families.
 _COMMON_FILES: tuple[str, ...] = (
@@ -100,75 +87,6 @@ _REQUIRED_FILES: dict[str, tuple[str, ...]] = {
         "tokenizer_2/tokenizer.json",
     ),
 }
-
-
-def _byte_level_vocab() -> dict[str, int]:
-    """Return a CLIP-style byte-level BPE vocabulary with no merges.
-
-    Every byte gets two entries (the bare character and the end-of-word form), followed by
-    the start and end tokens, so any text tokenizes (one token per byte) without an unknown
-    token. The end token has the highest id, as in the real CLIP vocabulary.
-    """
-    chars = list(bytes_to_unicode().values())
-    tokens = [*chars, *(char + "</w>" for char in chars), _BOS_TOKEN, _EOS_TOKEN]
-    return {token: index for index, token in enumerate(tokens)}
-
-
-def _build_tokenizer(folder: Path, *, pad_token: str = _EOS_TOKEN) -> CLIPTokenizer:
-    """Build a tiny CLIP tokenizer offline and save it (with its vocab and merges) to ``folder``. ``pad_token``:
-    the end token (SD1.5, SDXL) or ``!`` (SD2.x pads with it, token id 0)."""
-    vocab = _byte_level_vocab()
-    folder.mkdir(parents=True, exist_ok=True)
-    # The slow-tokenizer files real Stable Diffusion folders ship, next to tokenizer.json.
-    (folder / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
-    (folder / "merges.txt").write_text("#version: 0.2\n", encoding="utf-8")
-    tokenizer = CLIPTokenizer(
-        vocab=vocab,
-        merges=[],
-        bos_token=_BOS_TOKEN,
-        eos_token=_EOS_TOKEN,
-        unk_token=_EOS_TOKEN,
-        pad_token=pad_token,
-        model_max_length=_MODEL_MAX_LENGTH,
-    )
-    tokenizer.save_pretrained(folder)
-    return tokenizer
-
-
-def _text_config(
-    hidden_size: int, *, projection_dim: int, num_layers: int = 2, hidden_act: str = "gelu", pad_token: str = _EOS_TOKEN
-) -> CLIPTextConfig:
-    """Return a tiny CLIP text-encoder config whose special-token ids match the tiny tokenizer."""
-    vocab = _byte_level_vocab()
-    return CLIPTextConfig(
-        hidden_size=hidden_size,
-        intermediate_size=37,
-        num_hidden_layers=num_layers,
-        num_attention_heads=4,
-        layer_norm_eps=1e-5,
-        vocab_size=_TEXT_VOCAB_SIZE,
-        max_position_embeddings=_MODEL_MAX_LENGTH,
-        projection_dim=projection_dim,
-        hidden_act=hidden_act,
-        bos_token_id=vocab[_BOS_TOKEN],
-        eos_token_id=vocab[_EOS_TOKEN],
-        pad_token_id=vocab[pad_token],
-    )
-
-
-def _tiny_vae(*, force_upcast: bool) -> AutoencoderKL:
-    """Return a two-block random-weight VAE (latent scale factor 2, four latent channels)."""
-    return AutoencoderKL(
-        block_out_channels=(32, 64),
-        in_channels=3,
-        out_channels=3,
-        down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
-        up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
-        latent_channels=4,
-        layers_per_block=1,
-        sample_size=64,
-        force_upcast=force_upcast,
-    )
 
 
 def _prepare_target(path: Path) -> Path:
@@ -207,12 +125,12 @@ def build_tiny_sd15(path: Path, *, seed: int = 0) -> Path:
             cross_attention_dim=32,
         )
         torch.manual_seed(seed)
-        vae = _tiny_vae(force_upcast=True)
+        vae = tiny_vae(force_upcast=True)
         torch.manual_seed(seed)
-        text_encoder = CLIPTextModel(_text_config(32, projection_dim=32))
-    tokenizer = _build_tokenizer(path / "tokenizer")
+        text_encoder = CLIPTextModel(text_config(32, projection_dim=32))
+    tokenizer = build_tokenizer(path / "tokenizer")
     scheduler = PNDMScheduler(
-        **_SCHEDULER_COMMON,
+        **SCHEDULER_COMMON,
         skip_prk_steps=True,
         set_alpha_to_one=False,
         prediction_type="epsilon",
@@ -253,10 +171,10 @@ def _build_tiny_sd2_architecture(path: Path, seed: int, *, upcast_attention: boo
             cross_attention_dim=_SD2_HIDDEN,
         )
         torch.manual_seed(seed)
-        vae = _tiny_vae(force_upcast=True)
+        vae = tiny_vae(force_upcast=True)
         torch.manual_seed(seed)
-        text_encoder = CLIPTextModel(_text_config(_SD2_HIDDEN, projection_dim=_SD2_HIDDEN, pad_token="!"))
-    tokenizer = _build_tokenizer(path / "tokenizer", pad_token="!")
+        text_encoder = CLIPTextModel(text_config(_SD2_HIDDEN, projection_dim=_SD2_HIDDEN, pad_token="!"))
+    tokenizer = build_tokenizer(path / "tokenizer", pad_token="!")
     pipe = StableDiffusionPipeline(
         vae=vae,
         text_encoder=text_encoder,
@@ -280,7 +198,7 @@ def build_tiny_sd2(path: Path, *, seed: int = 0) -> Path:
     always gives the same weights; the caller's global torch random state is left untouched.
     """
     scheduler = DDIMScheduler(
-        **_SCHEDULER_COMMON,
+        **SCHEDULER_COMMON,
         clip_sample=False,
         set_alpha_to_one=False,
         prediction_type="v_prediction",
@@ -299,7 +217,7 @@ def build_tiny_sd_turbo(path: Path, *, seed: int = 0) -> Path:
     (``trailing``), so that one step starts from pure noise. The same ``seed`` always gives the same weights.
     """
     scheduler = EulerDiscreteScheduler(
-        **_SCHEDULER_COMMON,
+        **SCHEDULER_COMMON,
         interpolation_type="linear",
         prediction_type="epsilon",
         timestep_spacing="trailing",
@@ -345,15 +263,15 @@ def build_tiny_sdxl(path: Path, *, seed: int = 0) -> Path:
             cross_attention_dim=_SDXL_HIDDEN_1 + _SDXL_HIDDEN_2,
         )
         torch.manual_seed(seed)
-        vae = _tiny_vae(force_upcast=False)
+        vae = tiny_vae(force_upcast=False)
         torch.manual_seed(seed)
-        text_encoder = CLIPTextModel(_text_config(_SDXL_HIDDEN_1, projection_dim=_SDXL_HIDDEN_1))
+        text_encoder = CLIPTextModel(text_config(_SDXL_HIDDEN_1, projection_dim=_SDXL_HIDDEN_1))
         torch.manual_seed(seed)
-        text_encoder_2 = CLIPTextModelWithProjection(_text_config(_SDXL_HIDDEN_2, projection_dim=_SDXL_PROJECTION_2))
-    tokenizer = _build_tokenizer(path / "tokenizer")
-    tokenizer_2 = _build_tokenizer(path / "tokenizer_2")
+        text_encoder_2 = CLIPTextModelWithProjection(text_config(_SDXL_HIDDEN_2, projection_dim=_SDXL_PROJECTION_2))
+    tokenizer = build_tokenizer(path / "tokenizer")
+    tokenizer_2 = build_tokenizer(path / "tokenizer_2")
     scheduler = EulerDiscreteScheduler(
-        **_SCHEDULER_COMMON,
+        **SCHEDULER_COMMON,
         interpolation_type="linear",
         prediction_type="epsilon",
         timestep_spacing="leading",

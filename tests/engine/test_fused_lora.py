@@ -107,6 +107,7 @@ def test_a_model_is_present_only_with_its_fused_lora(hub_cache: Path, lora_file:
     assert model_is_present(ModelSpec(source="tiny:sd15", fuse_lora=str(tmp_path / "gone.safetensors"))) is False
 
 
+@pytest.mark.slow  # loads and renders three tiny models in this process
 def test_a_fused_lora_renders_as_the_lora_loaded_per_job_and_leaves_no_lora_layers(root: Path, lora_file: Path) -> None:
     """Fusing at load gives the pixels of the same LoRA applied per job, differs from the base model, and leaves
     plain layers (nothing per job to load or unload)."""
@@ -121,6 +122,7 @@ def test_a_fused_lora_renders_as_the_lora_loaded_per_job_and_leaves_no_lora_laye
     assert not [name for name, _module in fused.pipeline.unet.named_modules() if "lora" in name]
 
 
+@pytest.mark.slow  # loads and renders three tiny models in this process
 def test_a_cached_hub_lora_is_fused_without_the_network(
     root: Path, lora_file: Path, hub_cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

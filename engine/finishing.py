@@ -44,8 +44,9 @@ Reply = TaskDone | TaskFailed
 
 
 def encoder_count(cpus: int | None) -> int:
-    """Threads of the encoder pool on a machine with ``cpus`` cores: one core is the render thread's."""
-    return max(1, min(ENCODERS_MAX, (cpus or 1) - 1))
+    """Threads of the encoder pool on a machine with ``cpus`` cores: one per core, at most :data:`ENCODERS_MAX`. On a
+    GPU the render thread mostly waits for the device; on a CPU the encoders share its cores."""
+    return max(1, min(ENCODERS_MAX, cpus or 1))
 
 
 def finish(outcome: Outcome, is_cancelled: Callable[[int], bool], encoders: Executor | None = None) -> Reply:

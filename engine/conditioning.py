@@ -8,6 +8,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from engine.memory import qkv_unfused
 from engine.model_sources import lora_problem
 from engine.prompt_syntax import a1111_to_compel, has_weighting
 from engine.protocol import LoraEntry
@@ -65,13 +66,14 @@ def loras_applied(pipe: Any, requested: Sequence[tuple[str, float]], known: Sequ
                 f"the owner can fix [loras.{name}] path in the configuration"
             )
     names: list[str] = []
-    try:
-        for index, (name, _weight) in enumerate(requested):
-            adapter = f"{name}_{index}"
-            pipe.load_lora_weights(str(Path(by_name[name].path).expanduser()), adapter_name=adapter)
-            names.append(adapter)
-        pipe.set_adapters(names, adapter_weights=[weight for _name, weight in requested])
-        yield
-    finally:
-        if names:
-            pipe.unload_lora_weights()
+    with qkv_unfused(pipe.unet):  # LoRAs load into to_q/to_k/to_v, which fused attention does not use
+        try:
+            for index, (name, _weight) in enumerate(requested):
+                adapter = f"{name}_{index}"
+                pipe.load_lora_weights(str(Path(by_name[name].path).expanduser()), adapter_name=adapter)
+                names.append(adapter)
+            pipe.set_adapters(names, adapter_weights=[weight for _name, weight in requested])
+            yield
+        finally:
+            if names:
+                pipe.unload_lora_weights()

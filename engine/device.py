@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from engine.speed import resolve_dtype
+
 
 def pick_device(requested: str) -> str:
     """``auto`` picks cuda, then mps, then xpu, then cpu; an explicit choice that is missing is an error."""
@@ -22,11 +24,19 @@ def pick_device(requested: str) -> str:
     return requested
 
 
+def bf16_supported(device: str) -> bool:
+    """Whether ``device`` computes bf16 natively: a CUDA card of compute capability 8.0 or newer (Ampere on).
+    Older cards emulate it slowly, so they do not count."""
+    if device != "cuda":
+        return False
+    try:
+        return bool(torch.cuda.is_bf16_supported(including_emulation=False))
+    except TypeError:  # a torch without the argument reports native support only
+        return bool(torch.cuda.is_bf16_supported())
+
+
 def pick_dtype(requested: str, device: str) -> torch.dtype:
-    """``auto`` is fp16 on a GPU and fp32 on the CPU (fp16 matmuls on CPU are slow or unsupported)."""
+    """``auto`` is bf16 on a CUDA card that supports it, fp16 on other GPUs and fp32 on the CPU (fp16 matmuls on
+    CPU are slow or unsupported); see :func:`engine.speed.resolve_dtype`."""
     table = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
-    if requested == "auto":
-        return torch.float32 if device == "cpu" else torch.float16
-    if requested not in table:
-        raise ValueError(f"dtype {requested!r} is not one of auto, fp16, bf16, fp32")
-    return table[requested]
+    return table[resolve_dtype(requested, device, bf16_supported(device) if requested == "auto" else False)]

@@ -1,13 +1,19 @@
-"""Memory and speed options: attention, VAE slicing/tiling, CPU offload, channels_last, torch.compile, 4/8-bit."""
+"""Memory and speed options: attention, VAE slicing/tiling, CPU offload, TF32, channels_last, fused QKV
+projections, torch.compile, 4/8-bit. Which speed options a model gets is decided in :mod:`engine.speed`."""
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from engine.protocol import MemoryOptions
+from engine.speed import SpeedPlan
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +40,8 @@ def check_quantization(mode: str, device: str) -> None:
         ) from error
 
 
-def quantization_config(mode: str) -> Any:
-    """A diffusers PipelineQuantizationConfig quantizing only the denoiser, or None."""
+def quantization_config(mode: str, dtype: torch.dtype = torch.float16) -> Any:
+    """A diffusers PipelineQuantizationConfig quantizing only the denoiser (4-bit computes in ``dtype``), or None."""
     if mode == "none":
         return None
     from diffusers.quantizers import PipelineQuantizationConfig
@@ -43,7 +49,7 @@ def quantization_config(mode: str) -> Any:
     if mode == "4bit":
         return PipelineQuantizationConfig(
             quant_backend="bitsandbytes_4bit",
-            quant_kwargs={"load_in_4bit": True, "bnb_4bit_quant_type": "nf4", "bnb_4bit_compute_dtype": torch.float16},
+            quant_kwargs={"load_in_4bit": True, "bnb_4bit_quant_type": "nf4", "bnb_4bit_compute_dtype": dtype},
             components_to_quantize=["unet"],
         )
     return PipelineQuantizationConfig(
@@ -75,8 +81,19 @@ def free_device_bytes(device: str) -> int | None:
     return None
 
 
-def apply_memory_options(pipe: Any, options: MemoryOptions, device: str) -> list[str]:
-    """Move ``pipe`` to ``device`` with the options applied; returns what was applied, for the log."""
+@dataclass(frozen=True)
+class Applied:
+    """What a model load turned on: the memory options (for the log) and the speed settings (logged, sent to the
+    bot in ``EngineReady.speed``), e.g. ``("bf16", "sdpa", "tf32", "channels_last", "fused qkv")``."""
+
+    memory: tuple[str, ...]
+    speed: tuple[str, ...]
+    compiled: str = ""
+    """``regional``, ``full``, or empty when the UNet is not compiled."""
+
+
+def apply_memory_options(pipe: Any, options: MemoryOptions, device: str, plan: SpeedPlan) -> Applied:
+    """Move ``pipe`` to ``device`` with the memory options and the speed ``plan`` applied; returns what is on."""
     applied: list[str] = []
     weight_bytes = sum(
         p.numel() * p.element_size()
@@ -102,9 +119,12 @@ def apply_memory_options(pipe: Any, options: MemoryOptions, device: str) -> list
     if options.vae_tiling:
         pipe.vae.enable_tiling()
         applied.append("vae tiling")
-    if options.channels_last:
+    if device == "cuda":  # process-wide switches; they only change what runs in fp32
+        torch.backends.cuda.matmul.allow_tf32 = plan.tf32
+        torch.backends.cudnn.allow_tf32 = plan.tf32
+    if plan.channels_last:
         pipe.unet.to(memory_format=torch.channels_last)
-        applied.append("channels_last")
+    fused = plan.fused_qkv and fuse_qkv(pipe)
     if offload == "model":
         pipe.enable_model_cpu_offload(device=device)
         applied.append("model cpu offload")
@@ -113,7 +133,63 @@ def apply_memory_options(pipe: Any, options: MemoryOptions, device: str) -> list
         applied.append("sequential cpu offload")
     else:
         pipe.to(device)
-    if options.compile:
-        pipe.unet = torch.compile(pipe.unet)
-        applied.append("torch.compile")
-    return applied
+    compiled = ""
+    if plan.compile:
+        for component in pipe.components.values():  # inference only; peft freezes the weights of a LoRA job's
+            if isinstance(component, torch.nn.Module):  # model, so graphs compiled unfrozen would compile again
+                component.requires_grad_(False)
+        from engine.warmup import compile_unet, uncompile
+
+        try:
+            compiled = compile_unet(pipe.unet, plan.compile, options.compile_backend)
+        except Exception as error:  # an unknown backend, a torch without a compiler: the model still works
+            uncompile(pipe.unet)
+            log.warning("the UNet was not compiled (%s: %s); it runs uncompiled", type(error).__name__, error)
+    speed = dataclasses.replace(plan, fused_qkv=fused, compile=compiled).labels()
+    return Applied(tuple(applied), speed, compiled)
+
+
+def fuse_qkv(pipe: Any) -> bool:
+    """Fuse the attention projections of the UNet and the VAE (q, k, v into one matmul in self-attention; k, v in
+    cross-attention) and set diffusers' ``FusedAttnProcessor2_0``; False, with a log line, where the model has none
+    to fuse. The separate projections stay, so :func:`qkv_unfused` can go back to them for a LoRA."""
+    from diffusers import AutoencoderKL
+
+    if not hasattr(pipe, "fuse_qkv_projections"):
+        log.info("fused qkv: %s has no fusable attention; left as it is", type(pipe).__name__)
+        return False
+    try:
+        pipe.fuse_qkv_projections(unet=True, vae=isinstance(getattr(pipe, "vae", None), AutoencoderKL))
+    except ValueError as error:  # attention with added KV projections
+        log.info("fused qkv: not for this model (%s); left as it is", error)
+        return False
+    return True
+
+
+def qkv_fused(unet: Any) -> bool:
+    """Whether the UNet's attention runs on fused QKV projections."""
+    from diffusers.models.attention_processor import FusedAttnProcessor2_0
+
+    processors = getattr(unet, "attn_processors", {})
+    return any(isinstance(processor, FusedAttnProcessor2_0) for processor in processors.values())
+
+
+@contextlib.contextmanager
+def qkv_unfused(unet: Any) -> Iterator[None]:
+    """The body runs on the UNet's separate q/k/v projections, then the fused ones are back (nothing happens for a
+    UNet that is not fused). LoRAs load into ``to_q``/``to_k``/``to_v``: on a fused UNet they would be ignored.
+
+    The fused weights are never changed (a LoRA is an adapter beside the base weights, unloaded after the job), so
+    fusing again is setting the same fused processors back: a compiled UNet sees the very objects it was
+    compiled with."""
+    if not qkv_fused(unet):
+        yield
+        return
+    fused = dict(unet.attn_processors)
+    # set_attn_processor empties the dict it is given, so it gets copies (diffusers' unfuse_qkv_projections hands
+    # over the saved processors themselves: a second LoRA job would find them gone)
+    unet.set_attn_processor(dict(unet.original_attn_processors))
+    try:
+        yield
+    finally:
+        unet.set_attn_processor(dict(fused))

@@ -40,7 +40,9 @@ from engine.protocol import (
     EngineStarting,
     ModelEntry,
 )
+from engine.speed import dtype_name, plan_speed
 from engine.tiny import ensure_tiny_model
+from engine.warmup import base_size_of, compile_cache_environment, warm_up
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +76,10 @@ class LoadedModel:
     weight_bytes: int = 0
     variant: str = ""
     """``fp16`` when the fp16 variant's files were loaded, empty for the default files."""
+    speed: tuple[str, ...] = ()
+    """The speed settings that are on (:class:`engine.memory.Applied`), e.g. ``("bf16", "sdpa", "tf32")``."""
+    compiled: str = ""
+    """How the UNet is compiled (``regional``, ``full``), or empty."""
     _derived: dict[str, Any] = field(default_factory=dict)
 
     def pipeline_for(self, kind: str) -> Any:
@@ -157,7 +163,7 @@ def load_entry(entry: ModelEntry, config: EngineConfig, on_phase: PhaseCallback 
     variant = None if single_file else choose_variant(str(dtype), weights_on_disk(Path(source)))
     if variant is not None:
         extra["variant"] = variant
-    quant = quantization_config(config.memory.quantize)
+    quant = quantization_config(config.memory.quantize, dtype)
     if quant is not None:
         extra["quantization_config"] = quant
     if on_phase is not None:
@@ -167,7 +173,9 @@ def load_entry(entry: ModelEntry, config: EngineConfig, on_phase: PhaseCallback 
     try:
         pipeline = _from_pretrained(entry, source, dtype, offline_only, extra)
         fuse_model_lora(pipeline, entry, allow_download=entry.name == config.model_name)
-        applied = apply_memory_options(pipeline, config.memory, device)
+        family = detect_family(type(pipeline).__name__, entry.family)
+        plan = plan_speed(config.memory, family, device, dtype_name(dtype))
+        applied = apply_memory_options(pipeline, config.memory, device, plan)
     except torch.OutOfMemoryError:
         out_of_memory = True
     except FusedLoraError as error:
@@ -180,12 +188,13 @@ def load_entry(entry: ModelEntry, config: EngineConfig, on_phase: PhaseCallback 
         raise GpuMemoryError(message)
     pipeline.set_progress_bar_config(disable=True)
     log.info(
-        "model %s loaded on %s (%s, %s weights); memory options: %s",
+        "model %s loaded on %s (%s, %s weights); memory options: %s; speed: %s",
         entry.name,
         device,
         dtype,
         variant or "full-precision",
-        ", ".join(applied) or "-",
+        ", ".join(applied.memory) or "-",
+        ", ".join(applied.speed),
     )
     weight_total = sum(
         parameter.numel() * parameter.element_size()
@@ -193,7 +202,6 @@ def load_entry(entry: ModelEntry, config: EngineConfig, on_phase: PhaseCallback 
         if isinstance(component, torch.nn.Module)
         for parameter in component.parameters()
     )
-    family = detect_family(type(pipeline).__name__, entry.family)
     return LoadedModel(
         name=entry.name,
         family=family,
@@ -204,6 +212,8 @@ def load_entry(entry: ModelEntry, config: EngineConfig, on_phase: PhaseCallback 
         load_seconds=time.perf_counter() - started,
         weight_bytes=weight_total,
         variant=variant or "",
+        speed=applied.speed,
+        compiled=applied.compiled,
     )
 
 
@@ -327,6 +337,8 @@ class ModelCache:
         self.config = config
         self.entries: dict[str, ModelEntry] = {entry.name: entry for entry in config.models}
         self.entries.setdefault(config.model_name, ModelEntry(config.model_name, config.model_source, config.family))
+        if config.memory.compile:
+            compile_cache_environment(config.data_dir)
         self._loaded: OrderedDict[str, LoadedModel] = OrderedDict()
 
     @property
@@ -348,6 +360,8 @@ class ModelCache:
         while len(self._loaded) >= max(1, self.config.max_loaded_models):
             self._evict()
         model = load_entry(entry, self.config, on_phase)
+        if model.compiled:  # compile now, before any job: the start-up model before EngineReady
+            warm_up(model, base_size_of(entry), on_phase)
         self._loaded[name] = model
         budget = int(self.config.memory_budget_gb * 2**30)
         while budget and len(self._loaded) > 1 and sum(m.weight_bytes for m in self._loaded.values()) > budget:

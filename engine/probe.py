@@ -8,12 +8,12 @@ from typing import Any
 
 
 def probe() -> dict[str, Any]:
-    """Versions, the device ``auto`` picks, accelerator memory, and optional packages."""
+    """Versions, the device ``auto`` picks, whether it computes bf16, accelerator memory, and optional packages."""
     import diffusers
     import torch
     import transformers
 
-    from engine.device import pick_device
+    from engine.device import bf16_supported, pick_device
 
     report: dict[str, Any] = {
         "python": platform.python_version(),
@@ -22,6 +22,7 @@ def probe() -> dict[str, Any]:
         "transformers": transformers.__version__,
         "device": pick_device("auto"),
         "cuda": torch.cuda.is_available(),
+        "bf16": bf16_supported("cuda") if torch.cuda.is_available() else False,
         "cpu_threads": torch.get_num_threads(),
     }
     if torch.cuda.is_available():

@@ -14,6 +14,8 @@ from config.model_registry import ModelSpec
 from config.settings import Settings
 from config.sources import misnamed_token_variables, sources_text
 from engine.model_sources import lora_problem, model_is_present, source_kind, source_problem
+from engine.protocol import MemoryOptions
+from engine.speed import plan_speed, resolve_dtype
 
 PROBE_TIMEOUT_S = 180.0
 
@@ -106,6 +108,7 @@ def check_engine(settings: Settings) -> Report:
         report.lines.append(f"gpu: {info['gpu']}, {info['gpu_free_gb']} GiB free of {info['gpu_total_gb']} GiB")
     elif settings.device == "cuda":
         report.problems.append("device is set to cuda but no CUDA GPU is visible; set device = 'auto' or fix drivers")
+    report.lines.append(speed_line(settings, device, bool(info.get("bf16"))))
     report.lines.append(
         "optional packages: "
         + ", ".join(f"{name} {info.get(name) or 'missing'}" for name in ("compel", "peft", "bitsandbytes"))
@@ -119,6 +122,16 @@ def check_engine(settings: Settings) -> Report:
     if device == "cpu" and settings.model not in ("tiny", "tiny-sdxl"):
         report.lines.append("note: rendering on the CPU is slow for real models (minutes per image)")
     return report
+
+
+def speed_line(settings: Settings, device: str, bf16: bool) -> str:
+    """What the engine will turn on for the default model on ``device`` (``bf16``: the card computes it), e.g.
+    ``speed (model sd15 on cuda): bf16, sdpa, tf32, channels_last, fused qkv``."""
+    family = settings.registry[settings.model].family
+    dtype = resolve_dtype(settings.dtype, device, bf16)
+    labels = plan_speed(MemoryOptions(**settings.memory.model_dump()), family, device, dtype).labels()
+    compiling = "; the engine compiles at start-up (warm-up)" if settings.memory.compile else ""
+    return f"speed (model {settings.model} on {device}): {', '.join(labels)}{compiling}"
 
 
 def run_doctor(settings: Settings, *, probe_engine: bool = True) -> tuple[int, str]:

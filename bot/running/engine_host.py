@@ -216,11 +216,12 @@ class EngineHost:
                 resolve_future(loop, wake, result=None)
         elif isinstance(message, EngineReady):
             log.info(
-                "engine ready: %s on %s (%s) in %.1f s",
+                "engine ready: %s on %s (%s) in %.1f s; speed: %s",
                 message.model_name,
                 message.device,
                 message.dtype,
                 message.load_seconds,
+                ", ".join(message.speed) or "-",
             )
             with self._lock:
                 run.ready = message

@@ -11,7 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine.protocol import STARTING_DOWNLOADING, STARTING_IMPORTING, STARTING_LOADING, EngineStarting
+from engine.protocol import (
+    STARTING_COMPILING,
+    STARTING_DOWNLOADING,
+    STARTING_IMPORTING,
+    STARTING_LOADING,
+    EngineStarting,
+)
 
 DOWNLOAD_STALL_S = 300.0
 """A download with no new byte for this long (or the start timeout, when shorter) has stalled."""
@@ -104,7 +110,8 @@ def download_progress(status: EngineStarting) -> str:
 
 def phase_line(status: EngineStarting) -> str:
     """The engine's phase in words, for the log: ``importing torch and diffusers``, ``downloading model sd15
-    (org/repo, fp16 variant, …): 3 of 14 files, …``, ``loading model sd15 (fp16 weights on cuda)``."""
+    (org/repo, fp16 variant, …): 3 of 14 files, …``, ``loading model sd15 (fp16 weights on cuda)``, ``compiling
+    model sd15 (warm-up: 4 images at 624×416 and 512×512, 2 steps)``."""
     detail = f" ({status.detail})" if status.detail else ""
     if status.phase == STARTING_IMPORTING:
         return f"importing {status.detail or 'its libraries'}"
@@ -112,6 +119,8 @@ def phase_line(status: EngineStarting) -> str:
         return f"downloading model {status.model}{detail}: {download_progress(status)}"
     if status.phase == STARTING_LOADING:
         return f"loading model {status.model}{detail}"
+    if status.phase == STARTING_COMPILING:
+        return f"compiling model {status.model}{detail}"
     return f"{status.phase} {status.model}{detail}".strip()
 
 

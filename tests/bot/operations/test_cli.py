@@ -184,6 +184,7 @@ def test_doctor_probes_the_engine(ran: Ran) -> None:
     (completed,) = ran.results
     assert completed.returncode == 0, completed.stdout + completed.stderr
     assert "device: cpu" in completed.stdout
+    assert "speed (model tiny on cpu): fp32, sdpa" in completed.stdout
     assert "no problems found" in completed.stdout
 
 

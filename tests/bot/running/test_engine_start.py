@@ -104,6 +104,10 @@ def test_without_a_download_the_clock_is_the_start_timeout(gaps: list[float]) ->
             "sd15: 11 of 12 files, 4.0 of 4.0 GiB (99%)",
         ),
         (EngineStarting("downloading", "x", "", 5 * 2**20), "downloading model x: 5 MiB"),
+        (
+            EngineStarting("compiling", "sd15", "warm-up: 4 images at 624×416 and 512×512, 2 steps"),
+            "compiling model sd15 (warm-up: 4 images at 624×416 and 512×512, 2 steps)",
+        ),
     ],
 )
 def test_phase_lines(status: EngineStarting, line: str) -> None:

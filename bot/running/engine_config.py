@@ -18,7 +18,9 @@ def engine_config(settings: Settings) -> EngineConfig:
         dtype=settings.dtype,
         max_batch=settings.engine_max_batch,
         models=tuple(
-            ModelEntry(name, entry.source, entry.family, entry.config, entry.fuse_lora, entry.fuse_lora_scale)
+            ModelEntry(
+                name, entry.source, entry.family, entry.config, entry.fuse_lora, entry.fuse_lora_scale, entry.base_size
+            )
             for name, entry in settings.registry.items()
         ),
         loras=tuple(LoraEntry(name, entry.path) for name, entry in settings.loras.items()),

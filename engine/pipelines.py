@@ -42,7 +42,7 @@ from engine.protocol import (
 )
 from engine.speed import dtype_name, plan_speed
 from engine.tiny import ensure_tiny_model
-from engine.warmup import base_size_of, compile_cache_environment, warm_up
+from engine.warmup import base_size_of, warm_up
 
 log = logging.getLogger(__name__)
 
@@ -337,8 +337,6 @@ class ModelCache:
         self.config = config
         self.entries: dict[str, ModelEntry] = {entry.name: entry for entry in config.models}
         self.entries.setdefault(config.model_name, ModelEntry(config.model_name, config.model_source, config.family))
-        if config.memory.compile:
-            compile_cache_environment(config.data_dir)
         self._loaded: OrderedDict[str, LoadedModel] = OrderedDict()
 
     @property

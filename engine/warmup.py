@@ -2,10 +2,12 @@
 
 Where: by default *regionally* (``memory.compile_mode = "regional"``): diffusers' ``compile_repeated_blocks``
 compiles the UNet's repeated transformer block (``BasicTransformerBlock``) and reuses that code for every instance.
-On an H100 (bf16, 4 images, 20 steps) the warm-up took 14 s for SD1.5 and 10 s for SDXL (7 s on a restart, from
-the cache below) and jobs ran about 10% faster (SD1.5 0.82 → 0.74 s, SDXL 3.34 → 3.03 s); compiling the whole UNet
-(``compile_mode = "full"``, also the fallback for a model without repeated blocks) took over 90 s. Both compile in
-place (``Module.compile``), so the pipelines made with ``from_pipe`` share the compiled UNet.
+Measured on an H100 (bf16, 4 images at the base size, 20 steps, the whole job path): the warm-up took 14-25 s for
+SD1.5 and 10 s for SDXL on a first start, 7-15 s on later ones (kernels from the cache below); jobs then ran 9%
+faster for SDXL (3.34 -> 3.03 s) and up to 8% faster for SD1.5 (0.80 -> 0.74 s, within that machine's noise).
+Compiling the whole UNet (``compile_mode = "full"``, also the fallback for a model without repeated blocks) had not
+finished its warm-up after 90 s. Both compile in place (``Module.compile``), so the pipelines made with
+``from_pipe`` share the compiled UNet.
 
 When: right after the model loads, :func:`warm_up` renders :data:`WARMUP_IMAGES` images for :data:`WARMUP_STEPS`
 steps (the output is thrown away) at a 3:2 size and at the model's square base size, before the engine says it is
@@ -26,7 +28,7 @@ compiles its blocks once (the LoRA's layers are new code); the UNet's weights ar
 that unloading the LoRA does not make the plain graphs compile again.
 
 The compiled kernels are cached on disk under ``<data_dir>/cache/torchinductor`` (inductor's FX graph cache and
-AOTAutograd cache), so a restart reuses them.
+AOTAutograd cache, set up by :mod:`engine.compile_cache` when the engine process starts), so a restart reuses them.
 """
 
 from __future__ import annotations
@@ -36,7 +38,6 @@ import math
 import os
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -61,21 +62,8 @@ SIZE_MULTIPLE = 8
 TINY_BASE_SIZE = 64
 FAMILY_BASE_SIZES = {"sdxl": 1024, "sd2": 768}
 DEFAULT_BASE_SIZE = 512
-CACHE_FOLDER = ("cache", "torchinductor")
-"""Where under the data folder inductor keeps its compiled kernels."""
 
 PhaseCallback = Callable[[EngineStarting], None]
-
-
-def compile_cache_environment(data_dir: str | Path) -> Path:
-    """Point inductor's on-disk caches at ``<data_dir>/cache/torchinductor`` (unless the owner set
-    ``TORCHINDUCTOR_CACHE_DIR``) and switch its FX graph and AOTAutograd caches on; call before anything compiles.
-    Returns the cache folder in use."""
-    folder = Path(data_dir).resolve().joinpath(*CACHE_FOLDER)
-    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(folder))
-    os.environ.setdefault("TORCHINDUCTOR_FX_GRAPH_CACHE", "1")
-    os.environ.setdefault("TORCHINDUCTOR_AUTOGRAD_CACHE", "1")
-    return Path(os.environ["TORCHINDUCTOR_CACHE_DIR"])
 
 
 def configure_dynamo() -> None:
@@ -181,11 +169,12 @@ def warm_up(model: LoadedModel, base_size: int, on_phase: PhaseCallback | None =
         return time.perf_counter() - started
     seconds = time.perf_counter() - started
     log.info(
-        "model %s compiled (%s) and warmed up in %.1f s: %d graphs",
+        "model %s compiled (%s) and warmed up in %.1f s: %d graphs; kernels cached in %s",
         model.name,
         model.compiled,
         seconds,
         compiled_graphs() - graphs,
+        os.environ.get("TORCHINDUCTOR_CACHE_DIR", "inductor's default folder"),
     )
     return seconds
 

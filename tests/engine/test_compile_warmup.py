@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
+from engine.compile_cache import compile_cache_environment
 from engine.memory import qkv_fused
 from engine.pipelines import LoadedModel, ModelCache
 from engine.protocol import (
@@ -56,16 +56,6 @@ def lora(root: Path) -> LoraEntry:
     return LoraEntry("grain", str(build_tiny_lora(model_dir, root / "loras" / "grain")))
 
 
-@pytest.fixture(scope="module")
-def inductor_environment() -> Iterator[None]:
-    """The inductor variables as the engine process starts with them (none), restored afterwards."""
-    with pytest.MonkeyPatch.context() as patch:
-        for name in ("TORCHINDUCTOR_CACHE_DIR", "TORCHINDUCTOR_FX_GRAPH_CACHE", "TORCHINDUCTOR_AUTOGRAD_CACHE"):
-            patch.setenv(name, "")
-            patch.delenv(name)
-        yield
-
-
 def _load(root: Path, lora: LoraEntry, memory: MemoryOptions) -> Loaded:
     from torch._dynamo.utils import counters
 
@@ -77,7 +67,7 @@ def _load(root: Path, lora: LoraEntry, memory: MemoryOptions) -> Loaded:
 
 
 @pytest.fixture(scope="module")
-def compiled(root: Path, lora: LoraEntry, inductor_environment: None) -> Loaded:
+def compiled(root: Path, lora: LoraEntry) -> Loaded:
     return _load(root, lora, COMPILED)
 
 
@@ -140,9 +130,17 @@ def test_jobs_after_the_warm_up_compile_nothing_and_match_uncompiled_pixels(
     assert np.array_equal(pixels, _render(uncompiled, task))
 
 
-def test_inductor_caches_under_the_data_folder(compiled: Loaded, root: Path) -> None:
-    """The compiled kernels are cached under data/cache/torchinductor, so a restart reuses them."""
-    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(root.resolve() / "cache" / "torchinductor")
+@pytest.mark.parametrize("owner", ["", "/srv/kernels"])
+def test_inductor_caches_under_the_data_folder(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, owner: str) -> None:
+    """Compiled kernels are cached under data/cache/torchinductor (a restart reuses them), or where the owner says."""
+    for name in ("TORCHINDUCTOR_CACHE_DIR", "TORCHINDUCTOR_FX_GRAPH_CACHE", "TORCHINDUCTOR_AUTOGRAD_CACHE"):
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
+    if owner:
+        monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", owner)
+    folder = compile_cache_environment(tmp_path)
+    assert folder == Path(owner or tmp_path / "cache" / "torchinductor")
+    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(folder)
     assert os.environ["TORCHINDUCTOR_FX_GRAPH_CACHE"] == os.environ["TORCHINDUCTOR_AUTOGRAD_CACHE"] == "1"
 
 
@@ -192,7 +190,6 @@ def test_a_model_that_cannot_compile_runs_uncompiled(
     lora: LoraEntry,
     uncompiled: Loaded,
     caplog: pytest.LogCaptureFixture,
-    inductor_environment: None,
     backend: str,
     log_fragment: str,
 ) -> None:
@@ -209,8 +206,12 @@ def test_a_model_that_cannot_compile_runs_uncompiled(
 
 
 @pytest.mark.slow
-async def test_the_engine_process_compiles_before_it_is_ready(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    """A real engine with compile on says it is compiling, then ready with its speed settings, and renders jobs."""
+async def test_the_engine_process_compiles_before_it_is_ready(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real engine with compile on says it is compiling, then ready with its speed settings, and renders jobs; its
+    kernel cache is under the data folder."""
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)  # set by this process's diffusers; the bot has none
     from bot.running.engine_supervisor import EngineSupervisor
     from tests.engine.rendering import render_one, tiny_task
 
@@ -227,5 +228,6 @@ async def test_the_engine_process_compiles_before_it_is_ready(tmp_path: Path, ca
         assert "speed: fp32, sdpa, channels_last, fused qkv, compiled (regional)" in lines[ready_line[0]]
         done = await render_one(engine, tiny_task(tmp_path, 1))
         assert len(done.paths) == 2
+        assert f"kernels cached in {tmp_path.resolve() / 'cache' / 'torchinductor'}" in capfd.readouterr().err
     finally:
         engine.stop()

@@ -18,6 +18,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from engine.compile_cache import compile_cache_environment
 from engine.protocol import (
     STARTING_IMPORTING,
     Cancel,
@@ -177,6 +178,7 @@ def run_engine(conn: Connection, config: EngineConfig) -> None:
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    compile_cache_environment(config.data_dir)  # before diffusers' import fixes inductor's cache folder
     outbox = _Outbox(conn)
     heartbeat = _Heartbeat(outbox)
     inbox = _Inbox(conn, heartbeat)

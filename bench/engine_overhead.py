@@ -68,7 +68,11 @@ async def measure(settings: Any, model_dir: Path, prompt: str, runs: int) -> dic
     from bot.jobs import Status
 
     service = await ImagineService.open(settings)
-    await service.engine.wait_ready()
+    try:
+        await service.engine.wait_ready()
+    except BaseException:
+        await service.close()
+        raise
     [prepared] = await service.prepare(Actor.console(), prompt)
     params = prepared.params
     pipe = bare_pipeline(str(model_dir), params.sampler)

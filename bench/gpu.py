@@ -1,145 +1,382 @@
-"""``python -m bench.gpu``: seconds per image of SD1.5- and SDXL-architecture models on a CUDA GPU.
+"""``python -m bench.gpu``: the GPU truth. The full job path against the bare diffusers call on a CUDA GPU.
 
-The models have random weights built from the published configs (written out below, nothing is downloaded):
-the compute equals the real models'. 512² (SD1.5) and 1024² (SDXL), 20 steps, batch 1 and 4, with and without
-``torch.compile`` of the UNet. Without CUDA it prints a JSON line saying why it skipped. Last line: one JSON object.
+Full-size random-weight SD1.5, SDXL and SD-Turbo-architecture models (:mod:`bench.gpu_models`: built in code,
+nothing downloaded, saved as diffusers folders and loaded through the registry like an owner's model). Prompt
+``a red fox in the snow``, 4 images per job, Euler a, CFG 7, 20 steps (the turbo model: 1 step, CFG 0). Each case:
+
+- ``bare_eager_s``: plain diffusers (``from_pretrained`` in the engine's dtype, nothing else) in this process;
+- ``bare_s``: the same call on the model as the engine loads it (its speed settings), in this process;
+- ``full_s``: an /imagine through the whole path (SQLite, worker, engine process, files written, job recorded);
+- queues of jobs submitted at once, full path against as many bare calls (``throughput_ratio``);
+- previews (every 5 steps) against none on the bare call; compile: start-up with the warm-up, first job, steady;
+  ``4bit``/``8bit`` (when bitsandbytes is installed); peak GPU memory of the bare calls.
+
+Latencies are medians after one warm-up. Without CUDA it prints a JSON line saying why it skipped; ``--rehearse``
+runs the same steps on the CPU with the tiny models (a check of the script, not a measurement). ``--budget S`` skips
+cases that would start after S seconds. Each case prints a JSON line as it ends (and appends it to
+``$GPU_BENCH_OUT`` when set); the last line is one JSON object with all of them.
 """
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import json
+import os
+import statistics
+import tempfile
 import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+from bench.common import quiet
+from bench.gpu_models import build_model
+
+PROMPT = "a red fox in the snow --seed {seed}"
 STEPS = 20
-BATCHES = (1, 4)
-
-SD15_UNET: dict[str, Any] = {
-    "sample_size": 64,
-    "in_channels": 4,
-    "out_channels": 4,
-    "layers_per_block": 2,
-    "block_out_channels": (320, 640, 1280, 1280),
-    "down_block_types": ("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
-    "up_block_types": ("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
-    "cross_attention_dim": 768,
-    "attention_head_dim": 8,
-}
-SDXL_UNET: dict[str, Any] = {
-    "sample_size": 128,
-    "in_channels": 4,
-    "out_channels": 4,
-    "layers_per_block": 2,
-    "block_out_channels": (320, 640, 1280),
-    "down_block_types": ("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
-    "up_block_types": ("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
-    "transformer_layers_per_block": (1, 2, 10),
-    "cross_attention_dim": 2048,
-    "attention_head_dim": (5, 10, 20),
-    "use_linear_projection": True,
-    "addition_embed_type": "text_time",
-    "addition_time_embed_dim": 256,
-    "projection_class_embeddings_input_dim": 2816,
-}
-VAE: dict[str, Any] = {
-    "in_channels": 3,
-    "out_channels": 3,
-    "down_block_types": ("DownEncoderBlock2D",) * 4,
-    "up_block_types": ("UpDecoderBlock2D",) * 4,
-    "block_out_channels": (128, 256, 512, 512),
-    "layers_per_block": 2,
-    "latent_channels": 4,
-}
-CLIP_L: dict[str, Any] = {
-    "hidden_size": 768,
-    "intermediate_size": 3072,
-    "num_hidden_layers": 12,
-    "num_attention_heads": 12,
-}
-CLIP_G: dict[str, Any] = {
-    "hidden_size": 1280,
-    "intermediate_size": 5120,
-    "num_hidden_layers": 32,
-    "num_attention_heads": 20,
-    "projection_dim": 1280,
-}
+RUNS = 3
+QUEUE = 8
 
 
-def _pipeline(family: str, dtype: Any) -> Any:
-    import tempfile
-    from pathlib import Path
+class Bench:
+    """One run: where models live, what the machine is, the results so far."""
 
-    import diffusers
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
+    def __init__(self, rehearse: bool, budget_s: float) -> None:
+        self.rehearse = rehearse
+        self.started = time.perf_counter()
+        self.budget_s = budget_s
+        self.root = Path(tempfile.mkdtemp(prefix="imagine-gpu-"))
+        self.results: dict[str, Any] = {}
 
-    from engine.tiny import _build_tokenizer  # a local byte-level tokenizer: no download
+    def over_budget(self, name: str) -> bool:
+        elapsed = time.perf_counter() - self.started
+        if elapsed > self.budget_s:
+            self.results[name] = {"skipped": f"over the time budget ({elapsed:.0f} s > {self.budget_s:g} s)"}
+            return True
+        return False
 
-    tokenizer_dir = Path(tempfile.mkdtemp())
-    tokenizer: CLIPTokenizer = _build_tokenizer(tokenizer_dir / "tok")
-    vocab = 49408
-    unet = diffusers.UNet2DConditionModel(**(SDXL_UNET if family == "sdxl" else SD15_UNET))
-    vae = diffusers.AutoencoderKL(**VAE)
-    scheduler = diffusers.EulerDiscreteScheduler(
-        beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, steps_offset=1
-    )
-    text = CLIPTextModel(CLIPTextConfig(vocab_size=vocab, **CLIP_L))
-    if family == "sdxl":
-        text_2 = CLIPTextModelWithProjection(CLIPTextConfig(vocab_size=vocab, **CLIP_G))
-        pipe = diffusers.StableDiffusionXLPipeline(vae, text, text_2, tokenizer, tokenizer, unet, scheduler)
-    else:
-        pipe = diffusers.StableDiffusionPipeline(vae, text, tokenizer, unet, scheduler, None, None, None, False)
-    pipe.set_progress_bar_config(disable=True)
-    return pipe.to("cuda", dtype)
+    def record(self, name: str, values: dict[str, Any]) -> None:
+        values["elapsed_s"] = round(time.perf_counter() - self.started, 1)
+        self.results[name] = values
+        line = json.dumps({"case": name, **values})
+        print(line, flush=True)
+        out = os.environ.get("GPU_BENCH_OUT")
+        if out:
+            with open(out, "a") as file:
+                file.write(line + "\n")
+
+    def settings(self, kind: str, folder: Path, **overrides: Any) -> Any:
+        from config.settings import Settings
+
+        if kind == "turbo":
+            from config.model_registry import turbo_model
+
+            spec: dict[str, Any] = turbo_model(str(folder), "sd2").model_dump()
+            spec["base_size"] = 64 if self.rehearse else 512
+        else:
+            spec = {
+                "source": str(folder),
+                "family": kind,
+                "base_size": 64 if self.rehearse else (1024 if kind == "sdxl" else 512),
+                "steps": 4 if self.rehearse else STEPS,
+                "cfg": 7.0,
+            }
+        values: dict[str, Any] = {
+            "model": "big",
+            "models": {"big": spec},
+            "data_dir": Path(tempfile.mkdtemp(prefix="data-", dir=self.root)),
+            "log_level": "WARNING",
+        }
+        values.update(overrides)
+        return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
-def _seconds_per_image(pipe: Any, size: int, batch: int) -> float:
+def median(samples: list[float]) -> float:
+    return round(statistics.median(samples), 4)
+
+
+def synchronize() -> None:
     import torch
 
-    def run() -> None:
-        pipe(["a red fox"] * batch, width=size, height=size, num_inference_steps=STEPS, output_type="latent")
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
 
-    run()
-    torch.cuda.synchronize()
+
+def bare_call(pipe: Any, params: Any, on_step: Callable[..., Any] | None = None) -> float:
+    """Seconds of one pipeline call making the job's images as PIL images, as the engine's call does."""
+    import torch
+
+    kwargs: dict[str, Any] = {
+        "prompt": [params.prompt] * params.images,
+        "width": params.width,
+        "height": params.height,
+        "num_inference_steps": params.steps,
+        "guidance_scale": params.cfg,
+        "generator": [torch.Generator("cpu").manual_seed(seed) for seed in params.seeds],
+        "output_type": "pil",
+    }
+    if on_step is not None:
+        kwargs["callback_on_step_end"] = on_step
+    synchronize()
     started = time.perf_counter()
-    run()
-    torch.cuda.synchronize()
-    return round((time.perf_counter() - started) / batch, 4)
+    pipe(**kwargs)
+    synchronize()
+    return time.perf_counter() - started
 
 
-def main() -> dict[str, Any]:
+def bare_runs(pipe: Any, params: Any, runs: int, on_step: Callable[..., Any] | None = None) -> list[float]:
+    bare_call(pipe, params, on_step)
+    return [bare_call(pipe, params, on_step) for _ in range(runs)]
+
+
+def preview_hook(family: str, every: int = 5) -> tuple[Callable[..., Any], Any]:
+    """A step callback making previews as the engine does (projection on the device, JPEG on a thread)."""
+    from engine.preview import PreviewEncoder, preview_pixels
+
+    encoder = PreviewEncoder(lambda *_args: None)
+
+    def on_step(pipe: Any, step: int, timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
+        if (step + 1) % every == 0:
+            encoder.submit(1, step + 1, 0, preview_pixels(tensors["latents"][:1], family)[0])
+        return tensors
+
+    return on_step, encoder
+
+
+def peak_gib() -> float:
+    import torch
+
+    return round(torch.cuda.max_memory_allocated() / 2**30, 2) if torch.cuda.is_available() else 0.0
+
+
+def reset_peak() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+
+
+class Service:
+    """The application core with its own engine process, as ``python -m bot`` runs it."""
+
+    def __init__(self, settings: Any) -> None:
+        self.settings = settings
+        self.service: Any = None
+        self.start_s = 0.0
+
+    async def __aenter__(self) -> Service:
+        from bot.application.service import ImagineService
+
+        started = time.perf_counter()
+        self.service = await ImagineService.open(self.settings)
+        try:
+            ready = await self.service.engine.wait_ready()
+        except BaseException:
+            await self.service.close()
+            raise
+        self.start_s = time.perf_counter() - started
+        self.speed = list(getattr(ready, "speed", ()))
+        self.dtype = {"float16": "fp16", "bfloat16": "bf16", "float32": "fp32"}.get(ready.dtype, ready.dtype)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.service.close()
+
+    async def params(self, seed: int = 7) -> Any:
+        from bot.actors import Actor
+
+        [prepared] = await self.service.prepare(Actor.console(), PROMPT.format(seed=seed))
+        return prepared.params
+
+    async def jobs(self, count: int, first_seed: int = 1) -> float:
+        """Seconds from submitting ``count`` jobs at once until every one is recorded as completed."""
+        from bot.actors import Actor
+        from bot.jobs import Status
+
+        console = Actor.console()
+        prepared = [(await self.service.prepare(console, PROMPT.format(seed=first_seed + i)))[0] for i in range(count)]
+        started = time.perf_counter()
+        submitted = (await self.service.submit(console, prepared)).jobs
+        await self.service.worker.run_until_idle()
+        elapsed = time.perf_counter() - started
+        for job in submitted:
+            done = await self.service.scheduler.get(job.job.id)
+            assert done.status is Status.COMPLETED, done.error
+        return elapsed
+
+    async def latencies(self, runs: int) -> list[float]:
+        await self.jobs(1, 1000)
+        return [await self.jobs(1, 2000 + run) for run in range(runs)]
+
+
+def engine_pipeline(settings: Any) -> Any:
+    """The model as the engine loads it (speed settings included), in this process."""
+    from bot.running.engine_config import engine_config
+    from engine.pipelines import ModelCache
+
+    model = ModelCache(engine_config(settings)).get()
+    return model
+
+
+def eager_pipeline(folder: Path, dtype: str) -> Any:
+    import diffusers
+    import torch
+
+    torch_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[dtype]
+    pipe = diffusers.AutoPipelineForText2Image.from_pretrained(str(folder), torch_dtype=torch_dtype)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe.to("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def with_sampler(pipe: Any, sampler: str) -> Any:
+    from engine.samplers import make_scheduler
+
+    pipe.scheduler = make_scheduler(sampler, pipe.scheduler.config)
+    return pipe
+
+
+async def case_family(bench: Bench, kind: str, queue: int, runs: int) -> None:
+    """Bare eager, bare as loaded, previews, full path latency and a queue, for one model kind."""
+    import gc
+
+    folder = build_model(kind, bench.root / "models", tiny=bench.rehearse)
+    settings = bench.settings(kind, folder)
+    async with Service(settings) as service:
+        params = await service.params()
+        full = await service.latencies(runs)
+        full_queue = await service.jobs(queue, 100)
+        start_s, speed, dtype = service.start_s, service.speed, service.dtype
+    model = engine_pipeline(settings)
+    pipe = with_sampler(model.pipeline, params.sampler)
+    reset_peak()
+    bare = bare_runs(pipe, params, runs)
+    peak = peak_gib()
+    hook, encoder = preview_hook(model.family)
+    with_previews = bare_runs(pipe, params, runs, hook)
+    encoder.close()
+    bare_queue = sum(bare_call(pipe, params) for _ in range(queue))
+    del model, pipe
+    gc.collect()
+    eager = with_sampler(eager_pipeline(folder, dtype), params.sampler)
+    bare_eager = bare_runs(eager, params, runs)
+    del eager
+    gc.collect()
+    _empty_cache()
+    bench.record(
+        kind,
+        {
+            "size": f"{params.width}x{params.height}",
+            "steps": params.steps,
+            "images": params.images,
+            "engine_speed": speed,
+            "engine_start_s": round(start_s, 2),
+            "bare_eager_s": median(bare_eager),
+            "bare_s": median(bare),
+            "bare_previews_s": median(with_previews),
+            "preview_cost": round(median(with_previews) / median(bare) - 1, 4),
+            "full_s": median(full),
+            "full_over_bare": round(median(full) / median(bare), 3),
+            "full_over_bare_eager": round(median(full) / median(bare_eager), 3),
+            "queue_jobs": queue,
+            "queue_full_s": round(full_queue, 3),
+            "queue_bare_s": round(bare_queue, 3),
+            "throughput_ratio": round(bare_queue / full_queue, 3),
+            "peak_gib": peak,
+        },
+    )
+
+
+async def case_compile(bench: Bench, runs: int) -> None:
+    """memory.compile: start-up with the warm-up, the first job, steady state; then a restart on the cache."""
+    folder = build_model("sd15", bench.root / "models", tiny=bench.rehearse)
+    settings = bench.settings("sd15", folder, memory={"compile": True})
+    async with Service(settings) as service:
+        first = await service.jobs(1, 1)
+        steady = [await service.jobs(1, 10 + run) for run in range(runs)]
+        start_s, speed = service.start_s, service.speed
+    async with Service(settings) as again:  # the same data folder: inductor's cache is reused
+        restart_s = again.start_s
+    bench.record(
+        "sd15_compile",
+        {
+            "engine_speed": speed,
+            "engine_start_s": round(start_s, 2),
+            "first_job_s": round(first, 3),
+            "full_s": median(steady),
+            "restart_start_s": round(restart_s, 2),
+        },
+    )
+
+
+async def case_quantized(bench: Bench, runs: int) -> None:
     try:
-        import torch
+        import bitsandbytes  # noqa: F401
     except ImportError:
-        return {"benchmark": "gpu", "skipped": True, "reason": "torch is not installed"}
-    if not torch.cuda.is_available():
-        return {"benchmark": "gpu", "skipped": True, "reason": "no CUDA device on this machine"}
-    results: list[dict[str, Any]] = []
-    for family, size in (("sd15", 512), ("sdxl", 1024)):
-        pipe = _pipeline(family, torch.float16)
-        for compiled in (False, True):
-            if compiled:
-                pipe.unet = torch.compile(pipe.unet)
-            for batch in BATCHES:
-                results.append(
-                    {
-                        "family": family,
-                        "size": size,
-                        "batch": batch,
-                        "compile": compiled,
-                        "seconds_per_image": _seconds_per_image(pipe, size, batch),
-                    }
-                )
-        del pipe
+        bench.results["sd15_quantized"] = {"skipped": "bitsandbytes is not installed"}
+        return
+    folder = build_model("sd15", bench.root / "models", tiny=bench.rehearse)
+    values: dict[str, Any] = {}
+    for mode in ("4bit", "8bit"):
+        async with Service(bench.settings("sd15", folder, memory={"quantize": mode})) as service:
+            values[f"full_{mode}_s"] = median(await service.latencies(runs))
+            values[f"start_{mode}_s"] = round(service.start_s, 2)
+    bench.record("sd15_quantized", values)
+
+
+async def case_previews_off(bench: Bench, runs: int) -> None:
+    folder = build_model("sd15", bench.root / "models", tiny=bench.rehearse)
+    async with Service(bench.settings("sd15", folder, preview_every=0)) as service:
+        bench.record("sd15_previews_off", {"full_s": median(await service.latencies(runs))})
+
+
+def _empty_cache() -> None:
+    import torch
+
+    if torch.cuda.is_available():
         torch.cuda.empty_cache()
+
+
+async def main(rehearse: bool, budget_s: float, only: list[str]) -> dict[str, Any]:
+    import torch
+
+    if not torch.cuda.is_available() and not rehearse:
+        return {"benchmark": "gpu", "skipped": True, "reason": "no CUDA device on this machine"}
+    bench = Bench(rehearse, budget_s)
+    cases: list[tuple[str, Callable[[], Any]]] = [
+        ("sd15", lambda: case_family(bench, "sd15", QUEUE, RUNS)),
+        ("turbo", lambda: case_family(bench, "turbo", QUEUE, 5)),
+        ("sd15_compile", lambda: case_compile(bench, RUNS)),
+        ("sdxl", lambda: case_family(bench, "sdxl", 2, 2)),
+        ("sd15_previews_off", lambda: case_previews_off(bench, RUNS)),
+        ("sd15_quantized", lambda: case_quantized(bench, RUNS)),
+    ]
+    for name, run in cases:
+        if only and name not in only:
+            continue
+        if bench.over_budget(name):
+            continue
+        try:
+            await run()
+        except Exception as error:  # one broken case must not cost the others' figures
+            bench.results[name] = {"error": f"{type(error).__name__}: {error}"}
+            print(json.dumps({"case": name, "error": bench.results[name]["error"]}), flush=True)
     return {
         "benchmark": "gpu",
         "skipped": False,
-        "device": torch.cuda.get_device_name(0),
-        "steps": STEPS,
-        "dtype": "fp16",
-        "results": results,
+        "rehearsal": rehearse,
+        "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
+        "torch": torch.__version__,
+        "results": bench.results,
+        "seconds": round(time.perf_counter() - bench.started, 1),
     }
 
 
 if __name__ == "__main__":
-    print(json.dumps(main()))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rehearse", action="store_true", help="run every step on the CPU with the tiny models")
+    parser.add_argument("--budget", type=float, default=float("inf"), help="start no case after this many seconds")
+    parser.add_argument("--only", nargs="*", default=[], help="cases to run (default: all)")
+    arguments = parser.parse_args()
+    quiet()
+    print(json.dumps(asyncio.run(main(arguments.rehearse, arguments.budget, arguments.only))))

@@ -32,7 +32,11 @@ async def measure(settings: Any, jobs: int) -> dict[str, Any]:
     from bot.jobs import Status
 
     service = await ImagineService.open(settings)
-    await service.engine.wait_ready()
+    try:
+        await service.engine.wait_ready()
+    except BaseException:
+        await service.close()
+        raise
     console = Actor.console()
     model_dir = str(settings.registry[settings.model].source)
     if model_dir.startswith("tiny:"):

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from PIL import Image
+
 from bot.actors import Actor
 from bot.errors import ImagineError
 from bot.events import EventKind, JobEvent
@@ -28,12 +30,29 @@ from bot.operations.interrupts import EXIT_INTERRUPTED, CommandInterruptedError,
 from bot.requests.request_options import TaskOptions
 from bot.scheduling.ledger import CONSOLE_ACTOR
 from config.settings import Settings
+from engine.grid import compose_grid
+from engine.metadata import PARAMETERS_KEY, read_parameters
+from engine.png_encoding import encode_png
 
 if TYPE_CHECKING:
     from bot.application.service import ImagineService
     from bot.requests.uploads import CheckedImage
 
 log = logging.getLogger(__name__)
+
+
+def write_grid(grid: Path, singles: Sequence[Path], destination: Path) -> None:
+    """Write the job's grid to ``destination``: a lossless PNG made from the single PNGs, with the grid's
+    parameters (the engine's grid is a JPEG, made to be posted); a sweep's sheet, already a PNG, as it is."""
+    if grid.suffix.lower() == destination.suffix.lower():
+        shutil.copyfile(grid, destination)
+        return
+    pictures = []
+    for path in singles:
+        with Image.open(path) as single:
+            pictures.append(single.convert("RGB"))
+    data = encode_png(compose_grid(pictures), {PARAMETERS_KEY: read_parameters(grid.read_bytes()) or ""})
+    destination.write_bytes(data)
 
 
 @dataclass(frozen=True)
@@ -181,7 +200,7 @@ async def _render_own_job(
         destination = output.for_job(job.id)
         try:
             destination.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(grid, destination)
+            write_grid(grid, [Path(image.path) for image in images], destination)
         except OSError as error:
             return EXIT_FAILED, f"error: could not write {destination} ({error.strerror}); the grid is at {grid}"
         grid = destination

@@ -13,6 +13,8 @@ ENGINE_MODULES_THE_BOT_USES = [
     "engine.protocol",
     "engine.process",
     "engine.metadata",
+    "engine.grid",
+    "engine.png_encoding",
     "engine.canvas",
     "engine.model_sources",
     "engine.prompt_syntax",

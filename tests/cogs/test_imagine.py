@@ -9,6 +9,7 @@ import simcord
 from PIL import Image
 
 from bot.requests.custom_ids import parse_custom_id
+from engine.metadata import read_parameters
 from tests.conftest import posts, release, scene, wait_until
 
 
@@ -33,11 +34,11 @@ async def test_imagine_defers_queues_and_posts_grid_with_buttons(discord_env: si
     assert "**Size** 72×48" in embed.description
     assert embed.image.url.endswith(post.attachments[0].filename)
     [attachment] = post.attachments
-    assert attachment.filename.endswith(".png")
+    assert attachment.filename.endswith(".jpg")
     data = await attachment.read()
     with Image.open(io.BytesIO(data)) as grid:
-        assert grid.size == (144, 96)  # 2×2 of 72×48 (exactly 3:2, about the tiny model's 64² area)
-        assert "Seed: 7" in grid.info["parameters"]
+        assert (grid.format, grid.size) == ("JPEG", (144, 96))  # 2×2 of 72×48 (3:2, about the tiny model's 64²)
+    assert "Seed: 7" in (read_parameters(data) or "")
 
     rows = post.components
     assert len(rows) == 2

@@ -41,3 +41,11 @@ def test_too_large_without_a_small_copy_is_refused(tmp_path: Path, jpg_size: int
         grid.with_suffix(".jpg").write_bytes(b"j" * jpg_size)
     with pytest.raises(ImagineError, match="too large to post"):
         result_file(grid, "imagine_1", limit=1000)
+
+
+def test_a_grid_jpeg_is_posted_under_its_own_name(tmp_path: Path) -> None:
+    """The engine's grid is a JPEG: it is posted as ``.jpg`` with its bytes unchanged."""
+    grid = tmp_path / "grid.jpg"
+    grid.write_bytes(b"j" * 900)
+    file = result_file(grid, "imagine_1", limit=1000)
+    assert file.filename == "imagine_1.jpg" and file.fp.read() == grid.read_bytes()

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import statistics
 import tempfile
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from config.settings import Settings
+
+if TYPE_CHECKING:
+    from bot.application.service import ImagineService
 
 
 def quiet() -> None:
@@ -79,3 +85,17 @@ def full_size_settings(**overrides: object) -> Settings:
     folder = ensure_full_size_model(data_dir / "models")
     spec = {"source": str(folder), "family": "sd15", "base_size": 512, "steps": 1, "cfg": 7.0}
     return tiny_settings(data_dir=data_dir, model="x8", models={"x8": spec}, **overrides)
+
+
+@contextlib.asynccontextmanager
+async def running_service(settings: Settings) -> AsyncIterator[ImagineService]:
+    """The application core with its own engine process, its model loaded; closed after the block (also when the
+    engine cannot start)."""
+    from bot.application.service import ImagineService
+
+    service = await ImagineService.open(settings)
+    try:
+        await service.engine.wait_ready()
+        yield service
+    finally:
+        await service.close()

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import full_size_settings, median_ms, quiet, tiny_settings
+from bench.common import full_size_settings, median_ms, quiet, running_service, tiny_settings
 
 RUNS = 25
 WARMUP = 3
@@ -64,29 +64,22 @@ def bare_call(pipe: Any, params: Any) -> float:
 async def measure(settings: Any, model_dir: Path, prompt: str, runs: int) -> dict[str, Any]:
     """Medians of the full path and of the bare call, alternating, after :data:`WARMUP` of each."""
     from bot.actors import Actor
-    from bot.application.service import ImagineService
     from bot.jobs import Status
 
-    service = await ImagineService.open(settings)
-    try:
-        await service.engine.wait_ready()
-    except BaseException:
-        await service.close()
-        raise
-    [prepared] = await service.prepare(Actor.console(), prompt)
-    params = prepared.params
-    pipe = bare_pipeline(str(model_dir), params.sampler)
+    async with running_service(settings) as service:
+        [prepared] = await service.prepare(Actor.console(), prompt)
+        params = prepared.params
+        pipe = bare_pipeline(str(model_dir), params.sampler)
 
-    async def full() -> float:
-        started = time.perf_counter()
-        [submitted] = (await service.submit(Actor.console(), [prepared])).jobs
-        await service.worker.run_until_idle()
-        elapsed = time.perf_counter() - started
-        job = await service.scheduler.get(submitted.job.id)
-        assert job.status is Status.COMPLETED, job.error
-        return elapsed
+        async def full() -> float:
+            started = time.perf_counter()
+            [submitted] = (await service.submit(Actor.console(), [prepared])).jobs
+            await service.worker.run_until_idle()
+            elapsed = time.perf_counter() - started
+            job = await service.scheduler.get(submitted.job.id)
+            assert job.status is Status.COMPLETED, job.error
+            return elapsed
 
-    try:
         for _ in range(WARMUP):
             await full()
             bare_call(pipe, params)
@@ -95,8 +88,6 @@ async def measure(settings: Any, model_dir: Path, prompt: str, runs: int) -> dic
         for _ in range(runs):
             full_times.append(await full())
             bare_times.append(bare_call(pipe, params))
-    finally:
-        await service.close()
     full_ms, bare_ms = median_ms(full_times), median_ms(bare_times)
     return {
         "images": params.images,

@@ -18,7 +18,7 @@ import sys
 import time
 from typing import Any
 
-from bench.common import full_size_settings, quiet, tiny_settings
+from bench.common import full_size_settings, quiet, running_service, tiny_settings
 from bench.engine_overhead import bare_call, bare_pipeline
 
 JOBS = 16
@@ -28,41 +28,31 @@ TARGET = 0.97
 
 async def measure(settings: Any, jobs: int) -> dict[str, Any]:
     from bot.actors import Actor
-    from bot.application.service import ImagineService
     from bot.jobs import Status
 
-    service = await ImagineService.open(settings)
-    try:
-        await service.engine.wait_ready()
-    except BaseException:
-        await service.close()
-        raise
     console = Actor.console()
     model_dir = str(settings.registry[settings.model].source)
     if model_dir.startswith("tiny:"):
         from engine.tiny import ensure_tiny_model
 
         model_dir = str(ensure_tiny_model(model_dir.removeprefix("tiny:"), settings.models_dir))
+    async with running_service(settings) as service:
 
-    async def queue(count: int, first_seed: int) -> float:
-        prepared = [
-            (await service.prepare(console, PROMPT.format(seed=first_seed + index)))[0] for index in range(count)
-        ]
-        started = time.perf_counter()
-        submitted = (await service.submit(console, prepared)).jobs
-        await service.worker.run_until_idle()
-        elapsed = time.perf_counter() - started
-        for job in submitted:
-            done = await service.scheduler.get(job.job.id)
-            assert done.status is Status.COMPLETED, done.error
-        return elapsed
+        async def queue(count: int, first_seed: int) -> float:
+            prompts = [PROMPT.format(seed=first_seed + index) for index in range(count)]
+            prepared = [(await service.prepare(console, prompt))[0] for prompt in prompts]
+            started = time.perf_counter()
+            submitted = (await service.submit(console, prepared)).jobs
+            await service.worker.run_until_idle()
+            elapsed = time.perf_counter() - started
+            for job in submitted:
+                done = await service.scheduler.get(job.job.id)
+                assert done.status is Status.COMPLETED, done.error
+            return elapsed
 
-    try:
         await queue(2, 1000)  # warm-up
         full_s = await queue(jobs, 1)
         [prepared] = await service.prepare(console, PROMPT.format(seed=1))
-    finally:
-        await service.close()
     pipe = bare_pipeline(model_dir, prepared.params.sampler)
     bare_call(pipe, prepared.params)  # warm-up
     bare_s = sum(bare_call(pipe, prepared.params) for _ in range(jobs))

@@ -21,6 +21,7 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 from diffusers import (
@@ -51,6 +52,17 @@ logger = logging.getLogger(__name__)
 TINY_FAMILIES: tuple[str, ...] = ("sd15", "sdxl", "sd2", "sd-turbo")
 """Tiny models :func:`ensure_tiny_model` can build (``tiny:<name>`` sources): one per family, plus ``sd-turbo``, an
 SD2.1-architecture model set up as SD-Turbo is (epsilon prediction, Euler with trailing timesteps)."""
+
+TINY_UNET: dict[str, Any] = {
+    "block_out_channels": (32, 64),
+    "layers_per_block": 1,
+    "sample_size": 32,
+    "in_channels": 4,
+    "out_channels": 4,
+    "down_block_types": ("DownBlock2D", "CrossAttnDownBlock2D"),
+    "up_block_types": ("CrossAttnUpBlock2D", "UpBlock2D"),
+}
+"""What every tiny UNet shares: two levels of 32 and 64 channels, cross-attention in the lower one."""
 
 # Hidden sizes of the two SDXL text encoders. They must differ: the single-file loader
 # tells the encoders apart by tensor shape and silently mixes them up when they match.
@@ -115,13 +127,7 @@ def build_tiny_sd15(path: Path, *, seed: int = 0) -> Path:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         unet = UNet2DConditionModel(
-            block_out_channels=(32, 64),
-            layers_per_block=1,
-            sample_size=32,
-            in_channels=4,
-            out_channels=4,
-            down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-            up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+            **TINY_UNET,
             cross_attention_dim=32,
         )
         torch.manual_seed(seed)
@@ -158,13 +164,7 @@ def _build_tiny_sd2_architecture(path: Path, seed: int, *, upcast_attention: boo
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         unet = UNet2DConditionModel(
-            block_out_channels=(32, 64),
-            layers_per_block=1,
-            sample_size=32,
-            in_channels=4,
-            out_channels=4,
-            down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-            up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+            **TINY_UNET,
             attention_head_dim=(2, 4),
             use_linear_projection=True,
             upcast_attention=upcast_attention,
@@ -247,13 +247,7 @@ def build_tiny_sdxl(path: Path, *, seed: int = 0) -> Path:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         unet = UNet2DConditionModel(
-            block_out_channels=(32, 64),
-            layers_per_block=1,
-            sample_size=32,
-            in_channels=4,
-            out_channels=4,
-            down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-            up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+            **TINY_UNET,
             attention_head_dim=(2, 4),
             use_linear_projection=True,
             addition_embed_type="text_time",

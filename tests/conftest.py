@@ -121,6 +121,20 @@ def make_settings(data_dir: Path, **overrides: object) -> Settings:
     return settings
 
 
+def step_priced_settings(data_dir: Path, database_path: Path, enabled_models: list[str]) -> Settings:
+    """Settings where one credit buys one 64×64 image step (so a tiny job's price shows its work), with 1000 free
+    credits and ``enabled_models`` for members."""
+    from config.policy import DEFAULT_TIERS
+
+    return make_settings(
+        data_dir,
+        database_path=database_path,
+        credits={"unit_pixels": 64 * 64, "unit_steps": 1},
+        tiers={**DEFAULT_TIERS, "free": DEFAULT_TIERS["free"].model_copy(update={"allowance": 1000})},
+        enabled_models=enabled_models,
+    )
+
+
 _JOB_ID_BLOCKS = itertools.count(1)
 JOB_IDS_PER_DATABASE = 100_000
 

@@ -8,21 +8,14 @@ from pathlib import Path
 import pytest
 import simcord
 
-from config.policy import DEFAULT_TIERS
 from config.settings import Settings
-from tests.conftest import make_settings, scene
+from tests.conftest import scene, step_priced_settings
 
 
 @pytest.fixture
 def settings(data_dir: Path, tmp_path: Path) -> Settings:
     """One credit per 64x64 image step (so tiny jobs show their real work), and sd15 enabled but not downloaded."""
-    return make_settings(
-        data_dir,
-        database_path=tmp_path / "imagine.db",
-        credits={"unit_pixels": 64 * 64, "unit_steps": 1},
-        tiers={**DEFAULT_TIERS, "free": DEFAULT_TIERS["free"].model_copy(update={"allowance": 1000})},
-        enabled_models=["tiny", "sd15"],
-    )
+    return step_priced_settings(data_dir, tmp_path / "imagine.db", ["tiny", "sd15"])
 
 
 async def test_a_steps_sweep_is_charged_for_its_cells_steps(discord_env: simcord.Env) -> None:

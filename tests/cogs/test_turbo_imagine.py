@@ -9,22 +9,15 @@ from pathlib import Path
 import pytest
 import simcord
 
-from config.policy import DEFAULT_TIERS
 from config.settings import Settings
 from engine.metadata import read_parameters
-from tests.conftest import make_settings, posts, scene, wait_until
+from tests.conftest import posts, scene, step_priced_settings, wait_until
 
 
 @pytest.fixture
 def settings(data_dir: Path, tmp_path: Path) -> Settings:
     """One credit per 64x64 image step (so a tiny job's price shows its steps), and the tiny turbo model enabled."""
-    return make_settings(
-        data_dir,
-        database_path=tmp_path / "imagine.db",
-        credits={"unit_pixels": 64 * 64, "unit_steps": 1},
-        tiers={**DEFAULT_TIERS, "free": DEFAULT_TIERS["free"].model_copy(update={"allowance": 1000})},
-        enabled_models=["tiny", "tiny-turbo"],
-    )
+    return step_priced_settings(data_dir, tmp_path / "imagine.db", ["tiny", "tiny-turbo"])
 
 
 @pytest.mark.slow

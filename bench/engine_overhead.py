@@ -12,7 +12,8 @@ Two cases:
   (encoding, writing, bookkeeping) is what adds up. ``overhead_ms_per_job`` = full − bare; the target, 35 ms, is 5%
   of an H200's bare 0.70 s for 4×512² at 20 steps.
 
-Prints one JSON object as its last line.
+And ``previews``: the bare call at 20 steps with a preview every 5 steps, made as the engine makes them, against
+none (target: at most 2% slower). Prints one JSON object as its last line.
 """
 
 from __future__ import annotations
@@ -100,11 +101,44 @@ async def measure(settings: Any, model_dir: Path, prompt: str, runs: int) -> dic
     }
 
 
+def preview_cost(model_dir: Path, runs: int) -> dict[str, Any]:
+    """The bare call at 20 steps with a preview every 5 steps made as the engine makes them (projected where the
+    latents are, encoded on a thread) against none, alternating; medians."""
+    import dataclasses
+
+    from bench.gpu import bare_call as timed_call
+    from bench.gpu import preview_hook
+
+    pipe = bare_pipeline(str(model_dir))
+    params = dataclasses.make_dataclass("Params", ["prompt", "images", "width", "height", "steps", "cfg", "seeds"])(
+        "a red fox in the snow", 4, 64, 64, 20, 7.0, (7, 8, 9, 10)
+    )
+    hook, encoder = preview_hook("sd15")
+    timed_call(pipe, params)
+    timed_call(pipe, params, hook)
+    plain: list[float] = []
+    previewed: list[float] = []
+    for _ in range(runs):
+        plain.append(timed_call(pipe, params))
+        previewed.append(timed_call(pipe, params, hook))
+    encoder.close()
+    plain_ms, previewed_ms = median_ms(plain), median_ms(previewed)
+    return {
+        "steps": 20,
+        "preview_every": 5,
+        "plain_median_ms": plain_ms,
+        "previews_median_ms": previewed_ms,
+        "preview_cost": round(previewed_ms / plain_ms - 1, 4),
+        "target": "<= 0.02",
+    }
+
+
 async def main(runs: int = RUNS) -> dict[str, object]:
     from engine.tiny import ensure_tiny_model
 
     tiny = tiny_settings()
-    tiny_case = await measure(tiny, ensure_tiny_model("sd15", tiny.models_dir), PROMPT, runs)
+    tiny_dir = ensure_tiny_model("sd15", tiny.models_dir)
+    tiny_case = await measure(tiny, tiny_dir, PROMPT, runs)
     regime = full_size_settings()
     folder = Path(regime.models["x8"].source)
     regime_case = await measure(regime, folder, PROMPT, runs)
@@ -113,6 +147,7 @@ async def main(runs: int = RUNS) -> dict[str, object]:
         "runs": runs,
         "tiny": {**tiny_case, "target": "overhead_ratio <= 1.10"},
         "gpu_regime": {**regime_case, "target": f"overhead_ms_per_job <= {TARGET_OVERHEAD_MS:g}"},
+        "previews": preview_cost(tiny_dir, max(3, runs // 3)),
         "overhead_ms_per_job": regime_case["overhead_ms_per_job"],
         "overhead_ratio": tiny_case["overhead_ratio"],
     }

@@ -3,7 +3,10 @@
 The render loop hands each group's outcome to a :class:`ResultQueue` and goes on with the next group at once, so
 the GPU renders batch N+1 while batch N's images are encoded (in parallel, on an encoder pool: Pillow releases the
 GIL while it compresses), written and reported. Replies leave in the order the groups were rendered, one at a
-time, so the bot hears about a job in the same order as before. Engine process only.
+time, so the bot hears about a job in the same order as before. Whether a job was cancelled is decided when its
+render ends (a cancel that comes while its files are written finds the job done; the bot discards the late result),
+so a later attempt of the same job id, already waiting in the engine, is never mistaken for this one. Engine
+process only.
 """
 
 from __future__ import annotations
@@ -49,15 +52,13 @@ def encoder_count(cpus: int | None) -> int:
     return max(1, min(ENCODERS_MAX, cpus or 1))
 
 
-def finish(outcome: Outcome, is_cancelled: Callable[[int], bool], encoders: Executor | None = None) -> Reply:
-    """The reply for one task: a failure as it is, a task cancelled meanwhile as cancelled (no file written), else
-    its files written (see :func:`~engine.results.write_results`). A file that cannot be written fails the task
-    with the reason (it is refunded like any failure) instead of stopping the engine."""
+def finish(outcome: Outcome, encoders: Executor | None = None) -> Reply:
+    """The reply for one task: a failure as it is, else its files written (see
+    :func:`~engine.results.write_results`). A file that cannot be written fails the task with the reason (it is
+    refunded like any failure) instead of stopping the engine."""
     if isinstance(outcome, TaskFailed):
         return outcome
     job_id = outcome.task.job_id
-    if is_cancelled(job_id):
-        return TaskFailed(job_id, FailureReason.CANCELLED, "cancelled while rendering")
     try:
         return write_results(outcome.model_name, outcome.task, outcome.rendered, outcome.seconds, encoders=encoders)
     except OSError as error:
@@ -68,9 +69,8 @@ def finish(outcome: Outcome, is_cancelled: Callable[[int], bool], encoders: Exec
 class ResultQueue:
     """Finishes rendered groups on a thread of its own, in order, and hands each reply to ``deliver``."""
 
-    def __init__(self, deliver: Callable[[Reply], None], is_cancelled: Callable[[int], bool]) -> None:
+    def __init__(self, deliver: Callable[[Reply], None]) -> None:
         self._deliver = deliver
-        self._is_cancelled = is_cancelled
         self._encoders = ThreadPoolExecutor(encoder_count(os.cpu_count()), thread_name_prefix="engine-encoder")
         self._groups: queue.Queue[Sequence[Outcome] | None] = queue.Queue(GROUPS_AHEAD)
         self._thread = threading.Thread(target=self._run, name="engine-results", daemon=True)
@@ -90,7 +90,7 @@ class ResultQueue:
         while (outcomes := self._groups.get()) is not None:
             for outcome in outcomes:
                 try:
-                    reply = finish(outcome, self._is_cancelled, self._encoders)
+                    reply = finish(outcome, self._encoders)
                 except Exception as error:  # a bug here must fail the job, not silence the engine
                     log.exception("finishing a job failed")
                     job_id = outcome.job_id if isinstance(outcome, TaskFailed) else outcome.task.job_id

@@ -72,17 +72,22 @@ class _Heartbeat:
         self._outbox = outbox
         self._jobs: dict[int, tuple[str, float]] = {}
         """job id -> (phase, interval in seconds; 0 for beats on phase changes only)."""
+        self._holds: dict[int, int] = {}
+        """job id -> how many attempts of it the engine holds."""
         self._lock = threading.Lock()
         self._changed = threading.Event()
         self._thread = threading.Thread(target=self._beat, name="engine-heartbeat", daemon=True)
         self._thread.start()
 
     def hold(self, job_ids: list[int], interval_s: float) -> None:
-        """The engine received these jobs: beat for them from now on."""
+        """The engine received these jobs: beat for them from now on (until each is released as often as held: a
+        new attempt of a job may arrive while the last one's files are still written)."""
         interval = max(MIN_HEARTBEAT_S, interval_s) if interval_s > 0 else 0.0
         with self._lock:
             for job_id in job_ids:
-                self._jobs[job_id] = ("queued", interval)
+                self._holds[job_id] = self._holds.get(job_id, 0) + 1
+                phase = self._jobs[job_id][0] if job_id in self._jobs else "queued"
+                self._jobs[job_id] = (phase, interval)
         self._changed.set()
 
     def phase(self, job_ids: list[int], phase: str) -> None:
@@ -94,9 +99,13 @@ class _Heartbeat:
         self._changed.set()
 
     def release(self, job_id: int) -> None:
-        """The job's result is about to be sent: no beat for it follows."""
+        """The job's result is about to be sent: no beat for it follows, unless another attempt of it is held."""
         with self._lock:
-            self._jobs.pop(job_id, None)
+            holds = self._holds.pop(job_id, 0) - 1
+            if holds > 0:
+                self._holds[job_id] = holds
+            else:
+                self._jobs.pop(job_id, None)
 
     def _beat(self) -> None:
         while True:
@@ -232,12 +241,11 @@ def run_engine(conn: Connection, config: EngineConfig) -> None:
     def deliver(reply: TaskDone | TaskFailed) -> None:
         heartbeat.release(reply.job_id)
         outbox.send(reply)
-        inbox.forget(reply.job_id)
 
     def show_preview(job_id: int, step: int, total: int, preview: bytes) -> None:
         outbox.send(Progress(job_id, step, total, preview))
 
-    results = ResultQueue(deliver, inbox.is_cancelled)
+    results = ResultQueue(deliver)
     previews = PreviewEncoder(show_preview)
     try:
         while True:
@@ -246,7 +254,10 @@ def run_engine(conn: Connection, config: EngineConfig) -> None:
                 return
             if isinstance(message, RenderBatch):
                 for group in group_tasks(message.tasks, config.max_batch):
-                    results.put(_render(cache, config, group, inbox, outbox, data_dir, heartbeat, previews))
+                    outcomes = _render(cache, config, group, inbox, outbox, data_dir, heartbeat, previews)
+                    for task in group:  # decided: a later attempt of the same job starts with a clean slate
+                        inbox.forget(task.job_id)
+                    results.put(outcomes)
     finally:  # what is rendered is still written and reported (a Shutdown waits for it)
         previews.close()
         results.close()
@@ -266,7 +277,7 @@ def _run_group(
     from engine.finishing import finish
 
     outcomes = _render(cache, config, tasks, inbox, conn, data_dir, heartbeat)
-    return [finish(outcome, inbox.is_cancelled) for outcome in outcomes]
+    return [finish(outcome) for outcome in outcomes]
 
 
 def _render(
@@ -351,6 +362,8 @@ def _render(
     for index, task in enumerate(runnable):
         if failure is not None:
             outcomes[task.job_id] = TaskFailed(task.job_id, *failure)
+        elif inbox.is_cancelled(task.job_id):  # one job of a shared call: the others go on
+            outcomes[task.job_id] = TaskFailed(task.job_id, FailureReason.CANCELLED, "cancelled while rendering")
         else:
             outcomes[task.job_id] = RenderedTask(task, task.model or config.model_name, results[index], seconds)
     return [outcomes[task.job_id] for task in tasks]

@@ -172,3 +172,22 @@ def test_inbox_ignores_a_cancel_for_a_job_it_does_not_hold() -> None:
     assert inbox.get() == batch(7)
     assert not inbox.is_cancelled(7)
     ours.close()
+
+
+def test_a_job_held_twice_keeps_its_heartbeat_until_both_attempts_are_released() -> None:
+    """A new attempt of a job arrives while the last one's files are written: releasing the old attempt leaves the
+    new one beating; releasing both stops the beats."""
+    conn = FakeConn()
+    heartbeat = process._Heartbeat(conn)  # type: ignore[arg-type]
+    heartbeat.hold([7], 0.05)
+    heartbeat.hold([7], 0.05)
+    heartbeat.release(7)
+    time.sleep(0.2)
+    beats_after_one = len(conn.sent)
+    time.sleep(0.2)
+    assert len(conn.sent) > beats_after_one  # still beating for the second attempt
+    heartbeat.release(7)
+    time.sleep(0.1)
+    stopped = len(conn.sent)
+    time.sleep(0.3)
+    assert len(conn.sent) == stopped

@@ -115,7 +115,7 @@ class Worker:
                     await self._wait_for_engine()  # at start-up, and while a crashed engine restarts: jobs stay queued
                     continue
                 self._wake.clear()
-                jobs = await self._next_jobs() if engine_up or ahead is None else []
+                jobs = await self._next_jobs(behind_another=ahead is not None) if engine_up or ahead is None else []
                 if jobs:
                     sent = await self._send(jobs)
                     if ahead is not None:
@@ -165,10 +165,11 @@ class Worker:
         await self.external_wait(self.engine.wait_ready(), reason="engine loading its model")
         await self._serve(until_idle=True)
 
-    async def _next_jobs(self) -> list[Job]:
-        """Up to ``scheduler.max_batch`` compatible jobs (one at a time for the CLI's own jobs)."""
+    async def _next_jobs(self, *, behind_another: bool = False) -> list[Job]:
+        """Up to ``scheduler.max_batch`` compatible jobs (one at a time for the CLI's own jobs); ``behind_another``:
+        they will wait in the engine behind the batch it renders."""
         if self.only is None:
-            return await self.scheduler.dispatch()
+            return await self.scheduler.dispatch(behind_another=behind_another)
         job = await self.scheduler.claim_next(self.only)
         return [job] if job is not None else []
 

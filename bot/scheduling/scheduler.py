@@ -70,6 +70,9 @@ class Scheduler:
         self.running: dict[int, tuple[int, float]] = {}
         self._running_per_member: dict[int, int] = defaultdict(int)
         self._member_tier: dict[int, str] = {}
+        self._waiting_allowed = 0
+        """Jobs a member may have claimed beyond their running limit: 1 while a batch that waits in the engine is
+        picked (see :meth:`dispatch`), else 0."""
         self.paused = False
 
     # --- start-up ----------------------------------------------------------------------------------------
@@ -143,12 +146,13 @@ class Scheduler:
     # --- dispatch ----------------------------------------------------------------------------------------
 
     def _blocked(self, user_id: int) -> bool:
-        """True when the member already runs as many jobs as their tier allows."""
+        """True when the member already runs as many jobs as their tier allows (plus the one that may wait in the
+        engine behind the batch it renders, while :meth:`dispatch` picks that batch)."""
         running = self._running_per_member.get(user_id, 0)
         if not running:
             return False
         tier = self._member_tier.get(user_id, self.settings.credits.default_tier)
-        return running >= ledger.tier_of(self.settings, tier).max_running
+        return running >= ledger.tier_of(self.settings, tier).max_running + self._waiting_allowed
 
     def pick(self, max_batch: int = 1) -> list[Queued]:
         """The next job (and up to ``max_batch - 1`` compatible ones) by lane, aging and fairness. No I/O."""
@@ -174,11 +178,19 @@ class Scheduler:
                 taken.add(entry.user_id)
         return chosen
 
-    async def dispatch(self, max_batch: int | None = None) -> list[Job]:
-        """Mark the next compatible jobs running (with a lease) and return them; [] when none can run."""
+    async def dispatch(self, max_batch: int | None = None, *, behind_another: bool = False) -> list[Job]:
+        """Mark the next compatible jobs running (with a lease) and return them; [] when none can run.
+
+        ``behind_another``: the batch will wait in the engine behind the one it renders. A member's running limit
+        counts the jobs they have on the GPU, so each member may then have one job more claimed: the one waiting.
+        """
         limit = self.policy.max_batch if max_batch is None else max_batch
         for _ in range(8):
-            picked = self.pick(limit)
+            self._waiting_allowed = 1 if behind_another else 0
+            try:
+                picked = self.pick(limit)
+            finally:
+                self._waiting_allowed = 0
             if not picked:
                 return []
             jobs = await self._start([entry.job_id for entry in picked])

@@ -55,6 +55,23 @@ async def test_the_next_batch_reaches_the_engine_before_the_current_one_ends(ser
     assert jobs[0].started_at != jobs[1].started_at  # two batches, not one
 
 
+async def test_one_members_next_job_waits_in_the_engine_behind_their_first(service: ImagineService) -> None:
+    """A member on a tier that runs one job at a time, with two queued: the second is handed over while the first
+    renders (it waits in the engine, it does not render beside it), and both complete once."""
+    events: list[JobEvent] = []
+    service.events.subscribe(events.append)
+    first = await submit_prompt(service, ALICE, "a fox --steps 8 --seed 1")
+    second = await submit_prompt(service, ALICE, "a fox --steps 8 --seed 2")
+    await asyncio.wait_for(service.worker.run_until_idle(), ENGINE_TIMEOUT_S)
+    one, two = first.job.id, second.job.id
+    assert _index(events, two, EventKind.STARTED) < _index(events, one, EventKind.COMPLETED)
+    first_steps = [i for i, e in enumerate(events) if e.job.id == one and e.kind is EventKind.PROGRESS]
+    second_steps = [i for i, e in enumerate(events) if e.job.id == two and e.kind is EventKind.PROGRESS]
+    assert max(first_steps) < min(second_steps)  # rendered one after the other
+    jobs = [await service.scheduler.get(job_id) for job_id in (one, two)]
+    assert [(job.status, job.attempts) for job in jobs] == [(Status.COMPLETED, 1), (Status.COMPLETED, 1)]
+
+
 async def test_a_job_cancelled_while_it_waits_behind_another_is_never_rendered(service: ImagineService) -> None:
     """Cancelled once it is with the engine but before its turn: no step of it renders, it is refunded, and the
     job ahead of it completes."""

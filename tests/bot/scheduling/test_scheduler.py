@@ -125,6 +125,18 @@ async def test_max_running_per_member(store: Store, clock: Clock) -> None:
     assert await scheduler.dispatch(1) == []
 
 
+async def test_one_more_job_of_a_member_may_wait_behind_the_batch_that_renders(store: Store, clock: Clock) -> None:
+    """With a batch in the engine, a member at their running limit may have one job more claimed (it waits in the
+    engine), never two."""
+    scheduler = await make(store, clock, free=TierSpec(allowance=100, max_running=1, max_queued=10))
+    first, second, third = [await put(scheduler, 1) for _ in range(3)]
+    assert [job.id for job in await scheduler.dispatch(1)] == [first]
+    assert [job.id for job in await scheduler.dispatch(1, behind_another=True)] == [second]
+    assert await scheduler.dispatch(1, behind_another=True) == []
+    await scheduler.complete(first, [], "/x/grid.jpg")
+    assert [job.id for job in await scheduler.dispatch(1, behind_another=True)] == [third]
+
+
 async def test_pause_keeps_queued_jobs(store: Store, clock: Clock) -> None:
     """Paused: no dispatch and no new jobs; queued ones stay and run after resume (also across a restart)."""
     scheduler = await make(store, clock)

@@ -70,9 +70,7 @@ class Scheduler:
         self.running: dict[int, tuple[int, float]] = {}
         self._running_per_member: dict[int, int] = defaultdict(int)
         self._member_tier: dict[int, str] = {}
-        self._waiting_allowed = 0
-        """Jobs a member may have claimed beyond their running limit: 1 while a batch that waits in the engine is
-        picked (see :meth:`dispatch`), else 0."""
+        self._waiting_allowed = 0  # jobs a member may have claimed beyond their limit (see dispatch)
         self.paused = False
 
     # --- start-up ----------------------------------------------------------------------------------------
@@ -146,8 +144,7 @@ class Scheduler:
     # --- dispatch ----------------------------------------------------------------------------------------
 
     def _blocked(self, user_id: int) -> bool:
-        """True when the member already runs as many jobs as their tier allows (plus the one that may wait in the
-        engine behind the batch it renders, while :meth:`dispatch` picks that batch)."""
+        """True when the member already runs as many jobs as their tier allows (see :meth:`dispatch`)."""
         running = self._running_per_member.get(user_id, 0)
         if not running:
             return False
@@ -180,17 +177,13 @@ class Scheduler:
 
     async def dispatch(self, max_batch: int | None = None, *, behind_another: bool = False) -> list[Job]:
         """Mark the next compatible jobs running (with a lease) and return them; [] when none can run.
-
-        ``behind_another``: the batch will wait in the engine behind the one it renders. A member's running limit
-        counts the jobs they have on the GPU, so each member may then have one job more claimed: the one waiting.
-        """
+        ``behind_another``: they wait in the engine behind the batch it renders, so a member may have one job more
+        claimed than their running limit (which counts jobs on the GPU)."""
         limit = self.policy.max_batch if max_batch is None else max_batch
         for _ in range(8):
-            self._waiting_allowed = 1 if behind_another else 0
-            try:
-                picked = self.pick(limit)
-            finally:
-                self._waiting_allowed = 0
+            self._waiting_allowed = int(behind_another)  # read by _blocked during this pick only (no await)
+            picked = self.pick(limit)
+            self._waiting_allowed = 0
             if not picked:
                 return []
             jobs = await self._start([entry.job_id for entry in picked])

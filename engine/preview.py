@@ -9,6 +9,7 @@ for an encoder.
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
 import queue
@@ -61,12 +62,20 @@ def preview_size(height: int, width: int, side: int = PREVIEW_SIDE) -> tuple[int
     return max(1, round(height * scale)), max(1, round(width * scale))
 
 
+@functools.cache
+def _projection(family: str, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The family's latent-to-RGB weight (channels × 3) and bias (1 × 3 × 1 × 1) on ``device``, copied there once:
+    a copy from the host inside the denoising loop could wait for the device."""
+    factors, bias = LATENT_RGB.get(family, LATENT_RGB["sd15"])
+    weight = torch.tensor(factors, dtype=torch.float32).to(device)
+    return weight, torch.tensor(bias, dtype=torch.float32).view(1, 3, 1, 1).to(device)
+
+
 def preview_pixels(latents: torch.Tensor, family: str, side: int = PREVIEW_SIDE) -> torch.Tensor:
     """Latents (N × channels × h × w) as N small RGB images (N × H × W × 3, uint8) on the latents' device."""
-    factors, bias = LATENT_RGB.get(family, LATENT_RGB["sd15"])
-    weight = torch.tensor(factors, dtype=torch.float32, device=latents.device)
+    weight, bias = _projection(family, latents.device)
     channels = latents.detach()[:, : weight.shape[0]].float()
-    rgb = torch.einsum("nchw,cr->nrhw", channels, weight) + torch.tensor(bias, device=latents.device).view(1, 3, 1, 1)
+    rgb = torch.einsum("nchw,cr->nrhw", channels, weight) + bias
     height, width = preview_size(rgb.shape[-2], rgb.shape[-1], side)
     if (height, width) != tuple(rgb.shape[-2:]):
         rgb = torch.nn.functional.interpolate(rgb, size=(height, width), mode="bilinear", align_corners=False)

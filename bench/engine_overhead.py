@@ -25,41 +25,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.bare import bare_call, bare_pipeline, preview_hook
 from bench.common import full_size_settings, median_ms, quiet, running_service, tiny_settings
 
 RUNS = 25
 WARMUP = 3
 PROMPT = "a red fox in the snow --seed 7"
 TARGET_OVERHEAD_MS = 35.0
-
-
-def bare_pipeline(model_dir: str, sampler: str = "euler_a"):  # type: ignore[no-untyped-def]
-    """The model as a plain diffusers pipeline in this process, with the sampler a job uses."""
-    import diffusers
-
-    from engine.samplers import make_scheduler
-
-    pipe = diffusers.AutoPipelineForText2Image.from_pretrained(model_dir)
-    pipe.set_progress_bar_config(disable=True)
-    pipe.scheduler = make_scheduler(sampler, pipe.scheduler.config)
-    return pipe
-
-
-def bare_call(pipe: Any, params: Any) -> float:
-    """Seconds of one pipeline call making the job's images as PIL images, as the engine's call does."""
-    import torch
-
-    started = time.perf_counter()
-    pipe(
-        prompt=[params.prompt] * params.images,
-        width=params.width,
-        height=params.height,
-        num_inference_steps=params.steps,
-        guidance_scale=params.cfg,
-        generator=[torch.Generator("cpu").manual_seed(seed) for seed in params.seeds],
-        output_type="pil",
-    )
-    return time.perf_counter() - started
 
 
 async def measure(settings: Any, model_dir: Path, prompt: str, runs: int) -> dict[str, Any]:
@@ -70,7 +42,7 @@ async def measure(settings: Any, model_dir: Path, prompt: str, runs: int) -> dic
     async with running_service(settings) as service:
         [prepared] = await service.prepare(Actor.console(), prompt)
         params = prepared.params
-        pipe = bare_pipeline(str(model_dir), params.sampler)
+        pipe = bare_pipeline(model_dir, params.sampler)
 
         async def full() -> float:
             started = time.perf_counter()
@@ -106,21 +78,18 @@ def preview_cost(model_dir: Path, runs: int) -> dict[str, Any]:
     latents are, encoded on a thread) against none, alternating; medians."""
     import dataclasses
 
-    from bench.gpu import bare_call as timed_call
-    from bench.gpu import preview_hook
-
-    pipe = bare_pipeline(str(model_dir))
+    pipe = bare_pipeline(model_dir)
     params = dataclasses.make_dataclass("Params", ["prompt", "images", "width", "height", "steps", "cfg", "seeds"])(
         "a red fox in the snow", 4, 64, 64, 20, 7.0, (7, 8, 9, 10)
     )
     hook, encoder = preview_hook("sd15")
-    timed_call(pipe, params)
-    timed_call(pipe, params, hook)
+    bare_call(pipe, params)
+    bare_call(pipe, params, hook)
     plain: list[float] = []
     previewed: list[float] = []
     for _ in range(runs):
-        plain.append(timed_call(pipe, params))
-        previewed.append(timed_call(pipe, params, hook))
+        plain.append(bare_call(pipe, params))
+        previewed.append(bare_call(pipe, params, hook))
     encoder.close()
     plain_ms, previewed_ms = median_ms(plain), median_ms(previewed)
     return {

@@ -30,6 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench.bare import bare_call, bare_pipeline, bare_runs, preview_hook, with_sampler
 from bench.common import quiet
 from bench.gpu_models import build_model
 
@@ -94,54 +95,6 @@ class Bench:
 
 def median(samples: list[float]) -> float:
     return round(statistics.median(samples), 4)
-
-
-def synchronize() -> None:
-    import torch
-
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-
-
-def bare_call(pipe: Any, params: Any, on_step: Callable[..., Any] | None = None) -> float:
-    """Seconds of one pipeline call making the job's images as PIL images, as the engine's call does."""
-    import torch
-
-    kwargs: dict[str, Any] = {
-        "prompt": [params.prompt] * params.images,
-        "width": params.width,
-        "height": params.height,
-        "num_inference_steps": params.steps,
-        "guidance_scale": params.cfg,
-        "generator": [torch.Generator("cpu").manual_seed(seed) for seed in params.seeds],
-        "output_type": "pil",
-    }
-    if on_step is not None:
-        kwargs["callback_on_step_end"] = on_step
-    synchronize()
-    started = time.perf_counter()
-    pipe(**kwargs)
-    synchronize()
-    return time.perf_counter() - started
-
-
-def bare_runs(pipe: Any, params: Any, runs: int, on_step: Callable[..., Any] | None = None) -> list[float]:
-    bare_call(pipe, params, on_step)
-    return [bare_call(pipe, params, on_step) for _ in range(runs)]
-
-
-def preview_hook(family: str, every: int = 5) -> tuple[Callable[..., Any], Any]:
-    """A step callback making previews as the engine does (projection on the device, JPEG on a thread)."""
-    from engine.preview import PreviewEncoder, preview_pixels
-
-    encoder = PreviewEncoder(lambda *_args: None)
-
-    def on_step(pipe: Any, step: int, timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
-        if (step + 1) % every == 0:
-            encoder.submit(1, step + 1, 0, preview_pixels(tensors["latents"][:1], family)[0])
-        return tensors
-
-    return on_step, encoder
 
 
 def peak_gib() -> float:
@@ -215,25 +168,7 @@ def engine_pipeline(settings: Any) -> Any:
     from bot.running.engine_config import engine_config
     from engine.pipelines import ModelCache
 
-    model = ModelCache(engine_config(settings)).get()
-    return model
-
-
-def eager_pipeline(folder: Path, dtype: str) -> Any:
-    import diffusers
-    import torch
-
-    torch_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[dtype]
-    pipe = diffusers.AutoPipelineForText2Image.from_pretrained(str(folder), torch_dtype=torch_dtype)
-    pipe.set_progress_bar_config(disable=True)
-    return pipe.to("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def with_sampler(pipe: Any, sampler: str) -> Any:
-    from engine.samplers import make_scheduler
-
-    pipe.scheduler = make_scheduler(sampler, pipe.scheduler.config)
-    return pipe
+    return ModelCache(engine_config(settings)).get()
 
 
 async def case_family(bench: Bench, kind: str, queue: int, runs: int) -> None:
@@ -258,7 +193,7 @@ async def case_family(bench: Bench, kind: str, queue: int, runs: int) -> None:
     bare_queue = sum(bare_call(pipe, params) for _ in range(queue))
     del model, pipe
     gc.collect()
-    eager = with_sampler(eager_pipeline(folder, dtype), params.sampler)
+    eager = bare_pipeline(folder, params.sampler, dtype)
     bare_eager = bare_runs(eager, params, runs)
     del eager
     gc.collect()

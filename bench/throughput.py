@@ -20,8 +20,8 @@ import sys
 import time
 from typing import Any
 
+from bench.bare import bare_call, bare_pipeline
 from bench.common import full_size_settings, quiet, running_service, tiny_settings
-from bench.engine_overhead import bare_call, bare_pipeline
 
 JOBS = 16
 REPEATS = 3

@@ -263,23 +263,6 @@ def run_engine(conn: Connection, config: EngineConfig) -> None:
         results.close()
 
 
-def _run_group(
-    cache: object,
-    config: EngineConfig,
-    tasks: list[RenderTask],
-    inbox: _Inbox,
-    conn: _Outbox | Connection,
-    data_dir: Path,
-    heartbeat: _Heartbeat | None = None,
-) -> list[TaskDone | TaskFailed]:
-    """Render a group and write its files here and now (the engine loop writes them on its result queue instead);
-    one reply per task."""
-    from engine.finishing import finish
-
-    outcomes = _render(cache, config, tasks, inbox, conn, data_dir, heartbeat)
-    return [finish(outcome) for outcome in outcomes]
-
-
 def _render(
     cache: object,
     config: EngineConfig,

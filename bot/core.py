@@ -8,14 +8,26 @@ from __future__ import annotations
 
 from bot.actors import Actor, MemberRoles
 from bot.application.admitted import Admitted, Submitted
-from bot.application.member_actions import JobPlace, MemberOverview
-from bot.application.moderator_actions import QueueListing
+from bot.application.api_keys import ApiKeyError, ApiKeyIdentity, ApiKeyRecord, IssuedKey, LocalUser
+from bot.application.member_actions import JobFiles, JobPlace, MemberOverview
+from bot.application.moderator_actions import Account, QueueListing
 from bot.application.service import ImagineService, ReceivedImage
-from bot.errors import ImagineError, NotModeratorError, PromptError
+from bot.errors import (
+    BannedError,
+    DuplicateJobError,
+    ImagineError,
+    InsufficientCreditsError,
+    JobNotFoundError,
+    LaneNotAllowedError,
+    NotModeratorError,
+    PromptError,
+    QueueLimitError,
+    QueuePausedError,
+)
 from bot.events import EventKind, JobEvent
-from bot.jobs import Job, Kind, Lane, Origin, Status
+from bot.jobs import WEB_SOURCE, ImageResult, Job, Kind, Lane, Origin, RenderParams, Status
 from bot.requests.custom_ids import TEMPLATE, Action, make_custom_id, parse_custom_id
-from bot.requests.moderation import ServerOnlyError
+from bot.requests.moderation import BlockedPromptError, ChannelNotAllowedError, ServerOnlyError
 from bot.requests.preferences import Preferences
 from bot.requests.preparation import Prepared
 from bot.requests.request_options import ImageInput, RequestOptions
@@ -29,19 +41,35 @@ __all__ = [
     "COMPACT_ABOVE_BYTES",
     "MIB",
     "TEMPLATE",
+    "WEB_SOURCE",
+    "Account",
     "Action",
     "Actor",
     "Admitted",
+    "ApiKeyError",
+    "ApiKeyIdentity",
+    "ApiKeyRecord",
+    "BannedError",
+    "BlockedPromptError",
+    "ChannelNotAllowedError",
     "Delivery",
+    "DuplicateJobError",
     "EventKind",
     "ImageInput",
+    "ImageResult",
     "ImagineError",
     "ImagineService",
+    "InsufficientCreditsError",
+    "IssuedKey",
     "Job",
     "JobEvent",
+    "JobFiles",
+    "JobNotFoundError",
     "JobPlace",
     "Kind",
     "Lane",
+    "LaneNotAllowedError",
+    "LocalUser",
     "MemberOverview",
     "MemberRoles",
     "NotModeratorError",
@@ -50,9 +78,12 @@ __all__ = [
     "Preferences",
     "Prepared",
     "PromptError",
+    "QueueLimitError",
     "QueueListing",
+    "QueuePausedError",
     "QueueSummary",
     "ReceivedImage",
+    "RenderParams",
     "RequestOptions",
     "ServerOnlyError",
     "StagedUpload",

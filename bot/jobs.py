@@ -126,6 +126,10 @@ def engine_task(kind: Kind, params: RenderParams, *, job_id: int = 0, output_dir
     return RenderTask(job_id=job_id, seeds=params.seeds, output_dir=output_dir, kind=KIND_TO_ENGINE[kind], **shared)
 
 
+WEB_SOURCE = "web"
+"""The origin source of jobs asked for through the web UI or an API."""
+
+
 @dataclass(frozen=True)
 class Origin:
     """Where a job came from, so its result can be posted back there (also after a restart)."""
@@ -135,9 +139,14 @@ class Origin:
     channel_id: int | None = None
     message_id: int | None = None
     interaction_id: int | None = None
+    key_id: str | None = None
+    """The API key a web request came with (which key of the member asked)."""
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
+        values = asdict(self)
+        if values["key_id"] is None:  # the same text as before keys existed
+            del values["key_id"]
+        return json.dumps(values, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> Origin:

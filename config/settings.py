@@ -30,6 +30,7 @@ from config.model_registry import BUILTIN_MODELS, LoraSpec, ModelSpec
 from config.policy import DEFAULT_TIERS, CreditsSettings, SchedulerSettings, TierSpec
 from config.setting_problems import describe_settings_error, describe_validation_error, unknown_setting_problems
 from config.sources import DEFAULT_ENV_FILE, ENV_PREFIX, NESTED_DELIMITER, check_env_file, read_config_file
+from config.web_settings import WebSettings
 from engine.protocol import Lane
 
 
@@ -83,6 +84,7 @@ class Settings(BaseSettings):
     credits: CreditsSettings = Field(default_factory=CreditsSettings)
     tiers: dict[str, TierSpec] = Field(default_factory=lambda: dict(DEFAULT_TIERS))
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
+    web: WebSettings = Field(default_factory=WebSettings)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("log_level", mode="before")

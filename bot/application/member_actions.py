@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from bot.actors import Actor
-from bot.errors import ImagineError
+from bot.errors import ImagineError, JobNotFoundError
 from bot.jobs import ImageResult, Job
 from bot.requests.preferences import Preferences, checked_preferences
 from bot.requests.preparation import prompt_limits, usable_models
@@ -20,6 +20,9 @@ from engine.samplers import SAMPLERS
 
 if TYPE_CHECKING:
     from bot.application.service import ImagineService
+
+MAX_JOBS_LISTED = 200
+"""The most jobs one listing of a member's jobs gives."""
 
 
 @dataclass(frozen=True)
@@ -75,19 +78,42 @@ class MemberActions:
             job_id = active[-1].id
         target = await service.scheduler.get(job_id)
         if target.user_id != actor.user_id:
+            if actor.is_web:  # as for looking: another member's job is not there
+                raise JobNotFoundError(job_id)
             raise ImagineError("you can only cancel your own jobs")
         if target.status.terminal:
             raise ImagineError(f"job {job_id} is already {target.status.value}")
         return await service.cancel(job_id, actor=f"member {actor.user_id}")
 
     async def job(self, actor: Actor, job_id: int) -> JobFiles:
-        """One of the actor's jobs (any job for the console) with its images. Raises JobNotFoundError, or
-        ImagineError for another member's job."""
+        """One of the actor's jobs (any job for the console) with its images. Raises JobNotFoundError, also for
+        another member's job (job ids are sequential: whether another member's job exists is not told)."""
         scheduler = self._service.scheduler
         job = await scheduler.get(job_id)
         if not actor.is_console and job.user_id != actor.user_id:
-            raise ImagineError("you can only look at your own jobs")
+            raise JobNotFoundError(job_id)
         return JobFiles(job, tuple(await scheduler.images(job_id)))
+
+    async def jobs(self, actor: Actor, *, limit: int = 50, before: int | None = None) -> list[JobFiles]:
+        """The actor's own jobs with their images, newest first: at most ``limit`` (1-200), with ids below
+        ``before`` when given (the next page)."""
+        limit = max(1, min(limit, MAX_JOBS_LISTED))
+        store = self._service.store
+        rows = await store.fetch_all(
+            "SELECT * FROM jobs WHERE user_id = ? AND id < ? ORDER BY id DESC LIMIT ?",
+            (actor.user_id, before if before is not None else 2**63 - 1, limit),
+        )
+        jobs = [Job.from_row(row) for row in rows]
+        images: dict[int, list[ImageResult]] = {job.id: [] for job in jobs}
+        if jobs:
+            marks = ", ".join("?" for _ in jobs)
+            for row in await store.fetch_all(
+                f"SELECT job_id, idx, path, seed, width, height FROM results WHERE job_id IN ({marks})"
+                " ORDER BY job_id, idx",
+                [job.id for job in jobs],
+            ):
+                images[row[0]].append(ImageResult(row[0], row[1], row[2], row[3], row[4], row[5]))
+        return [JobFiles(job, tuple(images[job.id])) for job in jobs]
 
     async def preferences(self, actor: Actor) -> Preferences:
         """The actor's /settings (empty fields: the server's defaults)."""

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from bot.actors import Actor
 from bot.application.admitted import Admitted, Submitted
+from bot.application.api_keys import ApiKeys
 from bot.application.member_actions import MemberActions
 from bot.application.moderator_actions import ModeratorActions
 from bot.errors import BannedError, ImagineError, JobNotFoundError, QueuePausedError
@@ -94,6 +95,8 @@ class ImagineService:
         self.deliveries = Deliveries(store)
         """Which finished jobs a surface has posted (Discord's durable delivery)."""
         self.maintenance: Maintenance | None = None
+        self.keys = ApiKeys(store)
+        """API keys of the web UI and the APIs, and the owner's local web users."""
         self.member = MemberActions(self)
         """What a member can do besides asking for images (account, own jobs, preferences, the queue)."""
         self.admin = ModeratorActions(self)

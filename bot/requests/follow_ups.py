@@ -52,7 +52,10 @@ def check_follow_up(parent: Job, action: Action, index: int, image_count: int) -
 def shown_where(parent: Job, actor: Actor) -> bool:
     """Whether ``parent``'s result (and so its buttons) is where ``actor`` pressed: the same server and channel.
     Job ids are sequential, so a press crafted with another server's or another channel's job id would otherwise
-    copy an image its member cannot see. The console, which has no buttons, may follow up any job."""
+    copy an image its member cannot see. The console, which has no buttons, may follow up any job; a web member, their
+    own jobs."""
     if actor.is_console:
         return True
+    if actor.is_web:  # the web shows a member only their own jobs
+        return parent.user_id == actor.user_id
     return parent.origin.guild_id == actor.guild_id and parent.origin.channel_id == actor.channel_id

@@ -168,9 +168,9 @@ class Moderation:
 
     async def check_channel(self, actor: Actor) -> None:
         """Raise ChannelNotAllowedError, naming the allowed channels, when the bot is not used where the actor is
-        (ServerOnlyError outside a server). The console is trusted."""
+        (ServerOnlyError outside a server). The console is trusted; channel rules do not apply to the web."""
         guild_id = _rules_guild(actor)
-        if guild_id is None:
+        if guild_id is None or actor.is_web:  # the web is not a channel: only the server's other rules apply
             return
         channel_id = actor.channel_id
         rules = await self.channel_rules(guild_id)

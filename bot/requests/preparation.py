@@ -250,6 +250,7 @@ def prepare_imagine(
         kind = Kind.IMAGINE
         if options is not None:
             kind, first = kind_for(options), apply_options(first, options, sweep_limits(settings, first.model))
+            first = sized_and_counted(first, options, settings)
         check_negative_prompt(first, settings.registry[first.model], first.model)
         for rendered in rendered_prompts(first.prompt, first.sweep):
             check_rendered_prompt(rendered, settings, owner=owner)
@@ -263,6 +264,40 @@ def prepare_imagine(
             params = first if repeat == 0 else reseeded(first, parsed.seed, repeat)
             prepared.append(Prepared(kind, variant, params, lane))
     return prepared
+
+
+MIN_SIDE = 64
+MAX_SIDE_RATIO = 4
+
+
+def sized_and_counted(params: RenderParams, options: RequestOptions, settings: Settings) -> RenderParams:
+    """``params`` with an exact size and an image count the request asked for (the APIs), each checked against the
+    model and the server's limits like ``--ar``. Raises PromptError naming the option to fix."""
+    changes: dict[str, int] = {}
+    if options.images is not None:
+        if not 1 <= options.images <= settings.images_per_job:
+            raise PromptError(
+                f"a job makes 1 to {settings.images_per_job} images; {options.images} is out of range", flag="images"
+            )
+        if not params.sweep:
+            changes["images"] = options.images
+    if options.size is not None:
+        width, height = options.size
+        multiple = settings.registry[params.model].size_multiple
+        if min(width, height) < MIN_SIDE or width % multiple or height % multiple:
+            raise PromptError(
+                f"{width}x{height}: width and height must be multiples of {multiple} and at least {MIN_SIDE}",
+                flag="size",
+            )
+        if max(width, height) > MAX_SIDE_RATIO * min(width, height):
+            raise PromptError(f"{width}x{height} is more extreme than 1:4; use a squarer size", flag="size")
+        if width * height > settings.max_pixels:
+            raise PromptError(
+                f"{width}x{height} is more pixels than this server allows ({settings.max_pixels}); use a smaller size",
+                flag="size",
+            )
+        changes.update(width=width, height=height)
+    return replace(params, **changes) if changes else params
 
 
 def attach_images(prepared: Iterable[Prepared], image: ImageInput | None, mask: ImageInput | None) -> list[Prepared]:

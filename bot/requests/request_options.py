@@ -46,6 +46,10 @@ class RequestOptions:
     mask: ImageInput | None = None
     strength: float | None = None
     sweeps: tuple[str, ...] = ()
+    images: int | None = None
+    """How many images the job makes (1 to the server's images_per_job); None: the server's number."""
+    size: tuple[int, int] | None = None
+    """An exact width and height instead of the one ``--ar`` and the model's base size give (the APIs)."""
 
 
 @dataclass(frozen=True)

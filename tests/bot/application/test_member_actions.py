@@ -11,7 +11,7 @@ import pytest
 
 from bot.actors import Actor
 from bot.application.service import ImagineService
-from bot.errors import ImagineError
+from bot.errors import ImagineError, JobNotFoundError
 from bot.jobs import Lane, Status
 from bot.requests.preparation import prepare_imagine
 from bot.running.engine_config import engine_config
@@ -92,12 +92,13 @@ async def test_preparation_moderates_every_prompt(service: ImagineService) -> No
 
 
 async def test_a_job_is_shown_to_its_member_and_the_console_only(service: ImagineService) -> None:
-    """The member and the console see a job with its images; another member is refused."""
+    """The member and the console see a job with its images; to another member it does not exist (ids are
+    sequential: whether another member's job exists is not told)."""
     submitted = await submit_prompt(service, member(1), "a fox")
     assert (await service.member.job(member(1), submitted.job.id)).job.id == submitted.job.id
     files = await service.member.job(Actor.console(), submitted.job.id)
     assert files.images == ()  # not rendered: no images yet
-    with pytest.raises(ImagineError, match="only look at your own jobs"):
+    with pytest.raises(JobNotFoundError, match="does not exist"):
         await service.member.job(member(2), submitted.job.id)
 
 

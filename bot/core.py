@@ -12,6 +12,7 @@ from bot.application.api_keys import ApiKeyError, ApiKeyIdentity, ApiKeyRecord, 
 from bot.application.member_actions import JobFiles, JobPlace, MemberOverview
 from bot.application.moderator_actions import Account, QueueListing
 from bot.application.service import ImagineService, ReceivedImage
+from bot.application.telemetry import Histogram, Telemetry, TelemetrySnapshot
 from bot.errors import (
     BannedError,
     DuplicateJobError,
@@ -55,6 +56,7 @@ __all__ = [
     "Delivery",
     "DuplicateJobError",
     "EventKind",
+    "Histogram",
     "ImageInput",
     "ImageResult",
     "ImagineError",
@@ -90,6 +92,8 @@ __all__ = [
     "Stats",
     "Status",
     "Submitted",
+    "Telemetry",
+    "TelemetrySnapshot",
     "UploadError",
     "UploadLimits",
     "check_byte_size",

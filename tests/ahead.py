@@ -38,10 +38,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def child_environment(base: Mapping[str, str] | None = None, **variables: str) -> dict[str, str]:
     """The environment of a child process of the bot's: ``base`` (this process's by default) without any IMAGINE*
-    variable (none from the developer's machine), the project importable, offline, no configuration file; then
-    ``variables`` (which may override any of these)."""
+    variable (none from the developer's machine), the project importable, offline, no configuration file, no web
+    server (a test that runs the bot turns it on, on a free port); then ``variables`` (which may override any)."""
     environment = {k: v for k, v in (os.environ if base is None else base).items() if not k.startswith("IMAGINE")}
-    environment.update({"PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "IMAGINE_CONFIG": os.devnull})
+    environment.update(
+        {"PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "IMAGINE_CONFIG": os.devnull, "IMAGINE_WEB__ENABLED": "false"}
+    )
     environment.update(variables)
     return environment
 

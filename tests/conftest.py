@@ -53,6 +53,9 @@ def isolate_environment(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(name)
     monkeypatch.setenv("IMAGINE_CONFIG", os.devnull)  # no TOML file
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    # `run` serves the web on port 7860 by default: the tests that run the bot turn it on themselves, each on a free
+    # port, so parallel commands never race for one port and "no surface configured" stays testable.
+    monkeypatch.setenv("IMAGINE_WEB__ENABLED", "false")
 
 
 @pytest.fixture(autouse=True)

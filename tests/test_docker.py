@@ -261,10 +261,10 @@ def _image_like_environment(tmp_path: Path) -> dict[str, str]:
 
 
 def test_the_image_command_holds_on_a_configuration_error(tmp_path: Path) -> None:
-    """ENTRYPOINT + CMD without a token: one line, the process waits (no restart loop), the health check says
-    unhealthy in one line (exit 1, never 2), and the stop signal ends it with 0."""
+    """ENTRYPOINT + CMD with no surface (no token, the web server off): one line, the process waits (no restart
+    loop), the health check says unhealthy in one line (exit 1, never 2), and the stop signal ends it with 0."""
     command = [sys.executable if part == "python" else part for part in only("ENTRYPOINT").json() + only("CMD").json()]
-    environment = _image_like_environment(tmp_path)
+    environment = {**_image_like_environment(tmp_path), "IMAGINE_WEB__ENABLED": "false"}
     workdir = tmp_path / only("WORKDIR").arguments.lstrip("/")  # the image runs from its WORKDIR, /app
     workdir.mkdir(parents=True, exist_ok=True)
     process = subprocess.Popen(

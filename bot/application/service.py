@@ -25,6 +25,7 @@ from bot.application.admitted import Admitted, Submitted
 from bot.application.api_keys import ApiKeys
 from bot.application.member_actions import MemberActions
 from bot.application.moderator_actions import ModeratorActions
+from bot.application.telemetry import Telemetry, counting_refusals
 from bot.errors import BannedError, ImagineError, JobNotFoundError, QueuePausedError
 from bot.events import EventBus, EventKind, JobEvent
 from bot.jobs import Job, Lane, Status
@@ -81,6 +82,8 @@ class ImagineService:
         self.preferences = PreferenceStore(store, settings)
         self.engine = engine
         self.events = EventBus()
+        self.telemetry = Telemetry.for_service(self)
+        """Counters and histograms of jobs, credits, refusals and engine use, for a metrics surface."""
         self._owns_engine = owns_engine
         self._own_jobs: set[int] | None = set() if only_own_jobs else None
         self.worker = Worker(
@@ -90,6 +93,7 @@ class ImagineService:
             settings.images_dir,
             external_wait=external_wait,
             only=self._own_jobs,
+            telemetry=self.telemetry,
         )
         self._worker_task: asyncio.Task[None] | None = None
         self.deliveries = Deliveries(store)
@@ -241,6 +245,7 @@ class ImagineService:
         if banned:
             raise BannedError()
 
+    @counting_refusals
     async def prepare(self, actor: Actor, raw_prompt: str, options: RequestOptions | None = None) -> list[Prepared]:
         """Check a request against every rule for ``actor`` (access, the prompt and its flags with the member's
         preferences, the models, then moderation of every prompt that will render) and return its jobs (permutations
@@ -251,6 +256,7 @@ class ImagineService:
         prepared = preparation.prepare_imagine(self.settings, raw_prompt, preferences, options, owner=actor.is_console)
         return await self._moderated(actor, prepared)
 
+    @counting_refusals
     async def prepare_follow_up(self, actor: Actor, parent_id: int, action: Action, index: int) -> Prepared:
         """The job a result button asks for (upscale, vary, reroll, zoom, pan), with the parent's prompt checked
         against today's rules of the actor's server. Raises ImagineError."""
@@ -295,6 +301,7 @@ class ImagineService:
 
     # --- admission -------------------------------------------------------------------------------------------
 
+    @counting_refusals
     async def submit(
         self,
         actor: Actor,

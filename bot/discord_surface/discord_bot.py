@@ -6,6 +6,7 @@ It also holds the durable delivery state (:mod:`bot.running.delivery`) the prese
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -24,11 +25,20 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("cogs.errors", "cogs.presenter", "cogs.imagine", "cogs.results", "cogs.member", "cogs.admin")
+EXTENSIONS = (
+    "cogs.errors",
+    "cogs.presenter",
+    "cogs.imagine",
+    "cogs.results",
+    "cogs.member",
+    "cogs.admin",
+    "cogs.apikey",
+)
 
 
 class ImagineBot(commands.Bot):
-    """The bot. ``engine`` lets a caller share an already running engine (tests do)."""
+    """The bot. ``engine`` lets a caller share an already running engine (tests do); ``service`` an open service
+    (``run`` shares one between Discord and the web server; the bot then leaves it open when it closes)."""
 
     def __init__(
         self,
@@ -36,6 +46,7 @@ class ImagineBot(commands.Bot):
         *,
         engine: EngineSupervisor | None = None,
         external_wait: ExternalWait = passthrough,
+        service: ImagineService | None = None,
     ) -> None:
         intents = discord.Intents.default()
         super().__init__(
@@ -47,7 +58,10 @@ class ImagineBot(commands.Bot):
         self.settings = settings
         self.external_wait = external_wait
         self._shared_engine = engine
-        self._service: ImagineService | None = None
+        self._service: ImagineService | None = service
+        self._owns_service = service is None
+        """Whether this bot opened the service (and so closes it); ``run`` shares one with the web server."""
+        self._unsubscribe: Callable[[], None] | None = None
         self.failed_extensions: dict[str, str] = {}
         self._reported_ready = False
 
@@ -74,10 +88,11 @@ class ImagineBot(commands.Bot):
         return await self.external_wait(awaitable, reason=reason)
 
     async def setup_hook(self) -> None:
-        self._service = await ImagineService.open(
-            self.settings, engine=self._shared_engine, external_wait=self._external_wait
-        )
-        self._service.events.subscribe(self._relay_job_event)
+        if self._service is None:
+            self._service = await ImagineService.open(
+                self.settings, engine=self._shared_engine, external_wait=self._external_wait
+            )
+        self._unsubscribe = self._service.events.subscribe(self._relay_job_event)
         for extension in EXTENSIONS:
             try:
                 await self.load_extension(extension)
@@ -112,6 +127,9 @@ class ImagineBot(commands.Bot):
         self.dispatch("job_event", event)
 
     async def close(self) -> None:
-        if self._service is not None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        if self._service is not None and self._owns_service:
             await self._service.close()
         await super().close()

@@ -256,19 +256,23 @@ def dispatch(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def run_bot(settings: Settings, *, hold: bool = False) -> int:
-    """Serve Discord until stopped: 0 on Ctrl-C, 2 for a missing or rejected token, a disabled intent or a folder
-    the bot cannot write (with ``hold``: the error once, then wait until stopped, 0)."""
+    """Serve every configured surface until stopped: Discord when a token is set, the web UI and APIs when
+    ``web.enabled``. 0 when stopped; 2 for neither surface, a rejected or malformed token, a disabled intent, a folder
+    the bot cannot write or a web address it cannot listen on (with ``hold``: the error once, then wait, 0)."""
     from bot.operations.folders import check_folders
     from bot.running.health import heartbeat_file, remove_heartbeat
 
     remove_heartbeat(heartbeat_file(settings.data_dir))  # an earlier run's beat must not vouch for this one
-    if settings.discord_token is None or not settings.discord_token.get_secret_value().strip():
+    token = settings.discord_token.get_secret_value().strip() if settings.discord_token is not None else ""
+    if not token and not settings.web.enabled:
         from bot.discord_surface.discord_token import no_token_line, with_misnamed_variables
 
         return refuse(no_token_line(), hold=hold, full=with_misnamed_variables(TOKEN_HELP))
     from bot.discord_surface.discord_token import token_shape_problem
 
-    problem = token_shape_problem(settings.discord_token.get_secret_value()) or check_folders(settings)
+    problem = (token_shape_problem(settings.discord_token.get_secret_value()) if token else None) or check_folders(
+        settings
+    )
     if problem is not None:
         return refuse(problem, hold=hold)
     from bot.operations.model_commands import check_default_model
@@ -276,17 +280,24 @@ def run_bot(settings: Settings, *, hold: bool = False) -> int:
     problem = check_default_model(settings)  # a local default model that is missing: known before any start
     if problem is not None:
         return refuse(problem, hold=hold)
-    from bot.discord_surface.connection import FatalDiscordError, quiet_discord_client, serve_forever
+    from bot.discord_surface.connection import FatalDiscordError, quiet_discord_client
+    from bot.operations.surfaces import bind_web_socket, serve_surfaces
 
+    try:
+        web_socket = bind_web_socket(settings) if settings.web.enabled else None
+    except ConfigError as error:
+        return refuse(str(error), hold=hold)
     # Each write hands work to aiosqlite's thread and back; a short switch interval keeps that hop at ~0.5 ms
     # instead of up to 5 ms (python -m bench.scheduler measures the difference).
     sys.setswitchinterval(0.0005)
     quiet_discord_client()
-    token = settings.discord_token.get_secret_value().strip()
     try:
-        asyncio.run(serve_forever(settings, token))
+        asyncio.run(serve_surfaces(settings, token or None, web_socket))
     except FatalDiscordError as error:
         return refuse(str(error), hold=hold)
     except KeyboardInterrupt:
         pass
+    finally:
+        if web_socket is not None:
+            web_socket.close()
     return EXIT_OK

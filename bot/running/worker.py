@@ -9,7 +9,7 @@ import time
 from collections.abc import Collection, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from bot.errors import EngineCrashedError, EngineStartError, JobNotFoundError
 from bot.events import EventBus, EventKind, JobEvent
@@ -36,6 +36,14 @@ def heartbeat_interval(lease_s: float) -> float:
 def render_task_for(job: Job, images_dir: Path) -> RenderTask:
     """The engine task of ``job``, writing its files under ``images_dir/<job id>``."""
     return engine_task(job.kind, job.params, job_id=job.id, output_dir=str(images_dir / str(job.id)))
+
+
+class BatchRecorder(Protocol):
+    """Told when a batch is handed to the engine and when its results are in (engine busy time, batch sizes)."""
+
+    def batch_sent(self, size: int) -> None: ...
+
+    def batch_ended(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -67,8 +75,10 @@ class Worker:
         *,
         external_wait: ExternalWait = passthrough,
         only: Collection[int] | None = None,
+        telemetry: BatchRecorder | None = None,
     ) -> None:
         self.scheduler = scheduler
+        self.telemetry = telemetry
         self.engine = engine
         self.events = events
         self.images_dir = images_dir
@@ -221,6 +231,8 @@ class Worker:
         except (EngineCrashedError, EngineStartError) as error:
             return _InFlight(jobs, None, error)
         sent.on_reply(self._wake.set)
+        if self.telemetry is not None:
+            self.telemetry.batch_sent(len(jobs))
         return _InFlight(jobs, sent, None)
 
     async def _finish(self, batch: _InFlight) -> None:
@@ -233,6 +245,9 @@ class Worker:
                 results = await self.external_wait(batch.sent.results(), reason="engine rendering")
             except (EngineCrashedError, EngineStartError) as raised:
                 error = raised
+            finally:
+                if self.telemetry is not None:
+                    self.telemetry.batch_ended()
         if isinstance(error, EngineCrashedError):
             for job in jobs:
                 await self._after_crash(job, str(error))

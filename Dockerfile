@@ -28,6 +28,7 @@ COPY bot ./bot
 COPY cogs ./cogs
 COPY engine ./engine
 COPY config ./config
+COPY web ./web
 # The same pins as constraints; then the build fails here, in one line, if the engine's libraries do not import.
 RUN pip install --no-cache-dir --constraint /tmp/requirements.txt ".[quant]" \
     && python -m engine.import_failure \
@@ -36,6 +37,9 @@ RUN pip install --no-cache-dir --constraint /tmp/requirements.txt ".[quant]" \
 
 USER 1000:1000
 VOLUME ["/app/data", "/models"]
+# The web UI and APIs (web.port). compose.yaml publishes it on the host's 127.0.0.1 only and binds the server to
+# the container's own interface (IMAGINE_WEB__HOST=0.0.0.0), so nothing outside the host reaches it without a proxy.
+EXPOSE 7860
 # SIGINT is Ctrl-C to Python: the bot closes Discord, the engine and the database cleanly (as PID 1 it would ignore
 # a SIGTERM it installs no handler for, and be killed after the stop timeout).
 STOPSIGNAL SIGINT

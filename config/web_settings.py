@@ -34,6 +34,14 @@ class WebSettings(BaseModel):
     public_url: str = Field(default="", description="the address members reach the web UI at (shown by /apikey)")
 
     @property
+    def address(self) -> str:
+        """Where members reach the web UI: ``public_url``, else ``http://host:port``."""
+        if self.public_url.strip():
+            return self.public_url.strip().rstrip("/")
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
     def local_only(self) -> bool:
         """Whether only this machine can reach the server."""
         return self.host in {"127.0.0.1", "localhost", "::1"}

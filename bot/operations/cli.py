@@ -33,6 +33,7 @@ from typing import Any
 
 from bot.discord_surface.discord_token import TOKEN_HELP
 from bot.errors import ConfigError
+from bot.operations.apikey_commands import add_apikey_commands
 from bot.operations.exit_codes import EXIT_CONFIG, EXIT_OK, UsageError
 from bot.operations.interrupts import run_interruptible, say_interrupted, terminate_as_interrupt
 from bot.operations.logs import setup_logging
@@ -86,17 +87,19 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.add_argument("--no-probe", action="store_true", help="skip the engine probe (no torch import)")
     add_owner_commands(commands)
     add_model_commands(commands)
+    add_apikey_commands(commands)
     return parser
 
 
 def member_id(text: str) -> int:
-    """A Discord user id (argparse type): a whole number from 0."""
+    """A member's id (argparse type): a Discord user id, or a local web user's id (negative)."""
+    what = "a Discord user id, or a local web user's id (negative)"
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a user id (a whole number such as 123456789)") from None
-    if not 0 <= value <= MAX_USER_ID:
-        raise argparse.ArgumentTypeError(f"{text} is not a user id (a whole number from 0 to {MAX_USER_ID})")
+        raise argparse.ArgumentTypeError(f"{text!r} is not a user id ({what})") from None
+    if not -MAX_USER_ID <= value <= MAX_USER_ID:
+        raise argparse.ArgumentTypeError(f"{text} is not a user id ({what}, from -{MAX_USER_ID} to {MAX_USER_ID})")
     return value
 
 
@@ -248,6 +251,10 @@ def dispatch(settings: Settings, args: argparse.Namespace) -> int:
         from bot.operations.credit_commands import manage_credits
 
         return run_interruptible(manage_credits(settings, args))
+    if args.command == "apikey":
+        from bot.operations.apikey_commands import manage_api_keys
+
+        return run_interruptible(manage_api_keys(settings, args))
     if args.command == "models":
         from bot.operations.model_commands import list_models, pull_model
 

@@ -324,7 +324,7 @@ def _refused(folder: Path, params: dict[str, Any]) -> list[Command | Interaction
         (("credits", "take", "1", "-5", "--reason", "x"), 2, "out of range"),
         (("credits", "set", "1", "99999999999999999999", "--reason", "x"), 2, "out of range"),
         (("credits", "grant", "abc", "5", "--reason", "x"), 2, "'abc' is not a user id"),
-        (("credits", "show", "-1"), 2, "is not a user id"),
+        (("credits", "show", "-99999999999999999999"), 2, "is not a user id"),
         (("credits", "show", "1", "--limit", "many"), 2, "'many' is not a whole number"),
         (("generate", "a fox", "-o", "fox.jpg"), 2, "the grid is a PNG; name the file *.png"),
         (("generate", "a fox", "-o", "afile/out.png"), 2, "afile is not a folder"),

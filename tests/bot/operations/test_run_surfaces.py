@@ -44,9 +44,10 @@ def get(url: str) -> tuple[int, bytes]:
 
 
 @pytest.mark.slow
-def test_without_a_token_run_serves_the_web_and_stops_cleanly(tmp_path: Path) -> None:
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_without_a_token_run_serves_the_web_and_stops_cleanly(tmp_path: Path, stop: signal.Signals) -> None:
     """The web answers (its OpenAPI schema, a JSON 401 without a key); the log says Discord is off and how to turn
-    it on; Ctrl-C ends it with 0 and no traceback."""
+    it on; Ctrl-C or SIGTERM (``systemctl stop``) closes it cleanly: exit 0, no traceback, the engine stopped."""
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "bot", "run"],
@@ -72,7 +73,7 @@ def test_without_a_token_run_serves_the_web_and_stops_cleanly(tmp_path: Path) ->
         assert status == 200 and "/api/v1/jobs" in json.loads(body)["paths"]
         status, body = get(f"http://127.0.0.1:{port}/api/v1/me")
         assert status == 401 and json.loads(body)["error"]["code"] == "unauthorized"
-        process.send_signal(signal.SIGINT)
+        process.send_signal(stop)
         _out, rest = process.communicate(timeout=60)
     finally:
         if process.poll() is None:

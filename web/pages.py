@@ -101,6 +101,7 @@ class JobView:
     cfg: float
     seed: int
     sampler: str
+    strength: float
     cost: int
     created: datetime
     error: str | None
@@ -144,6 +145,7 @@ def job_view(files: JobFiles) -> JobView:
         cfg=params.cfg,
         seed=params.seed,
         sampler=params.sampler,
+        strength=params.strength,
         cost=job.cost,
         created=datetime.fromtimestamp(job.created_at, UTC),
         error=job.error,

@@ -17,13 +17,13 @@
     ["vary", ["Vary", "Vary"]],
     ["vary_subtle", ["Vary (subtle)", "Vary subtly"]],
     ["vary_strong", ["Vary (strong)", "Vary strongly"]],
-    ["reroll", ["\u{1F504}", "Reroll: the same prompt with new seeds"]],
+    ["reroll", ["\u{1F504} Reroll", "Reroll: the same prompt with new seeds"]],
     ["zoom_out_1.5", ["Zoom out 1.5\u00D7", "Zoom out 1.5 times"]],
     ["zoom_out_2", ["Zoom out 2\u00D7", "Zoom out 2 times"]],
-    ["pan_left", ["\u2B05\uFE0F", "Pan left"]],
-    ["pan_right", ["\u27A1\uFE0F", "Pan right"]],
-    ["pan_up", ["\u2B06\uFE0F", "Pan up"]],
-    ["pan_down", ["\u2B07\uFE0F", "Pan down"]],
+    ["pan_left", ["\u2190 Left", "Pan left"]],
+    ["pan_right", ["\u2192 Right", "Pan right"]],
+    ["pan_up", ["\u2191 Up", "Pan up"]],
+    ["pan_down", ["\u2193 Down", "Pan down"]],
   ]);
   const FLAG_FIELDS = [
     ["opt-ar", "ar", ["ar", "aspect"]],
@@ -35,6 +35,7 @@
     ["opt-no", "no", ["no", "negative"]],
   ];
   const LANE_FLAGS = ["fast", "relax", "turbo"];
+  const STRENGTH_KINDS = new Set(["img2img", "inpaint"]);
 
   const $ = (selector, root = document) => root.querySelector(selector);
 
@@ -168,6 +169,7 @@
       ["Sampler", params.sampler],
       ["Steps", params.steps],
       ["CFG", params.cfg],
+      ["Strength", STRENGTH_KINDS.has(job.kind) ? params.strength : ""],
       ["Cost", job.cost],
       ["Lane", job.lane],
     ];
@@ -226,7 +228,8 @@
       if (grid && PER_IMAGE.has(action)) {
         const [short, long] = PER_IMAGE.get(action);
         for (let index = 0; index < count; index += 1) {
-          group.append(actionButton(job, action, index, `${short}${index + 1}`, `${long} ${index + 1}`));
+          const label = `${short}${index + 1}`;
+          group.append(actionButton(job, action, index, label, `${label}: ${long.toLowerCase()} ${index + 1}`));
         }
         group.append(el("span", { class: "row-break", "aria-hidden": "true" }));
       }
@@ -423,7 +426,7 @@
   function startedJobs(answer) {
     const work = workList();
     const jobs = (answer && answer.jobs) || [];
-    if (answer) showAccount({ balance: answer.balance, tier: answer.tier, lane: answer.lane });
+    if (answer) showAccount({ balance: answer.balance, tier: answer.tier });
     const empty = $("#work-empty");
     if (empty && jobs.length) empty.hidden = true;
     let first = null;

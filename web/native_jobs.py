@@ -1,0 +1,251 @@
+"""The native API's jobs: ask for images (as /imagine, /edit and /sweep do), list and read your jobs, fetch their
+images, follow their events, cancel them, and press their buttons (upscale, vary, reroll, zoom, pan).
+
+Every route goes through :class:`bot.core.ImagineService` as the key's member; another member's job answers 404
+``job_not_found`` whatever is asked of it (job ids are sequential: whether it exists is not told).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi import Path as PathParam
+from fastapi.responses import FileResponse, StreamingResponse
+
+from bot.core import (
+    Actor,
+    ImageInput,
+    ImagineService,
+    JobFiles,
+    JobPlace,
+    Lane,
+    ReceivedImage,
+    RequestOptions,
+    check_byte_size,
+)
+from web.errors import ApiError
+from web.images_in import base64_payload, decode_image, decoded_size
+from web.job_views import ACTIONS, actions_for, created_out, job_out
+from web.native_common import SUBMIT_ERRORS, Member, errors, feed_of, service_of
+from web.schemas import MAX_ID, ActionIn, CreatedOut, CreateJobIn, JobOut
+from web.sse import JobStream
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(tags=["jobs"])
+
+JobId = Annotated[int, PathParam(ge=1, le=MAX_ID, description="the job's id")]
+IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp"}
+IMAGE_CACHE = "private, max-age=31536000, immutable"
+"""A job's files never change once written; only their member may read them."""
+
+
+def with_model_flag(prompt: str, model: str | None) -> str:
+    """The ``model`` option as the flag it stands for (the parser then checks it), as /imagine's option is."""
+    return f"{prompt} --model {model}" if model else prompt
+
+
+async def places_by_job(service: ImagineService, actor: Actor, files: list[JobFiles]) -> dict[int, JobPlace]:
+    """The queue places of those of ``files`` that wait (one read of the member's overview, only if any waits)."""
+    if not any(not item.job.status.terminal for item in files):
+        return {}
+    overview = await service.member.overview(actor)
+    return {place.job.id: place for place in overview.jobs}
+
+
+def job_with_place(files: JobFiles, places: dict[int, JobPlace]) -> JobOut:
+    place = places.get(files.job.id)
+    if place is None:
+        return job_out(files.job, files.images)
+    return job_out(files.job, files.images, position=place.position, eta_s=place.eta_s)
+
+
+@router.post(
+    "/jobs",
+    status_code=202,
+    response_model=CreatedOut,
+    summary="Ask for images (as /imagine, /edit and /sweep)",
+    responses=SUBMIT_ERRORS,
+)
+async def create_job(body: CreateJobIn, request: Request, actor: Member) -> CreatedOut:
+    """The prompt takes the same --flags as /imagine. With ``image`` it starts from that image (img2img), with
+    ``mask`` too it repaints the mask's white part; ``sweeps`` make one labelled grid. Every request is checked
+    before anything is charged; the images only when the rest passed, by size before they are decoded."""
+    service = service_of(request)
+    limits = service.upload_limits
+    sent = [(text, what) for text, what in ((body.image, "image"), (body.mask, "mask")) if text is not None]
+    announced = RequestOptions(
+        image=ImageInput.announced() if body.image is not None else None,
+        mask=ImageInput.announced() if body.mask is not None else None,
+        strength=body.strength,
+        sweeps=tuple(body.sweeps),
+        images=body.images,
+        size=(body.width, body.height) if body.width is not None and body.height is not None else None,
+    )
+    prepared = await service.prepare(actor, with_model_flag(body.prompt, body.model), announced)
+    for text, what in sent:
+        check_byte_size(decoded_size(base64_payload(text, what)), limits, what=what)
+    received: dict[str, ReceivedImage] = {}
+    try:
+        for text, what in sent:
+            data = await asyncio.to_thread(decode_image, text, limits, what)
+            received[what] = await service.receive_image(data, mask=what == "mask")
+        if received:
+            prepared = service.attach_images(prepared, received.get("image"), received.get("mask"))
+    except BaseException:
+        for item in received.values():
+            item.staged.discard()
+        raise
+    lane = Lane(body.lane) if body.lane is not None else None
+    admitted = await service.submit(actor, prepared, lane=lane, uploads=[item.staged for item in received.values()])
+    return created_out(admitted)
+
+
+@router.get("/jobs", response_model=list[JobOut], summary="Your jobs, newest first", responses=errors())
+async def list_jobs(
+    request: Request,
+    actor: Member,
+    limit: Annotated[int, Query(ge=1, le=200, description="at most this many")] = 50,
+    before: Annotated[int | None, Query(ge=1, le=MAX_ID, description="only jobs with a smaller id (next page)")] = None,
+) -> list[JobOut]:
+    service = service_of(request)
+    files = await service.member.jobs(actor, limit=limit, before=before)
+    places = await places_by_job(service, actor, files)
+    return [job_with_place(item, places) for item in files]
+
+
+@router.get("/jobs/{job_id}", response_model=JobOut, summary="One of your jobs", responses=errors(404))
+async def get_job(job_id: JobId, request: Request, actor: Member) -> JobOut:
+    service = service_of(request)
+    files = await service.member.job(actor, job_id)
+    return job_with_place(files, await places_by_job(service, actor, [files]))
+
+
+@router.delete(
+    "/jobs/{job_id}",
+    response_model=JobOut,
+    summary="Cancel one of your jobs (refunded)",
+    responses=errors(400, 404),
+)
+async def cancel_job(job_id: JobId, request: Request, actor: Member) -> JobOut:
+    """A queued or running job stops and its credits come back; an ended one answers 400."""
+    job = await service_of(request).member.cancel(actor, job_id)
+    return job_out(job)
+
+
+@router.post(
+    "/jobs/{job_id}/actions",
+    status_code=202,
+    response_model=CreatedOut,
+    summary="Press a result button: upscale, vary, reroll, zoom out or pan",
+    responses=SUBMIT_ERRORS,
+)
+async def follow_up(job_id: JobId, body: ActionIn, request: Request, actor: Member) -> CreatedOut:
+    """The buttons Discord shows under the result: a grid offers ``upscale`` and ``vary`` of image ``index``
+    (0-based) and ``reroll``; an upscaled image offers ``vary_subtle``, ``vary_strong``, ``zoom_out_1.5``,
+    ``zoom_out_2`` and ``pan_*``; a sweep none. The job's ``actions`` lists what it offers now."""
+    service = service_of(request)
+    files = await service.member.job(actor, job_id)
+    offered = actions_for(files.job)
+    if offered and body.action not in offered:
+        raise ApiError(
+            422,
+            "action_not_offered",
+            f"job {job_id} ({files.job.kind.value}) offers {', '.join(offered)}; `{body.action}` is not one of them",
+        )
+    prepared = await service.prepare_follow_up(actor, job_id, ACTIONS[body.action], body.index)
+    return created_out(await service.submit(actor, [prepared]))
+
+
+async def _file(service: ImagineService, actor: Actor, job_id: int, index: int | None) -> Path:
+    files = await service.member.job(actor, job_id)
+    if index is None:
+        path = files.job.grid_path
+        missing = f"job {job_id} has no grid ({files.job.status.value})"
+    else:
+        path = next((image.path for image in files.images if image.index == index), None)
+        missing = f"job {job_id} has no image {index} ({files.job.status.value})"
+    if path is None:
+        raise ApiError(404, "image_not_found", missing)
+    found = Path(path)
+    if not await asyncio.to_thread(found.is_file):
+        raise ApiError(404, "image_not_found", f"the files of job {job_id} are no longer kept")
+    return found
+
+
+def _image_response(path: Path, name: str) -> FileResponse:
+    media_type = IMAGE_TYPES.get(path.suffix.lower(), "application/octet-stream")
+    return FileResponse(
+        path,
+        media_type=media_type,
+        filename=f"{name}{path.suffix.lower()}",
+        content_disposition_type="inline",
+        headers={"Cache-Control": IMAGE_CACHE},
+    )
+
+
+IMAGE_BODY = {"content": {"image/png": {"schema": {"type": "string", "format": "binary"}}}}
+
+
+@router.get(
+    "/jobs/{job_id}/images/{index}",
+    response_class=FileResponse,
+    summary="One image of a job: a PNG with its parameters",
+    responses={200: {"description": "the PNG, with the A1111 parameters text chunk", **IMAGE_BODY}, **errors(404)},
+)
+async def get_image(
+    job_id: JobId,
+    index: Annotated[int, PathParam(ge=0, le=99, description="0-based place in the grid")],
+    request: Request,
+    actor: Member,
+) -> FileResponse:
+    path = await _file(service_of(request), actor, job_id, index)
+    return _image_response(path, f"imagine_{job_id}_{index}")
+
+
+@router.get(
+    "/jobs/{job_id}/grid",
+    response_class=FileResponse,
+    summary="A job's grid (JPEG; a sweep's labelled grid is a PNG)",
+    responses={
+        200: {
+            "description": "the grid image",
+            "content": {
+                "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
+                "image/png": {"schema": {"type": "string", "format": "binary"}},
+            },
+        },
+        **errors(404),
+    },
+)
+async def get_grid(job_id: JobId, request: Request, actor: Member) -> FileResponse:
+    path = await _file(service_of(request), actor, job_id, None)
+    return _image_response(path, f"imagine_{job_id}")
+
+
+@router.get(
+    "/jobs/{job_id}/events",
+    response_class=StreamingResponse,
+    summary="A job's events as Server-Sent Events",
+    responses={
+        200: {
+            "description": "`queued`, `position`, `started`, `progress`, `requeued`, then one of `completed`, "
+            "`failed`, `cancelled`; a job that ended gets its end at once",
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        },
+        **errors(404),
+    },
+)
+async def job_events(job_id: JobId, request: Request, actor: Member) -> StreamingResponse:
+    service = service_of(request)
+    await service.member.job(actor, job_id)  # 404 before the stream starts
+    stream = JobStream(request, service, feed_of(request), actor, job_id)
+    return StreamingResponse(
+        stream.events(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )

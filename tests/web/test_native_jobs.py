@@ -4,6 +4,7 @@ cancelling, and every refusal answered as JSON with the text Discord shows and n
 from __future__ import annotations
 
 import io
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -11,6 +12,7 @@ import pytest
 from PIL import Image
 
 from bot.core import ImagineService
+from config.settings import Settings
 from tests.web.conftest import bearer
 from tests.web.native import (
     API,
@@ -22,6 +24,7 @@ from tests.web.native import (
     png_bytes,
     wait_for_job,
 )
+from web.app import create_app
 
 
 def staged_files(service: ImagineService) -> set[Path]:
@@ -259,3 +262,44 @@ async def test_a_paused_queue_is_503(client: httpx.AsyncClient, member_key: str,
     assert refused.status_code == 503 and refused.json()["error"]["code"] == "queue_paused"
     resumed = await client.post(f"{API}/admin/resume", headers=bearer(moderator_key))
     assert resumed.json()["paused"] is False
+
+
+class PulledBody:
+    """A request body sent in 64 KiB chunks that counts what the server pulled."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.pulled = 0
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        chunk = b"x" * 65536
+        while self.pulled < self.size:
+            self.pulled += len(chunk)
+            yield chunk
+
+
+async def test_an_oversized_body_is_413_before_it_is_read(
+    client: httpx.AsyncClient, member_key: str, settings: Settings
+) -> None:
+    """A Content-Length over web.max_body_bytes is refused without pulling a byte of the body."""
+    limit = settings.web.max_body_bytes
+    body = PulledBody(limit + 1)
+    headers = {**bearer(member_key), "Content-Type": "application/json", "Content-Length": str(limit + 1)}
+    response = await client.post(f"{API}/jobs", content=body, headers=headers)
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "body_too_large"
+    assert body.pulled == 0
+
+
+async def test_a_chunked_body_is_cut_off_at_the_limit(
+    service: ImagineService, settings: Settings, member_key: str
+) -> None:
+    """Without a Content-Length the body is counted as it arrives and refused once past the limit."""
+    small = settings.model_copy(update={"web": settings.web.model_copy(update={"max_body_bytes": 64 * 1024})})
+    transport = httpx.ASGITransport(app=create_app(service, small))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as limited:
+        body = PulledBody(10 * 1024 * 1024)
+        headers = {**bearer(member_key), "Content-Type": "application/json"}
+        response = await limited.post(f"{API}/jobs", content=body, headers=headers)
+    assert response.status_code == 413 and response.json()["error"]["code"] == "body_too_large"
+    assert body.pulled <= 2 * 64 * 1024

@@ -106,6 +106,7 @@ class JobStream:
         self._last_sent = time.monotonic()
         self._last_poll = time.monotonic()
         self._place: Place = (0, None)
+        self._preview: bytes | None = None
 
     async def events(self) -> AsyncIterator[str]:
         """The whole stream, ending after the job's end or when the client goes."""
@@ -196,6 +197,14 @@ class JobStream:
         return self._message(kind, {"job": self._job(job, images), "message": message})
 
     def _progress(self, step: int, total: int, preview: bytes | None) -> str:
+        """A progress event; one without a preview carries the newest preview not sent yet (a lagging watcher's
+        buffer keeps only the newest progress, which may be a step without one)."""
+        if preview is None:
+            latest = self.feed.latest(self.job_id)
+            if latest is not None and latest.preview is not None and latest.preview is not self._preview:
+                preview = latest.preview
+        if preview is not None:
+            self._preview = preview
         return self._message("progress", {"step": step, "total": total, "preview": preview_uri(preview)})
 
     def _message(self, event: str, data: dict[str, Any]) -> str:

@@ -156,6 +156,8 @@ async def test_another_members_job_is_not_there(client: httpx.AsyncClient, membe
         ({"prompt": "a cat", "image": ""}, "bad_upload", "empty"),
         ({"prompt": "a cat", "image": data_uri(b"not an image")}, "bad_upload", "not an image"),
         ({"prompt": "a cat", "strenght": 0.5}, "invalid_request", "strenght"),
+        ({"prompt": "a cat", "sweeps": ["colour=1,2"]}, "bad_prompt", "colour"),
+        ({"prompt": "a cat", "lane": "slow"}, "invalid_request", "lane"),
     ],
 )
 async def test_a_bad_request_is_422_naming_what_to_fix_and_costs_nothing(

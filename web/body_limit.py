@@ -6,13 +6,18 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from web.errors import error_body
 
 
-class BodyTooLargeError(Exception):
-    """The body being read passed the limit."""
+class BodyTooLargeError(HTTPException):
+    """The body being read passed the limit. An HTTPException, so FastAPI's body parsing passes it on (as a 413)
+    instead of answering 400 "error parsing the body"."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, too_large_message(limit))
 
 
 def too_large_message(limit: int) -> str:
@@ -43,7 +48,7 @@ class BodyLimit:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    raise BodyTooLargeError()
+                    raise BodyTooLargeError(self.max_bytes)
             return message
 
         async def tracking_send(message: Message) -> None:

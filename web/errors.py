@@ -49,6 +49,8 @@ _STATUS: tuple[tuple[type[ImagineError], int], ...] = (
     (ApiKeyError, 400),
 )
 """The HTTP status of each refusal; any other ImagineError is a 400."""
+_CODES: dict[type[ImagineError], str] = {PromptError: "bad_prompt", UploadError: "bad_upload"}
+"""Codes that are not the refusal's class name (snake case, without "Error")."""
 
 
 class ApiError(Exception):
@@ -72,7 +74,7 @@ def error_status_and_code(error: ImagineError) -> tuple[int, str]:
     """The HTTP status and machine code of a refusal from the core."""
     for kind, status in _STATUS:
         if isinstance(error, kind):
-            return status, snake_case(type(error).__name__)
+            return status, _CODES.get(kind) or snake_case(type(error).__name__)
     return 400, snake_case(type(error).__name__) if type(error) is not ImagineError else "refused"
 
 

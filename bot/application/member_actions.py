@@ -31,6 +31,8 @@ class JobPlace:
 
     job: Job
     position: int
+    eta_s: float | None = None
+    """Seconds until it is likely done (queued jobs, with recent durations); None otherwise."""
 
 
 @dataclass(frozen=True)
@@ -65,7 +67,7 @@ class MemberActions:
         account = await service.ledger.member(actor.user_id)
         places = []
         for job in await service.scheduler.active_jobs(actor.user_id):
-            places.append(JobPlace(job, await service.scheduler.position(job)))
+            places.append(JobPlace(job, await service.scheduler.position(job), service.scheduler.eta_s(job.id)))
         return MemberOverview(account.balance, account.tier, account.banned, preferences, tuple(places))
 
     async def cancel(self, actor: Actor, job_id: int | None = None) -> Job:

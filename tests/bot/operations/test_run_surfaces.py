@@ -66,7 +66,7 @@ def test_without_a_token_run_serves_the_web_and_stops_cleanly(tmp_path: Path, st
             if not line:
                 break
             lines.append(line)
-            if "web UI and APIs at" in line:
+            if "Application startup complete" in line:
                 break
         assert any(f"http://127.0.0.1:{port}" in line for line in lines), "".join(lines)
         status, body = get(f"http://127.0.0.1:{port}/api/openapi.json")

@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,19 +14,12 @@ from fastapi import FastAPI
 
 from bot.core import ImagineService
 from config.settings import Settings
+from web import a1111_api, metrics_route, native_api, pages
 from web.body_limit import BodyLimit
 from web.errors import install_error_handlers
 from web.feed import JobFeed
 
 log = logging.getLogger(__name__)
-
-ROUTERS = (
-    ("web.native_api", "/api/v1"),
-    ("web.a1111_api", "/sdapi/v1"),
-    ("web.metrics_route", ""),
-    ("web.pages", ""),
-)
-"""Each surface's router module and its prefix."""
 
 API_DESCRIPTION = """\
 imaginebot's HTTP APIs. Sign in with an API key (`/apikey` in Discord, or `python -m bot apikey create`) as
@@ -62,13 +54,9 @@ def create_app(service: ImagineService, settings: Settings) -> FastAPI:
     app.state.feed = feed
     feed.attach(service.events.subscribe)
     install_error_handlers(app)
-    for module_name, prefix in ROUTERS:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as error:
-            if error.name != module_name:
-                raise
-            continue
-        app.include_router(module.router, prefix=prefix)
+    app.include_router(native_api.router, prefix="/api/v1")
+    app.include_router(a1111_api.router, prefix="/sdapi/v1")
+    app.include_router(metrics_route.router)
+    app.include_router(pages.router)
     app.add_middleware(BodyLimit, max_bytes=settings.web.max_body_bytes)
     return app

@@ -15,7 +15,7 @@ import bot.core
 import web
 from tests.cogs.test_imports import CORE_PARTS, FACE, imports_of, modules_of, source_of
 
-WEB_LIBRARIES = ("fastapi", "starlette", "pydantic", "uvicorn", "jinja2", "prometheus_client", "web")
+WEB_LIBRARIES = ("fastapi", "starlette", "pydantic", "uvicorn", "jinja2", "prometheus_client", "PIL", "web")
 SETTINGS = ("config.settings", "config.web_settings")
 
 

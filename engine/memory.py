@@ -52,9 +52,38 @@ def quantization_config(mode: str, dtype: torch.dtype = torch.float16) -> Any:
             quant_kwargs={"load_in_4bit": True, "bnb_4bit_quant_type": "nf4", "bnb_4bit_compute_dtype": dtype},
             components_to_quantize=["unet"],
         )
+    say_cast_once()
     return PipelineQuantizationConfig(
         quant_backend="bitsandbytes_8bit", quant_kwargs={"load_in_8bit": True}, components_to_quantize=["unet"]
     )
+
+
+CAST_WARNING = "MatMul8bitLt: inputs will be cast"
+"""bitsandbytes' 8-bit layers log this on every call when the engine computes in bf16 (thousands per image)."""
+
+
+class OnceFilter(logging.Filter):
+    """Lets a log message that starts with ``prefix`` through once, then drops its repeats."""
+
+    def __init__(self, prefix: str) -> None:
+        super().__init__()
+        self.prefix = prefix
+        self.seen = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.getMessage().startswith(self.prefix):
+            return True
+        if self.seen:
+            return False
+        self.seen = True
+        return True
+
+
+def say_cast_once() -> None:
+    """Keep bitsandbytes' per-call cast warning of 8-bit layers to one line per engine (installed once)."""
+    logger = logging.getLogger("bitsandbytes.autograd._functions")
+    if not any(isinstance(item, OnceFilter) for item in logger.filters):
+        logger.addFilter(OnceFilter(CAST_WARNING))
 
 
 def choose_offload(requested: str, free_bytes: int | None, weight_bytes: int) -> str:

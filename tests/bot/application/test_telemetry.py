@@ -13,13 +13,8 @@ import pytest
 
 from bot.actors import Actor
 from bot.application.service import ImagineService
-from bot.application.telemetry import (
-    FAILURE_REASONS,
-    Histogram,
-    Telemetry,
-    failure_reason,
-    refusal_code,
-)
+from bot.application.telemetry import Telemetry
+from bot.application.telemetry_rules import FAILURE_REASONS, Histogram, failure_reason, refusal_code
 from bot.errors import (
     BannedError,
     DuplicateJobError,

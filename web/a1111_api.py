@@ -258,6 +258,7 @@ def _refusal(error: A1111RequestError) -> ApiError:
 
 def decode_image(text: str, limits: UploadLimits, what: str) -> bytes:
     """An image sent as base64 or a ``data:`` URI, refused by its size before it is decoded. Raises UploadError."""
+    text = text.strip()
     match = DATA_URI.match(text[:200])
     if match is not None:
         if ";base64" not in match.group("parameters").lower():
@@ -500,6 +501,12 @@ async def upscalers() -> list[NamedItem]:
     return []
 
 
+@router.get("/latent-upscale-modes", response_model=list[NamedItem])
+async def latent_upscale_modes() -> list[NamedItem]:
+    """None: there is no hires fix here (``enable_hr`` is accepted and ignored)."""
+    return []
+
+
 @router.get("/prompt-styles", response_model=list[NamedItem])
 async def prompt_styles() -> list[NamedItem]:
     """No styles here (a ``styles`` field is accepted and ignored)."""
@@ -661,12 +668,13 @@ def _user_comment(comment: bytes) -> str | None:
 async def png_info(request: Request, body: PngInfoRequest) -> PngInfoResponse:
     """The generation parameters an image carries, as text and parsed."""
     limits = _service(request).upload_limits
-    data = await asyncio.to_thread(decode_image, body.image.strip(), limits, "image")
+    data = await asyncio.to_thread(decode_image, body.image, limits, "image")
     text, items = await asyncio.to_thread(read_metadata, data, limits)
     return PngInfoResponse(info=text, items=items, parameters=parse_infotext(text))
 
 
-@router.post("/interrogate", status_code=501, response_model=ErrorBody, responses=_errors(501))
+@router.post("/interrogate", status_code=501, response_model=ErrorBody, include_in_schema=False)
 async def interrogate() -> ErrorBody:
-    """Not available: this server cannot describe images yet."""
+    """Not available: this server cannot describe images yet (left out of the OpenAPI document, which lists what
+    works)."""
     raise ApiError(501, "not_implemented", "interrogate is not available on this server: it cannot describe images")

@@ -148,7 +148,8 @@ async def test_the_lists_clients_read_at_start_up(client: httpx.AsyncClient, mem
         {"title": "tiny", "model_name": "tiny", "hash": None, "sha256": None, "filename": "tiny", "config": None}
     ]
     assert (await client.get("/sdapi/v1/embeddings", headers=headers)).json() == {"loaded": {}, "skipped": {}}
-    for path in ("/sdapi/v1/upscalers", "/sdapi/v1/sd-vae", "/sdapi/v1/prompt-styles", "/sdapi/v1/face-restorers"):
+    empty = ("upscalers", "latent-upscale-modes", "sd-vae", "prompt-styles", "face-restorers", "hypernetworks")
+    for path in (f"/sdapi/v1/{name}" for name in empty):
         assert (await client.get(path, headers=headers)).json() == []
     flags = (await client.get("/sdapi/v1/cmd-flags", headers=headers)).json()
     assert flags["api"] is True

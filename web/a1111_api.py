@@ -43,7 +43,6 @@ from bot.core import (
     ImagineService,
     Job,
     JobFiles,
-    JobNotFoundError,
     Lane,
     Prepared,
     ReceivedImage,
@@ -606,7 +605,7 @@ async def _cancel(request: Request, actor: Actor, *, whole_requests: bool) -> Ca
     for job in targets:
         try:
             await service.member.cancel(actor, job.id)
-        except (JobNotFoundError, ImagineError) as error:  # it ended meanwhile
+        except ImagineError as error:  # it ended meanwhile
             log.info("A1111 cancel of job %s: %s", job.id, error)
             continue
         cancelled.append(job.id)

@@ -1,0 +1,73 @@
+"""/blend: 2 to 5 images mixed into one grid through the IP-Adapter, with an empty text prompt. Pure: no I/O.
+
+The job is a text-to-image job of the member's model (their /settings for model, steps and sampler apply) whose
+only prompt is its images: each goes through the adapter's image encoder and their embeddings are averaged in the
+engine. ``dimensions`` picks the shape as Midjourney's does: portrait 2:3, square 1:1, landscape 3:2.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from bot.errors import PromptError
+from bot.jobs import Kind
+from bot.requests.image_prompts import MAX_IMAGE_PROMPTS, with_image_prompts
+from bot.requests.preferences import Preferences, apply_preferences
+from bot.requests.preparation import Prepared, build_params, prompt_limits, random_seed, usable_models
+from bot.requests.prompt import ParsedPrompt
+from bot.requests.request_options import ImageInput
+from config.settings import Settings
+
+MIN_BLEND_IMAGES = 2
+MAX_BLEND_IMAGES = MAX_IMAGE_PROMPTS
+BLEND_DIMENSIONS: dict[str, tuple[int, int]] = {"portrait": (2, 3), "square": (1, 1), "landscape": (3, 2)}
+"""/blend's ``dimensions`` and the aspect ratio each stands for."""
+
+
+def blend_label(images: int, dimensions: str) -> str:
+    """What a blend job shows as its prompt (it renders an empty text prompt)."""
+    return f"blend of {images} images ({dimensions})"
+
+
+def check_blend(images: int, dimensions: str) -> tuple[int, int]:
+    """The aspect ratio of a blend of ``images`` images in ``dimensions``. Raises PromptError naming what to
+    change."""
+    if not MIN_BLEND_IMAGES <= images <= MAX_BLEND_IMAGES:
+        raise PromptError(
+            f"/blend mixes {MIN_BLEND_IMAGES} to {MAX_BLEND_IMAGES} images; {images} were given. "
+            f"Attach {MIN_BLEND_IMAGES} to {MAX_BLEND_IMAGES} images",
+            flag="images",
+        )
+    if dimensions not in BLEND_DIMENSIONS:
+        raise PromptError(
+            f"`{dimensions}` is not a /blend shape; use one of: {', '.join(BLEND_DIMENSIONS)}", flag="dimensions"
+        )
+    return BLEND_DIMENSIONS[dimensions]
+
+
+def prepare_blend(
+    settings: Settings,
+    images: int,
+    dimensions: str = "square",
+    preferences: Preferences | None = None,
+    *,
+    owner: bool = False,
+) -> list[Prepared]:
+    """The one job of a /blend of ``images`` images (announced: received and attached later), checked against
+    every rule before anything is charged: the count, the shape, the member's model and its IP-Adapter. Raises
+    PromptError."""
+    aspect = check_blend(images, dimensions)
+    parsed = ParsedPrompt(text="", aspect=aspect, flags=("ar",))  # the shape is the command's, not /settings'
+    if preferences is not None:
+        limits = prompt_limits(settings, owner=owner)
+        parsed = apply_preferences(parsed, replace(preferences, aspect=None), limits)
+        if parsed.model is not None and parsed.model not in usable_models(settings, owner=owner):
+            raise PromptError(
+                f"your default model `{parsed.model}` (from /settings) is not available on this server any more; "
+                "choose another in /settings",
+                flag="model",
+            )
+    params = build_params(parsed, settings, random_seed(), owner=owner)
+    announced = tuple(ImageInput.announced() for _ in range(images))
+    params = with_image_prompts(params, settings, attachments=announced, owner=owner)
+    return [Prepared(Kind.BLEND, blend_label(images, dimensions), params)]

@@ -11,10 +11,14 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from PIL import Image, PngImagePlugin
 
-from bot.core import ImagineService
+from bot.core import ImagineService, UploadError, UploadLimits
 from tests.web.conftest import MEMBER_ID, bearer
+from web import a1111_api
+from web.a1111_common import decode_a1111_image
+from web.errors import install_error_handlers
 
 INFO_KEYS = {
     "prompt",
@@ -127,6 +131,19 @@ async def test_every_route_needs_a_key(client: httpx.AsyncClient, method: str, p
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "unauthorized"
     assert "Basic" in response.headers["www-authenticate"]
+
+
+async def test_internal_ping_answers_an_empty_object_to_a_valid_key(service: ImagineService, member_key: str) -> None:
+    """GET /internal/ping (SillyTavern's connection test, outside /sdapi/v1): {} with a key, 401 without one."""
+    app = FastAPI()
+    app.state.service = service
+    install_error_handlers(app)
+    app.include_router(a1111_api.internal_router)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as client:
+        answer = await client.get("/internal/ping", headers=basic(member_key))
+        refused = await client.get("/internal/ping")
+    assert (answer.status_code, answer.json()) == (200, {})
+    assert (refused.status_code, refused.json()["error"]["code"]) == (401, "unauthorized")
 
 
 async def test_the_lists_clients_read_at_start_up(client: httpx.AsyncClient, member_key: str) -> None:
@@ -251,6 +268,35 @@ async def test_an_img2img_without_a_usable_image_is_422(
     assert response.status_code == 422
     assert response.json()["error"]["code"] == code
     assert await job_count(service) == 0
+
+
+PNG_BYTES = b"\x89PNG\r\n\x1a\n fake"
+PNG_B64 = base64.b64encode(PNG_BYTES).decode()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (PNG_B64, PNG_BYTES),
+        (f"  data:image/png;base64,{PNG_B64}\n", PNG_BYTES),
+        (f"\n{PNG_B64[:8]}\n{PNG_B64[8:]}  ", PNG_BYTES),
+        ("https://example.com/a.png", "is a URL; this server does not fetch URLs"),
+        ("  http://example.com/a.png", "is a URL"),
+        ("data:image/png,rawbytes", "data URI is not base64"),
+        ("this is not base64!", "is not valid base64"),
+        ("   ", "is empty"),
+        ("@" * 24, "the limit is"),
+    ],
+)
+def test_an_image_sent_as_text_decodes_or_says_what_to_send(text: str, expected: bytes | str) -> None:
+    """Base64 or a data URI, surrounding whitespace ignored; a URL, a text data URI, bad base64, nothing, or too
+    many bytes (refused by its length before decoding: this text is no base64 at all) says what to send instead."""
+    limits = UploadLimits(max_bytes=16)
+    if isinstance(expected, bytes):
+        assert decode_a1111_image(text, limits, "init image") == expected
+    else:
+        with pytest.raises(UploadError, match=expected):
+            decode_a1111_image(text, limits, "init image")
 
 
 async def test_png_info_reads_a_pngs_parameters_and_a_jpegs_exif(client: httpx.AsyncClient, member_key: str) -> None:

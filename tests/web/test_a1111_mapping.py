@@ -1,5 +1,6 @@
-"""The A1111 API in our words and back (web/a1111_mapping.py): samplers both ways, requests as prompt text and
-options, finished jobs as A1111's info and parameters, and parameters text parsed as A1111 parses it."""
+"""The A1111 API in our words and back (the pure modules web/a1111_requests, a1111_samplers, a1111_mapping and
+a1111_info): samplers both ways, requests as prompt text and options, finished jobs as A1111's info and parameters,
+and parameters text parsed as A1111 parses it."""
 
 from __future__ import annotations
 
@@ -13,25 +14,10 @@ from bot.requests.permutations import expand_permutations
 from bot.requests.prompt import PromptLimits, clean_text, parse_prompt
 from engine.metadata import ImageParameters, format_parameters
 from engine.samplers import SAMPLERS
-from web.a1111_mapping import (
-    A1111_SAMPLERS,
-    A1111RequestError,
-    Img2ImgRequest,
-    Txt2ImgRequest,
-    a1111_sampler,
-    filled_parameters,
-    format_cfg,
-    generation_info,
-    iteration_seeds,
-    parse_infotext,
-    progress_and_eta,
-    prompt_text,
-    requested_size,
-    resolve_checkpoint,
-    resolve_sampler,
-    sampler_items,
-    translate,
-)
+from web.a1111_info import filled_parameters, generation_info, parse_infotext, progress_and_eta
+from web.a1111_mapping import format_cfg, iteration_seeds, prompt_text, requested_size, resolve_checkpoint, translate
+from web.a1111_requests import A1111RequestError, Img2ImgRequest, Txt2ImgRequest
+from web.a1111_samplers import A1111_SAMPLERS, a1111_sampler, resolve_sampler, sampler_items
 
 ENGINE = tuple(SAMPLERS)
 TURBO = ("euler_a_trailing", "euler_trailing")

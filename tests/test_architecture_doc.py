@@ -34,7 +34,7 @@ def test_no_module_over_400_lines() -> None:
     """Small modules: none of bot/, cogs/, engine/ or config/ grows past 400 lines."""
     long = {
         str(path.relative_to(ROOT)): count
-        for room in ("bot", "cogs", "engine", "config")
+        for room in ("bot", "cogs", "engine", "config", "web")
         for path in (ROOT / room).rglob("*.py")
         if (count := len(path.read_text().splitlines())) > 400
     }

@@ -56,6 +56,7 @@ def create_app(service: ImagineService, settings: Settings) -> FastAPI:
     install_error_handlers(app)
     app.include_router(native_api.router, prefix="/api/v1")
     app.include_router(a1111_api.router, prefix="/sdapi/v1")
+    app.include_router(a1111_api.internal_router)
     app.include_router(metrics_route.router)
     app.include_router(pages.router)
     app.add_middleware(BodyLimit, max_bytes=settings.web.max_body_bytes)

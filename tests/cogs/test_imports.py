@@ -9,7 +9,7 @@ from __future__ import annotations
 import ast
 import pkgutil
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -70,28 +70,25 @@ def test_discovery_finds_every_cog() -> None:
     assert {"cogs.imagine", "cogs.member", "cogs.admin", "cogs.presenter", "cogs.results"} <= set(modules_of(cogs))
 
 
-@pytest.mark.parametrize("module", modules_of(cogs))
-def test_cogs_import_only_the_core_face_and_discord(module: str) -> None:
-    """No cog imports bot.storage.store, bot.scheduling.scheduler, bot.scheduling.ledger, bot.running.worker, engine/,
-    config/ or any other core part."""
-    wrong = [f"line {line}: {name}" for name, _names, line in imports_of(module) if not allowed_for_cogs(name)]
-    assert not wrong, f"{module} imports past the core's public face: {wrong}"
+def imports_past_the_face(module: str, allowed: Callable[[str], bool]) -> list[str]:
+    """The imports of ``module`` that ``allowed`` refuses, as ``line N: name``."""
+    return [f"line {line}: {name}" for name, _names, line in imports_of(module) if not allowed(name)]
 
 
-@pytest.mark.parametrize("module", modules_of(cogs))
-def test_cogs_import_only_what_the_face_exports(module: str) -> None:
-    """Every name a cog takes from bot.core is in its ``__all__`` (the face is a deliberate list)."""
+def names_not_exported(module: str) -> list[str]:
+    """The names ``module`` takes from bot.core that are not in its ``__all__``, as ``line N: [names]``."""
     exported = set(bot.core.__all__)
-    for name, names, line in imports_of(module):
-        if name == FACE:
-            assert set(names) <= exported, f"{module} line {line}: {sorted(set(names) - exported)} not exported"
+    return [
+        f"line {line}: {sorted(set(names) - exported)}"
+        for name, names, line in imports_of(module)
+        if name == FACE and not set(names) <= exported
+    ]
 
 
-@pytest.mark.parametrize("module", modules_of(cogs))
-def test_cogs_do_not_reach_into_the_service(module: str) -> None:
-    """No ``….service.store`` (queue, ledger, worker, engine, moderation, preferences): actions are core methods."""
+def reaches_into_the_service(module: str) -> list[str]:
+    """Every ``service.<core part>`` in ``module``, as ``line N: service.part``."""
     tree = ast.parse(source_of(module).read_text())
-    reached = [
+    return [
         f"line {node.lineno}: service.{node.attr}"
         for node in ast.walk(tree)
         if isinstance(node, ast.Attribute)
@@ -99,6 +96,26 @@ def test_cogs_do_not_reach_into_the_service(module: str) -> None:
         and isinstance(node.value, ast.Attribute | ast.Name)
         and (node.value.attr if isinstance(node.value, ast.Attribute) else node.value.id) == "service"
     ]
+
+
+@pytest.mark.parametrize("module", modules_of(cogs))
+def test_cogs_import_only_the_core_face_and_discord(module: str) -> None:
+    """No cog imports bot.storage.store, bot.scheduling.scheduler, bot.scheduling.ledger, bot.running.worker, engine/,
+    config/ or any other core part."""
+    wrong = imports_past_the_face(module, allowed_for_cogs)
+    assert not wrong, f"{module} imports past the core's public face: {wrong}"
+
+
+@pytest.mark.parametrize("module", modules_of(cogs))
+def test_cogs_import_only_what_the_face_exports(module: str) -> None:
+    """Every name a cog takes from bot.core is in its ``__all__`` (the face is a deliberate list)."""
+    assert not names_not_exported(module), f"{module}: {names_not_exported(module)} not exported"
+
+
+@pytest.mark.parametrize("module", modules_of(cogs))
+def test_cogs_do_not_reach_into_the_service(module: str) -> None:
+    """No ``….service.store`` (queue, ledger, worker, engine, moderation, preferences): actions are core methods."""
+    reached = reaches_into_the_service(module)
     assert not reached, f"{module} reaches into the core: {reached}"
 
 

@@ -6,14 +6,18 @@ Modules are discovered with pkgutil, so a new route module is covered without ed
 
 from __future__ import annotations
 
-import ast
 import sys
 
 import pytest
 
-import bot.core
 import web
-from tests.cogs.test_imports import CORE_PARTS, FACE, imports_of, modules_of, source_of
+from tests.cogs.test_imports import (
+    FACE,
+    imports_past_the_face,
+    modules_of,
+    names_not_exported,
+    reaches_into_the_service,
+)
 
 WEB_LIBRARIES = ("fastapi", "starlette", "pydantic", "uvicorn", "jinja2", "prometheus_client", "PIL", "web")
 SETTINGS = ("config.settings", "config.web_settings")
@@ -34,29 +38,18 @@ def test_discovery_finds_the_web_surface() -> None:
 @pytest.mark.parametrize("module", modules_of(web))
 def test_the_web_imports_only_the_core_face_settings_and_web_libraries(module: str) -> None:
     """No web module imports bot.storage, bot.scheduling, bot.running, bot.requests, engine/ or the like."""
-    wrong = [f"line {line}: {name}" for name, _names, line in imports_of(module) if not allowed_for_web(name)]
+    wrong = imports_past_the_face(module, allowed_for_web)
     assert not wrong, f"{module} imports past the core's public face: {wrong}"
 
 
 @pytest.mark.parametrize("module", modules_of(web))
 def test_the_web_imports_only_what_the_face_exports(module: str) -> None:
     """Every name taken from bot.core is in its ``__all__``."""
-    exported = set(bot.core.__all__)
-    for name, names, line in imports_of(module):
-        if name == FACE:
-            assert set(names) <= exported, f"{module} line {line}: {sorted(set(names) - exported)} not exported"
+    assert not names_not_exported(module), f"{module}: {names_not_exported(module)} not exported"
 
 
 @pytest.mark.parametrize("module", modules_of(web))
 def test_the_web_does_not_reach_into_the_service(module: str) -> None:
     """No ``service.store`` (queue, scheduler, ledger, worker, engine, moderation, preferences, admission)."""
-    tree = ast.parse(source_of(module).read_text())
-    reached = [
-        f"line {node.lineno}: service.{node.attr}"
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Attribute)
-        and node.attr in CORE_PARTS
-        and isinstance(node.value, ast.Attribute | ast.Name)
-        and (node.value.attr if isinstance(node.value, ast.Attribute) else node.value.id) == "service"
-    ]
+    reached = reaches_into_the_service(module)
     assert not reached, f"{module} reaches into the core: {reached}"

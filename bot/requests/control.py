@@ -47,14 +47,12 @@ def check_control_mode(mode: str) -> str:
 
 
 def offered_controlnets(settings: Settings, model: str) -> dict[str, ControlNetSpec]:
-    """The ControlNets a job on ``model`` may use: the owner's ``[controlnets.NAME]``, and the built-in tiny ones only
-    for a tiny model (on a real model their random weights would only spoil the image)."""
-    tiny_model = settings.registry[model].source.startswith(TINY_PREFIX)
-    return {
-        name: spec
-        for name, spec in controlnet_registry(settings.controlnets).items()
-        if tiny_model or name not in BUILTIN_CONTROLNETS or name in settings.controlnets
-    }
+    """The ControlNets a job on ``model`` may use, in order of preference: the owner's ``[controlnets.NAME]``, then
+    the built-in tiny ones, only for a tiny model (on a real model their random weights would spoil the image)."""
+    offered = dict(settings.controlnets)
+    if settings.registry[model].source.startswith(TINY_PREFIX):
+        offered.update((name, spec) for name, spec in BUILTIN_CONTROLNETS.items() if name not in offered)
+    return offered
 
 
 def choose_controlnet(settings: Settings, model: str, mode: str, requested: str | None = None) -> str:

@@ -12,6 +12,7 @@ import math
 from bot.jobs import Lane, RenderParams
 from bot.requests.sweep_spec import cell_steps
 from config.policy import CreditsSettings
+from engine.prompt_weights import stopped_steps
 
 
 def lane_multiplier(lane: Lane, credits: CreditsSettings) -> float:
@@ -44,11 +45,12 @@ def work_units(width: int, height: int, steps: int, images: int, credits: Credit
 
 
 def job_work(params: RenderParams, credits: CreditsSettings) -> float:
-    """The work a job really does: a sweep is the sum of its cells, each at its own (maybe swept) steps."""
+    """The work a job really does: a sweep is the sum of its cells, each at its own (maybe swept) steps; with
+    ``--stop`` only the steps that run (:func:`engine.prompt_weights.stopped_steps`)."""
     if not params.sweep:
-        return work_units(params.width, params.height, params.steps, params.images, credits)
+        return work_units(params.width, params.height, stopped_steps(params.steps, params.stop), params.images, credits)
     return sum(
-        work_units(params.width, params.height, steps, params.images, credits)
+        work_units(params.width, params.height, stopped_steps(steps, params.stop), params.images, credits)
         for steps in cell_steps(params.sweep, params.steps)
     )
 

@@ -8,12 +8,25 @@ guidance, as ``--no`` does).
 
 from __future__ import annotations
 
+from typing import Any
+
 from bot.errors import PromptError
 from bot.jobs import RenderParams
 from bot.requests.model_limits import GUIDANCE_ABOVE, job_cfgs
 from bot.requests.multi_prompt import quality_steps
 from bot.requests.prompt import MAX_CFG, ParsedPrompt
 from config.model_registry import ModelSpec
+
+
+def prompt_flag_fields(parsed: ParsedPrompt) -> dict[str, Any]:
+    """The fields of a job's parameters the multi-prompt, ``--chaos`` and ``--stop`` set (their defaults when
+    not used)."""
+    return {"weighted_prompts": parsed.weighted_prompts, "chaos": parsed.chaos, "stop": parsed.stop}
+
+
+def part_texts(params: RenderParams) -> list[str]:
+    """Each part of a multi-prompt on its own, for moderation (empty for a plain prompt)."""
+    return [text for text, _weight in params.weighted_prompts]
 
 
 def quality_applied(parsed: ParsedPrompt, steps: int, spec: ModelSpec, name: str, server_max_steps: int) -> int:

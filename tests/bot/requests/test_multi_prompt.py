@@ -252,3 +252,15 @@ def test_a_reroll_keeps_the_parts_chaos_and_stop(settings: Settings) -> None:
         50,
     )
     assert _credits_of(settings, reroll.params, kind="reroll") == _credits_of(settings, params)
+
+
+def test_an_upscale_finishes_a_stopped_image_and_is_priced_for_every_step(settings: Settings) -> None:
+    """As on Midjourney, --stop does not apply to an upscale; a variation keeps it (and its chaos)."""
+    params = _one(settings, "a cat --chaos 30 --stop 50")
+    parent = Job(9, 1, Kind.IMAGINE, Status.COMPLETED, Lane.FAST, "a cat", params, Origin(), 0.0)
+    images = [ImageResult(9, index, f"/img/{index}.png", 1 + index, 64, 64) for index in range(4)]
+    upscale = prepare_follow_up(settings, parent, images, Action.UPSCALE, 0)
+    assert (upscale.params.stop, upscale.params.chaos) == (100, 30)
+    assert _credits_of(settings, upscale.params, kind="upscale") == 8  # 128x128 at 4 steps, at the upscale's 0.5
+    variation = prepare_follow_up(settings, parent, images, Action.VARY, 1)
+    assert (variation.params.stop, variation.params.chaos) == (50, 30)

@@ -27,11 +27,13 @@ from config.safety_settings import SafetySettings
 from engine.protocol import RenderTask, TaskDone
 
 if TYPE_CHECKING:
-    from bot.jobs import Origin
+    from bot.jobs import Job, Origin
 
 DISCORD_SOURCE = "discord"
 NSFW_CHANNEL = "nsfw-channel"
 """Why a job was not checked: its Discord channel is age-restricted."""
+UNRENDERED_KINDS = frozenset({"describe"})
+"""Job kinds that render no image (/describe shows the member's own upload with its prompts): never checked."""
 
 
 class SafetyDecision(StrEnum):
@@ -128,10 +130,10 @@ class SafetyVerdictError(Exception):
     """The engine did not check a job it was asked to check (a verdict per image is missing)."""
 
 
-def decide(settings: SafetySettings, origin: Origin) -> SafetyDecision:
-    """Whether a job from ``origin`` is checked. Only a Discord channel can be age-restricted: the web and the command
-    line are checked whenever the check is on."""
-    if not settings.enabled:
+def decide(settings: SafetySettings, origin: Origin, kind: str = "") -> SafetyDecision:
+    """Whether a job of ``kind`` from ``origin`` is checked. Only a Discord channel can be age-restricted: the web and
+    the command line are checked whenever the check is on. A kind that renders nothing is never checked."""
+    if not settings.enabled or str(kind) in UNRENDERED_KINDS:
         return SafetyDecision.OFF
     if origin.source == DISCORD_SOURCE and origin.nsfw:
         return SafetyDecision.NSFW_CHANNEL
@@ -140,7 +142,7 @@ def decide(settings: SafetySettings, origin: Origin) -> SafetyDecision:
 
 def with_safety_check(task: RenderTask, settings: SafetySettings, origin: Origin) -> RenderTask:
     """``task``, asking the engine for a check when :func:`decide` says so."""
-    if decide(settings, origin) is SafetyDecision.CHECK:
+    if decide(settings, origin, task.kind) is SafetyDecision.CHECK:
         return dataclasses.replace(task, safety_check=True)
     return task
 
@@ -165,9 +167,9 @@ def verdict(decision: SafetyDecision, flags: Sequence[str], image_count: int) ->
     return JobSafety(SafetyState.FLAGGED, reasons, flagged)
 
 
-def job_verdict(settings: SafetySettings, origin: Origin, done: TaskDone) -> JobSafety:
-    """The verdict of a finished job from ``origin`` (see :func:`verdict`). Raises SafetyVerdictError."""
-    return verdict(decide(settings, origin), done.safety, len(done.paths))
+def job_verdict(settings: SafetySettings, job: Job, done: TaskDone) -> JobSafety:
+    """The verdict of a finished job (see :func:`verdict`). Raises SafetyVerdictError."""
+    return verdict(decide(settings, job.origin, job.kind), done.safety, len(done.paths))
 
 
 def withholds(settings: SafetySettings, safety: JobSafety) -> bool:

@@ -56,6 +56,17 @@ def test_who_is_checked(settings: SafetySettings, origin: Origin, expected: Safe
     assert decide(settings, origin) is expected
 
 
+@pytest.mark.parametrize("kind", ["imagine", "upscale", "sweep", "img2img"])
+def test_every_kind_that_renders_is_checked(kind: str) -> None:
+    """Whatever the engine renders is checked."""
+    assert decide(ON, DISCORD, kind) is SafetyDecision.CHECK
+
+
+def test_a_kind_that_renders_nothing_is_not_checked() -> None:
+    """/describe shows the member's own upload: no render to check."""
+    assert decide(ON, DISCORD, "describe") is SafetyDecision.OFF
+
+
 @pytest.mark.parametrize(("origin", "asks"), [(DISCORD, True), (NSFW_DISCORD, False), (WEB, True), (CLI, True)])
 def test_the_engine_task_asks_for_the_check_as_decided(origin: Origin, asks: bool) -> None:
     """The task the worker sends carries the decision."""

@@ -12,9 +12,7 @@ Progress, previews and cancel are :func:`engine.render.denoise`'s, as for every 
 from __future__ import annotations
 
 import logging
-from typing import Any
 
-import diffusers
 from PIL import Image, ImageOps
 
 from engine.control_maps import control_map
@@ -25,24 +23,6 @@ from engine.protocol import ControlNetEntry, RenderTask
 from engine.render import Hooks, ImageInfo, Rendered, check_size, check_strength, denoise, load_image
 
 log = logging.getLogger(__name__)
-
-_AUTO_PIPELINES = {"txt2img": diffusers.AutoPipelineForText2Image, "img2img": diffusers.AutoPipelineForImage2Image}
-
-
-def control_pipeline(model: LoadedModel, kind: str, controlnet: Any) -> Any:
-    """The ControlNet pipeline of ``kind`` (``txt2img`` or ``img2img``) sharing ``model``'s components, kept with the
-    model until another ControlNet takes its place."""
-    if kind not in _AUTO_PIPELINES:
-        raise ValueError(f"a ControlNet job runs as txt2img or img2img, not {kind!r}")
-    key = f"controlnet-{kind}"
-    held = model._derived.get(key)
-    if held is not None and held[0] is controlnet:
-        return held[1]
-    pipe = _AUTO_PIPELINES[kind].from_pipe(model.pipeline, controlnet=controlnet)
-    pipe.set_progress_bar_config(disable=True)
-    model._derived[key] = (controlnet, pipe)
-    log.debug("made %s for model %s", type(pipe).__name__, model.name)
-    return pipe
 
 
 def check_family(entry: ControlNetEntry, model: LoadedModel) -> None:

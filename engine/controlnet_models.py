@@ -11,7 +11,7 @@ import logging
 import time
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -22,6 +22,9 @@ from engine.control_sources import control_source_kind, control_source_problem, 
 from engine.model_sources import TINY_PREFIX
 from engine.protocol import ControlNetEntry, EngineConfig
 from engine.tiny_controlnet import ensure_tiny_control
+
+if TYPE_CHECKING:
+    from engine.pipelines import LoadedModel
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +134,26 @@ class ControlModels:
             return predicted[0].float().cpu().numpy()
 
         return estimate
+
+
+def control_pipeline(model: LoadedModel, kind: str, controlnet: Any) -> Any:
+    """The ControlNet pipeline of ``kind`` (``txt2img`` or ``img2img``) sharing ``model``'s components, kept with the
+    model until another ControlNet takes its place. ``AutoPipelineFor…from_pipe`` keeps the model's dtype (a
+    pipeline class's own ``from_pipe`` without a dtype would cast the shared weights to fp32)."""
+    import diffusers
+
+    auto = {"txt2img": diffusers.AutoPipelineForText2Image, "img2img": diffusers.AutoPipelineForImage2Image}
+    if kind not in auto:
+        raise ValueError(f"a ControlNet job runs as txt2img or img2img, not {kind!r}")
+    key = f"controlnet-{kind}"
+    held = model._derived.get(key)
+    if held is not None and held[0] is controlnet:
+        return held[1]
+    pipe = auto[kind].from_pipe(model.pipeline, controlnet=controlnet)
+    pipe.set_progress_bar_config(disable=True)
+    model._derived[key] = (controlnet, pipe)
+    log.debug("made %s for model %s", type(pipe).__name__, model.name)
+    return pipe
 
 
 def _first_line(error: BaseException) -> str:

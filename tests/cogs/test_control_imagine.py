@@ -50,6 +50,7 @@ async def test_imagine_with_a_control_image_posts_a_controlnet_grid_and_v1_keeps
     assert await discord_env.bot.service.ledger.balance(cleo.id) == int(shown[2])
     await wait_until(discord_env, lambda: bool(posts(channel)), what="the ControlNet grid")
     [post] = posts(channel)
+    assert "**ControlNet** tiny-controlnet (scribble, --cw 0.8)" in post.embeds[0].description
     text = read_parameters(await post.attachments[0].read()) or ""
     assert 'ControlNet 0: "Module: scribble, Model: tiny-controlnet, Weight: 0.8"' in text
     [(kind, status, _params)] = await _jobs(discord_env)

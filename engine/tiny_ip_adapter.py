@@ -126,7 +126,8 @@ def build_ip_adapter(
         weights = ip_adapter_weights(unet_config, vision_config.projection_dim)
         torch.manual_seed(seed)
         encoder = CLIPVisionModelWithProjection(vision_config)
-    save_file({key: value.to(dtype).contiguous() for key, value in weights.items()}, str(target / ADAPTER_WEIGHTS))
+    stored = {key: value.to(dtype).contiguous().cpu() for key, value in weights.items()}
+    save_file(stored, str(target / ADAPTER_WEIGHTS))
     encoder.to(dtype).save_pretrained(target / IMAGE_ENCODER, safe_serialization=True)
     side = vision_config.image_size
     processor = CLIPImageProcessor(size={"shortest_edge": side}, crop_size={"height": side, "width": side})

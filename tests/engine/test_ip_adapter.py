@@ -219,3 +219,29 @@ def test_tasks_with_image_prompts_never_share_a_call(root: Path) -> None:
     assert batch_key(plain[0]) is not None
     assert batch_key(prompted[0]) is None
     assert [[task.job_id for task in group] for group in group_tasks([*plain, *prompted], 4)] == [[1, 2], [3], [4]]
+
+
+@pytest.mark.slow
+def test_a_fused_qkv_unet_takes_the_adapter_and_stays_fused(root: Path, pictures: list[str]) -> None:
+    """With fused QKV projections (the CUDA default for SD1.5) an image-prompted job runs, and the plain job after it
+    gives the pixels it gave before, still fused."""
+    from engine.memory import qkv_fused
+    from engine.protocol import MemoryOptions
+
+    config = EngineConfig(
+        "tiny",
+        "tiny:sd15",
+        "sd15",
+        str(root),
+        models=MODELS[:1],
+        ip_adapters=ADAPTERS[:1],
+        memory=MemoryOptions(fused_qkv=True),
+    )
+    cache = ModelCache(config)
+    assert qkv_fused(cache.get().pipeline.unet)
+    plain = _task(root, prompt="a fox", seeds=(3,))
+    before = _pixels(render_task(cache, plain, (), HOOKS).images)
+    prompted = dataclasses.replace(plain, image_prompts=(pictures[1],), ip_adapter="tiny-ip-adapter")
+    assert not np.array_equal(before, _pixels(render_task(cache, prompted, (), HOOKS).images))
+    assert np.array_equal(before, _pixels(render_task(cache, plain, (), HOOKS).images))
+    assert qkv_fused(cache.get().pipeline.unet)

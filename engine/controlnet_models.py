@@ -17,13 +17,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from engine.control_maps import DepthEstimator
 from engine.control_sources import control_source_kind, control_source_problem, hub_cached_folder
 from engine.model_sources import TINY_PREFIX
 from engine.protocol import ControlNetEntry, EngineConfig
 from engine.tiny_controlnet import ensure_tiny_control
 
 if TYPE_CHECKING:
+    from engine.control_maps import DepthEstimator
     from engine.pipelines import LoadedModel
 
 log = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.core import BLEND_DIMENSIONS, ImagineError, check_byte_size, receive_image_prompts
+from bot.core import BLEND_DIMENSIONS, ImagineError, check_byte_size
 from bot.discord_surface.discord_setup import check_delivery_permissions
 from cogs.actors import actor_of
 from cogs.imagine import read_attachment
@@ -57,7 +57,7 @@ class BlendCog(commands.Cog):
         limits = service.upload_limits
         images = [image for image in (image1, image2, image3, image4, image5) if image is not None]
         try:
-            prepared = await service.prepare_blend(actor_of(interaction), len(images), dimensions)
+            prepared = await service.image_prompts.prepare_blend(actor_of(interaction), len(images), dimensions)
             check_delivery_permissions(interaction)
             for number, image in enumerate(images, start=1):
                 check_byte_size(image.size, limits, what=f"image {number}")
@@ -67,7 +67,7 @@ class BlendCog(commands.Cog):
         await interaction.response.defer(thinking=True, ephemeral=True)
         try:
             data = [await read_attachment(image, limits, f"image {number}") for number, image in enumerate(images, 1)]
-            prepared, uploads = await receive_image_prompts(service, prepared, data)
+            prepared, uploads = await service.image_prompts.receive(prepared, data)
         except ImagineError as error:
             await interaction.followup.send(f"⚠️ {error}"[:MAX_CONTENT], ephemeral=True)
             return

@@ -22,7 +22,6 @@ from bot.core import (
     StagedUpload,
     awaited_image_prompts,
     check_byte_size,
-    receive_image_prompts,
 )
 from web.images_in import base64_payload, decode_image, decoded_size
 from web.job_views import created_out
@@ -61,7 +60,7 @@ async def received_image_prompts(
     for text in images:
         check_byte_size(decoded_size(base64_payload(text, IMAGE_PROMPT)), limits, what=IMAGE_PROMPT)
     data = [await asyncio.to_thread(decode_image, text, limits, IMAGE_PROMPT) for text in images]
-    return await receive_image_prompts(service, prepared, data)
+    return await service.image_prompts.receive(prepared, data)
 
 
 @router.post(
@@ -75,7 +74,7 @@ async def create_blend(body: BlendIn, request: Request, actor: Member) -> Create
     """The images go through the IP-Adapter of your model (your /settings model, steps and sampler apply) with an
     empty text prompt; the job is a ``blend`` with its own price, answered with its cost and your balance."""
     service = service_of(request)
-    prepared = await service.prepare_blend(actor, len(body.images), body.dimensions)
+    prepared = await service.image_prompts.prepare_blend(actor, len(body.images), body.dimensions)
     prepared, uploads = await received_image_prompts(service, prepared, body.images)
     lane = Lane(body.lane) if body.lane is not None else None
     return created_out(await service.submit(actor, prepared, lane=lane, uploads=uploads))

@@ -1,4 +1,5 @@
-"""Receiving a request's image prompts: the Discord image links preparation checked are fetched (``https`` to Discord's
+"""/blend and image prompts for every surface (:class:`ImagePromptActions`, the service's ``image_prompts``), and
+receiving a request's image prompts: the Discord image links preparation checked are fetched (``https`` to Discord's
 CDN only, public addresses only, no redirects, with a byte limit and a time limit), the attached images are taken as
 they came, and each is checked and staged by :meth:`~bot.application.service.ImagineService.receive_image` like any
 upload before it takes its place in the jobs (:func:`~bot.requests.image_prompts.attach_image_prompts`).
@@ -18,11 +19,14 @@ from typing import TYPE_CHECKING
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 
+from bot.application.telemetry import Telemetry, counting_refusals
+from bot.requests.blend import prepare_blend
 from bot.requests.image_prompts import DISCORD_CDN, UrlPolicy, attach_image_prompts, check_image_url, pending_image_urls
 from bot.requests.upload_store import StagedUpload
 from bot.requests.uploads import UploadError, UploadLimits, check_byte_size
 
 if TYPE_CHECKING:
+    from bot.actors import Actor
     from bot.application.service import ImagineService, ReceivedImage
     from bot.requests.preparation import Prepared
 
@@ -117,3 +121,34 @@ async def receive_image_prompts(
             item.staged.discard()
         raise
     return jobs, [item.staged for item in received]
+
+
+class ImagePromptActions:
+    """/blend and image prompts for every surface: prepare a blend, receive a request's image prompts."""
+
+    def __init__(self, service: ImagineService) -> None:
+        self._service = service
+
+    @property
+    def telemetry(self) -> Telemetry:
+        """The service's telemetry (refusals are counted there)."""
+        return self._service.telemetry
+
+    @counting_refusals
+    async def prepare_blend(self, actor: Actor, images: int, dimensions: str = "square") -> list[Prepared]:
+        """The /blend job mixing ``images`` images (announced: :meth:`receive` adds them) in ``dimensions``, on the
+        member's model (their /settings apply), checked and moderated like any request. Raises ImagineError saying
+        what to change."""
+        service = self._service
+        await service._check_access(actor)
+        preferences = None if actor.is_console else await service.preferences.get(actor.user_id)
+        prepared = prepare_blend(service.settings, images, dimensions, preferences, owner=actor.is_console)
+        return await service._moderated(actor, prepared)
+
+    @counting_refusals
+    async def receive(
+        self, prepared: Sequence[Prepared], attached: Sequence[bytes] = (), *, fetch: ImageFetcher | None = None
+    ) -> tuple[list[Prepared], list[StagedUpload]]:
+        """:func:`receive_image_prompts` on this service: the jobs with their image prompts (the prompt's Discord
+        links fetched, then ``attached``) and the staged uploads for ``submit``."""
+        return await receive_image_prompts(self._service, prepared, attached, fetch=fetch)

@@ -121,7 +121,7 @@ async def _render_blend(
     try:
         for image in checked:
             staged.append(await asyncio.to_thread(stage_upload, image, service.uploads_dir))
-        prepared = await service.prepare_blend(console, len(checked), dimensions)
+        prepared = await service.image_prompts.prepare_blend(console, len(checked), dimensions)
         inputs = [ImageInput(item.path, image.width, image.height) for item, image in zip(staged, checked, strict=True)]
         submitted = (await service.submit(console, attach_image_prompts(prepared, inputs), uploads=staged)).jobs[0]
     except ImagineError as error:

@@ -1,7 +1,7 @@
 """``bench.gpu``'s ``controlnet`` case: a ControlNet job through the full path against the bare ControlNet pipeline.
 
 A full-size random SD1.5 ControlNet (``ControlNetModel.from_unet`` of the full-size UNet, :func:`bench.gpu_models.
-build_controlnet`) beside the full-size SD1.5 model, registered as the owner's ``[controlnets.big-canny]``. Each
+build_controlnet`) beside the full-size SD1.5 model, registered as the owner's ``[controlnet.big-canny]``. Each
 control job uploads a picture with shapes (as a member would), which the engine turns into a Canny map:
 
 - ``full_s``: ``/imagine control:`` through the whole path (upload checked and stored, SQLite, worker, engine process
@@ -97,7 +97,7 @@ async def case_controlnet(bench: Bench, runs: int) -> None:
     folder = build_model("sd15", models, tiny=bench.rehearse)
     controlnet_dir = build_controlnet(models, tiny=bench.rehearse)
     spec = {"source": str(controlnet_dir), "family": "sd15", "modes": ["canny"]}
-    settings = bench.settings("sd15", folder, controlnets={CONTROLNET_NAME: spec})
+    settings = bench.settings("sd15", folder, controlnet={CONTROLNET_NAME: spec})
     async with Service(settings) as service:
         params = await service.params()
         picture = shapes_png(params.width, params.height)

@@ -1,4 +1,4 @@
-"""The ControlNet registry: ControlNets (``[controlnets.NAME]``) with the family they were trained for and the
+"""The ControlNet registry: ControlNets (``[controlnet.NAME]``) with the family they were trained for and the
 control modes they serve, the depth estimator depth mode needs (``[depth]``), and the tiny ControlNets built in."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ ControlMode = Literal["canny", "depth", "lineart", "scribble", "raw"]
 
 
 class ControlNetSpec(BaseModel):
-    """One ``[controlnets.NAME]`` entry: where the ControlNet's weights live, its family and the modes it serves."""
+    """One ``[controlnet.NAME]`` entry: where the ControlNet's weights live, its family and the modes it serves."""
 
     model_config = {"extra": "forbid"}
 
@@ -56,5 +56,5 @@ models only (a job on a real model never picks them), so tests and a first run w
 
 
 def controlnet_registry(owned: dict[str, ControlNetSpec]) -> dict[str, ControlNetSpec]:
-    """The built-in ControlNets merged with the owner's ``[controlnets.NAME]`` (which win on a name clash)."""
+    """The built-in ControlNets merged with the owner's ``[controlnet.NAME]`` (which win on a name clash)."""
     return {**BUILTIN_CONTROLNETS, **owned}

@@ -47,9 +47,9 @@ def check_control_mode(mode: str) -> str:
 
 
 def offered_controlnets(settings: Settings, model: str) -> dict[str, ControlNetSpec]:
-    """The ControlNets a job on ``model`` may use, in order of preference: the owner's ``[controlnets.NAME]``, then
+    """The ControlNets a job on ``model`` may use, in order of preference: the owner's ``[controlnet.NAME]``, then
     the built-in tiny ones, only for a tiny model (on a real model their random weights would spoil the image)."""
-    offered = dict(settings.controlnets)
+    offered = dict(settings.controlnet)
     if settings.registry[model].source.startswith(TINY_PREFIX):
         offered.update((name, spec) for name, spec in BUILTIN_CONTROLNETS.items() if name not in offered)
     return offered
@@ -86,7 +86,7 @@ def choose_controlnet(settings: Settings, model: str, mode: str, requested: str 
     for name in serving:
         if offered[name].family == family:
             return name
-    add = f'the owner can add [controlnets.NAME] with family = "{family}" and modes = ["{mode}"] in {where}'
+    add = f'the owner can add [controlnet.NAME] with family = "{family}" and modes = ["{mode}"] in {where}'
     if serving:
         other = offered[serving[0]]
         raise PromptError(
@@ -100,10 +100,10 @@ def choose_controlnet(settings: Settings, model: str, mode: str, requested: str 
 def check_control_sources(settings: Settings, controlnet: str, mode: str, *, owner: bool = False) -> None:
     """The ControlNet's weights (and for depth the estimator's) load without a download. Raises PromptError naming
     the setting to fix (with the path for the owner, without for a member)."""
-    spec = controlnet_registry(settings.controlnets)[controlnet]
+    spec = controlnet_registry(settings.controlnet)[controlnet]
     problem = control_source_problem(spec.source)
     if problem is not None:
-        setting = f"[controlnets.{controlnet}] source"
+        setting = f"[controlnet.{controlnet}] source"
         if owner:
             raise PromptError(f"ControlNet `{controlnet}` cannot be used: {problem}; fix {setting} in {config_file()}")
         raise PromptError(

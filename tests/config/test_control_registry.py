@@ -1,4 +1,4 @@
-"""The ControlNet registry: [controlnets.NAME] and [depth] from the configuration file, their validation, the built-in
+"""The ControlNet registry: [controlnet.NAME] and [depth] from the configuration file, their validation, the built-in
 tiny ControlNets, the example file's entries, and what the engine is started with."""
 
 from __future__ import annotations
@@ -30,21 +30,21 @@ def test_controlnets_and_depth_are_read_from_the_file(tmp_path: Path, monkeypatc
     settings = _load_toml(
         tmp_path,
         monkeypatch,
-        'model = "tiny"\n[controlnets.edges]\nsource = "/cn/edges"\nfamily = "sdxl"\n'
+        'model = "tiny"\n[controlnet.edges]\nsource = "/cn/edges"\nfamily = "sdxl"\n'
         'modes = ["canny", "raw", "canny"]\n[depth]\nsource = "Intel/dpt-hybrid-midas"\n',
     )
-    assert settings.controlnets == {"edges": ControlNetSpec(source="/cn/edges", family="sdxl", modes=["canny", "raw"])}
+    assert settings.controlnet == {"edges": ControlNetSpec(source="/cn/edges", family="sdxl", modes=["canny", "raw"])}
     assert settings.depth.source == "Intel/dpt-hybrid-midas"
 
 
 @pytest.mark.parametrize(
     ("text", "fragment"),
     [
-        ('[controlnets.x]\nsource = "/x"\nmodes = ["pose"]\n', "controlnets.x.modes"),
-        ('[controlnets.x]\nsource = "/x"\nmodes = []\n', "controlnets.x.modes"),
-        ('[controlnets.x]\nsource = "/x"\nfamily = "sd3"\n', "controlnets.x.family"),
-        ('[controlnets.x]\nmodes = ["canny"]\n', "controlnets.x.source"),
-        ('[controlnets.x]\nsource = "/x"\nmode = ["canny"]\n', "mode"),
+        ('[controlnet.x]\nsource = "/x"\nmodes = ["pose"]\n', "controlnet.x.modes"),
+        ('[controlnet.x]\nsource = "/x"\nmodes = []\n', "controlnet.x.modes"),
+        ('[controlnet.x]\nsource = "/x"\nfamily = "sd3"\n', "controlnet.x.family"),
+        ('[controlnet.x]\nmodes = ["canny"]\n', "controlnet.x.source"),
+        ('[controlnet.x]\nsource = "/x"\nmode = ["canny"]\n', "mode"),
         ('[depth]\nsorce = "x"\n', "sorce"),
     ],
 )
@@ -69,7 +69,7 @@ def test_the_engine_is_started_with_every_controlnet_and_the_depth_source(tmp_pa
         _env_file=None,  # type: ignore[call-arg]
         model="tiny",
         data_dir=tmp_path,
-        controlnets={"edges": {"source": "/cn/edges", "family": "sdxl"}},
+        controlnet={"edges": {"source": "/cn/edges", "family": "sdxl"}},
         depth={"source": "tiny:depth"},
     )
     config = engine_config(settings)
@@ -82,16 +82,16 @@ def test_the_engine_is_started_with_every_controlnet_and_the_depth_source(tmp_pa
 
 
 def test_the_examples_commented_controlnets_are_valid_entries() -> None:
-    """The [controlnets.*] examples of config/bot.example.toml, uncommented, are entries the registry accepts, and
+    """The [controlnet.*] examples of config/bot.example.toml, uncommented, are entries the registry accepts, and
     its [depth] is off."""
     text = EXAMPLE.read_text(encoding="utf-8")
     lines, inside = [], False
     for line in text.splitlines():
-        header = re.fullmatch(r"# \[controlnets\.[\w-]+\]", line) is not None
+        header = re.fullmatch(r"# \[controlnet\.[\w-]+\]", line) is not None
         inside = header or (inside and (line == "#" or re.match(r"# \w+ = ", line) is not None))
         if inside:
             lines.append(line.removeprefix("#").removeprefix(" "))
-    examples = tomllib.loads("\n".join(lines))["controlnets"]
+    examples = tomllib.loads("\n".join(lines))["controlnet"]
     assert {"canny-sd15", "depth-sdxl"} <= set(examples)
     assert all(ControlNetSpec(**fields).source for fields in examples.values())
     assert tomllib.loads(text)["depth"] == {"source": ""}

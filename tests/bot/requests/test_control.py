@@ -117,7 +117,7 @@ def test_only_controlnets_of_another_family_serving_the_mode_is_a_family_error(t
     """The owner's only depth ControlNet is for SDXL: an SD1.5 job is told so, and what to change."""
     settings = make_settings(
         tmp_path,
-        controlnets={"xl-depth": {"source": "tiny:controlnet-sdxl", "family": "sdxl", "modes": ["depth"]}},
+        controlnet={"xl-depth": {"source": "tiny:controlnet-sdxl", "family": "sdxl", "modes": ["depth"]}},
         depth={"source": "tiny:depth"},
     )
     assert choose_controlnet(settings, "sdxl", "depth") == "xl-depth"
@@ -125,7 +125,7 @@ def test_only_controlnets_of_another_family_serving_the_mode_is_a_family_error(t
         choose_controlnet(settings, "sd15", "depth")
     assert str(refused.value).startswith(
         "no ControlNet for sd15 models serves control mode depth here (`xl-depth` is for sdxl models); use --model "
-        'with a sdxl model, or the owner can add [controlnets.NAME] with family = "sd15" and modes = ["depth"]'
+        'with a sdxl model, or the owner can add [controlnet.NAME] with family = "sd15" and modes = ["depth"]'
     )
 
 
@@ -134,7 +134,7 @@ def test_the_tiny_controlnets_serve_only_tiny_models(tmp_path: Path) -> None:
     settings = make_settings(tmp_path, model="sd15")
     assert offered_controlnets(settings, "sd15") == {}
     assert set(offered_controlnets(settings, "tiny")) == {"tiny-controlnet", "tiny-controlnet-sdxl"}
-    with pytest.raises(PromptError, match=r'the owner can add \[controlnets.NAME\] with family = "sd15" and modes'):
+    with pytest.raises(PromptError, match=r'the owner can add \[controlnet.NAME\] with family = "sd15" and modes'):
         prepare_imagine(settings, "a fox", None, RequestOptions(control=CONTROL), owner=True)
 
 
@@ -143,7 +143,7 @@ def test_depth_with_an_estimator_and_a_missing_controlnet_folder(tmp_path: Path)
     path, a member only which setting to fix)."""
     settings = make_settings(
         tmp_path,
-        controlnets={"gone": {"source": str(tmp_path / "gone"), "family": "sd15", "modes": ["canny"]}},
+        controlnet={"gone": {"source": str(tmp_path / "gone"), "family": "sd15", "modes": ["canny"]}},
         depth={"source": "tiny:depth"},
     )
     assert (

@@ -245,3 +245,29 @@ def test_a_fused_qkv_unet_takes_the_adapter_and_stays_fused(root: Path, pictures
     assert not np.array_equal(before, _pixels(render_task(cache, prompted, (), HOOKS).images))
     assert np.array_equal(before, _pixels(render_task(cache, plain, (), HOOKS).images))
     assert qkv_fused(cache.get().pipeline.unet)
+
+
+class _Inbox:
+    def is_cancelled(self, job_id: int) -> bool:
+        return False
+
+
+class _Conn:
+    def send(self, message: object) -> None:
+        pass
+
+
+def test_the_engine_reads_image_prompts_only_under_its_data_folder(config: EngineConfig, root: Path) -> None:
+    """An image prompt outside data/ (or a link that was never fetched) fails the job as bad input, unread."""
+    from engine.protocol import TaskFailed
+    from tests.engine.rendering import run_group_here
+
+    tasks = [
+        _task(root, job_id=1, image_prompts=("/etc/hostname",), ip_adapter="tiny-ip-adapter"),
+        _task(root, job_id=2, image_prompts=("https://cdn.discordapp.com/attachments/1/2/a.png",), ip_adapter="x"),
+    ]
+    data_dir = Path(config.data_dir).resolve()
+    results = run_group_here(ModelCache(config), config, tasks, _Inbox(), _Conn(), data_dir)  # type: ignore[arg-type]
+    for result in results:
+        assert isinstance(result, TaskFailed) and result.reason == "bad_input"
+        assert "the engine reads only there" in result.message

@@ -295,3 +295,26 @@ def test_the_blend_kind_has_its_own_price(tmp_path: Path) -> None:
     [job] = prepare_blend(settings, 2)
     common = {"lane": "fast", "model_multiplier": 1.0, "credits": settings.credits}
     assert job_cost(job.params, kind="blend", **common) > job_cost(job.params, kind="imagine", **common)  # type: ignore[arg-type]
+
+
+def test_the_examples_commented_adapter_is_a_valid_entry() -> None:
+    """The [ip_adapters.*] example of config/bot.example.toml, uncommented, is an entry the registry accepts."""
+    import tomllib
+
+    from config.ip_adapters import IpAdapterSpec
+
+    example = Path(__file__).resolve().parents[3] / "config" / "bot.example.toml"
+    lines, inside = [], False
+    for line in example.read_text(encoding="utf-8").splitlines():
+        inside = re.fullmatch(r"# \[ip_adapters\.[\w-]+\]", line) is not None or (
+            inside and re.match(r"# \w+ = ", line) is not None
+        )
+        if inside:
+            lines.append(line.removeprefix("# "))
+    [(name, fields)] = tomllib.loads("\n".join(lines))["ip_adapters"].items()
+    spec = IpAdapterSpec(**fields)
+    assert (name, spec.weight_path, spec.image_encoder_path) == (
+        "my-sd15",
+        "models/ip-adapter_sd15.safetensors",
+        "models/image_encoder",
+    )

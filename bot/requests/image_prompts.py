@@ -190,6 +190,17 @@ def awaited_image_prompts(prepared: Iterable[Prepared]) -> int:
     return 0
 
 
+def check_image_prompts_received(prepared: Iterable[Prepared]) -> None:
+    """Refuse, before anything is charged, jobs whose image prompts never arrived: a surface that takes no image
+    prompts (the A1111 API) was given a prompt that starts with an image link."""
+    if awaited_image_prompts(prepared):
+        raise PromptError(
+            "image prompts are not taken here; send the image with /imagine's image_prompt, /blend or the native "
+            "API's image_prompts (and leave image links out of the prompt)",
+            flag="iw",
+        )
+
+
 def attach_image_prompts(prepared: Iterable[Prepared], received: Sequence[ImageInput]) -> list[Prepared]:
     """The jobs with their received image prompts in place of the placeholders, in order (the links' images first,
     then the attachments). Raises PromptError when the count does not match what was announced."""

@@ -107,3 +107,16 @@ async def test_refusals_are_422_and_cost_nothing(
 async def test_blend_needs_a_key(client: httpx.AsyncClient) -> None:
     response = await client.post(f"{API}/blend", json={"images": ["a", "b"]})
     assert response.status_code == 401
+
+
+async def test_a_surface_that_takes_no_image_prompts_refuses_image_links_uncharged(
+    client: httpx.AsyncClient, member_key: str
+) -> None:
+    """The A1111 API has no image prompts: a prompt starting with a Discord image link is refused, not charged."""
+    before = await balance(client, member_key)
+    body = {"prompt": "https://cdn.discordapp.com/attachments/1/2/a.png a cat", "steps": 2}
+    response = await client.post("/sdapi/v1/txt2img", json=body, headers=bearer(member_key))
+    assert response.status_code == 422, response.text
+    assert "image prompts are not taken here" in response.text
+    assert await balance(client, member_key) == before
+    assert (await client.get(f"{API}/jobs", headers=bearer(member_key))).json() == []

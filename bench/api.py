@@ -21,15 +21,18 @@ Two parts:
   (``asyncio.gather``) while the worker runs; latency is send → 202 of each request on an open connection (target:
   p99 ≤ :data:`TARGET_P99_MS` ms). :data:`ROUNDS` rounds of fresh members, each after the previous round's jobs
   ended; the headline is the median round by p99. ``loop_cpu_ms_per_request``: CPU of the event loop's thread
-  per request in a round, which bounds the p99 of a burst from below (the loop serves one request at a time): it
-  does not depend on what else the machine runs. After the rounds every job is waited for and the ledger is
-  checked (``charged_once``): exactly one debit per job, of the job's cost, and every member's balance equal to
-  the sum of their ledger, through ``service.admin.account`` and, for the whole database, a read-only SQLite
-  connection.
+  per request in a round. The loop serves one request at a time, so a burst's last answer comes no sooner than
+  requests × that CPU: it is the floor of the p99, and it varies less than the latencies with what else the
+  machine runs. ``reference``: the same burst on the cheapest route that checks a key (:data:`REFERENCE_PATH`),
+  the floor of the stack under the admissions (uvicorn, FastAPI, the middleware, the key check). After the rounds
+  every job is waited for and the ledger is checked (``charged_once``): exactly one debit per job, of the job's
+  cost, and every member's balance equal to the sum of their ledger, through ``service.admin.account`` and, for
+  the whole database, a read-only SQLite connection.
 
 Prints one JSON line per part, then one JSON object with everything as the last line::
 
     python -m bench.api [--admissions N] [--rounds N] [--jobs N] [--per-job N] [--in-loop-clients]
+                        [--switch-interval-ms MS]
 """
 
 from __future__ import annotations
@@ -62,18 +65,19 @@ SSE_JOBS = 20
 SUBSCRIBERS_PER_JOB = 25
 TARGET_P99_MS = 50.0
 REFERENCE_PATH = "/api/v1/samplers"
-"""The cheapest route that checks a key (a constant list): a burst of it is the floor of the stack under the
-admissions (uvicorn, FastAPI, the middleware, the key check)."""
+"""The cheapest route that checks a key (it answers a constant list)."""
 PROMPT = "a red fox in the snow --steps 1 --seed {seed}"
 SSE_PROMPT = "a lighthouse at dusk --steps 4 --seed {seed}"
+IMAGES = 1
+"""Images per job: the renders are not what is measured, and one image each keeps the runs short."""
 ADMISSION_MEMBER = 100_000
 """User id of the first admissions member (each round's members are new)."""
 SSE_MEMBER = 900_000
 """User id of the first member whose job SSE subscribers follow."""
 WARMUP_MEMBER = 990_000
 TERMINAL = api_clients.TERMINAL
-WAIT_S = 300.0
-"""How long jobs and streams may take before the benchmark gives up."""
+WAIT_S = 1200.0
+"""How long jobs and streams may take before the benchmark gives up (renders share the CPU with the server)."""
 ROOT = Path(__file__).resolve().parents[1]
 
 Clients = Callable[[str, dict[str, Any], Callable[[], Awaitable[None]]], Awaitable[list[dict[str, Any]]]]
@@ -207,6 +211,11 @@ class EndClock:
             self.ended_at.setdefault(event.job.id, time.monotonic())
 
 
+def job_body(prompt: str, seed: int) -> dict[str, Any]:
+    """A POST /api/v1/jobs body."""
+    return {"prompt": prompt.format(seed=seed), "images": IMAGES}
+
+
 def _guild(settings: Settings) -> int:
     return settings.web.rules_guild_id
 
@@ -330,7 +339,7 @@ class Round:
 
 
 async def timed_burst(
-    base_url: str, clients: Clients, path: str, requests: Sequence[tuple[int, str, str | None]]
+    base_url: str, clients: Clients, path: str, requests: Sequence[tuple[int, str, dict[str, Any] | None]]
 ) -> Round:
     """One burst of ``requests`` (see :func:`bench.api_clients.burst`), with this process's CPU meanwhile."""
     plan = {"burst": {"path": path, "requests": list(requests)}}
@@ -361,8 +370,8 @@ async def admissions_part(
     for number in range(rounds):
         first = ADMISSION_MEMBER + number * members
         keys = await issue_keys(service, range(first, first + members), _guild(service.settings))
-        prompts = [PROMPT.format(seed=first + index) for index in range(members)]
-        requests = [(user_id, key, prompt) for (user_id, key), prompt in zip(keys.items(), prompts, strict=True)]
+        bodies = [job_body(PROMPT, first + index) for index in range(members)]
+        requests = [(user_id, key, body) for (user_id, key), body in zip(keys.items(), bodies, strict=True)]
         burst = await timed_burst(base_url, clients, "/api/v1/jobs", requests)
         measured.append(burst)
         these = admitted_jobs(burst.answers)
@@ -370,7 +379,7 @@ async def admissions_part(
         for status, count in (await wait_ended(database, list(these)) if these else {}).items():
             ended[status] = ended.get(status, 0) + count
     summaries = [burst.summary() for burst in measured]
-    cheapest = [(user_id, key, None) for user_id, key, _prompt in requests]  # keys known to the server by now
+    cheapest = [(user_id, key, None) for user_id, key, _body in requests]  # keys known to the server by now
     reference = (await timed_burst(base_url, clients, REFERENCE_PATH, cheapest)).summary()
     headline = sorted(summaries, key=lambda item: item.get("p99", 0.0))[len(summaries) // 2]
     problems = ledger_problems(database, jobs)
@@ -422,8 +431,8 @@ async def sse_part(service: ImagineService, base_url: str, clients: Clients, job
     created: dict[int, int] = {}
     async with httpx.AsyncClient(base_url=base_url, timeout=WAIT_S) as client:
         for number, (user_id, key) in enumerate(keys.items()):
-            prompt = SSE_PROMPT.format(seed=number + 1)
-            response = await client.post("/api/v1/jobs", json={"prompt": prompt}, headers=api_clients.bearer(key))
+            body = job_body(SSE_PROMPT, number + 1)
+            response = await client.post("/api/v1/jobs", json=body, headers=api_clients.bearer(key))
             if response.status_code != 202:
                 raise RuntimeError(f"could not queue a job to follow: {response.status_code} {response.text}")
             created[int(response.json()["jobs"][0]["id"])] = user_id
@@ -491,7 +500,7 @@ async def measure(
         report(sse)
         warm_keys = await issue_keys(service, [WARMUP_MEMBER], _guild(settings))
         key = warm_keys[WARMUP_MEMBER]
-        warm_up = {"path": "/api/v1/jobs", "requests": [(WARMUP_MEMBER, key, PROMPT.format(seed=0))]}
+        warm_up = {"path": "/api/v1/jobs", "requests": [(WARMUP_MEMBER, key, job_body(PROMPT, 0))]}
 
         async def nothing() -> None:
             return None

@@ -52,20 +52,20 @@ async def member_clients(base_url: str, count: int) -> Any:
 
 
 async def burst(
-    base_url: str, path: str, requests: Sequence[tuple[int, str, str | None]], ready: Ready
+    base_url: str, path: str, requests: Sequence[tuple[int, str, dict[str, Any] | None]], ready: Ready
 ) -> list[dict[str, Any]]:
-    """Each ``(member, key, prompt)`` sent by its own client, all at once (``gather``): ``POST path`` with
-    ``{"prompt": prompt}``, or ``GET path`` when the prompt is None.
+    """Each ``(member, key, body)`` sent by its own client, all at once (``gather``): ``POST path`` with the JSON
+    ``body``, or ``GET path`` when the body is None.
 
     Each client's connection is opened first with a request that reads nothing (``/api/v1/models`` without a key:
     401), then ``ready`` is awaited; latency is from a request's send to its answer."""
 
-    async def send(client: httpx.AsyncClient, user_id: int, key: str, prompt: str | None) -> dict[str, Any]:
+    async def send(client: httpx.AsyncClient, user_id: int, key: str, body: dict[str, Any] | None) -> dict[str, Any]:
         sent_at = time.monotonic()
-        if prompt is None:
+        if body is None:
             response = await client.get(path, headers=bearer(key))
         else:
-            response = await client.post(path, json={"prompt": prompt}, headers=bearer(key))
+            response = await client.post(path, json=body, headers=bearer(key))
         answered_at = time.monotonic()
         return {
             "user_id": user_id,
@@ -157,7 +157,7 @@ async def _child() -> None:
         _say({"ready": True})
 
     if "burst" in plan:
-        requests = [(int(user_id), str(key), prompt) for user_id, key, prompt in plan["burst"]["requests"]]
+        requests = [(int(user_id), str(key), body) for user_id, key, body in plan["burst"]["requests"]]
         results = await burst(plan["base_url"], plan["burst"]["path"], requests, ready_then_go)
     else:
         streams = [(int(job_id), str(key)) for job_id, key in plan["streams"]]

@@ -32,6 +32,8 @@ from typing import Any
 
 from bench.bare import bare_call, bare_pipeline, bare_runs, preview_hook, with_sampler
 from bench.common import quiet
+from bench.gpu_controlnet import case_controlnet
+from bench.gpu_ip_adapter import case_ip_adapter
 from bench.gpu_models import build_model
 
 PROMPT = "a red fox in the snow --seed {seed}"
@@ -285,6 +287,8 @@ async def main(rehearse: bool, budget_s: float, only: list[str]) -> dict[str, An
         ("sdxl", lambda: case_family(bench, "sdxl", 2, 2)),
         ("sd15_previews_off", lambda: case_previews_off(bench, RUNS)),
         ("sd15_quantized", lambda: case_quantized(bench, RUNS)),
+        ("controlnet", lambda: case_controlnet(bench, RUNS)),
+        ("ip_adapter", lambda: case_ip_adapter(bench, RUNS)),
     ]
     for name, run in cases:
         if only and name not in only:

@@ -126,3 +126,56 @@ def build_model(kind: str, folder: Path, *, tiny: bool = False) -> Path:
     del pipe
     torch.cuda.empty_cache()
     return target
+
+
+def build_controlnet(folder: Path, *, tiny: bool = False) -> Path:
+    """Save a full-size random SD1.5 ControlNet (``ControlNetModel.from_unet`` of SD1.5's UNet: its encoder half and
+    middle block, plus the conditioning embedding) under ``folder`` in half precision and return its path;
+    ``tiny=True``: the tiny SD1.5 ControlNet, to rehearse on a CPU."""
+    if tiny:
+        from engine.tiny_controlnet import ensure_tiny_control
+
+        return ensure_tiny_control("controlnet-sd15", folder)
+    target = folder / "big-controlnet-sd15"
+    if (target / "config.json").is_file():
+        return target
+    import diffusers
+    import torch
+
+    with torch.device("cuda"):
+        unet = diffusers.UNet2DConditionModel(**SD15_UNET)
+        controlnet = diffusers.ControlNetModel.from_unet(unet)
+    del unet
+    controlnet.to(dtype=torch.float16)
+    partial = folder / ".big-controlnet-sd15.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    controlnet.save_pretrained(str(partial))
+    partial.rename(target)
+    del controlnet
+    torch.cuda.empty_cache()
+    return target
+
+
+def build_ip_adapter_model(folder: Path, *, tiny: bool = False) -> Path:
+    """Save a full-size random SD1.5 base IP-Adapter under ``folder`` in half precision and return its path: four
+    image tokens into each of SD1.5's 16 cross-attention layers, with an OpenCLIP ViT-H/14 image encoder (the
+    published ip-adapter_sd15's architecture); ``tiny=True``: the tiny SD1.5 adapter, to rehearse on a CPU."""
+    from engine.tiny_ip_adapter import ensure_tiny_ip_adapter
+
+    if tiny:
+        return ensure_tiny_ip_adapter("ip-adapter-sd15", folder)
+    target = folder / "big-ip-adapter-sd15"
+    if (target / "image_encoder" / "model.safetensors").is_file():
+        return target
+    import torch
+    from transformers import CLIPVisionConfig
+
+    from engine.tiny_ip_adapter import SD15_IMAGE_ENCODER, build_ip_adapter
+
+    partial = folder / ".big-ip-adapter-sd15.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    with torch.device("cuda"):
+        build_ip_adapter(partial, SD15_UNET, CLIPVisionConfig(**SD15_IMAGE_ENCODER), dtype=torch.float16)
+    partial.rename(target)
+    torch.cuda.empty_cache()
+    return target

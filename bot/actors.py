@@ -52,9 +52,13 @@ class Actor:
         channel_id: int | None,
         interaction_id: int | None = None,
         roles: MemberRoles | None = None,
+        nsfw: bool = False,
     ) -> Actor:
-        """A Discord member in a server channel (``guild_id`` None: a direct message, which is refused)."""
-        origin = Origin(source="discord", guild_id=guild_id, channel_id=channel_id, interaction_id=interaction_id)
+        """A Discord member in a server channel (``guild_id`` None: a direct message, which is refused); ``nsfw``:
+        the channel is marked age-restricted."""
+        origin = Origin(
+            source="discord", guild_id=guild_id, channel_id=channel_id, interaction_id=interaction_id, nsfw=nsfw
+        )
         return cls(user_id, origin, roles)
 
     @classmethod

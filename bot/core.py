@@ -9,6 +9,7 @@ from __future__ import annotations
 from bot.actors import Actor, MemberRoles
 from bot.application.admitted import Admitted, Submitted
 from bot.application.api_keys import ApiKeyError, ApiKeyIdentity, ApiKeyRecord, IssuedKey, LocalUser
+from bot.application.describe_actions import Description, Suggestion
 from bot.application.member_actions import JobFiles, JobPlace, MemberOverview
 from bot.application.moderator_actions import Account, QueueListing
 from bot.application.service import ImagineService, ReceivedImage
@@ -27,7 +28,10 @@ from bot.errors import (
 )
 from bot.events import EventKind, JobEvent
 from bot.jobs import WEB_SOURCE, ImageResult, Job, Kind, Lane, Origin, RenderParams, Status
+from bot.requests.blend import BLEND_DIMENSIONS, MAX_BLEND_IMAGES, MIN_BLEND_IMAGES
 from bot.requests.custom_ids import TEMPLATE, Action, make_custom_id, parse_custom_id
+from bot.requests.describe import DESCRIBE_TEMPLATE, DescribeUnavailableError, make_describe_id, parse_describe_id
+from bot.requests.image_prompts import awaited_image_prompts
 from bot.requests.moderation import BlockedPromptError, ChannelNotAllowedError, ServerOnlyError
 from bot.requests.preferences import Preferences
 from bot.requests.preparation import Prepared
@@ -39,8 +43,12 @@ from bot.scheduling.reports import QueueSummary, Stats
 from engine.protocol import COMPACT_ABOVE_BYTES
 
 __all__ = [
+    "BLEND_DIMENSIONS",
     "COMPACT_ABOVE_BYTES",
+    "DESCRIBE_TEMPLATE",
+    "MAX_BLEND_IMAGES",
     "MIB",
+    "MIN_BLEND_IMAGES",
     "TEMPLATE",
     "WEB_SOURCE",
     "Account",
@@ -54,6 +62,8 @@ __all__ = [
     "BlockedPromptError",
     "ChannelNotAllowedError",
     "Delivery",
+    "DescribeUnavailableError",
+    "Description",
     "DuplicateJobError",
     "EventKind",
     "Histogram",
@@ -92,12 +102,16 @@ __all__ = [
     "Stats",
     "Status",
     "Submitted",
+    "Suggestion",
     "Telemetry",
     "TelemetrySnapshot",
     "UploadError",
     "UploadLimits",
+    "awaited_image_prompts",
     "check_byte_size",
     "make_custom_id",
+    "make_describe_id",
     "needs_delivery",
     "parse_custom_id",
+    "parse_describe_id",
 ]

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, fields
 from enum import StrEnum
 from typing import Any
 
+from bot.image_safety import UNCHECKED, JobSafety
 from engine.protocol import Lane, RenderTask, TaskKind  # Lane is the protocol's, re-exported here
 
 
@@ -53,6 +54,13 @@ class Kind(StrEnum):
     """Extend one result towards ``pan`` (left, right, up, down)."""
     SWEEP = "sweep"
     """One image per combination of up to three ``sweep`` axes, in one labelled grid."""
+    DESCRIBE = "describe"
+    """/describe: four prompts for ``init_image`` from a captioning model (``describe_model``); no rendering."""
+    CONTROL = "control"
+    """A grid steered by ``control_image`` through a ControlNet (``control_mode``, ``control_weight``); with
+    ``init_image`` (a V button of such a grid) from that image too."""
+    BLEND = "blend"
+    """/blend: 2 to 5 images mixed through the IP-Adapter (``image_prompts``), with an empty text prompt."""
 
 
 KIND_TO_ENGINE: dict[Kind, TaskKind] = {
@@ -65,6 +73,9 @@ KIND_TO_ENGINE: dict[Kind, TaskKind] = {
     Kind.ZOOM: TaskKind.ZOOM,
     Kind.PAN: TaskKind.PAN,
     Kind.SWEEP: TaskKind.SWEEP,
+    Kind.DESCRIBE: TaskKind.DESCRIBE,
+    Kind.CONTROL: TaskKind.CONTROL,
+    Kind.BLEND: TaskKind.TXT2IMG,
 }
 """The engine's task kind for each job kind."""
 
@@ -94,6 +105,32 @@ class RenderParams:
     pan: str = ""
     upscale_factor: float = 2.0
     sweep: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    weighted_prompts: tuple[tuple[str, float], ...] = ()
+    """A multi-prompt's parts and weights (``a cat:: a dog::2``); empty for a plain prompt."""
+    chaos: int = 0
+    """``--chaos``: each image's CFG scale and part weights jittered from its seed (0: none)."""
+    stop: int = 100
+    """``--stop``: the percentage of the steps that run (and are charged)."""
+    describe_model: str = ""
+    """/describe: the captioning model (the owner's ``[describe] source`` when the job was asked for)."""
+    control_image: str = ""
+    """ControlNet: the uploaded control image (preprocessed by ``control_mode`` in the engine)."""
+    control_mode: str = ""
+    control_weight: float = 1.0
+    controlnet: str = ""
+    """ControlNet: the registry name of the ControlNet the job uses."""
+    image_prompts: tuple[str, ...] = ()
+    """Stored images that prompt the render through the IP-Adapter (/blend, ``image_prompt``, Discord image links)."""
+    image_weight: float = 1.0
+    """``--iw``: how strongly the image prompts steer (0 to 2)."""
+    ip_adapter: str = ""
+    """The registry name of the IP-Adapter the image prompts go through."""
+
+    @property
+    def input_paths(self) -> tuple[str, ...]:
+        """Every image file the job reads (source, mask, control image, image prompts), which must stay kept."""
+        single = (self.init_image, self.mask_image, self.control_image)
+        return tuple(path for path in (*single, *self.image_prompts) if path)
 
     @property
     def seeds(self) -> tuple[int, ...]:
@@ -111,6 +148,10 @@ class RenderParams:
             values["negative_prompt"] = values.pop("negative")
         if "sweep" in values:
             values["sweep"] = tuple((name, tuple(options)) for name, options in values["sweep"])
+        if "weighted_prompts" in values:
+            values["weighted_prompts"] = tuple((text, float(weight)) for text, weight in values["weighted_prompts"])
+        if "image_prompts" in values:
+            values["image_prompts"] = tuple(values["image_prompts"])
         return cls(**values)
 
 
@@ -141,11 +182,15 @@ class Origin:
     interaction_id: int | None = None
     key_id: str | None = None
     """The API key a web request came with (which key of the member asked)."""
+    nsfw: bool = False
+    """The Discord channel is marked age-restricted (the image safety check skips it)."""
 
     def to_json(self) -> str:
         values = asdict(self)
         if values["key_id"] is None:  # the same text as before keys existed
             del values["key_id"]
+        if not values["nsfw"]:  # the same text as before the safety check existed
+            del values["nsfw"]
         return json.dumps(values, sort_keys=True)
 
     @classmethod
@@ -175,6 +220,8 @@ class Job:
     parent_index: int | None = None
     started_at: float | None = None
     finished_at: float | None = None
+    safety: JobSafety = UNCHECKED
+    """What the image safety check decided (:mod:`bot.image_safety`)."""
 
     @classmethod
     def from_row(cls, row: Any) -> Job:
@@ -196,6 +243,7 @@ class Job:
             parent_index=row["parent_index"],
             started_at=row["started_at"],
             finished_at=row["finished_at"],
+            safety=JobSafety.from_row(row),
         )
 
 

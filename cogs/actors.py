@@ -24,6 +24,12 @@ def roles_of(interaction: discord.Interaction[Any]) -> MemberRoles | None:
     )
 
 
+def age_restricted(interaction: discord.Interaction[Any]) -> bool:
+    """Whether the interaction's channel is marked age-restricted (NSFW); a thread is as its parent channel."""
+    is_nsfw = getattr(interaction.channel, "is_nsfw", None)
+    return bool(is_nsfw()) if callable(is_nsfw) else False
+
+
 def actor_of(interaction: discord.Interaction[Any]) -> Actor:
     """The member behind an interaction, in its server and channel (no server: a direct message)."""
     return Actor.discord(
@@ -32,4 +38,5 @@ def actor_of(interaction: discord.Interaction[Any]) -> Actor:
         channel_id=interaction.channel_id,
         interaction_id=interaction.id,
         roles=roles_of(interaction),
+        nsfw=age_restricted(interaction),
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import discord
 from discord import app_commands
@@ -16,8 +16,10 @@ from bot.core import (
     ImagineError,
     ReceivedImage,
     RequestOptions,
+    StagedUpload,
     UploadError,
     UploadLimits,
+    awaited_image_prompts,
     check_byte_size,
 )
 from bot.discord_surface.discord_setup import check_delivery_permissions
@@ -45,6 +47,10 @@ def choices_matching(names: list[str], current: str, limit: int = 25) -> list[ap
 
 
 ATTACHMENT_READ_TIMEOUT_S = 60.0
+CONTROL_IMAGE = "control image"
+"""/imagine's ``control`` attachment, as messages name it."""
+IMAGE_PROMPT = "image prompt"
+"""/imagine's ``image_prompt`` attachment, as messages name it."""
 
 
 async def read_attachment(attachment: discord.Attachment, limits: UploadLimits, what: str) -> bytes:
@@ -75,37 +81,54 @@ class ImagineCog(commands.Cog):
         mask: discord.Attachment | None = None,
         strength: float | None = None,
         sweeps: tuple[str, ...] = (),
+        control: discord.Attachment | None = None,
+        control_mode: str | None = None,
+        image_prompt: discord.Attachment | None = None,
     ) -> None:
         """Every refusal that needs no download is answered privately at once; the images are downloaded, checked
         and staged only then, and stored for good only when the jobs are admitted."""
         service = self.bot.service
         actor = actor_of(interaction)
         limits = service.upload_limits
-        attachments = [(attachment, what) for attachment, what in ((image, "image"), (mask, "mask")) if attachment]
+        attachments = [
+            (attachment, what)
+            for attachment, what in ((image, "image"), (mask, "mask"), (control, CONTROL_IMAGE))
+            if attachment
+        ]
         try:
             announced = RequestOptions(
                 image=ImageInput.announced() if image else None,
                 mask=ImageInput.announced() if mask else None,
                 strength=strength,
                 sweeps=sweeps,
+                control=ImageInput.announced() if control else None,
+                control_mode=control_mode,
+                image_prompts=(ImageInput.announced(),) if image_prompt else (),
             )
             prepared = await service.prepare(actor, prompt, announced)  # access, the request, moderation
             check_delivery_permissions(interaction)
             for attachment, what in attachments:
                 check_byte_size(attachment.size, limits, what=what)
+            if image_prompt:
+                check_byte_size(image_prompt.size, limits, what=IMAGE_PROMPT)
         except ImagineError as error:
             await interaction.response.send_message(f"⚠️ {error}"[:MAX_CONTENT], ephemeral=True)
             return
-        if not attachments:
+        if not attachments and not awaited_image_prompts(prepared):
             await self.bot.presenter.submit(interaction, prepared)
             return
         await interaction.response.defer(thinking=True, ephemeral=True)
         received: dict[str, ReceivedImage] = {}
+        prompt_uploads: list[StagedUpload] = []
         try:
             for attachment, what in attachments:
                 data = await read_attachment(attachment, limits, what)
                 received[what] = await service.receive_image(data, mask=what == "mask")
-            prepared = service.attach_images(prepared, received.get("image"), received.get("mask"))
+            prepared = service.attach_images(
+                prepared, received.get("image"), received.get("mask"), received.get(CONTROL_IMAGE)
+            )
+            prompt_data = [await read_attachment(image_prompt, limits, IMAGE_PROMPT)] if image_prompt else []
+            prepared, prompt_uploads = await service.image_prompts.receive(prepared, prompt_data)  # and links
         except ImagineError as error:
             for item in received.values():
                 item.staged.discard()
@@ -115,7 +138,7 @@ class ImagineCog(commands.Cog):
             for item in received.values():
                 item.staged.discard()
             raise
-        uploads = [item.staged for item in received.values()]
+        uploads = [item.staged for item in received.values()] + prompt_uploads
         await self.bot.presenter.submit(interaction, prepared, uploads=uploads)
 
     @app_commands.command(name="imagine", description="Create four images from a prompt (and optionally an image)")
@@ -125,6 +148,9 @@ class ImagineCog(commands.Cog):
         strength="How far to move away from the image: 0 keeps it, 1 ignores it (default 0.75)",
         model="Model to use (same as --model)",
         sampler="Sampler to use (same as --sampler)",
+        control="ControlNet: follow this image's edges, depth or lines (--cw 0-2 sets how strongly)",
+        control_mode="What to follow in the control image (default canny; raw: it already is a control map)",
+        image_prompt="Prompt with this image too (IP-Adapter; --iw 0-2 sets how strongly, default 1)",
     )
     @app_commands.guild_only()
     async def imagine(
@@ -135,9 +161,18 @@ class ImagineCog(commands.Cog):
         strength: app_commands.Range[float, 0.01, 1.0] | None = None,
         model: str | None = None,
         sampler: str | None = None,
+        control: discord.Attachment | None = None,
+        control_mode: Literal["canny", "depth", "lineart", "scribble", "raw"] | None = None,
+        image_prompt: discord.Attachment | None = None,
     ) -> None:
         await self._queue(
-            interaction, with_option_flags(prompt, model=model, sampler=sampler), image=image, strength=strength
+            interaction,
+            with_option_flags(prompt, model=model, sampler=sampler),
+            image=image,
+            strength=strength,
+            control=control,
+            control_mode=control_mode,
+            image_prompt=image_prompt,
         )
 
     @app_commands.command(name="edit", description="Repaint part of an image: white in the mask is repainted")

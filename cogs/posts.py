@@ -38,6 +38,7 @@ def kind_label(job: Job) -> str:
         Kind.IMG2IMG: "From your image",
         Kind.INPAINT: "Edit",
         Kind.SWEEP: "Sweep",
+        Kind.CONTROL: f"ControlNet {job.params.control_mode}",
     }
     return labels.get(job.kind, "")
 
@@ -88,6 +89,8 @@ def result_embed(job: Job, filename: str) -> discord.Embed:
         details.append(f"**No** {discord.utils.escape_markdown(params.negative_prompt)[:200]}")
     if params.init_image:
         details.append(f"**Strength** {params.strength:g}")
+    if params.control_image:
+        details.append(f"**ControlNet** {params.controlnet} ({params.control_mode}, --cw {params.control_weight:g})")
     embed.description = " · ".join(details)[:4096]
     embed.set_image(url=f"attachment://{filename}")
     embed.set_footer(text=f"job {job.id}" + (f" · {job.cost} credits" if job.cost else ""))

@@ -35,6 +35,7 @@ from bot.core import (
     ImagineError,
     Job,
     JobEvent,
+    Kind,
     Origin,
     PostFailure,
     Prepared,
@@ -44,6 +45,7 @@ from bot.core import (
 )
 from bot.discord_surface.discord_setup import describe_post_refusal
 from cogs.actors import actor_of
+from cogs.describe import describe_result
 from cogs.posts import (
     MAX_CONTENT,
     failure_text,
@@ -54,6 +56,7 @@ from cogs.posts import (
     running_text,
 )
 from cogs.results import result_view
+from cogs.safety_posts import hide_flagged
 
 if TYPE_CHECKING:
     from bot.discord_surface.discord_bot import ImagineBot
@@ -263,9 +266,13 @@ class Presenter(commands.Cog):
                 users=[discord.Object(job.user_id)], everyone=False, roles=False
             ),
         }
+        if job.kind is Kind.DESCRIBE:  # its suggestions and their buttons (cogs/describe.py)
+            return await describe_result(self.bot, job, extra)
         view = result_view(job)
         if view is not None:
             extra["view"] = view
+        if job.safety.flagged:  # behind a spoiler, with the reason
+            return hide_flagged(job, result_text(job, f"<@{job.user_id}>"), extra), extra
         return result_text(job, f"<@{job.user_id}>"), extra
 
     async def _post_result(self, live: LiveRequest | None, job: Job) -> None:

@@ -54,6 +54,9 @@ class ModelSpec(BaseModel):
         "a hub id 'org/repo' (its pytorch_lora_weights.safetensors; fetched by `models pull`)",
     )
     fuse_lora_scale: float = Field(default=1.0, gt=0.0, le=4.0, description="the weight of the fused LoRA")
+    ip_adapter: str = Field(
+        default="", description="the IP-Adapter its image prompts use; '' = the first one of its family"
+    )
 
     @field_validator("sampler")
     @classmethod

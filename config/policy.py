@@ -39,6 +39,9 @@ DEFAULT_KIND_MULTIPLIERS: dict[str, float] = {
     "img2img": 1.0,
     "inpaint": 1.0,
     "sweep": 1.0,
+    "control": 1.5,  # ControlNet: its encoder runs beside the UNet's at every step
+    "blend": 1.0,
+    "describe": 0.5,
 }
 
 
@@ -69,7 +72,7 @@ class CreditsSettings(BaseModel):
         from config.settings import Settings  # the section's parent, which imports this module
 
         for kind in value:
-            if kind in Settings.model_fields:
+            if kind in Settings.model_fields and kind not in DEFAULT_KIND_MULTIPLIERS:  # [describe] is both
                 raise ValueError(f"{kind!r} is not a job kind{top_level_hint(kind)}")
             if kind not in DEFAULT_KIND_MULTIPLIERS:
                 raise ValueError(f"{kind!r} is not a job kind{did_you_mean(str(kind), DEFAULT_KIND_MULTIPLIERS)}")

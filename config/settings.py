@@ -24,10 +24,14 @@ from pydantic_settings import (
     SettingsError,
 )
 
+from config.control_registry import ControlNetSpec, DepthSpec
+from config.describe_settings import DescribeSettings
 from config.engine_options import MemorySettings
 from config.errors import ConfigError, did_you_mean
+from config.ip_adapters import IpAdapterSpec
 from config.model_registry import BUILTIN_MODELS, LoraSpec, ModelSpec
 from config.policy import DEFAULT_TIERS, CreditsSettings, SchedulerSettings, TierSpec
+from config.safety_settings import SafetySettings
 from config.setting_problems import describe_settings_error, describe_validation_error, unknown_setting_problems
 from config.sources import DEFAULT_ENV_FILE, ENV_PREFIX, NESTED_DELIMITER, check_env_file, read_config_file
 from config.web_settings import WebSettings
@@ -55,6 +59,13 @@ class Settings(BaseSettings):
         description="models members may pick besides `model`; empty = every model defined under [models.NAME]",
     )
     loras: dict[str, LoraSpec] = Field(default_factory=dict)
+    ip_adapters: dict[str, IpAdapterSpec] = Field(
+        default_factory=dict, description="IP-Adapters for image prompts and /blend, besides the built-in ones"
+    )
+    controlnet: dict[str, ControlNetSpec] = Field(
+        default_factory=dict, description="ControlNets for control images, besides the built-in tiny ones"
+    )
+    depth: DepthSpec = Field(default_factory=DepthSpec, description="the depth estimator of control_mode depth")
     memory: MemorySettings = Field(default_factory=MemorySettings)
     max_loaded_models: int = Field(default=1, ge=1, le=8, description="models kept loaded at once (LRU)")
     memory_budget_gb: float = Field(default=0.0, ge=0.0, description="drop LRU models above this; 0 = no budget")
@@ -85,6 +96,8 @@ class Settings(BaseSettings):
     tiers: dict[str, TierSpec] = Field(default_factory=lambda: dict(DEFAULT_TIERS))
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
     web: WebSettings = Field(default_factory=WebSettings)
+    describe: DescribeSettings = Field(default_factory=DescribeSettings)
+    safety: SafetySettings = Field(default_factory=SafetySettings)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("log_level", mode="before")

@@ -17,7 +17,7 @@ import queue
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from engine.protocol import FailureReason, RenderTask, TaskDone, TaskFailed
 from engine.render import Rendered
@@ -39,6 +39,8 @@ class RenderedTask:
     model_name: str
     rendered: Rendered
     seconds: float
+    safety: tuple[str, ...] = ()
+    """Per image, why the safety check flagged it or ``""`` (see :mod:`engine.safety`); empty when not checked."""
 
 
 Outcome = RenderedTask | TaskFailed
@@ -60,10 +62,11 @@ def finish(outcome: Outcome, encoders: Executor | None = None) -> Reply:
         return outcome
     job_id = outcome.task.job_id
     try:
-        return write_results(outcome.model_name, outcome.task, outcome.rendered, outcome.seconds, encoders=encoders)
+        done = write_results(outcome.model_name, outcome.task, outcome.rendered, outcome.seconds, encoders=encoders)
     except OSError as error:
         log.error("could not write the files of job %s: %s", job_id, error)
         return TaskFailed(job_id, FailureReason.INTERNAL, f"the images could not be saved on the bot's host: {error}")
+    return replace(done, safety=outcome.safety) if outcome.safety else done
 
 
 class ResultQueue:

@@ -57,6 +57,9 @@ def parameters_for(
     image and for a grid, the whole sheet's for a sweep); ``extra`` adds settings.
     """
     settings = list(extra)
+    if task.control_image:  # as A1111's ControlNet extension writes it
+        control = f"Module: {task.control_mode}, Model: {task.controlnet}, Weight: {task.control_weight:g}"
+        settings.append(("ControlNet 0", f'"{control}"'))
     if image is None:
         prompt, steps, sampler, cfg, seed = task.prompt, task.steps, task.sampler, task.cfg, task.seeds[0]
     else:

@@ -18,6 +18,7 @@ import diffusers
 import torch
 import transformers
 
+from engine.controlnet_models import ControlModels, control_pipeline
 from engine.device import pick_device, pick_dtype
 from engine.fused_lora import FusedLoraError, fuse_model_lora
 from engine.hub_download import DownloadPlan, DownloadProgress, download_hub_model, hub_problem, plan_download
@@ -82,8 +83,11 @@ class LoadedModel:
     """How the UNet is compiled (``regional``, ``full``), or empty."""
     _derived: dict[str, Any] = field(default_factory=dict)
 
-    def pipeline_for(self, kind: str) -> Any:
-        """``txt2img``, ``img2img`` or ``inpaint``: the latter two share this model's components."""
+    def pipeline_for(self, kind: str, controlnet: Any = None) -> Any:
+        """``txt2img``, ``img2img`` or ``inpaint``: the latter two share this model's components (as, with a
+        ``controlnet``, its txt2img or img2img ControlNet pipeline does)."""
+        if controlnet is not None:
+            return control_pipeline(self, kind, controlnet)
         if kind == "txt2img":
             return self.pipeline
         if kind not in self._derived:
@@ -338,6 +342,7 @@ class ModelCache:
         self.entries: dict[str, ModelEntry] = {entry.name: entry for entry in config.models}
         self.entries.setdefault(config.model_name, ModelEntry(config.model_name, config.model_source, config.family))
         self._loaded: OrderedDict[str, LoadedModel] = OrderedDict()
+        self.controlnets = ControlModels(config)  # and the depth estimator, kept like the models
 
     @property
     def loaded_names(self) -> list[str]:

@@ -35,6 +35,7 @@ from engine.protocol import (
     Shutdown,
     TaskDone,
     TaskFailed,
+    TaskKind,
     ToEngine,
 )
 
@@ -285,13 +286,15 @@ def _render(
     from engine.memory_advice import render_oom_message
     from engine.pipelines import GpuMemoryError, ModelCache, ModelLoadError, RenderCancelledError
     from engine.render import Hooks, Rendered, render_group
+    from engine.safety import check_rendered
 
     assert isinstance(cache, ModelCache)
     outcomes: dict[int, Outcome] = {}
     runnable: list[RenderTask] = []
     for task in tasks:
         output_dir = Path(task.output_dir).resolve()
-        outside = [path for path in (task.init_image, task.mask_image) if path and not _inside(path, data_dir)]
+        inputs = (task.init_image, task.mask_image, *task.image_prompts, task.control_image)
+        outside = [path for path in inputs if path and not _inside(path, data_dir)]
         if not output_dir.is_relative_to(data_dir):
             outcomes[task.job_id] = TaskFailed(
                 task.job_id, "bad_input", f"output folder {task.output_dir} is outside {data_dir}"
@@ -321,7 +324,8 @@ def _render(
     if runnable:
         try:
             model_name = runnable[0].model or config.model_name
-            if model_name not in cache.loaded_names:
+            describing = runnable[0].kind == TaskKind.DESCRIBE  # a captioning model: no diffusion model to load
+            if model_name not in cache.loaded_names and not describing:
                 phase(f"loading model {model_name}")
                 cache.get(model_name)
             phase("rendering")
@@ -348,7 +352,8 @@ def _render(
         elif inbox.is_cancelled(task.job_id):  # one job of a shared call: the others go on
             outcomes[task.job_id] = TaskFailed(task.job_id, FailureReason.CANCELLED, "cancelled while rendering")
         else:
-            outcomes[task.job_id] = RenderedTask(task, task.model or config.model_name, results[index], seconds)
+            rendered = RenderedTask(task, task.model or config.model_name, results[index], seconds)
+            outcomes[task.job_id] = check_rendered(rendered, config) if task.safety_check else rendered
     return [outcomes[task.job_id] for task in tasks]
 
 

@@ -12,6 +12,13 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
 
+from engine.engine_setup import ControlNetEntry as ControlNetEntry  # re-exported: the start-up configuration
+from engine.engine_setup import EngineConfig as EngineConfig
+from engine.engine_setup import IpAdapterEntry as IpAdapterEntry
+from engine.engine_setup import LoraEntry as LoraEntry
+from engine.engine_setup import MemoryOptions as MemoryOptions
+from engine.engine_setup import ModelEntry as ModelEntry
+
 
 class TaskKind(StrEnum):
     """What the engine renders for a :class:`RenderTask`."""
@@ -32,6 +39,10 @@ class TaskKind(StrEnum):
     """``init_image`` extended towards ``pan``."""
     SWEEP = "sweep"
     """One image per combination of the ``sweep`` axes, in one labelled grid."""
+    DESCRIBE = "describe"
+    """Prompts that could have made ``init_image`` (:attr:`TaskDone.suggestions`), by ``describe_model``."""
+    CONTROL = "control"
+    """txt2img steered by ``control_image`` through the ControlNet ``controlnet`` (img2img with ``init_image``)."""
 
 
 class FailureReason(StrEnum):
@@ -55,81 +66,6 @@ class Lane(StrEnum):
     TURBO = "turbo"
     FAST = "fast"
     RELAX = "relax"
-
-
-@dataclass(frozen=True)
-class EngineConfig:
-    """What the engine process needs to start: the model to load and where to put files."""
-
-    model_name: str
-    model_source: str
-    family: str
-    data_dir: str
-    device: str = "auto"
-    dtype: str = "auto"
-    max_batch: int = 1
-    models: tuple[ModelEntry, ...] = ()
-    """Every model a task may name (``RenderTask.model``); ``model_name`` is loaded at start-up."""
-    loras: tuple[LoraEntry, ...] = ()
-    memory: MemoryOptions = field(default_factory=lambda: MemoryOptions())
-    max_loaded_models: int = 1
-    """How many models stay loaded at once (least recently used is dropped first)."""
-    memory_budget_gb: float = 0.0
-    """Drop least recently used models while the loaded ones weigh more than this; 0 means no budget."""
-    preview_every: int = 0
-    """Send a small preview every this many steps; 0 sends none."""
-
-
-@dataclass(frozen=True)
-class ModelEntry:
-    """A registry entry as the engine sees it.
-
-    ``source`` is ``tiny:<family>``, a diffusers folder, a single ``.safetensors``/``.ckpt`` file (``config``
-    then names a local diffusers folder of the same family, so nothing is fetched), or a hub id.
-    """
-
-    name: str
-    source: str
-    family: str = "sd15"
-    config: str = ""
-    fuse_lora: str = ""
-    """A LoRA fused into the weights at load (an LCM-LoRA): a local file, or a hub id ``org/repo``."""
-    fuse_lora_scale: float = 1.0
-    base_size: int = 0
-    """Side of its 1:1 image (the registry's ``base_size``): the size a compiled model is warmed up at; 0 = the
-    family's usual size."""
-
-
-@dataclass(frozen=True)
-class LoraEntry:
-    """A LoRA file prompts may name as ``<lora:name:weight>``."""
-
-    name: str
-    path: str
-
-
-@dataclass(frozen=True)
-class MemoryOptions:
-    """Memory and speed switches. ``offload``: none, model, sequential or auto (by free VRAM)."""
-
-    attention_slicing: bool = False
-    vae_slicing: bool = False
-    vae_tiling: bool = False
-    offload: str = "none"
-    channels_last: bool | str = "auto"
-    """True, False or ``auto`` (on for SD1.x/2.x on CUDA; see :mod:`engine.speed`)."""
-    fused_qkv: bool | str = "auto"
-    """Fused QKV projections in attention: True, False or ``auto`` (as ``channels_last``)."""
-    tf32: bool = True
-    """TF32 matmuls and convolutions on CUDA for what runs in fp32."""
-    compile: bool = False
-    compile_mode: str = "regional"
-    """``regional`` (the UNet's repeated transformer blocks) or ``full`` (the whole UNet)."""
-    compile_backend: str = "inductor"
-    """torch.compile's backend; not a setting (tests use ``eager``: dynamo without code generation)."""
-    quantize: str = "none"
-    """none, 8bit or 4bit (bitsandbytes, CUDA only) for the denoiser."""
-    sdpa: bool = True
 
 
 @dataclass(frozen=True)
@@ -168,6 +104,32 @@ class RenderTask:
     """Seamless texture (``--tile``): the image wraps around at its edges."""
     tile_vae: bool = False
     """Decode with a tiled VAE (large outputs); upscale turns it on by itself above 1024²."""
+    weighted_prompts: tuple[tuple[str, float], ...] = ()
+    """A multi-prompt (``a cat:: a dog::2``): each part's text and weight, negative weights pushing away like
+    ``--no``; empty for a plain prompt (see :mod:`engine.prompt_weights`)."""
+    chaos: int = 0
+    """``--chaos`` 0 to 100: each image's CFG scale and part weights jittered from its seed."""
+    stop: int = 100
+    """``--stop`` 10 to 100: the percentage of the denoising steps that run before the image is decoded."""
+    describe_model: str = ""
+    """/describe's image-captioning model: ``tiny:blip``, a transformers folder, or a hub id in the local cache."""
+    image_prompts: tuple[str, ...] = ()
+    """Paths of images that prompt the render through the IP-Adapter ``ip_adapter`` (their embeddings averaged)."""
+    image_weight: float = 1.0
+    """How strongly the image prompts steer (``--iw``, 0 to 2: the adapter's scale)."""
+    ip_adapter: str = ""
+    """Registry name of the IP-Adapter the image prompts go through."""
+    safety_check: bool = False
+    """Check every rendered image with the engine's safety classifier before its files are reported
+    (:attr:`TaskDone.safety`)."""
+    control_image: str = ""
+    """ControlNet: path of the control image, turned into a ``control_mode`` map by the engine."""
+    control_mode: str = ""
+    """ControlNet: canny, depth, lineart, scribble or raw (see :mod:`engine.control_maps`)."""
+    control_weight: float = 1.0
+    """ControlNet: how strongly the map steers (``--cw``, 0 to 2: ``controlnet_conditioning_scale``)."""
+    controlnet: str = ""
+    """ControlNet: registry name of the ControlNet."""
 
 
 BatchKey = tuple[str, int, int, int, float, str, bool, bool]
@@ -187,16 +149,22 @@ class BatchFields(Protocol):
     cfg: float
     sampler: str
     tile: bool
+    weighted_prompts: tuple[tuple[str, float], ...]
+    chaos: int
+    stop: int
 
 
 def batch_key_of(kind: TaskKind, fields: BatchFields) -> BatchKey | None:
     """Tasks with equal keys run as one pipeline call; None for a task that must run alone.
 
-    Only txt2img batches, and only without LoRA tags (``<lora:name:weight>`` loads weights for the whole call).
+    Only txt2img batches, and only without LoRA tags (``<lora:name:weight>`` loads weights for the whole call) or
+    image prompts (the IP-Adapter's embeddings and scale are the whole call's).
     The one rule for both sides: the engine groups a batch by it, and the bot's dispatcher picks jobs by it (on a
     job's parameters, without building its task), so the bot never sends a batch the engine would split.
     """
-    if kind != TaskKind.TXT2IMG or "<lora:" in fields.prompt:
+    if kind != TaskKind.TXT2IMG or "<lora:" in fields.prompt or getattr(fields, "image_prompts", ()):
+        return None
+    if fields.weighted_prompts or fields.chaos or fields.stop < 100:  # per-image conditioning, CFG, an early stop
         return None
     return (
         fields.model,
@@ -340,6 +308,11 @@ class TaskDone:
     """The grid's file contents when the task set ``return_bytes``; else None."""
     labels: tuple[str, ...] = ()
     """A sweep's label per image, e.g. ``cfg=5, steps=20``."""
+    suggestions: tuple[str, ...] = ()
+    """A describe task's prompts for its image, the model's likeliest first; empty for every other kind."""
+    safety: tuple[str, ...] = ()
+    """With ``RenderTask.safety_check``: per image, in the order of ``paths``, why the safety check flagged it, or
+    ``""`` when it passed; empty when the task asked for no check."""
 
 
 @dataclass(frozen=True)

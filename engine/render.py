@@ -7,33 +7,37 @@ redone on its own. Engine process only.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 
 from engine.canvas import fit_mask, pan_canvas, upscaled_size, zoom_out_canvas
 from engine.conditioning import compel_embeddings, loras_applied, needs_compel
+from engine.ip_adapter import image_prompt_arguments, image_prompting
 from engine.pipelines import LoadedModel, ModelCache, RenderCancelledError
 from engine.preview import LATENT_RGB, encode_preview, preview_pixels
 from engine.prompt_syntax import parse_loras
+from engine.prompt_weights import FULL_STOP, chaos_cfg, image_conditionings, stopped_steps
 from engine.protocol import BatchKey, LoraEntry, RenderTask, TaskKind, batch_key
+from engine.render_inputs import canvas_multiple as canvas_multiple
+from engine.render_inputs import check_size as check_size
+from engine.render_inputs import check_strength as check_strength
+from engine.render_inputs import load_image as load_image
+from engine.render_inputs import seamless as seamless
 from engine.samplers import make_scheduler
 from engine.sweep import expand_sweep, labelled_grid
+from engine.weighted_conditioning import blended_embeddings, image_guidance
 
 log = logging.getLogger(__name__)
 
 KINDS = tuple(TaskKind)
 TILE_VAE_ABOVE_PIXELS = 1024 * 1024
-PIPELINE_MULTIPLE = 8
-"""diffusers' Stable Diffusion pipelines refuse a width or height that is not a multiple of 8."""
 COMPEL_FAMILIES = ("sd15", "sd2", "sdxl")
 """Families whose prompts go through compel when they use weights or run past 77 tokens."""
 
@@ -78,6 +82,8 @@ class Rendered:
     infos: list[ImageInfo]
     grid: Image.Image | None = None
     loras: tuple[tuple[str, float], ...] = field(default=())
+    suggestions: tuple[str, ...] = ()
+    """A describe task's prompts for its image (see :mod:`engine.describe`)."""
 
 
 def group_tasks(tasks: Sequence[RenderTask], max_batch: int) -> list[list[RenderTask]]:
@@ -122,11 +128,20 @@ def render_task(cache: ModelCache, task: RenderTask, loras: Sequence[LoraEntry],
         raise ValueError(f"kind={task.kind!r} is not one of: {', '.join(KINDS)}")
     if not task.seeds:
         raise ValueError("seeds is empty; give at least one seed")
+    if task.kind == TaskKind.DESCRIBE:  # a captioning model, not a diffusion pipeline
+        from engine.describe import describe_task
+
+        return describe_task(task, cache.config, hooks.is_cancelled)
     model = cache.get(task.model)
     clean, requested = parse_loras(task.prompt)
     task = dataclasses.replace(task, prompt=clean)
-    with loras_applied(model.pipeline, requested, loras):
-        rendered = _render_kind(model, task, hooks)
+    with loras_applied(model.pipeline, requested, loras), image_prompting(model, task, cache.config):
+        if task.kind == TaskKind.CONTROL:  # control maps, ControlNets and their pipelines: engine.controlnet
+            from engine.controlnet import render_control
+
+            rendered = render_control(cache.controlnets, model, task, hooks)
+        else:
+            rendered = _render_kind(model, task, hooks)
     rendered.loras = requested
     return rendered
 
@@ -251,10 +266,13 @@ def denoise(
     strength: float | None = None,
     width: int | None = None,
     height: int | None = None,
+    controlnet: Any = None,
+    extra: dict[str, Any] | None = None,
 ) -> list[Image.Image]:
-    """One pipeline call for ``tasks`` (same settings, maybe different prompts); images in task then seed order."""
+    """One pipeline call for ``tasks`` (same settings, maybe different prompts); images in task then seed order.
+    With ``controlnet``: that ControlNet's pipeline of ``pipe_kind``; ``extra``: more arguments of the call."""
     first = tasks[0]
-    pipe = model.pipeline_for(pipe_kind)
+    pipe = model.pipeline_for(pipe_kind, controlnet)
     pipe.scheduler = _scheduler(model, first.sampler)
     prompts = [task.prompt for task in tasks for _seed in task.seeds]
     negatives = [task.negative_prompt for task in tasks for _seed in task.seeds]
@@ -269,12 +287,15 @@ def denoise(
         steps = math.ceil(1 / strength)
     kwargs: dict[str, Any] = {
         "num_inference_steps": steps,
-        "guidance_scale": first.cfg,
+        "guidance_scale": image_guidance(tasks),
         "generator": generators,
         "output_type": "pil",
     }
     any_negative = any(negatives)
-    if model.family in COMPEL_FAMILIES and needs_compel(pipe, prompts + (negatives if any_negative else [])):
+    conditionings = image_conditionings(tasks)  # multi-prompts: blended embeddings per image
+    if conditionings is not None:
+        kwargs.update(blended_embeddings(pipe, model.family, conditionings))
+    elif model.family in COMPEL_FAMILIES and needs_compel(pipe, prompts + (negatives if any_negative else [])):
         kwargs.update(compel_embeddings(pipe, model.family, prompts, negatives if any_negative else None))
     else:
         kwargs["prompt"] = prompts
@@ -286,10 +307,12 @@ def denoise(
         kwargs["strength"] = strength
     if mask is not None:
         kwargs["mask_image"] = [mask] * len(prompts)
+    kwargs.update(extra or {})
+    kwargs.update(image_prompt_arguments(model, len(prompts), first.cfg))
     job_ids = [job_id for job_id, _offset in owners]
 
     def step_end(pipe: Any, step: int, timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
-        total = getattr(pipe, "_num_timesteps", None) or steps
+        total = stopped_steps(getattr(pipe, "_num_timesteps", None) or steps, first.stop)
         want_preview = (
             hooks.preview_every > 0
             and (step + 1) % hooks.preview_every == 0
@@ -303,6 +326,8 @@ def denoise(
             for job_id, _start in owners:
                 hooks.on_step(job_id, step + 1, total, None)
         if all(hooks.is_cancelled(job_id) for job_id in job_ids):
+            pipe._interrupt = True
+        if first.stop < FULL_STOP and step + 1 >= total:  # --stop: the rest is skipped, what is there decoded
             pipe._interrupt = True
         return tensors
 
@@ -324,29 +349,6 @@ def _report_previews(
             hooks.on_step(job_id, step, total, encode_preview(preview.cpu()))
 
 
-@contextlib.contextmanager
-def seamless(pipe: Any, *, enabled: bool) -> Iterator[None]:
-    """``--tile``: circular padding in the UNet's and VAE's convolutions, so the image wraps at its edges."""
-    if not enabled:
-        yield
-        return
-    convolutions = [
-        module
-        for part in (getattr(pipe, "unet", None), getattr(pipe, "vae", None))
-        if part is not None
-        for module in part.modules()
-        if isinstance(module, torch.nn.Conv2d)
-    ]
-    previous = [conv.padding_mode for conv in convolutions]
-    for conv in convolutions:
-        conv.padding_mode = "circular"
-    try:
-        yield
-    finally:
-        for conv, mode in zip(convolutions, previous, strict=True):
-            conv.padding_mode = mode
-
-
 def _scheduler(model: LoadedModel, sampler: str) -> Any:
     """The sampler's scheduler, built once per model (set_timesteps resets its state for every call)."""
     cache: dict[str, Any] = model._derived.setdefault("schedulers", {})
@@ -355,37 +357,8 @@ def _scheduler(model: LoadedModel, sampler: str) -> Any:
     return cache[sampler]
 
 
-def load_image(path: str, argument: str, *, mode: str = "RGB") -> Image.Image:
-    """Read an input image. Raises ValueError naming the argument when it is missing or unreadable."""
-    if not path:
-        raise ValueError(f"{argument} is required for this kind of job; give the path of a PNG or JPEG")
-    try:
-        with Image.open(Path(path)) as image:
-            image.load()
-            return image.convert(mode)
-    except FileNotFoundError:
-        raise ValueError(f"{argument}={path} does not exist") from None
-    except (UnidentifiedImageError, OSError) as error:
-        raise ValueError(f"{argument}={path} is not an image this engine can read: {error}") from None
-
-
-def canvas_multiple(vae_scale_factor: int) -> int:
-    """What upscale and pan sizes round to: the pipelines need multiples of 8 pixels, and whole latents (8 on
-    SD1.5/SDXL, 2 on the tiny test models, so 8 everywhere built in, as the bot's ``size_multiple``)."""
-    return math.lcm(PIPELINE_MULTIPLE, vae_scale_factor)
-
-
-def check_size(task: RenderTask) -> None:
-    """Width and height must be positive multiples of 8."""
-    for name, value in (("width", task.width), ("height", task.height)):
-        if value <= 0 or value % 8:
-            raise ValueError(f"{name}={value} must be a positive multiple of 8")
-
-
-def check_strength(strength: float) -> None:
-    if not 0 < strength <= 1:
-        raise ValueError(f"strength={strength:g} must be above 0 and at most 1")
-
-
 def _infos(task: RenderTask, *, strength: float | None = None) -> list[ImageInfo]:
-    return [ImageInfo(seed, task.prompt, task.steps, task.cfg, task.sampler, strength) for seed in task.seeds]
+    return [
+        ImageInfo(seed, task.prompt, task.steps, chaos_cfg(task.cfg, task.chaos, seed), task.sampler, strength)
+        for seed in task.seeds
+    ]

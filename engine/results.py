@@ -81,6 +81,7 @@ def write_results(
         grid_path=str(grid_file),
         grid_bytes=grid_data if task.return_bytes else None,
         labels=tuple(info.label for info in rendered.infos) if rendered.grid is not None else (),
+        suggestions=rendered.suggestions,
     )
 
 

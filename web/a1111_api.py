@@ -19,7 +19,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel
 
-from web import a1111_generate, a1111_lists, a1111_png_info, a1111_status
+from web import a1111_generate, a1111_interrogate, a1111_lists, a1111_png_info, a1111_status
 from web.a1111_common import COMMON_ERRORS, error_responses
 from web.auth import current_actor
 
@@ -31,6 +31,7 @@ router.include_router(a1111_generate.router)
 router.include_router(a1111_lists.router)
 router.include_router(a1111_status.router)
 router.include_router(a1111_png_info.router)
+router.include_router(a1111_interrogate.router)
 
 
 class Pong(BaseModel):

@@ -1,5 +1,5 @@
 """``POST /png-info``: the generation parameters an image carries (a PNG's ``parameters`` chunk, a JPEG's or WebP's
-EXIF user comment), as text and parsed as A1111 parses it; and ``POST /interrogate``, which this server lacks (501).
+EXIF user comment), as text and parsed as A1111 parses it (``POST /interrogate`` is :mod:`web.a1111_interrogate`).
 """
 
 from __future__ import annotations
@@ -13,9 +13,8 @@ from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel, Field
 
 from bot.core import UploadError, UploadLimits
-from web.a1111_common import ErrorBody, decode_a1111_image, error_responses
+from web.a1111_common import decode_a1111_image, error_responses
 from web.a1111_info import parse_infotext, text_items
-from web.errors import ApiError
 from web.native_common import service_of
 
 METADATA_FORMATS = ("PNG", "JPEG", "WEBP")
@@ -79,10 +78,3 @@ async def png_info(request: Request, body: PngInfoRequest) -> PngInfoResponse:
     data = await asyncio.to_thread(decode_a1111_image, body.image, limits, "image")
     text, items = await asyncio.to_thread(read_metadata, data, limits)
     return PngInfoResponse(info=text, items=items, parameters=parse_infotext(text))
-
-
-@router.post("/interrogate", status_code=501, response_model=ErrorBody, include_in_schema=False)
-async def interrogate() -> ErrorBody:
-    """Not available: this server cannot describe images yet (left out of the OpenAPI document, which lists what
-    works)."""
-    raise ApiError(501, "not_implemented", "interrogate is not available on this server: it cannot describe images")

@@ -64,7 +64,7 @@ UPSCALE_ACTIONS = (
 
 def actions_for(job: Job) -> tuple[str, ...]:
     """The follow-ups a job offers now: none until it completed, none on a sweep (as the Discord buttons)."""
-    if job.status is not Status.COMPLETED or job.kind is Kind.SWEEP:
+    if job.status is not Status.COMPLETED or job.kind in (Kind.SWEEP, Kind.DESCRIBE):  # describe: its suggestions
         return ()
     return UPSCALE_ACTIONS if job.kind is Kind.UPSCALE else GRID_ACTIONS
 
@@ -123,11 +123,13 @@ def _job_fields(job: Job, images: Iterable[ImageResult], *, position: int, eta_s
                 width=image.width,
                 height=image.height,
                 seed=image.seed,
+                flagged=job.safety.is_flagged(image.index),
             )
             for image in images
         ],
         "grid_url": grid_url(job.id) if job.status is Status.COMPLETED and job.grid_path else None,
         "actions": list(actions_for(job)),
+        "safety": job.safety.text,
     }
 
 

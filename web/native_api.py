@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from web import native_account, native_admin, native_jobs
+from web import native_account, native_admin, native_blend, native_describe, native_jobs
 
 router = APIRouter()
 router.include_router(native_jobs.router)
 router.include_router(native_account.router)
 router.include_router(native_admin.router)
+router.include_router(native_blend.router)
+router.include_router(native_describe.router)

@@ -25,11 +25,13 @@ from bot.core import (
     Lane,
     ReceivedImage,
     RequestOptions,
+    StagedUpload,
     check_byte_size,
 )
 from web.errors import ApiError
 from web.images_in import base64_payload, decode_image, decoded_size
 from web.job_views import ACTIONS, actions_for, created_out, job_out
+from web.native_blend import received_image_prompts
 from web.native_common import SUBMIT_ERRORS, Member, errors, feed_of, service_of
 from web.schemas import MAX_ID, ActionIn, CreatedOut, CreateJobIn, JobOut
 from web.sse import JobStream
@@ -40,6 +42,7 @@ router = APIRouter(tags=["jobs"])
 
 JobId = Annotated[int, PathParam(ge=1, le=MAX_ID, description="the job's id")]
 IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp"}
+CONTROL_IMAGE = "control image"
 IMAGE_CACHE = "private, max-age=31536000, immutable"
 """A job's files never change once written; only their member may read them."""
 
@@ -77,7 +80,8 @@ async def create_job(body: CreateJobIn, request: Request, actor: Member) -> Crea
     before anything is charged; the images only when the rest passed, by size before they are decoded."""
     service = service_of(request)
     limits = service.upload_limits
-    sent = [(text, what) for text, what in ((body.image, "image"), (body.mask, "mask")) if text is not None]
+    uploads = ((body.image, "image"), (body.mask, "mask"), (body.control_image, CONTROL_IMAGE))
+    sent = [(text, what) for text, what in uploads if text is not None]
     announced = RequestOptions(
         image=ImageInput.announced() if body.image is not None else None,
         mask=ImageInput.announced() if body.mask is not None else None,
@@ -85,23 +89,36 @@ async def create_job(body: CreateJobIn, request: Request, actor: Member) -> Crea
         sweeps=tuple(body.sweeps),
         images=body.images,
         size=(body.width, body.height) if body.width is not None and body.height is not None else None,
+        control=ImageInput.announced() if body.control_image is not None else None,
+        control_mode=body.control_mode,
+        image_prompts=tuple(ImageInput.announced() for _text in body.image_prompts),
     )
-    prepared = await service.prepare(actor, with_model_flag(body.prompt, body.model), announced)
+    prompt = with_model_flag(body.prompt, body.model)
+    if body.control_weight is not None:  # as --cw, so the parser checks it as it does a typed one
+        prompt = f"{prompt} --cw {body.control_weight:g}"
+    if body.image_weight is not None:  # as --iw, likewise
+        prompt = f"{prompt} --iw {body.image_weight:g}"
+    prepared = await service.prepare(actor, prompt, announced)
     for text, what in sent:
         check_byte_size(decoded_size(base64_payload(text, what)), limits, what=what)
     received: dict[str, ReceivedImage] = {}
+    prompt_uploads: list[StagedUpload] = []
     try:
         for text, what in sent:
             data = await asyncio.to_thread(decode_image, text, limits, what)
             received[what] = await service.receive_image(data, mask=what == "mask")
         if received:
-            prepared = service.attach_images(prepared, received.get("image"), received.get("mask"))
+            prepared = service.attach_images(
+                prepared, received.get("image"), received.get("mask"), received.get(CONTROL_IMAGE)
+            )
+        prepared, prompt_uploads = await received_image_prompts(service, prepared, body.image_prompts)
     except BaseException:
         for item in received.values():
             item.staged.discard()
         raise
     lane = Lane(body.lane) if body.lane is not None else None
-    admitted = await service.submit(actor, prepared, lane=lane, uploads=[item.staged for item in received.values()])
+    staged = [item.staged for item in received.values()] + prompt_uploads
+    admitted = await service.submit(actor, prepared, lane=lane, uploads=staged)
     return created_out(admitted)
 
 

@@ -74,6 +74,8 @@ class ImageView:
     width: int
     height: int
     seed: int
+    flagged: bool = False
+    """The image safety check flagged it: the page blurs it."""
 
     @property
     def url(self) -> str:
@@ -108,6 +110,8 @@ class JobView:
     parent_id: int | None
     images: tuple[ImageView, ...]
     grid_url: str | None
+    flag_reason: str = ""
+    """Why the image safety check flagged some of its images; empty when none was."""
 
     @property
     def terminal(self) -> bool:
@@ -127,7 +131,7 @@ def job_view(files: JobFiles) -> JobView:
     job: Job = files.job
     params = job.params
     images = tuple(
-        ImageView(job.id, image.index, image.width, image.height, image.seed)
+        ImageView(job.id, image.index, image.width, image.height, image.seed, job.safety.is_flagged(image.index))
         for image in sorted(files.images, key=lambda image: image.index)
     )
     grid = f"/api/v1/jobs/{job.id}/grid" if job.grid_path and job.status is Status.COMPLETED else None
@@ -152,6 +156,7 @@ def job_view(files: JobFiles) -> JobView:
         parent_id=job.parent_id,
         images=images,
         grid_url=grid,
+        flag_reason=job.safety.reason if job.safety.flagged else "",
     )
 
 

@@ -65,6 +65,7 @@ class ImageOut(BaseModel):
     width: int
     height: int
     seed: int
+    flagged: bool = Field(default=False, description="the image safety check flagged it (the web UI blurs it)")
 
 
 class JobOut(BaseModel):
@@ -88,6 +89,10 @@ class JobOut(BaseModel):
     images: list[ImageOut]
     grid_url: str | None
     actions: list[str] = Field(description="the follow-ups POST /jobs/{id}/actions accepts for this job now")
+    safety: str = Field(
+        default="unchecked",
+        description="the image safety check: unchecked, passed, flagged:<reason> or skipped:<why>",
+    )
 
 
 class AdminJobOut(JobOut):
@@ -111,6 +116,23 @@ class CreateJobIn(BaseModel):
     images: int | None = Field(default=None, ge=1, le=4, description="images per job (the server's number if unset)")
     width: int | None = Field(default=None, ge=1, le=16_384, description="exact width (with height)")
     height: int | None = Field(default=None, ge=1, le=16_384, description="exact height (with width)")
+    control_image: str | None = Field(
+        default=None, description="ControlNet: follow this image's edges, depth or lines: base64 or a data: URI"
+    )
+    control_mode: Literal["canny", "depth", "lineart", "scribble", "raw"] | None = Field(
+        default=None, description="what to follow in control_image (default canny; raw: it already is a map)"
+    )
+    control_weight: float | None = Field(
+        default=None, ge=0, le=2, description="how strongly control_image steers (same as --cw; default 1)"
+    )
+    image_prompts: list[str] = Field(
+        default_factory=list,
+        max_length=5,
+        description="images that prompt the job too (IP-Adapter): base64 or data: URIs",
+    )
+    image_weight: float | None = Field(
+        default=None, ge=0, le=2, description="how strongly image_prompts steer (same as --iw; default 1)"
+    )
 
     @model_validator(mode="after")
     def _width_with_height(self) -> CreateJobIn:

@@ -23,6 +23,8 @@ from pathlib import Path
 from bot.actors import Actor
 from bot.application.admitted import Admitted, Submitted
 from bot.application.api_keys import ApiKeys
+from bot.application.describe_actions import DescribeActions
+from bot.application.image_prompt_intake import ImagePromptActions
 from bot.application.member_actions import MemberActions
 from bot.application.moderator_actions import ModeratorActions
 from bot.application.telemetry import Telemetry, counting_refusals
@@ -32,11 +34,12 @@ from bot.jobs import Job, Lane, Status
 from bot.requests import preparation
 from bot.requests.custom_ids import Action
 from bot.requests.follow_ups import shown_where
+from bot.requests.image_prompts import check_image_prompts_received
 from bot.requests.moderation import Moderation
 from bot.requests.preferences import PreferenceStore
 from bot.requests.preparation import Prepared, prompts_to_render
 from bot.requests.request_options import ImageInput, RequestOptions, TaskOptions
-from bot.requests.shell_files import check_shell_files, upload_limits
+from bot.requests.shell_files import check_shell_files, shell_request_options, upload_limits
 from bot.requests.upload_store import StagedUpload, stage_upload
 from bot.requests.uploads import CheckedImage, UploadError, UploadLimits, check_upload
 from bot.running.delivery import Deliveries
@@ -105,6 +108,10 @@ class ImagineService:
         """What a member can do besides asking for images (account, own jobs, preferences, the queue)."""
         self.admin = ModeratorActions(self)
         """What moderators and the owner can do (rules, credits, tiers, bans, any job, pause, reports)."""
+        self.describe = DescribeActions(self)
+        """/describe: four prompts for an image, and running one as /imagine."""
+        self.image_prompts = ImagePromptActions(self)
+        """/blend, and receiving the image prompts of any request."""
 
     @classmethod
     async def open(
@@ -266,7 +273,7 @@ class ImagineService:
             raise JobNotFoundError(parent_id)
         images = await self.scheduler.images(parent_id)
         prepared = preparation.prepare_follow_up(self.settings, parent, images, action, index)
-        inputs = [path for path in (prepared.params.init_image, prepared.params.mask_image) if path]
+        inputs = prepared.params.input_paths
         if not all(await asyncio.to_thread(lambda: [Path(path).is_file() for path in inputs])):
             raise ImagineError(
                 "the image this job started from is no longer kept (uploads expire); upload it again with /imagine"
@@ -292,11 +299,18 @@ class ImagineService:
 
     @staticmethod
     def attach_images(
-        prepared: Sequence[Prepared], image: ReceivedImage | None, mask: ReceivedImage | None = None
+        prepared: Sequence[Prepared],
+        image: ReceivedImage | None,
+        mask: ReceivedImage | None = None,
+        control: ReceivedImage | None = None,
     ) -> list[Prepared]:
-        """The prepared jobs with their received images (and the checks that need their size). Raises PromptError."""
+        """The prepared jobs with their received images (and the checks that need their size); ``control``: a
+        ControlNet's control image. Raises PromptError."""
         return preparation.attach_images(
-            prepared, image.input if image is not None else None, mask.input if mask is not None else None
+            prepared,
+            image.input if image is not None else None,
+            mask.input if mask is not None else None,
+            control.input if control is not None else None,
         )
 
     # --- admission -------------------------------------------------------------------------------------------
@@ -316,6 +330,7 @@ class ImagineService:
         try:
             if not prepared or any(item.moderated_for != actor for item in prepared):
                 raise ValueError("submit only jobs that prepare or prepare_follow_up made for this very actor")
+            check_image_prompts_received(prepared)  # a surface that takes no image prompts: refused, not charged
             admitted = await self.scheduler.admit(actor.user_id, prepared, origin=actor.origin, lane=lane)
         except BaseException:
             for upload in uploads:
@@ -354,12 +369,7 @@ class ImagineService:
             for name, image in checked.items():
                 staged = await asyncio.to_thread(stage_upload, image, self.uploads_dir)
                 received[name] = ReceivedImage(staged, ImageInput(staged.path, image.width, image.height))
-            request = RequestOptions(
-                image=received["image"].input if "image" in received else None,
-                mask=received["mask"].input if "mask" in received else None,
-                strength=options.strength,
-                sweeps=options.sweeps,
-            )
+            request = shell_request_options(options, {name: item.input for name, item in received.items()})
             prepared = await self.prepare(actor, preparation.shell_prompt(raw_prompt, options), request)
         except BaseException:
             for item in received.values():

@@ -33,6 +33,8 @@ EXTENSIONS = (
     "cogs.member",
     "cogs.admin",
     "cogs.apikey",
+    "cogs.blend",
+    "cogs.describe",
 )
 
 

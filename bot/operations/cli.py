@@ -35,6 +35,8 @@ from bot.discord_surface.discord_token import TOKEN_HELP
 from bot.errors import ConfigError
 from bot.operations.apikey_commands import add_apikey_commands
 from bot.operations.exit_codes import EXIT_CONFIG, EXIT_OK, UsageError
+from bot.operations.generate_control import add_control_arguments, with_control
+from bot.operations.image_prompt_arguments import add_blend_command, add_image_prompt_arguments, with_image_prompts
 from bot.operations.interrupts import run_interruptible, say_interrupted, terminate_as_interrupt
 from bot.operations.logs import setup_logging
 from config.errors import did_you_mean, one_line
@@ -82,6 +84,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="AXIS=V1,V2",
         help='a sweep axis, e.g. "cfg=3,5,7" (seed, cfg, steps, sampler, prompt, strength); up to 3',
     )
+    add_control_arguments(generate)
+    add_image_prompt_arguments(generate)
+    add_blend_command(commands)
+
+    describe = commands.add_parser("describe", help="print four prompts for an image, as /describe (without Discord)")
+    describe.add_argument("image", type=Path, help="the image to describe (PNG, JPEG or WebP)")
 
     doctor = commands.add_parser("doctor", help="check the device, versions, models and settings")
     doctor.add_argument("--no-probe", action="store_true", help="skip the engine probe (no torch import)")
@@ -230,9 +238,19 @@ def dispatch(settings: Settings, args: argparse.Namespace) -> int:
         from bot.operations.generate_command import generate, output_target
         from bot.requests.request_options import TaskOptions
 
-        options = TaskOptions(args.model, args.image, args.mask, args.strength, tuple(args.sweep))
+        options = with_control(TaskOptions(args.model, args.image, args.mask, args.strength, tuple(args.sweep)), args)
+        options = with_image_prompts(options, args)
         target = output_target(args.output)
         return asyncio.run(generate(settings, args.prompt, target, options))
+    if args.command == "blend":
+        from bot.operations.generate_command import output_target
+        from bot.operations.image_prompt_commands import blend
+
+        return asyncio.run(blend(settings, args.images, args.dimensions, output_target(args.output)))
+    if args.command == "describe":
+        from bot.operations.describe_command import describe
+
+        return asyncio.run(describe(settings, args.image))
     if args.command == "invite":
         from bot.discord_surface.discord_setup import print_invite
 

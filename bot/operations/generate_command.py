@@ -205,6 +205,9 @@ async def _render_own_job(
             return EXIT_FAILED, f"error: could not write {destination} ({error.strerror}); the grid is at {grid}"
         grid = destination
     print(f"grid: {grid}", file=sys.stderr)
+    if job.safety.flagged:
+        named = job.safety.images_named(len(images))
+        print(f"flagged by the image safety check: {named} ({job.safety.reason})", file=sys.stderr)
     for image in images:
         print(image.path)
     return EXIT_OK, None

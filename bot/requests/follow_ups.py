@@ -42,6 +42,8 @@ def check_follow_up(parent: Job, action: Action, index: int, image_count: int) -
         raise ImagineError(f"job {parent.id} has no images yet ({parent.status.value}); wait for it to finish")
     if parent.kind is Kind.SWEEP:
         raise ImagineError("a sweep grid has no upscale or variation buttons; run /imagine with the values you like")
+    if parent.kind is Kind.DESCRIBE:
+        raise ImagineError("a /describe result has no upscale or variation buttons; press one of its suggestions")
     if follow_up.on_upscale_only and parent.kind is not Kind.UPSCALE:
         raise ImagineError("this button works on an upscaled image: press U1–U4 first")
     if follow_up.needs_image and not 0 <= index < image_count:

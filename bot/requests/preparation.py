@@ -18,8 +18,11 @@ from dataclasses import dataclass, replace
 from bot.actors import Actor
 from bot.errors import ImagineError, PromptError
 from bot.jobs import ImageResult, Job, Kind, Lane, RenderParams
+from bot.requests.control import control_applied, follow_up_control
 from bot.requests.custom_ids import Action
+from bot.requests.exact_size import sized_and_counted
 from bot.requests.follow_ups import check_follow_up
+from bot.requests.image_prompts import split_image_urls, with_image_prompts
 from bot.requests.model_limits import (
     check_negative_prompt,
     model_cfg,
@@ -30,6 +33,7 @@ from bot.requests.model_limits import (
 from bot.requests.permutations import expand_permutations
 from bot.requests.preferences import Preferences, apply_preferences
 from bot.requests.prompt import ParsedPrompt, PromptLimits, clean_text, parse_prompt
+from bot.requests.render_flags import check_prompt_flags, part_texts, prompt_flag_fields, quality_applied
 from bot.requests.request_options import (
     ImageInput,
     RequestOptions,
@@ -70,8 +74,8 @@ class Prepared:
 
     @property
     def rendered_prompts(self) -> list[str]:
-        """Every prompt this job will render (a sweep's ``prompt`` axis replaces part of the prompt)."""
-        return rendered_prompts(self.params.prompt, self.params.sweep)
+        """Every prompt this job will render (a sweep's ``prompt`` axis replaces part of it; each ``::`` part too)."""
+        return rendered_prompts(self.params.prompt, self.params.sweep) + part_texts(self.params)
 
 
 def prompts_to_render(prepared: Iterable[Prepared]) -> list[str]:
@@ -191,6 +195,7 @@ def build_params(parsed: ParsedPrompt, settings: Settings, seed: int, *, owner: 
     model_name = parsed.model or settings.model
     spec = usable_model(model_name, settings, owner=owner)
     steps = model_steps(parsed, spec, model_name, settings.max_steps)
+    steps = quality_applied(parsed, steps, spec, model_name, settings.max_steps)
     cfg = model_cfg(parsed, spec, model_name)
     sampler = model_sampler(parsed, spec, model_name)
     check_loras(parsed.text, settings, owner=owner)
@@ -212,6 +217,7 @@ def build_params(parsed: ParsedPrompt, settings: Settings, seed: int, *, owner: 
         images=settings.images_per_job,
         sampler=sampler,
         tile=parsed.tile,
+        **prompt_flag_fields(parsed),
     )
 
 
@@ -228,7 +234,7 @@ def prepare_imagine(
     ``owner``: the request comes from the owner's shell, which may use every registry model that is on disk.
     """
     cap = settings.max_prompts_per_message
-    text = clean_text(raw_prompt)
+    image_urls, text = split_image_urls(clean_text(raw_prompt))  # checked links only: nothing else is fetched
     if len(text) > settings.max_prompt_chars:  # before any permutation is expanded
         raise PromptError(
             f"the prompt is {len(text)} characters long; the limit is {settings.max_prompt_chars}. "
@@ -251,7 +257,13 @@ def prepare_imagine(
         if options is not None:
             kind, first = kind_for(options), apply_options(first, options, sweep_limits(settings, first.model))
             first = sized_and_counted(first, options, settings)
+        kind, first = control_applied(kind, first, options, parsed, settings, owner=owner)
+        attachments = options.image_prompts if options is not None else ()
+        first = with_image_prompts(
+            first, settings, urls=image_urls, attachments=attachments, weight=parsed.image_weight, owner=owner
+        )
         check_negative_prompt(first, settings.registry[first.model], first.model)
+        check_prompt_flags(parsed, first, settings.registry[first.model], first.model)
         for rendered in rendered_prompts(first.prompt, first.sweep):
             check_rendered_prompt(rendered, settings, owner=owner)
         lane = Lane(parsed.lane) if parsed.lane else None
@@ -266,41 +278,9 @@ def prepare_imagine(
     return prepared
 
 
-MIN_SIDE = 64
-MAX_SIDE_RATIO = 4
-
-
-def sized_and_counted(params: RenderParams, options: RequestOptions, settings: Settings) -> RenderParams:
-    """``params`` with an exact size and an image count the request asked for (the APIs), each checked against the
-    model and the server's limits like ``--ar``. Raises PromptError naming the option to fix."""
-    changes: dict[str, int] = {}
-    if options.images is not None:
-        if not 1 <= options.images <= settings.images_per_job:
-            raise PromptError(
-                f"a job makes 1 to {settings.images_per_job} images; {options.images} is out of range", flag="images"
-            )
-        if not params.sweep:
-            changes["images"] = options.images
-    if options.size is not None:
-        width, height = options.size
-        multiple = settings.registry[params.model].size_multiple
-        if min(width, height) < MIN_SIDE or width % multiple or height % multiple:
-            raise PromptError(
-                f"{width}x{height}: width and height must be multiples of {multiple} and at least {MIN_SIDE}",
-                flag="size",
-            )
-        if max(width, height) > MAX_SIDE_RATIO * min(width, height):
-            raise PromptError(f"{width}x{height} is more extreme than 1:4; use a squarer size", flag="size")
-        if width * height > settings.max_pixels:
-            raise PromptError(
-                f"{width}x{height} is more pixels than this server allows ({settings.max_pixels}); use a smaller size",
-                flag="size",
-            )
-        changes.update(width=width, height=height)
-    return replace(params, **changes) if changes else params
-
-
-def attach_images(prepared: Iterable[Prepared], image: ImageInput | None, mask: ImageInput | None) -> list[Prepared]:
+def attach_images(
+    prepared: Iterable[Prepared], image: ImageInput | None, mask: ImageInput | None, control: ImageInput | None = None
+) -> list[Prepared]:
     """The jobs of a request prepared with announced attachments, now with the checked files: their paths, and the
     checks that need their size (a mask the shape of its image). Raises PromptError."""
     check_mask_shape(image, mask)
@@ -311,13 +291,17 @@ def attach_images(prepared: Iterable[Prepared], image: ImageInput | None, mask: 
             params = replace(params, init_image=str(image.path))
         if mask is not None:
             params = replace(params, mask_image=str(mask.path))
+        if control is not None:
+            params = replace(params, control_image=str(control.path))
         attached.append(replace(item, params=params))
     return attached
 
 
 def shell_prompt(raw_prompt: str, options: TaskOptions) -> str:
-    """The prompt of a ``generate`` request, with its ``--model`` option as the flag it stands for."""
-    return f"{raw_prompt} --model {options.model}" if options.model else raw_prompt
+    """The prompt of a ``generate`` request, with its ``--model`` and ``--cw`` options as the flags they stand for."""
+    prompt = f"{raw_prompt} --model {options.model}" if options.model else raw_prompt
+    prompt = f"{prompt} --cw {options.control_weight:g}" if options.control_weight is not None else prompt
+    return f"{prompt} --iw {options.image_weight:g}" if options.image_weight is not None else prompt
 
 
 def check_shell_request(settings: Settings, raw_prompt: str, options: TaskOptions, *, owner: bool = True) -> None:
@@ -330,6 +314,9 @@ def check_shell_request(settings: Settings, raw_prompt: str, options: TaskOption
         mask=ImageInput.announced() if options.mask else None,
         strength=options.strength,
         sweeps=options.sweeps,
+        control=ImageInput.announced() if options.control else None,
+        control_mode=options.control_mode,
+        image_prompts=tuple(ImageInput.announced() for _path in options.image_prompts),
     )
     prepare_imagine(settings, shell_prompt(raw_prompt, options), None, announced, owner=owner)
 
@@ -380,7 +367,8 @@ def prepare_follow_up(
         )
         if follow_up.kind in (Kind.VARIATION, Kind.ZOOM, Kind.PAN):
             params = replace(params, images=settings.images_per_job)
-    return Prepared(follow_up.kind, parent.prompt, params, parent_id=parent.id, parent_index=index)
+    kind, params = follow_up_control(follow_up.kind, params, parent.params, settings, owner=owner)
+    return Prepared(kind, parent.prompt, params, parent_id=parent.id, parent_index=index)
 
 
 def reseeded(params: RenderParams, explicit_seed: int | None, repeat: int) -> RenderParams:

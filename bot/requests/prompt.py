@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.errors import PromptError
+from bot.requests.control_flags import parse_control_weight, parse_controlnet_name
+from bot.requests.image_prompts import parse_image_weight
+from bot.requests.multi_prompt import parse_chaos, parse_multi_prompt, parse_quality, parse_stop
 from engine.protocol import Lane
 
 MAX_SEED = 2**32 - 1
@@ -42,6 +45,19 @@ class ParsedPrompt:
     tile: bool = False
     lane: Lane | None = None
     flags: tuple[str, ...] = field(default=())
+    control_weight: float | None = None
+    """``--cw``: how strongly a control image steers (0 to 2); None: not asked."""
+    controlnet: str | None = None
+    """``--controlnet NAME``: the ControlNet a control image goes through; None: the registry's choice."""
+    weighted_prompts: tuple[tuple[str, float], ...] = ()
+    """A multi-prompt's parts and weights (``a cat:: a dog::2``, see :mod:`bot.requests.multi_prompt`); () without
+    ``::``."""
+    chaos: int = 0
+    stop: int = 100
+    quality: float | None = None
+    """``--q``: the steps' multiplier; None: not asked."""
+    image_weight: float | None = None
+    """``--iw``: how strongly the image prompts steer (0 to 2); None: not asked."""
 
 
 @dataclass(frozen=True)
@@ -153,9 +169,16 @@ _FLAGS: dict[str, _Flag] = {
         _Flag("fast", "--fast", _switch(Lane.FAST), "lane", takes_value=False),
         _Flag("relax", "--relax", _switch(Lane.RELAX), "lane", takes_value=False),
         _Flag("turbo", "--turbo", _switch(Lane.TURBO), "lane", takes_value=False),
+        _Flag("cw", "--cw X", parse_control_weight, "control_weight"),
+        _Flag("controlnet", "--controlnet NAME", parse_controlnet_name, "controlnet"),
+        _Flag("chaos", "--chaos N", parse_chaos, "chaos"),
+        _Flag("stop", "--stop N", parse_stop, "stop"),
+        _Flag("q", "--q .25|.5|1|2", parse_quality, "quality"),
+        _Flag("iw", "--iw X", parse_image_weight, "image_weight"),
     )
 }
 _ALIASES = {"aspect": "ar", "negative": "no", "r": "repeat"}
+_ALIASES.update({"c": "chaos", "quality": "q"})
 
 
 def parse_flag(flag: str, value: str, limits: PromptLimits) -> tuple[str, Any]:
@@ -229,4 +252,5 @@ def parse_prompt(raw: str, limits: PromptLimits | None = None) -> ParsedPrompt:
     prompt_text = " ".join(words).strip()
     if not prompt_text:
         raise PromptError("the prompt is empty: describe the image before any flags, e.g. `a red fox --ar 3:2`")
-    return ParsedPrompt(text=prompt_text, flags=tuple(seen), **values)
+    weighted = parse_multi_prompt(prompt_text, values.get("negative_prompt", ""))
+    return ParsedPrompt(text=prompt_text, flags=tuple(seen), weighted_prompts=weighted, **values)

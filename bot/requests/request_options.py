@@ -50,6 +50,12 @@ class RequestOptions:
     """How many images the job makes (1 to the server's images_per_job); None: the server's number."""
     size: tuple[int, int] | None = None
     """An exact width and height instead of the one ``--ar`` and the model's base size give (the APIs)."""
+    control: ImageInput | None = None
+    """A ControlNet's control image (see :mod:`bot.requests.control`)."""
+    control_mode: str | None = None
+    """What the control image is turned into: canny, depth, lineart, scribble or raw; None: canny."""
+    image_prompts: tuple[ImageInput, ...] = ()
+    """Images that prompt the job through the IP-Adapter (``image_prompt``), announced before they are received."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +67,15 @@ class TaskOptions:
     mask: Path | None = None
     strength: float | None = None
     sweeps: tuple[str, ...] = ()
+    control: Path | None = None
+    """``--control FILE``: a ControlNet's control image."""
+    control_mode: str | None = None
+    control_weight: float | None = None
+    """``--cw``: the control weight, added to the prompt as that flag."""
+    image_prompts: tuple[Path, ...] = ()
+    """``--image-prompt FILE``: images that prompt the job through the IP-Adapter."""
+    image_weight: float | None = None
+    """``--iw``: how strongly they steer, added to the prompt as that flag."""
 
 
 def kind_for(options: RequestOptions) -> Kind:
@@ -160,7 +175,8 @@ def follow_up_params(
             raise ValueError(f"variation={variation!r} is not one of: {', '.join(VARIATION_STRENGTH)}")
         return dataclasses.replace(base, strength=VARIATION_STRENGTH[variation])
     if kind is Kind.UPSCALE:
-        return dataclasses.replace(base, strength=UPSCALE_STRENGTH, images=1, upscale_factor=UPSCALE_FACTOR)
+        # --stop does not apply to an upscale (as on Midjourney): it finishes the image
+        return dataclasses.replace(base, strength=UPSCALE_STRENGTH, images=1, upscale_factor=UPSCALE_FACTOR, stop=100)
     if kind is Kind.ZOOM:
         return dataclasses.replace(base, zoom=zoom, strength=1.0)
     if kind is Kind.PAN:

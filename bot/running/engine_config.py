@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from config.control_registry import controlnet_registry
+from config.ip_adapters import adapter_registry
 from config.settings import Settings
-from engine.protocol import EngineConfig, LoraEntry, MemoryOptions, ModelEntry
+from engine.protocol import ControlNetEntry, EngineConfig, IpAdapterEntry, LoraEntry, MemoryOptions, ModelEntry
 
 
 def engine_config(settings: Settings) -> EngineConfig:
@@ -24,8 +26,18 @@ def engine_config(settings: Settings) -> EngineConfig:
             for name, entry in settings.registry.items()
         ),
         loras=tuple(LoraEntry(name, entry.path) for name, entry in settings.loras.items()),
+        ip_adapters=tuple(
+            IpAdapterEntry(name, spec.source, spec.family, spec.weight_name, spec.subfolder, spec.image_encoder)
+            for name, spec in adapter_registry(settings.ip_adapters).items()
+        ),
         memory=MemoryOptions(**settings.memory.model_dump()),
         max_loaded_models=settings.max_loaded_models,
         memory_budget_gb=settings.memory_budget_gb,
         preview_every=settings.preview_every,
+        safety_classifier=settings.safety.classifier if settings.safety.enabled else "",
+        controlnets=tuple(
+            ControlNetEntry(name, spec.source, spec.family)
+            for name, spec in controlnet_registry(settings.controlnet).items()
+        ),
+        depth_source=settings.depth.source,
     )

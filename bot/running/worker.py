@@ -13,11 +13,21 @@ from typing import Any, Protocol
 
 from bot.errors import EngineCrashedError, EngineStartError, JobNotFoundError
 from bot.events import EventBus, EventKind, JobEvent
+from bot.image_safety import (
+    SafetyVerdictError,
+    delete_job_files,
+    job_verdict,
+    record_safety,
+    with_safety_check,
+    withheld_message,
+    withholds,
+)
 from bot.jobs import ImageResult, Job, engine_task
 from bot.running.engine_supervisor import EngineSupervisor, SentBatch
 from bot.running.waiting import ExternalWait, passthrough
 from bot.scheduling.fairness import should_requeue
 from bot.scheduling.scheduler import Scheduler
+from bot.storage.describe_suggestions import save_suggestions
 from engine.protocol import Heartbeat, Progress, RenderTask, TaskDone, TaskFailed
 
 log = logging.getLogger(__name__)
@@ -192,7 +202,8 @@ class Worker:
         their leases from now on (also while the batch waits behind another)."""
         for job in jobs:
             await self.events.emit(JobEvent(EventKind.STARTED, job))
-        tasks = [render_task_for(job, self.images_dir) for job in jobs]
+        safety = self.scheduler.settings.safety
+        tasks = [with_safety_check(render_task_for(job, self.images_dir), safety, job.origin) for job in jobs]
         by_id = {job.id: job for job in jobs}
         loop = asyncio.get_running_loop()
         heartbeat_s = heartbeat_interval(self.scheduler.policy.lease_s)
@@ -294,12 +305,36 @@ class Worker:
             message = f"the engine crashed {job.attempts} times on this job; giving up ({reason})"
             await self._fail(job, message, message)
 
+    async def _judge_safety(self, job: Job, done: TaskDone) -> bool:
+        """Keep the image safety check's verdict on the job (:mod:`bot.image_safety`). A flagged job the server
+        withholds, or a checked job that came back unchecked, fails here (refunded) and its files are deleted:
+        False then, True when its result is to be recorded."""
+        settings = self.scheduler.settings.safety
+        try:
+            safety = job_verdict(settings, job, done)
+        except SafetyVerdictError as error:
+            await asyncio.to_thread(delete_job_files, done)
+            await self._fail(job, str(error), str(error))
+            return False
+        if safety != job.safety:
+            await self.scheduler.store.write(lambda db: record_safety(db, job.id, safety))
+        if not withholds(settings, safety):
+            return True
+        message = withheld_message(safety, len(done.paths))
+        await self._fail(job, message, message)
+        await asyncio.to_thread(delete_job_files, done)
+        return False
+
     async def _record(self, job: Job, done: TaskDone) -> None:
         """Record the files the engine wrote (its images and their grid) as the job's result, and announce it."""
+        if not await self._judge_safety(job, done):
+            return
         images = tuple(
             ImageResult(job.id, index, path, seed, done.width, done.height)
             for index, (path, seed) in enumerate(zip(done.paths, done.seeds, strict=True))
         )
+        if done.suggestions:  # a describe job's prompts, kept before it completes (another attempt replaces them)
+            await self.scheduler.store.write(lambda db: save_suggestions(db, job.id, done.suggestions))
         try:
             completed = await self.scheduler.complete(job.id, images, done.grid_path)
         except JobNotFoundError:

@@ -388,13 +388,9 @@ class Scheduler:
         return [Job.from_row(row) for row in rows]
 
     async def active_inputs(self) -> set[Path]:
-        """The input images (``init_image``, ``mask_image``) of queued and running jobs, which upkeep must keep."""
+        """The input images (``RenderParams.input_paths``) of queued and running jobs: upkeep keeps them."""
         rows = await self.store.fetch_all("SELECT params FROM jobs WHERE status IN ('queued', 'running')")
-        inputs: set[Path] = set()
-        for row in rows:
-            params = RenderParams.from_json(row["params"])
-            inputs.update(Path(path) for path in (params.init_image, params.mask_image) if path)
-        return inputs
+        return {Path(path) for row in rows for path in RenderParams.from_json(row["params"]).input_paths}
 
     async def count(self, status: Status) -> int:
         return int(await self.store.fetch_value("SELECT COUNT(*) FROM jobs WHERE status = ?", (status.value,)))

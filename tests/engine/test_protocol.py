@@ -80,6 +80,8 @@ def test_vocabulary_values() -> None:
         "zoom",
         "pan",
         "sweep",
+        "describe",
+        "control",
     ]
     assert {str(reason) for reason in FailureReason} == {"oom", "bad_input", "cancelled", "timeout", "internal"}
     assert [str(lane) for lane in Lane] == ["turbo", "fast", "relax"]

@@ -347,13 +347,6 @@ async def test_png_info_refuses_what_is_no_image_or_too_large(
     assert answer.json()["error"]["code"] == "bad_upload"
 
 
-async def test_interrogate_is_not_available(client: httpx.AsyncClient, member_key: str) -> None:
-    """501 with a JSON error saying so."""
-    answer = await client.post("/sdapi/v1/interrogate", headers=bearer(member_key), json={"image": "x"})
-    assert answer.status_code == 501
-    assert answer.json()["error"]["code"] == "not_implemented"
-
-
 async def test_progress_and_interrupt_with_nothing_running(client: httpx.AsyncClient, member_key: str) -> None:
     """Progress 0 and an idle state; an interrupt stops nothing and is no error (as in A1111)."""
     progress = (await client.get("/sdapi/v1/progress", headers=bearer(member_key))).json()

@@ -199,7 +199,7 @@
     const grid = el("div", { class: `images count-${images.length}` });
     for (const image of images) {
       const alt = `Image ${image.index + 1} of job #${job.id}` + (image.seed !== undefined ? ` (seed ${image.seed})` : "");
-      const img = el("img", { src: image.url, alt, width: image.width, height: image.height });
+      const img = el("img", { src: image.url, alt, width: image.width, height: image.height, class: image.flagged && "flagged" });
       grid.append(el("a", { href: image.url }, img));
     }
     return grid;

@@ -323,6 +323,7 @@ class Round:
     total_s: float
     loop_cpu_s: float
     process_cpu_s: float
+    engine_cpu_s: float
 
     def summary(self) -> dict[str, Any]:
         count = len(self.answers)
@@ -335,18 +336,35 @@ class Round:
             "statuses": statuses,
             "loop_cpu_ms_per_request": round(self.loop_cpu_s * 1000 / count, 3) if count else None,
             "process_cpu_ms_per_request": round(self.process_cpu_s * 1000 / count, 3) if count else None,
+            "engine_cpu_ms": round(self.engine_cpu_s * 1000, 1),
         }
 
 
+def cpu_s_of(pid: int | None) -> float:
+    """CPU seconds a process has used so far (Linux ``/proc``); 0 when it is gone."""
+    if pid is None:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def timed_burst(
-    base_url: str, clients: Clients, path: str, requests: Sequence[tuple[int, str, dict[str, Any] | None]]
+    service: ImagineService,
+    base_url: str,
+    clients: Clients,
+    path: str,
+    requests: Sequence[tuple[int, str, dict[str, Any] | None]],
 ) -> Round:
-    """One burst of ``requests`` (see :func:`bench.api_clients.burst`), with this process's CPU meanwhile."""
+    """One burst of ``requests`` (see :func:`bench.api_clients.burst`), with the CPU this process and the engine
+    process used meanwhile (on a CPU-only machine the engine renders the jobs just admitted on the same cores)."""
     plan = {"burst": {"path": path, "requests": list(requests)}}
     marks: dict[str, float] = {}
 
     async def ready() -> None:
-        marks.update(loop=time.thread_time(), process=time.process_time())
+        marks.update(loop=time.thread_time(), process=time.process_time(), engine=cpu_s_of(service.engine.pid))
 
     answers = await clients(base_url, plan, ready)
     loop_cpu_s, process_cpu_s = time.thread_time() - marks["loop"], time.process_time() - marks["process"]
@@ -355,6 +373,7 @@ async def timed_burst(
         max(item["answered_at"] for item in answers) - min(item["sent_at"] for item in answers),
         loop_cpu_s,
         process_cpu_s,
+        cpu_s_of(service.engine.pid) - marks["engine"],
     )
 
 
@@ -372,7 +391,7 @@ async def admissions_part(
         keys = await issue_keys(service, range(first, first + members), _guild(service.settings))
         bodies = [job_body(PROMPT, first + index) for index in range(members)]
         requests = [(user_id, key, body) for (user_id, key), body in zip(keys.items(), bodies, strict=True)]
-        burst = await timed_burst(base_url, clients, "/api/v1/jobs", requests)
+        burst = await timed_burst(service, base_url, clients, "/api/v1/jobs", requests)
         measured.append(burst)
         these = admitted_jobs(burst.answers)
         jobs.update(these)
@@ -380,7 +399,7 @@ async def admissions_part(
             ended[status] = ended.get(status, 0) + count
     summaries = [burst.summary() for burst in measured]
     cheapest = [(user_id, key, None) for user_id, key, _body in requests]  # keys known to the server by now
-    reference = (await timed_burst(base_url, clients, REFERENCE_PATH, cheapest)).summary()
+    reference = (await timed_burst(service, base_url, clients, REFERENCE_PATH, cheapest)).summary()
     headline = sorted(summaries, key=lambda item: item.get("p99", 0.0))[len(summaries) // 2]
     problems = ledger_problems(database, jobs)
     charged_once = bool(jobs) and not problems and await charged_once_publicly(service, jobs)

@@ -7,9 +7,11 @@ for pixels, bombs and format by :meth:`bot.core.ImagineService.receive_image`.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import re
+from collections.abc import Iterable
 
 from bot.core import UploadError, UploadLimits, check_byte_size
 
@@ -45,3 +47,15 @@ def decode_image(text: str, limits: UploadLimits, what: str = "image") -> bytes:
         ) from None
     check_byte_size(len(data), limits, what=what)
     return data
+
+
+def check_sizes(sent: Iterable[tuple[str, str]], limits: UploadLimits) -> None:
+    """Refuses the first too-large image of ``sent`` (its text and what it is) by its length, before any decodes.
+    Raises UploadError."""
+    for text, what in sent:
+        check_byte_size(decoded_size(base64_payload(text, what)), limits, what=what)
+
+
+async def decode_in_thread(text: str, limits: UploadLimits, what: str = "image") -> bytes:
+    """:func:`decode_image` off the event loop (large images take a while to decode)."""
+    return await asyncio.to_thread(decode_image, text, limits, what)

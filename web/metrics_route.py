@@ -9,7 +9,7 @@ Without ``web.metrics_public`` the route asks for an API key like the APIs do.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
 from fastapi import APIRouter, FastAPI, Request, Response
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
@@ -32,6 +32,20 @@ def _histogram(name: str, documentation: str, histogram: Histogram) -> Histogram
     return HistogramMetricFamily(PREFIX + name, documentation, buckets=buckets, sum_value=histogram.sum)
 
 
+def _labelled(
+    family: type[CounterMetricFamily | GaugeMetricFamily],
+    name: str,
+    documentation: str,
+    labels: Sequence[str],
+    rows: Iterable[tuple[Sequence[str], float]],
+) -> CounterMetricFamily | GaugeMetricFamily:
+    """A family of one sample per row: the row's label values and its value."""
+    metric = family(PREFIX + name, documentation, labels=list(labels))
+    for values, value in rows:
+        metric.add_metric(list(values), value)
+    return metric
+
+
 def metric_families(snapshot: TelemetrySnapshot) -> Iterator[Metric]:
     """Every metric of ``snapshot``, named and documented as Prometheus shows them."""
     yield GaugeMetricFamily(
@@ -40,24 +54,26 @@ def metric_families(snapshot: TelemetrySnapshot) -> Iterator[Metric]:
         int(snapshot.queue_readable),
     )
     if snapshot.queue_readable:
-        depth = GaugeMetricFamily(PREFIX + "queue_depth", "jobs waiting in each lane", labels=["lane"])
-        for lane in snapshot.queue_depth:
-            depth.add_metric([lane.lane], lane.queued)
-        yield depth
+        yield _labelled(
+            GaugeMetricFamily,
+            "queue_depth",
+            "jobs waiting in each lane",
+            ["lane"],
+            (([lane.lane], lane.queued) for lane in snapshot.queue_depth),
+        )
         yield GaugeMetricFamily(
             PREFIX + "jobs_running", "jobs handed to the engine and not yet ended", snapshot.running
         )
         yield GaugeMetricFamily(
             PREFIX + "queue_paused", "1 while a moderator has paused the queue", int(snapshot.paused)
         )
-    jobs = CounterMetricFamily(
-        PREFIX + "jobs_total",
+    yield _labelled(
+        CounterMetricFamily,
+        "jobs_total",
         "job events by state (queued, started, completed, failed, cancelled, requeued) and job kind",
-        labels=["state", "kind"],
+        ["state", "kind"],
+        (([item.state, item.kind], item.count) for item in snapshot.jobs),
     )
-    for item in snapshot.jobs:
-        jobs.add_metric([item.state, item.kind], item.count)
-    yield jobs
     yield _histogram(
         "queue_wait_seconds", "seconds from a request to its first hand-over to the engine", snapshot.queue_wait
     )
@@ -85,14 +101,13 @@ def metric_families(snapshot: TelemetrySnapshot) -> Iterator[Metric]:
     yield CounterMetricFamily(
         PREFIX + "credits_refunded_total", "credits given back for failed and cancelled jobs", snapshot.credits_refunded
     )
-    errors = CounterMetricFamily(
-        PREFIX + "errors_total",
+    yield _labelled(
+        CounterMetricFamily,
+        "errors_total",
         "failed jobs (stage render) and refused requests (stage request) by reason",
-        labels=["stage", "reason"],
+        ["stage", "reason"],
+        (([error.stage, error.reason], error.count) for error in snapshot.errors),
     )
-    for error in snapshot.errors:
-        errors.add_metric([error.stage, error.reason], error.count)
-    yield errors
 
 
 class SnapshotCollector(Collector):

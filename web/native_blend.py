@@ -8,7 +8,6 @@ decoded, then checked like any upload; nothing is charged until all of that pass
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from typing import Literal
 
@@ -17,15 +16,13 @@ from pydantic import BaseModel, Field
 
 from bot.core import (
     ImagineService,
-    Lane,
     Prepared,
     StagedUpload,
     awaited_image_prompts,
-    check_byte_size,
 )
-from web.images_in import base64_payload, decode_image, decoded_size
+from web.images_in import check_sizes, decode_in_thread
 from web.job_views import created_out
-from web.native_common import SUBMIT_ERRORS, Member, service_of
+from web.native_common import SUBMIT_ROUTE, Member, lane_of, service_of
 from web.schemas import CreatedOut, LaneName
 
 router = APIRouter(tags=["jobs"])
@@ -57,18 +54,15 @@ async def received_image_prompts(
     if not awaited_image_prompts(prepared):
         return list(prepared), []
     limits = service.upload_limits
-    for text in images:
-        check_byte_size(decoded_size(base64_payload(text, IMAGE_PROMPT)), limits, what=IMAGE_PROMPT)
-    data = [await asyncio.to_thread(decode_image, text, limits, IMAGE_PROMPT) for text in images]
+    check_sizes(((text, IMAGE_PROMPT) for text in images), limits)
+    data = [await decode_in_thread(text, limits, IMAGE_PROMPT) for text in images]
     return await service.image_prompts.receive(prepared, data)
 
 
 @router.post(
     "/blend",
-    status_code=202,
-    response_model=CreatedOut,
     summary="Mix 2 to 5 images into a grid (as /blend)",
-    responses=SUBMIT_ERRORS,
+    **SUBMIT_ROUTE,
 )
 async def create_blend(body: BlendIn, request: Request, actor: Member) -> CreatedOut:
     """The images go through the IP-Adapter of your model (your /settings model, steps and sampler apply) with an
@@ -76,5 +70,4 @@ async def create_blend(body: BlendIn, request: Request, actor: Member) -> Create
     service = service_of(request)
     prepared = await service.image_prompts.prepare_blend(actor, len(body.images), body.dimensions)
     prepared, uploads = await received_image_prompts(service, prepared, body.images)
-    lane = Lane(body.lane) if body.lane is not None else None
-    return created_out(await service.submit(actor, prepared, lane=lane, uploads=uploads))
+    return created_out(await service.submit(actor, prepared, lane=lane_of(body.lane), uploads=uploads))

@@ -8,11 +8,11 @@ from typing import Annotated, Any
 from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBasic, HTTPBasicCredentials, HTTPBearer
 
-from bot.core import Actor, ImagineService
+from bot.core import Actor, ImagineService, Lane
 from config.settings import Settings
 from web.auth import current_actor
 from web.feed import JobFeed
-from web.schemas import ErrorOut
+from web.schemas import CreatedOut, ErrorOut, LaneName
 
 API_PREFIX = "/api/v1"
 """Where create_app mounts the native API (the URLs in responses are relative to the server)."""
@@ -84,3 +84,10 @@ def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 SUBMIT_ERRORS = errors(400, 402, 403, 404, 409, 429, 503)
 """What queueing a job may answer: the refusals of /imagine and the buttons."""
+SUBMIT_ROUTE: dict[str, Any] = {"status_code": 202, "response_model": CreatedOut, "responses": SUBMIT_ERRORS}
+"""The options of a route that queues jobs (``@router.post(path, summary=..., **SUBMIT_ROUTE)``)."""
+
+
+def lane_of(name: LaneName | None) -> Lane | None:
+    """The lane a request asked for; None for the member's default."""
+    return Lane(name) if name is not None else None

@@ -8,17 +8,16 @@ suggestion is checked and charged exactly as /imagine of its prompt.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Request
 from fastapi import Path as PathParam
 from pydantic import BaseModel, Field
 
-from bot.core import Description, Lane, check_byte_size
-from web.images_in import base64_payload, decode_image, decoded_size
+from bot.core import Description
+from web.images_in import check_sizes, decode_in_thread
 from web.job_views import created_out, job_out
-from web.native_common import SUBMIT_ERRORS, Member, errors, service_of
+from web.native_common import SUBMIT_ROUTE, Member, errors, lane_of, service_of
 from web.schemas import MAX_ID, CreatedOut, JobOut, LaneName
 
 router = APIRouter(tags=["describe"])
@@ -61,10 +60,8 @@ def description_out(description: Description) -> DescriptionOut:
 
 @router.post(
     "/describe",
-    status_code=202,
-    response_model=CreatedOut,
     summary="Ask for four prompts that could have made an image (as /describe)",
-    responses=SUBMIT_ERRORS,
+    **SUBMIT_ROUTE,
 )
 async def describe(body: DescribeIn, request: Request, actor: Member) -> CreatedOut:
     """Queues a describe job (a small job: 1 credit in the fast lane by default); read its suggestions with ``GET
@@ -73,12 +70,10 @@ async def describe(body: DescribeIn, request: Request, actor: Member) -> Created
     service = service_of(request)
     limits = service.upload_limits
     prepared = await service.describe.prepare(actor)
-    check_byte_size(decoded_size(base64_payload(body.image, "image")), limits, what="image")
-    data = await asyncio.to_thread(decode_image, body.image, limits, "image")
-    received = await service.receive_image(data)
-    lane = Lane(body.lane) if body.lane is not None else None
+    check_sizes([(body.image, "image")], limits)
+    received = await service.receive_image(await decode_in_thread(body.image, limits))
     admitted = await service.submit(
-        actor, [service.describe.attach(prepared, received)], lane=lane, uploads=[received.staged]
+        actor, [service.describe.attach(prepared, received)], lane=lane_of(body.lane), uploads=[received.staged]
     )
     return created_out(admitted)
 
@@ -95,10 +90,8 @@ async def get_description(job_id: JobId, request: Request, actor: Member) -> Des
 
 @router.post(
     "/describe/{job_id}/suggestions/{index}/imagine",
-    status_code=202,
-    response_model=CreatedOut,
     summary="Run a suggestion as /imagine (as its Discord button)",
-    responses=SUBMIT_ERRORS,
+    **SUBMIT_ROUTE,
 )
 async def imagine_suggestion(job_id: JobId, index: Index, request: Request, actor: Member) -> CreatedOut:
     """Queues /imagine of the suggestion's prompt for you, checked and charged as if you had typed it."""

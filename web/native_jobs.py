@@ -22,17 +22,15 @@ from bot.core import (
     ImagineService,
     JobFiles,
     JobPlace,
-    Lane,
     ReceivedImage,
     RequestOptions,
     StagedUpload,
-    check_byte_size,
 )
 from web.errors import ApiError
-from web.images_in import base64_payload, decode_image, decoded_size
+from web.images_in import check_sizes, decode_in_thread
 from web.job_views import ACTIONS, actions_for, created_out, job_out
 from web.native_blend import received_image_prompts
-from web.native_common import SUBMIT_ERRORS, Member, errors, feed_of, service_of
+from web.native_common import SUBMIT_ROUTE, Member, errors, feed_of, lane_of, service_of
 from web.schemas import MAX_ID, ActionIn, CreatedOut, CreateJobIn, JobOut
 from web.sse import JobStream
 
@@ -69,10 +67,8 @@ def job_with_place(files: JobFiles, places: dict[int, JobPlace]) -> JobOut:
 
 @router.post(
     "/jobs",
-    status_code=202,
-    response_model=CreatedOut,
     summary="Ask for images (as /imagine, /edit and /sweep)",
-    responses=SUBMIT_ERRORS,
+    **SUBMIT_ROUTE,
 )
 async def create_job(body: CreateJobIn, request: Request, actor: Member) -> CreatedOut:
     """The prompt takes the same --flags as /imagine. With ``image`` it starts from that image (img2img), with
@@ -99,13 +95,12 @@ async def create_job(body: CreateJobIn, request: Request, actor: Member) -> Crea
     if body.image_weight is not None:  # as --iw, likewise
         prompt = f"{prompt} --iw {body.image_weight:g}"
     prepared = await service.prepare(actor, prompt, announced)
-    for text, what in sent:
-        check_byte_size(decoded_size(base64_payload(text, what)), limits, what=what)
+    check_sizes(sent, limits)
     received: dict[str, ReceivedImage] = {}
     prompt_uploads: list[StagedUpload] = []
     try:
         for text, what in sent:
-            data = await asyncio.to_thread(decode_image, text, limits, what)
+            data = await decode_in_thread(text, limits, what)
             received[what] = await service.receive_image(data, mask=what == "mask")
         if received:
             prepared = service.attach_images(
@@ -116,9 +111,8 @@ async def create_job(body: CreateJobIn, request: Request, actor: Member) -> Crea
         for item in received.values():
             item.staged.discard()
         raise
-    lane = Lane(body.lane) if body.lane is not None else None
     staged = [item.staged for item in received.values()] + prompt_uploads
-    admitted = await service.submit(actor, prepared, lane=lane, uploads=staged)
+    admitted = await service.submit(actor, prepared, lane=lane_of(body.lane), uploads=staged)
     return created_out(admitted)
 
 
@@ -156,10 +150,8 @@ async def cancel_job(job_id: JobId, request: Request, actor: Member) -> JobOut:
 
 @router.post(
     "/jobs/{job_id}/actions",
-    status_code=202,
-    response_model=CreatedOut,
     summary="Press a result button: upscale, vary, reroll, zoom out or pan",
-    responses=SUBMIT_ERRORS,
+    **SUBMIT_ROUTE,
 )
 async def follow_up(job_id: JobId, body: ActionIn, request: Request, actor: Member) -> CreatedOut:
     """The buttons Discord shows under the result: a grid offers ``upscale`` and ``vary`` of image ``index``
@@ -178,7 +170,8 @@ async def follow_up(job_id: JobId, body: ActionIn, request: Request, actor: Memb
     return created_out(await service.submit(actor, [prepared]))
 
 
-async def _file(service: ImagineService, actor: Actor, job_id: int, index: int | None) -> Path:
+async def _file_response(service: ImagineService, actor: Actor, job_id: int, index: int | None) -> FileResponse:
+    """Image ``index`` of the member's job (its grid when None), inline, cached; 404 when it has none (any more)."""
     files = await service.member.job(actor, job_id)
     if index is None:
         path = files.job.grid_path
@@ -191,21 +184,19 @@ async def _file(service: ImagineService, actor: Actor, job_id: int, index: int |
     found = Path(path)
     if not await asyncio.to_thread(found.is_file):
         raise ApiError(404, "image_not_found", f"the files of job {job_id} are no longer kept")
-    return found
-
-
-def _image_response(path: Path, name: str) -> FileResponse:
-    media_type = IMAGE_TYPES.get(path.suffix.lower(), "application/octet-stream")
+    suffix = found.suffix.lower()
+    name = f"imagine_{job_id}" if index is None else f"imagine_{job_id}_{index}"
     return FileResponse(
-        path,
-        media_type=media_type,
-        filename=f"{name}{path.suffix.lower()}",
+        found,
+        media_type=IMAGE_TYPES.get(suffix, "application/octet-stream"),
+        filename=f"{name}{suffix}",
         content_disposition_type="inline",
         headers={"Cache-Control": IMAGE_CACHE},
     )
 
 
-IMAGE_BODY = {"content": {"image/png": {"schema": {"type": "string", "format": "binary"}}}}
+BINARY = {"schema": {"type": "string", "format": "binary"}}
+IMAGE_BODY = {"content": {"image/png": BINARY}}
 
 
 @router.get(
@@ -220,8 +211,7 @@ async def get_image(
     request: Request,
     actor: Member,
 ) -> FileResponse:
-    path = await _file(service_of(request), actor, job_id, index)
-    return _image_response(path, f"imagine_{job_id}_{index}")
+    return await _file_response(service_of(request), actor, job_id, index)
 
 
 @router.get(
@@ -232,16 +222,15 @@ async def get_image(
         200: {
             "description": "the grid image",
             "content": {
-                "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
-                "image/png": {"schema": {"type": "string", "format": "binary"}},
+                "image/jpeg": BINARY,
+                "image/png": BINARY,
             },
         },
         **errors(404),
     },
 )
 async def get_grid(job_id: JobId, request: Request, actor: Member) -> FileResponse:
-    path = await _file(service_of(request), actor, job_id, None)
-    return _image_response(path, f"imagine_{job_id}")
+    return await _file_response(service_of(request), actor, job_id, None)
 
 
 @router.get(

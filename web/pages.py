@@ -24,9 +24,11 @@ import jinja2
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
 
-from bot.core import Actor, ImagineService, Job, JobFiles, JobNotFoundError, Status
+from bot.core import Actor, ImagineService, Job, JobFiles, JobNotFoundError
 from config.settings import Settings
 from web.auth import presented_key
+from web.job_views import job_out
+from web.schemas import JobOut
 
 log = logging.getLogger(__name__)
 
@@ -65,57 +67,15 @@ TEMPLATES = jinja2.Environment(
 )
 
 
-@dataclass(frozen=True)
-class ImageView:
-    """One image of a job as a page shows it."""
+class JobView(JobOut):
+    """What a page shows of one job: the native API's view of it (:func:`web.job_views.job_out`) and its times."""
 
-    job_id: int
-    index: int
-    width: int
-    height: int
-    seed: int
-    flagged: bool = False
-    """The image safety check flagged it: the page blurs it."""
-
-    @property
-    def url(self) -> str:
-        return f"/api/v1/jobs/{self.job_id}/images/{self.index}"
-
-    @property
-    def filename(self) -> str:
-        return f"imaginebot-{self.job_id}-{self.index + 1}.png"
-
-
-@dataclass(frozen=True)
-class JobView:
-    """What a page shows of one job: its words, state, settings and images (URLs of the native API)."""
-
-    id: int
-    kind: str
-    status: str
-    lane: str
-    prompt: str
-    negative_prompt: str
-    model: str
-    width: int
-    height: int
-    steps: int
-    cfg: float
-    seed: int
-    sampler: str
-    strength: float
-    cost: int
-    created: datetime
-    error: str | None
-    parent_id: int | None
-    images: tuple[ImageView, ...]
-    grid_url: str | None
     flag_reason: str = ""
     """Why the image safety check flagged some of its images; empty when none was."""
 
     @property
-    def terminal(self) -> bool:
-        return Status(self.status).terminal
+    def created(self) -> datetime:
+        return datetime.fromtimestamp(self.created_at, UTC)
 
     @property
     def created_iso(self) -> str:
@@ -129,35 +89,8 @@ class JobView:
 def job_view(files: JobFiles) -> JobView:
     """A job and its images, for a template."""
     job: Job = files.job
-    params = job.params
-    images = tuple(
-        ImageView(job.id, image.index, image.width, image.height, image.seed, job.safety.is_flagged(image.index))
-        for image in sorted(files.images, key=lambda image: image.index)
-    )
-    grid = f"/api/v1/jobs/{job.id}/grid" if job.grid_path and job.status is Status.COMPLETED else None
-    return JobView(
-        id=job.id,
-        kind=str(job.kind),
-        status=str(job.status),
-        lane=str(job.lane),
-        prompt=job.prompt,
-        negative_prompt=params.negative_prompt,
-        model=params.model,
-        width=params.width,
-        height=params.height,
-        steps=params.steps,
-        cfg=params.cfg,
-        seed=params.seed,
-        sampler=params.sampler,
-        strength=params.strength,
-        cost=job.cost,
-        created=datetime.fromtimestamp(job.created_at, UTC),
-        error=job.error,
-        parent_id=job.parent_id,
-        images=images,
-        grid_url=grid,
-        flag_reason=job.safety.reason if job.safety.flagged else "",
-    )
+    out = job_out(job, sorted(files.images, key=lambda image: image.index))
+    return JobView(**dict(out), flag_reason=job.safety.reason if job.safety.flagged else "")
 
 
 @dataclass(frozen=True)

@@ -15,30 +15,13 @@ from fastapi import FastAPI
 from PIL import Image, PngImagePlugin
 
 from bot.core import ImagineService, UploadError, UploadLimits
+from tests.web.a1111_keys import CLIENT_INFO_KEYS
 from tests.web.conftest import MEMBER_ID, bearer
 from web import a1111_api
 from web.a1111_common import decode_a1111_image
 from web.errors import install_error_handlers
 
-INFO_KEYS = {
-    "prompt",
-    "all_prompts",
-    "negative_prompt",
-    "all_negative_prompts",
-    "seed",
-    "all_seeds",
-    "subseed",
-    "all_subseeds",
-    "width",
-    "height",
-    "sampler_name",
-    "cfg_scale",
-    "steps",
-    "batch_size",
-    "sd_model_name",
-    "infotexts",
-    "job_timestamp",
-}
+INFO_KEYS = CLIENT_INFO_KEYS
 CLIENT_FIELDS: dict[str, Any] = {
     "styles": ["None"],
     "seed_resize_from_h": 0,

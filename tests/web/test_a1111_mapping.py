@@ -14,6 +14,7 @@ from bot.requests.permutations import expand_permutations
 from bot.requests.prompt import PromptLimits, clean_text, parse_prompt
 from engine.metadata import ImageParameters, format_parameters
 from engine.samplers import SAMPLERS
+from tests.web.a1111_keys import CLIENT_INFO_KEYS
 from web.a1111_info import filled_parameters, generation_info, parse_infotext, progress_and_eta
 from web.a1111_mapping import format_cfg, iteration_seeds, prompt_text, requested_size, resolve_checkpoint, translate
 from web.a1111_requests import A1111RequestError, Img2ImgRequest, Txt2ImgRequest
@@ -21,28 +22,7 @@ from web.a1111_samplers import A1111_SAMPLERS, a1111_sampler, resolve_sampler, s
 
 ENGINE = tuple(SAMPLERS)
 TURBO = ("euler_a_trailing", "euler_trailing")
-INFO_KEYS = {
-    "prompt",
-    "all_prompts",
-    "negative_prompt",
-    "all_negative_prompts",
-    "seed",
-    "all_seeds",
-    "subseed",
-    "all_subseeds",
-    "width",
-    "height",
-    "sampler_name",
-    "cfg_scale",
-    "steps",
-    "batch_size",
-    "sd_model_name",
-    "infotexts",
-    "job_timestamp",
-    "denoising_strength",
-    "styles",
-    "version",
-}
+INFO_KEYS = CLIENT_INFO_KEYS | {"denoising_strength", "styles", "version"}
 """The keys of A1111's info that clients read."""
 
 

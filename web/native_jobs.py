@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi import Path as PathParam
@@ -196,14 +196,18 @@ async def _file_response(service: ImagineService, actor: Actor, job_id: int, ind
 
 
 BINARY = {"schema": {"type": "string", "format": "binary"}}
-IMAGE_BODY = {"content": {"image/png": BINARY}}
+
+
+def _answers(description: str, content: dict[str, dict[str, Any]]) -> dict[int | str, dict[str, Any]]:
+    """A route's documented answers: 200 with ``content`` (each media type's schema) and the errors of 404."""
+    return {200: {"description": description, "content": content}, **errors(404)}
 
 
 @router.get(
     "/jobs/{job_id}/images/{index}",
     response_class=FileResponse,
     summary="One image of a job: a PNG with its parameters",
-    responses={200: {"description": "the PNG, with the A1111 parameters text chunk", **IMAGE_BODY}, **errors(404)},
+    responses=_answers("the PNG, with the A1111 parameters text chunk", {"image/png": BINARY}),
 )
 async def get_image(
     job_id: JobId,
@@ -218,16 +222,7 @@ async def get_image(
     "/jobs/{job_id}/grid",
     response_class=FileResponse,
     summary="A job's grid (JPEG; a sweep's labelled grid is a PNG)",
-    responses={
-        200: {
-            "description": "the grid image",
-            "content": {
-                "image/jpeg": BINARY,
-                "image/png": BINARY,
-            },
-        },
-        **errors(404),
-    },
+    responses=_answers("the grid image", {"image/jpeg": BINARY, "image/png": BINARY}),
 )
 async def get_grid(job_id: JobId, request: Request, actor: Member) -> FileResponse:
     return await _file_response(service_of(request), actor, job_id, None)
@@ -237,14 +232,11 @@ async def get_grid(job_id: JobId, request: Request, actor: Member) -> FileRespon
     "/jobs/{job_id}/events",
     response_class=StreamingResponse,
     summary="A job's events as Server-Sent Events",
-    responses={
-        200: {
-            "description": "`queued`, `position`, `started`, `progress`, `requeued`, then one of `completed`, "
-            "`failed`, `cancelled`; a job that ended gets its end at once",
-            "content": {"text/event-stream": {"schema": {"type": "string"}}},
-        },
-        **errors(404),
-    },
+    responses=_answers(
+        "`queued`, `position`, `started`, `progress`, `requeued`, then one of `completed`, `failed`, `cancelled`; "
+        "a job that ended gets its end at once",
+        {"text/event-stream": {"schema": {"type": "string"}}},
+    ),
 )
 async def job_events(job_id: JobId, request: Request, actor: Member) -> StreamingResponse:
     service = service_of(request)

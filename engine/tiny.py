@@ -16,9 +16,6 @@ Note that the tiny VAEs have two blocks, so their latent scale factor is 2 rathe
 from __future__ import annotations
 
 import logging
-import os
-import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -34,6 +31,7 @@ from diffusers import (
 )
 from transformers import CLIPTextModel, CLIPTextModelWithProjection
 
+from engine.tiny_folders import build_into_place
 from engine.tiny_parts import SCHEDULER_COMMON, build_tokenizer, text_config, tiny_vae
 
 _build_tokenizer = build_tokenizer  # the name the GPU benchmark imports
@@ -307,34 +305,9 @@ def ensure_tiny_model(family: str, models_dir: Path) -> Path:
     builder = _BUILDERS.get(family)
     if builder is None:
         raise ValueError(f"unknown tiny model family {family!r}; valid families: {', '.join(TINY_FAMILIES)}")
-    models_dir = Path(models_dir)
-    target = models_dir / f"tiny-{family}"
+    target = Path(models_dir) / f"tiny-{family}"
     if _is_complete(family, target):
         logger.debug("Reusing tiny %s model at %s", family, target)
         return target
-
-    models_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".tiny-{family}.", suffix=".tmp", dir=models_dir))
-    try:
-        logger.info("Building tiny %s model at %s", family, target)
-        builder(staging)
-        if target.exists():
-            if _is_complete(family, target):
-                # Someone else finished the same build while we were building.
-                logger.debug("Tiny %s model appeared at %s during build; keeping it", family, target)
-                return target
-            logger.warning("Replacing incomplete tiny %s model at %s", family, target)
-            stale = Path(tempfile.mkdtemp(prefix=f".tiny-{family}.", suffix=".stale", dir=models_dir))
-            os.replace(target, stale / "old")
-            shutil.rmtree(stale, ignore_errors=True)
-        try:
-            os.replace(staging, target)
-        except OSError:
-            # A concurrent build renamed its folder into place between our check and rename.
-            if _is_complete(family, target):
-                return target
-            raise
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
-    return target
+    logger.info("Building tiny %s model at %s", family, target)
+    return build_into_place(target, builder, lambda folder: _is_complete(family, folder))

@@ -10,13 +10,12 @@ random captions are strings of real words. The captions mean nothing: the point 
 from __future__ import annotations
 
 import logging
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
 from transformers import BertTokenizer, BlipConfig, BlipForConditionalGeneration, BlipImageProcessor, BlipProcessor
+
+from engine.tiny_folders import build_into_place
 
 log = logging.getLogger(__name__)
 
@@ -103,23 +102,11 @@ def ensure_tiny_captioner(name: str, models_dir: Path) -> Path:
     if name not in TINY_CAPTIONERS:
         raise ValueError(f"unknown tiny captioning model {name!r}; use one of: {', '.join(TINY_CAPTIONERS)}")
     target = Path(models_dir) / f"tiny-{name}"
-    if all((target / file).is_file() for file in REQUIRED_FILES):
+    if _is_complete(target):
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".tiny-{name}.", suffix=".tmp", dir=target.parent))
-    try:
-        build_tiny_blip(staging)
-        if target.exists():
-            if all((target / file).is_file() for file in REQUIRED_FILES):
-                return target  # another process finished the same build first
-            shutil.rmtree(target, ignore_errors=True)
-        try:
-            os.replace(staging, target)
-        except OSError:
-            if all((target / file).is_file() for file in REQUIRED_FILES):
-                return target
-            raise
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
-    return target
+    return build_into_place(target, build_tiny_blip, _is_complete)
+
+
+def _is_complete(folder: Path) -> bool:
+    """Whether ``folder`` holds every file a built tiny captioner has."""
+    return all((folder / file).is_file() for file in REQUIRED_FILES)

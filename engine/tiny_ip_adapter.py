@@ -12,9 +12,6 @@ so the adapter fits it exactly. Engine process only.
 from __future__ import annotations
 
 import logging
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +23,7 @@ from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModelWi
 
 from engine.ip_adapter_sources import TINY_ADAPTER_NAMES
 from engine.tiny import ensure_tiny_model
+from engine.tiny_folders import build_into_place
 
 log = logging.getLogger(__name__)
 
@@ -154,21 +152,7 @@ def ensure_tiny_ip_adapter(name: str, models_dir: Path) -> Path:
         return target
     model = ensure_tiny_model(family, Path(models_dir))
     unet_config = dict(UNet2DConditionModel.load_config(model / "unet"))
-    staging = Path(tempfile.mkdtemp(prefix=f".tiny-{name}.", suffix=".tmp", dir=models_dir))
-    try:
-        log.info("building the tiny IP-Adapter %s at %s", name, target)
-        build_ip_adapter(staging, unet_config, tiny_vision_config(embed_dim))
-        if _is_complete(target):  # another process finished the same build first
-            return target
-        if target.exists():
-            shutil.rmtree(target, ignore_errors=True)
-        try:
-            os.replace(staging, target)
-        except OSError:
-            if _is_complete(target):
-                return target
-            raise
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
-    return target
+    log.info("building the tiny IP-Adapter %s at %s", name, target)
+    return build_into_place(
+        target, lambda folder: build_ip_adapter(folder, unet_config, tiny_vision_config(embed_dim)), _is_complete
+    )

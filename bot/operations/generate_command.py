@@ -10,7 +10,6 @@ import asyncio
 import logging
 import os
 import shutil
-import sqlite3
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -22,13 +21,10 @@ from PIL import Image
 
 from bot.actors import Actor
 from bot.errors import ImagineError
-from bot.events import EventKind, JobEvent
-from bot.jobs import Status
-from bot.operations.db_check import database_problem
-from bot.operations.exit_codes import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, UsageError
-from bot.operations.interrupts import EXIT_INTERRUPTED, CommandInterruptedError, StopSignals, say_interrupted
+from bot.operations.exit_codes import EXIT_CONFIG, UsageError
+from bot.operations.interrupts import StopSignals
+from bot.operations.shell_job import Outcome, deliver_grid, run_own_job, run_submitted
 from bot.requests.request_options import TaskOptions
-from bot.scheduling.ledger import CONSOLE_ACTOR
 from config.settings import Settings
 from engine.grid import compose_grid
 from engine.metadata import PARAMETERS_KEY, read_parameters
@@ -108,10 +104,6 @@ def _check_writable_folder(folder: Path) -> None:
         raise UsageError(f"-o: nothing can be written in {existing} ({error.strerror}); choose another place") from None
 
 
-INTERRUPTED_ENGINE_GRACE_S = 3.0
-"""After Ctrl-C, how long the engine may take to exit (its job is cancelled at its next step) before it is killed."""
-
-
 async def generate(
     settings: Settings, prompt: str, output: OutputTarget | None, options: TaskOptions | None = None
 ) -> int:
@@ -128,7 +120,6 @@ async def generate(
 async def _generate(
     settings: Settings, prompt: str, output: OutputTarget | None, options: TaskOptions, stop: StopSignals
 ) -> int:
-    from bot.application.service import ImagineService
     from bot.requests.preparation import check_shell_request
     from bot.requests.shell_files import check_shell_files
 
@@ -138,38 +129,11 @@ async def _generate(
     except ImagineError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_CONFIG
-    if stop.stopped:
-        return say_interrupted()
-    problem = database_problem(settings.database_file)
-    if problem is not None:
-        print(f"error: {problem}", file=sys.stderr)
-        return EXIT_CONFIG
-    try:  # not cut short by a signal: a half-open database would keep the process from exiting
-        service = await ImagineService.open(settings, only_own_jobs=True)
-    except ImagineError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_FAILED
-    except (sqlite3.Error, OSError) as error:
-        print(f"error: could not open the database {settings.database_file}: {error}", file=sys.stderr)
-        return EXIT_CONFIG
-    stop.on_repeat = service.abort_rendering
-    progress = ProgressLine()
-    service.events.subscribe(progress.show)
-    try:
-        code, line = await _render_own_job(service, stop, prompt, options, checked, output)
-    except CommandInterruptedError:
-        code, line = EXIT_INTERRUPTED, "interrupted"
-    except BaseException:
-        await _end_own_jobs(service, grace_s=INTERRUPTED_ENGINE_GRACE_S)
-        raise
-    grace_s = INTERRUPTED_ENGINE_GRACE_S if stop.stopped else 10.0
-    cancelled = await _end_own_jobs(service, grace_s=grace_s)
-    if line is not None:
-        if cancelled:
-            line += f"; {_job_list(cancelled)} cancelled"
-        progress.end()
-        print(line, file=sys.stderr, flush=True)
-    return code
+
+    async def step(service: ImagineService) -> Outcome:
+        return await _render_own_job(service, stop, prompt, options, checked, output)
+
+    return await run_own_job(settings, stop, step, progress=True)
 
 
 async def _render_own_job(
@@ -179,76 +143,14 @@ async def _render_own_job(
     options: TaskOptions,
     checked: Mapping[str, CheckedImage],
     output: OutputTarget | None,
-) -> tuple[int, str | None]:
+) -> Outcome:
     """Queue the job, have it rendered, write the grid; the exit code and the line to end with (None: done).
     Raises CommandInterruptedError when a stop signal came before the job was done."""
-    stop.check()
     try:  # one transaction: it is not cut short, a signal during it is seen right after
         submitted = await service.submit_shell_request(Actor.console(), prompt, options, checked)
     except ImagineError as error:
         return EXIT_CONFIG, f"error: {error}"
-    try:
-        await stop.interruptible(service.run_own_jobs())
-    except ImagineError as error:
-        return EXIT_FAILED, f"error: {error}"
-    files = await service.member.job(Actor.console(), submitted.job.id)
-    job, images = files.job, files.images
-    if job.status is not Status.COMPLETED or job.grid_path is None:
-        return EXIT_FAILED, f"error: job {job.id} {job.status.value}: {job.error}"
-    grid = Path(job.grid_path)
-    if output is not None:
-        destination = output.for_job(job.id)
-        try:
-            destination.parent.mkdir(parents=True, exist_ok=True)
-            write_grid(grid, [Path(image.path) for image in images], destination)
-        except OSError as error:
-            return EXIT_FAILED, f"error: could not write {destination} ({error.strerror}); the grid is at {grid}"
-        grid = destination
-    print(f"grid: {grid}", file=sys.stderr)
-    if job.safety.flagged:
-        named = job.safety.images_named(len(images))
-        print(f"flagged by the image safety check: {named} ({job.safety.reason})", file=sys.stderr)
-    for image in images:
-        print(image.path)
-    return EXIT_OK, None
-
-
-async def _end_own_jobs(service: ImagineService, *, grace_s: float) -> list[int]:
-    """Cancel (and refund) the jobs this ``generate`` queued that did not end, then stop the engine and close the
-    database. The ids cancelled."""
-    cancelled: list[int] = []
-    try:
-        cancelled = [job.id for job in await service.cancel_unfinished_own_jobs(CONSOLE_ACTOR)]
-    except (sqlite3.Error, ImagineError) as error:  # their lease runs out: the next start cancels them
-        log.error("could not cancel job(s) %s: %s", sorted(service.own_jobs), error)
-    finally:
-        await service.close(engine_grace_s=grace_s)
-    return cancelled
-
-
-def _job_list(job_ids: Sequence[int]) -> str:
-    """``job 12`` or ``jobs 12, 13``."""
-    return f"job {job_ids[0]}" if len(job_ids) == 1 else f"jobs {', '.join(str(job_id) for job_id in job_ids)}"
-
-
-class ProgressLine:
-    """``generate``'s progress on standard error: ``rendering job N: step i/n``, rewritten in place on one line."""
-
-    def __init__(self) -> None:
-        self.open = False
-        """A progress line is on the screen without its line end."""
-
-    def show(self, event: JobEvent) -> None:
-        if event.kind is EventKind.PROGRESS:
-            print(f"\rrendering job {event.job.id}: step {event.step}/{event.total}", end="", file=sys.stderr)
-            self.open = event.step != event.total
-            if not self.open:
-                print(file=sys.stderr)
-        elif event.kind is EventKind.FAILED:
-            self.end()
-            print(f"job {event.job.id} failed: {event.message}", file=sys.stderr)
-
-    def end(self) -> None:
-        """Close an open progress line, so what follows starts a line of its own."""
-        if self.open:
-            print(file=sys.stderr)
+    failed = await run_submitted(service, stop)
+    if failed is not None:
+        return failed
+    return await deliver_grid(service, submitted.job.id, output, report_safety=True)

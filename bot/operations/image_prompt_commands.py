@@ -11,7 +11,6 @@ never outlives it (see :mod:`bot.operations.generate_command`).
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,18 +18,10 @@ from typing import TYPE_CHECKING
 
 from bot.actors import Actor
 from bot.errors import ImagineError
-from bot.jobs import Status
-from bot.operations.db_check import database_problem
-from bot.operations.exit_codes import EXIT_CONFIG, EXIT_FAILED, EXIT_OK
-from bot.operations.generate_command import (
-    INTERRUPTED_ENGINE_GRACE_S,
-    OutputTarget,
-    ProgressLine,
-    _end_own_jobs,
-    _job_list,
-    write_grid,
-)
-from bot.operations.interrupts import EXIT_INTERRUPTED, CommandInterruptedError, StopSignals, say_interrupted
+from bot.operations.exit_codes import EXIT_CONFIG
+from bot.operations.generate_command import OutputTarget
+from bot.operations.interrupts import StopSignals
+from bot.operations.shell_job import Outcome, deliver_grid, run_own_job, run_submitted
 from bot.requests.blend import prepare_blend
 from bot.requests.image_prompts import attach_image_prompts
 from bot.requests.request_options import ImageInput
@@ -65,45 +56,17 @@ async def blend(settings: Settings, files: Sequence[Path], dimensions: str, outp
 async def _blend(
     settings: Settings, files: Sequence[Path], dimensions: str, output: OutputTarget | None, stop: StopSignals
 ) -> int:
-    from bot.application.service import ImagineService
-
     try:  # every refusal before any database is opened or engine started
         prepare_blend(settings, len(files), dimensions, owner=True)
         checked = await asyncio.to_thread(check_blend_files, settings, files)
     except ImagineError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_CONFIG
-    if stop.stopped:
-        return say_interrupted()
-    problem = database_problem(settings.database_file)
-    if problem is not None:
-        print(f"error: {problem}", file=sys.stderr)
-        return EXIT_CONFIG
-    try:
-        service = await ImagineService.open(settings, only_own_jobs=True)
-    except ImagineError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_FAILED
-    except (sqlite3.Error, OSError) as error:
-        print(f"error: could not open the database {settings.database_file}: {error}", file=sys.stderr)
-        return EXIT_CONFIG
-    stop.on_repeat = service.abort_rendering
-    progress = ProgressLine()
-    service.events.subscribe(progress.show)
-    try:
-        code, line = await _render_blend(service, stop, checked, dimensions, output)
-    except CommandInterruptedError:
-        code, line = EXIT_INTERRUPTED, "interrupted"
-    except BaseException:
-        await _end_own_jobs(service, grace_s=INTERRUPTED_ENGINE_GRACE_S)
-        raise
-    cancelled = await _end_own_jobs(service, grace_s=INTERRUPTED_ENGINE_GRACE_S if stop.stopped else 10.0)
-    if line is not None:
-        if cancelled:
-            line += f"; {_job_list(cancelled)} cancelled"
-        progress.end()
-        print(line, file=sys.stderr, flush=True)
-    return code
+
+    async def step(service: ImagineService) -> Outcome:
+        return await _render_blend(service, stop, checked, dimensions, output)
+
+    return await run_own_job(settings, stop, step, progress=True)
 
 
 async def _render_blend(
@@ -112,10 +75,9 @@ async def _render_blend(
     checked: Sequence[CheckedImage],
     dimensions: str,
     output: OutputTarget | None,
-) -> tuple[int, str | None]:
+) -> Outcome:
     """Stage the files, queue the blend as the console, have it rendered, write the grid; the exit code and the
     line to end with (None: done). Raises CommandInterruptedError when a stop signal came first."""
-    stop.check()
     console = Actor.console()
     staged = []
     try:
@@ -132,24 +94,7 @@ async def _render_blend(
         for item in staged:
             item.discard()
         raise
-    try:
-        await stop.interruptible(service.run_own_jobs())
-    except ImagineError as error:
-        return EXIT_FAILED, f"error: {error}"
-    files = await service.member.job(console, submitted.job.id)
-    job, images = files.job, files.images
-    if job.status is not Status.COMPLETED or job.grid_path is None:
-        return EXIT_FAILED, f"error: job {job.id} {job.status.value}: {job.error}"
-    grid = Path(job.grid_path)
-    if output is not None:
-        destination = output.for_job(job.id)
-        try:
-            destination.parent.mkdir(parents=True, exist_ok=True)
-            write_grid(grid, [Path(image.path) for image in images], destination)
-        except OSError as error:
-            return EXIT_FAILED, f"error: could not write {destination} ({error.strerror}); the grid is at {grid}"
-        grid = destination
-    print(f"grid: {grid}", file=sys.stderr)
-    for image in images:
-        print(image.path)
-    return EXIT_OK, None
+    failed = await run_submitted(service, stop)
+    if failed is not None:
+        return failed
+    return await deliver_grid(service, submitted.job.id, output, report_safety=False)

@@ -17,9 +17,11 @@ from __future__ import annotations
 import gc
 import io
 import time
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from bench.bare import bare_runs, synchronize, with_sampler
+from bench.bare import bare_runs, with_sampler
+from bench.gpu_image_jobs import decoded, timed_call, timed_job, warm_runs
 from bench.gpu_models import build_controlnet, build_model
 
 if TYPE_CHECKING:
@@ -54,11 +56,7 @@ async def control_job(service: Any, picture: bytes, seed: int) -> float:
     prepared = await service.service.prepare(console, f"a red fox in the snow --seed {seed}", announced)
     received = await service.service.receive_image(picture)
     prepared = service.service.attach_images(prepared, None, None, received)
-    started = time.perf_counter()
-    [submitted] = (await service.service.submit(console, prepared, uploads=[received.staged])).jobs
-    await service.service.worker.run_until_idle()
-    elapsed = time.perf_counter() - started
-    done = await service.service.scheduler.get(submitted.job.id)
+    elapsed, done = await timed_job(service, prepared, received)
     if done.kind is not Kind.CONTROL or done.status is not Status.COMPLETED:
         raise RuntimeError(f"control job {done.id} is a {done.kind.value} job, {done.status.value}: {done.error}")
     return elapsed
@@ -66,31 +64,20 @@ async def control_job(service: Any, picture: bytes, seed: int) -> float:
 
 def bare_control_call(pipe: Any, params: Any, conditioning: Any) -> float:
     """Seconds of one ControlNet pipeline call making the job's images, as the engine's call does."""
-    import torch
-
-    synchronize()
-    started = time.perf_counter()
-    pipe(
+    return timed_call(
+        pipe,
+        params,
         prompt=[params.prompt] * params.images,
         image=[conditioning] * params.images,
-        width=params.width,
-        height=params.height,
-        num_inference_steps=params.steps,
-        guidance_scale=params.cfg,
-        generator=[torch.Generator("cpu").manual_seed(seed) for seed in params.seeds],
         controlnet_conditioning_scale=1.0,
-        output_type="pil",
     )
-    synchronize()
-    return time.perf_counter() - started
 
 
 async def case_controlnet(bench: Bench, runs: int) -> None:
     """Full path against the bare ControlNet pipeline call on full-size SD1.5, 4 images, 20 steps."""
     import diffusers
-    from PIL import Image
 
-    from bench.gpu import Service, _empty_cache, engine_pipeline, median, peak_gib, reset_peak
+    from bench.gpu import Service, _empty_cache, engine_pipeline, median
     from engine.control_maps import control_map
 
     models = bench.root / "models"
@@ -108,15 +95,11 @@ async def case_controlnet(bench: Bench, runs: int) -> None:
     net = diffusers.ControlNetModel.from_pretrained(str(controlnet_dir), dtype=model.dtype).to(model.device)
     pipe = with_sampler(diffusers.AutoPipelineForText2Image.from_pipe(model.pipeline, controlnet=net), params.sampler)
     pipe.set_progress_bar_config(disable=True)
-    with Image.open(io.BytesIO(picture)) as opened:
-        source = opened.convert("RGB")
+    source = decoded(picture)
     started = time.perf_counter()
     conditioning = control_map(source, "canny", (params.width, params.height))
     map_s = time.perf_counter() - started
-    reset_peak()
-    bare_control_call(pipe, params, conditioning)
-    bare = [bare_control_call(pipe, params, conditioning) for _ in range(runs)]
-    peak = peak_gib()
+    bare, peak = warm_runs(partial(bare_control_call, pipe, params, conditioning), runs)
     plain = bare_runs(with_sampler(model.pipeline, params.sampler), params, runs)
     parameters = sum(parameter.numel() for parameter in net.parameters())
     del model, pipe, net

@@ -20,9 +20,11 @@ from __future__ import annotations
 import gc
 import io
 import time
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from bench.bare import bare_runs, synchronize, with_sampler
+from bench.gpu_image_jobs import decoded, timed_call, timed_job, warm_runs
 from bench.gpu_models import build_ip_adapter_model, build_model
 
 if TYPE_CHECKING:
@@ -55,11 +57,7 @@ async def image_prompt_job(service: Any, picture: bytes, seed: int) -> float:
     received = await service.service.receive_image(picture)
     options = RequestOptions(image_prompts=(received.input,))
     prepared = await service.service.prepare(console, f"a red fox in the snow --seed {seed} --iw 1", options)
-    started = time.perf_counter()
-    [submitted] = (await service.service.submit(console, prepared, uploads=[received.staged])).jobs
-    await service.service.worker.run_until_idle()
-    elapsed = time.perf_counter() - started
-    done = await service.service.scheduler.get(submitted.job.id)
+    elapsed, done = await timed_job(service, prepared, received)
     if done.kind is not Kind.IMAGINE or done.status is not Status.COMPLETED or not done.params.image_prompts:
         raise RuntimeError(f"image prompt job {done.id} is a {done.kind.value} job, {done.status.value}: {done.error}")
     return elapsed
@@ -67,30 +65,12 @@ async def image_prompt_job(service: Any, picture: bytes, seed: int) -> float:
 
 def bare_ip_adapter_call(pipe: Any, params: Any, image: Any) -> float:
     """Seconds of diffusers' own IP-Adapter call making the job's images from one image prompt."""
-    import torch
-
-    synchronize()
-    started = time.perf_counter()
-    pipe(
-        prompt=params.prompt,
-        num_images_per_prompt=params.images,
-        ip_adapter_image=image,
-        width=params.width,
-        height=params.height,
-        num_inference_steps=params.steps,
-        guidance_scale=params.cfg,
-        generator=[torch.Generator("cpu").manual_seed(seed) for seed in params.seeds],
-        output_type="pil",
-    )
-    synchronize()
-    return time.perf_counter() - started
+    return timed_call(pipe, params, prompt=params.prompt, num_images_per_prompt=params.images, ip_adapter_image=image)
 
 
 async def case_ip_adapter(bench: Bench, runs: int) -> None:
     """Full path against the bare IP-Adapter call on full-size SD1.5, 4 images, 20 steps, one image prompt."""
-    from PIL import Image
-
-    from bench.gpu import Service, _empty_cache, engine_pipeline, median, peak_gib, reset_peak
+    from bench.gpu import Service, _empty_cache, engine_pipeline, median
 
     models = bench.root / "models"
     folder = build_model("sd15", models, tiny=bench.rehearse)
@@ -118,12 +98,8 @@ async def case_ip_adapter(bench: Bench, runs: int) -> None:
     synchronize()
     load_s = time.perf_counter() - started
     encoder_parameters = sum(parameter.numel() for parameter in pipe.image_encoder.parameters())
-    with Image.open(io.BytesIO(picture)) as opened:
-        image = opened.convert("RGB")
-    reset_peak()
-    bare_ip_adapter_call(pipe, params, image)
-    bare = [bare_ip_adapter_call(pipe, params, image) for _ in range(runs)]
-    peak = peak_gib()
+    image = decoded(picture)
+    bare, peak = warm_runs(partial(bare_ip_adapter_call, pipe, params, image), runs)
     del model, pipe
     gc.collect()
     _empty_cache()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +83,28 @@ SCHEDULER: dict[str, Any] = {
 TINY_SOURCES = {"sd15": "sd15", "sdxl": "sdxl", "turbo": "sd-turbo"}
 
 
+def write_in_place(target: Path, write: Callable[[Path], object]) -> None:
+    """Have ``write`` fill a ``.NAME.partial`` folder beside ``target`` (a stale one removed first), then rename it
+    to ``target``, so an interrupted build never leaves a folder that looks complete."""
+    partial = target.parent / f".{target.name}.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    write(partial)
+    partial.rename(target)
+
+
+def save_half(target: Path, make: Callable[[], Any]) -> Path:
+    """Save the model ``make`` builds on the GPU as ``target``, in half precision (see :func:`write_in_place`), and
+    give its GPU memory back; returns ``target``."""
+    import torch
+
+    model = make()
+    model.to(dtype=torch.float16)
+    write_in_place(target, model.save_pretrained)
+    del model
+    torch.cuda.empty_cache()
+    return target
+
+
 def build_model(kind: str, folder: Path, *, tiny: bool = False) -> Path:
     """Save the ``kind`` model (``sd15``, ``sdxl`` or ``turbo``: SD2.1's architecture set up as SD-Turbo) under
     ``folder`` and return its path."""
@@ -92,6 +115,11 @@ def build_model(kind: str, folder: Path, *, tiny: bool = False) -> Path:
         return ensure_tiny_model(TINY_SOURCES[kind], folder)
     if (target / "model_index.json").is_file():
         return target
+    return save_half(target, lambda: _big_pipeline(kind))
+
+
+def _big_pipeline(kind: str) -> Any:
+    """The full-size random ``kind`` pipeline, made on the GPU."""
     import diffusers
     import torch
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
@@ -118,14 +146,7 @@ def build_model(kind: str, folder: Path, *, tiny: bool = False) -> Path:
             text = CLIPTextModel(CLIPTextConfig(vocab_size=vocab, **CLIP_L))
             scheduler = diffusers.EulerDiscreteScheduler(**SCHEDULER)
             pipe = diffusers.StableDiffusionPipeline(vae, text, tokenizer, unet, scheduler, None, None, None, False)
-    pipe.to(dtype=torch.float16)
-    partial = folder / f".big-{kind}.partial"
-    shutil.rmtree(partial, ignore_errors=True)
-    pipe.save_pretrained(str(partial))
-    partial.rename(target)
-    del pipe
-    torch.cuda.empty_cache()
-    return target
+    return pipe
 
 
 def build_controlnet(folder: Path, *, tiny: bool = False) -> Path:
@@ -139,21 +160,17 @@ def build_controlnet(folder: Path, *, tiny: bool = False) -> Path:
     target = folder / "big-controlnet-sd15"
     if (target / "config.json").is_file():
         return target
+    return save_half(target, _big_controlnet)
+
+
+def _big_controlnet() -> Any:
+    """The full-size random SD1.5 ControlNet, made on the GPU (the UNet it comes from is freed on return)."""
     import diffusers
     import torch
 
     with torch.device("cuda"):
         unet = diffusers.UNet2DConditionModel(**SD15_UNET)
-        controlnet = diffusers.ControlNetModel.from_unet(unet)
-    del unet
-    controlnet.to(dtype=torch.float16)
-    partial = folder / ".big-controlnet-sd15.partial"
-    shutil.rmtree(partial, ignore_errors=True)
-    controlnet.save_pretrained(str(partial))
-    partial.rename(target)
-    del controlnet
-    torch.cuda.empty_cache()
-    return target
+        return diffusers.ControlNetModel.from_unet(unet)
 
 
 def build_ip_adapter_model(folder: Path, *, tiny: bool = False) -> Path:
@@ -172,10 +189,12 @@ def build_ip_adapter_model(folder: Path, *, tiny: bool = False) -> Path:
 
     from engine.tiny_ip_adapter import SD15_IMAGE_ENCODER, build_ip_adapter
 
-    partial = folder / ".big-ip-adapter-sd15.partial"
-    shutil.rmtree(partial, ignore_errors=True)
     with torch.device("cuda"):
-        build_ip_adapter(partial, SD15_UNET, CLIPVisionConfig(**SD15_IMAGE_ENCODER), dtype=torch.float16)
-    partial.rename(target)
+        write_in_place(
+            target,
+            lambda partial: build_ip_adapter(
+                partial, SD15_UNET, CLIPVisionConfig(**SD15_IMAGE_ENCODER), dtype=torch.float16
+            ),
+        )
     torch.cuda.empty_cache()
     return target

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from bot.actors import Actor
-from bot.application.telemetry import Telemetry, counting_refusals
+from bot.application.telemetry import ServicePart, counting_refusals
 from bot.errors import ImagineError, JobNotFoundError
 from bot.jobs import Job, Kind, Status
 from bot.requests.describe import attach_describe_image, prepare_describe
@@ -25,7 +25,7 @@ from bot.storage.describe_suggestions import load_suggestions
 from engine.describe_text import suggestion_text
 
 if TYPE_CHECKING:
-    from bot.application.service import ImagineService, ReceivedImage
+    from bot.application.service import ReceivedImage
 
 
 @dataclass(frozen=True)
@@ -54,16 +54,8 @@ class Description:
         return next((suggestion_text(item.prompt) for item in self.suggestions if item.prompt is not None), None)
 
 
-class DescribeActions:
+class DescribeActions(ServicePart):
     """/describe for every surface: prepare, attach the image, read the suggestions, run one."""
-
-    def __init__(self, service: ImagineService) -> None:
-        self._service = service
-
-    @property
-    def telemetry(self) -> Telemetry:
-        """The service's telemetry (refusals are counted there)."""
-        return self._service.telemetry
 
     @counting_refusals
     async def prepare(self, actor: Actor) -> Prepared:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 
-from bot.application.telemetry import Telemetry, counting_refusals
+from bot.application.telemetry import ServicePart, counting_refusals
 from bot.requests.blend import prepare_blend
 from bot.requests.image_prompts import DISCORD_CDN, UrlPolicy, attach_image_prompts, check_image_url, pending_image_urls
 from bot.requests.upload_store import StagedUpload
@@ -123,16 +123,8 @@ async def receive_image_prompts(
     return jobs, [item.staged for item in received]
 
 
-class ImagePromptActions:
+class ImagePromptActions(ServicePart):
     """/blend and image prompts for every surface: prepare a blend, receive a request's image prompts."""
-
-    def __init__(self, service: ImagineService) -> None:
-        self._service = service
-
-    @property
-    def telemetry(self) -> Telemetry:
-        """The service's telemetry (refusals are counted there)."""
-        return self._service.telemetry
 
     @counting_refusals
     async def prepare_blend(self, actor: Actor, images: int, dimensions: str = "square") -> list[Prepared]:

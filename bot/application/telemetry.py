@@ -316,3 +316,16 @@ def counting_refusals(
             raise
 
     return counted
+
+
+class ServicePart:
+    """A group of the application core's actions reached through the service (``service.describe``,
+    ``service.image_prompts``): it holds the service, and its refusals count in the service's telemetry."""
+
+    def __init__(self, service: ImagineService) -> None:
+        self._service = service
+
+    @property
+    def telemetry(self) -> Telemetry:
+        """The service's telemetry (refusals are counted there)."""
+        return self._service.telemetry

@@ -150,7 +150,7 @@ class JobStream:
                 continue
             kind = event.kind
             if kind in (EventKind.COMPLETED, EventKind.FAILED, EventKind.CANCELLED):
-                yield await self._ended(event)
+                yield self._ended(event)
                 return
             if kind is EventKind.STARTED and phase is Phase.QUEUED:
                 phase = Phase.RUNNING
@@ -179,16 +179,10 @@ class JobStream:
         position, eta_s = self._place if job.status is Status.QUEUED else (0, None)
         return job_out(job, images, position=position, eta_s=eta_s).model_dump(mode="json")
 
-    async def _ended(self, event: JobEvent) -> str:
-        """The end, with the job as stored now (its images and grid)."""
-        try:
-            files = await self.service.member.job(self.actor, self.job_id)
-            job, images = files.job, files.images
-        except ImagineError:
-            job, images = event.job, event.images
-        if not job.status.terminal:  # not stored yet: the event's own view
-            job, images = event.job, event.images
-        return self._end(event.kind.value, job, images, event.message or job.error or "")
+    def _ended(self, event: JobEvent) -> str:
+        """The end, from the event: it carries the job as the transaction that ended it stored it (and a completed
+        job's images), so no watcher reads the database again."""
+        return self._end(event.kind.value, event.job, event.images, event.message or event.job.error or "")
 
     def _end(self, kind: str, job: Job, images: tuple[ImageResult, ...], message: str) -> str:
         """``completed`` with the job; ``failed`` or ``cancelled`` with the job and why."""

@@ -54,6 +54,10 @@ def read_metadata(data: bytes, limits: UploadLimits) -> tuple[str, dict[str, str
             exif = image.getexif().get_ifd(EXIF_IFD).get(USER_COMMENT)
     except UploadError:
         raise
+    except Image.DecompressionBombError:
+        raise UploadError(
+            f"the image declares more pixels than this server reads ({limits.max_pixels:,}); send a smaller image"
+        ) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as error:
         raise UploadError(f"the image could not be read ({error}); send a PNG, JPEG or WebP image") from None
     text = info.get("parameters")

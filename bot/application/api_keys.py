@@ -224,12 +224,16 @@ class ApiKeys:
             actor.user_id, guild_id=actor.guild_id, created_by=DISCORD_CREATOR, label="/apikey", replace_own=True
         )
 
-    async def records(self, user_id: int | None = None, *, include_revoked: bool = False) -> list[ApiKeyRecord]:
-        """Keys, newest first: all members' or one's; revoked ones only when asked."""
-        where, params = [], []
-        if user_id is not None:
-            where.append("user_id = ?")
-            params.append(user_id)
+    async def records(
+        self, user_id: int | None = None, *, include_revoked: bool = False, key_id: str | None = None
+    ) -> list[ApiKeyRecord]:
+        """Keys, newest first: all members' or one's (or the one ``key_id``); revoked ones only when asked."""
+        where: list[str] = []
+        params: list[object] = []
+        for column, value in (("user_id", user_id), ("key_id", key_id)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
         if not include_revoked:
             where.append("revoked_at IS NULL")
         sql = (
@@ -256,7 +260,7 @@ class ApiKeys:
         self._cache.pop(key_id, None)
         if not changed:
             raise ApiKeyError(f"there is no active key {key_id!r}; list them with: python -m bot apikey list")
-        [record] = [item for item in await self.records(include_revoked=True) if item.key_id == key_id]
+        [record] = await self.records(include_revoked=True, key_id=key_id)
         return record
 
     async def create_local_user(self, name: str) -> LocalUser:

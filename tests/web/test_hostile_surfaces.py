@@ -185,3 +185,13 @@ async def test_another_members_job_is_not_found_and_costs_nothing(
     assert stolen.status_code == 404, stolen.text
     assert await job_rows(service) == rows
     assert await member_balance(service) == before
+
+
+@pytest.mark.parametrize("size", [30_000, 100_000])
+async def test_png_info_refuses_a_bomb_as_a_bad_upload(client: httpx.AsyncClient, member_key: str, size: int) -> None:
+    """A PNG declaring gigapixels is a 4xx bad_upload naming the pixel limit, not a server error."""
+    raw = base64.b64encode(bomb_png(size, size)).decode("ascii")
+    response = await client.post("/sdapi/v1/png-info", json={"image": raw}, headers=bearer(member_key))
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["code"] == "bad_upload"
+    assert "pixels" in response.json()["error"]["message"]

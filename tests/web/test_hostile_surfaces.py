@@ -11,11 +11,19 @@ import httpx
 import pytest
 
 from bot.core import ImagineService
+from config.settings import Settings
+from tests.conftest import make_settings
 from tests.web.conftest import MEMBER_ID, bearer
 from tests.web.native import API, bomb_png, data_uri, png_bytes, wait_for_job
 from web.auth import COOKIE
 
 BAD = Path(__file__).resolve().parents[1] / "data" / "bad"
+
+
+@pytest.fixture
+def settings(data_dir: Path, tmp_path: Path) -> Settings:
+    """The tiny models, and the tiny BLIP for /describe (so a describe request reaches its image checks)."""
+    return make_settings(data_dir, database_path=tmp_path / "imagine.db", describe={"source": "tiny:blip"})
 
 
 def truncated_png() -> bytes:
@@ -74,6 +82,7 @@ async def test_a_bad_image_is_refused_everywhere_without_a_trace(
     for path, body in requests_with(image):
         response = await client.post(path, json=body, headers=bearer(member_key))
         assert 400 <= response.status_code < 500, (path, response.status_code, response.text)
+        assert response.json()["error"]["code"] == "bad_upload", (path, response.text)
         await assert_nothing_happened(service, before)
 
 
@@ -101,6 +110,7 @@ async def test_a_blocked_word_in_look_alike_letters_is_refused_and_not_charged(
     ]:
         response = await client.post(path, json=body, headers=bearer(member_key))
         assert 400 <= response.status_code < 500, (path, response.status_code, response.text)
+        assert "block" in response.text.lower(), (path, response.text)
         await assert_nothing_happened(service, before)
 
 
@@ -118,6 +128,7 @@ async def test_a_banned_member_is_refused_everywhere_without_a_trace(
     ]:
         response = await client.post(path, json=body, headers=bearer(member_key))
         assert 400 <= response.status_code < 500, (path, response.status_code, response.text)
+        assert "banned" in response.text.lower(), (path, response.text)
         await assert_nothing_happened(service, before)
 
 
@@ -195,3 +206,23 @@ async def test_png_info_refuses_a_bomb_as_a_bad_upload(client: httpx.AsyncClient
     assert response.status_code == 422, response.text
     assert response.json()["error"]["code"] == "bad_upload"
     assert "pixels" in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param({"prompt": "a fox", "sweeps": ["prompt=fox,g\u043er\u0435"]}, id="sweep-swaps-it-in"),
+        pytest.param({"prompt": "a {fox, g\u200bore}"}, id="permutation"),
+    ],
+)
+async def test_a_blocked_word_cannot_be_swapped_in_by_a_sweep_or_permutation(
+    client: httpx.AsyncClient, member_key: str, moderator_key: str, service: ImagineService, body: dict[str, Any]
+) -> None:
+    """A sweep value or a permutation that spells the blocked word in look-alikes refuses the whole request."""
+    added = await client.post(f"{API}/admin/blocklist", json={"words": ["gore"]}, headers=bearer(moderator_key))
+    assert added.status_code == 200, added.text
+    before = await member_balance(service)
+    response = await client.post(f"{API}/jobs", json=body, headers=bearer(member_key))
+    assert 400 <= response.status_code < 500, (response.status_code, response.text)
+    assert "block" in response.text.lower(), response.text
+    await assert_nothing_happened(service, before)

@@ -226,3 +226,19 @@ async def test_a_blocked_word_cannot_be_swapped_in_by_a_sweep_or_permutation(
     assert 400 <= response.status_code < 500, (response.status_code, response.text)
     assert "block" in response.text.lower(), response.text
     await assert_nothing_happened(service, before)
+
+
+async def test_a_member_without_credits_leaves_no_upload_behind(
+    client: httpx.AsyncClient, member_key: str, service: ImagineService
+) -> None:
+    """Refused at the charge, after the images were read and staged: the staged files are discarded."""
+    await service.ledger.set_balance(MEMBER_ID, 0, actor="test", reason="nothing left")
+    raw = base64.b64encode(png_bytes()).decode("ascii")
+    for path, body in [
+        *requests_with(png_bytes())[:-1],
+        ("/sdapi/v1/img2img", {"prompt": "a fox", "init_images": [raw], "steps": 2, "width": 64, "height": 64}),
+    ]:
+        response = await client.post(path, json=body, headers=bearer(member_key))
+        assert 400 <= response.status_code < 500, (path, response.status_code, response.text)
+        assert "credit" in response.text.lower(), (path, response.text)
+        await assert_nothing_happened(service, 0)

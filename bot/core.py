@@ -28,9 +28,9 @@ from bot.errors import (
 )
 from bot.events import EventKind, JobEvent
 from bot.jobs import WEB_SOURCE, ImageResult, Job, Kind, Lane, Origin, RenderParams, Status
-from bot.requests.blend import BLEND_DIMENSIONS, MAX_BLEND_IMAGES, MIN_BLEND_IMAGES
 from bot.requests.custom_ids import TEMPLATE, Action, make_custom_id, parse_custom_id
 from bot.requests.describe import DESCRIBE_TEMPLATE, DescribeUnavailableError, make_describe_id, parse_describe_id
+from bot.requests.image_prompt_limits import BLEND_DIMENSIONS, MAX_BLEND_IMAGES, MIN_BLEND_IMAGES
 from bot.requests.image_prompts import awaited_image_prompts
 from bot.requests.moderation import BlockedPromptError, ChannelNotAllowedError, ServerOnlyError
 from bot.requests.preferences import Preferences

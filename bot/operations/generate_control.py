@@ -9,9 +9,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from bot.requests.request_options import TaskOptions
 from engine.control_sources import CONTROL_MODES, CONTROL_WEIGHT_MAX, CONTROL_WEIGHT_MIN
+
+if TYPE_CHECKING:
+    from bot.requests.request_options import TaskOptions
 
 
 def add_control_arguments(generate: argparse.ArgumentParser) -> None:

@@ -6,16 +6,19 @@ from __future__ import annotations
 import argparse
 import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.errors import ImagineError
-from bot.requests.blend import BLEND_DIMENSIONS, MAX_BLEND_IMAGES, MIN_BLEND_IMAGES
-from bot.requests.image_prompts import MAX_IMAGE_WEIGHT, parse_image_weight
-from bot.requests.request_options import TaskOptions
+from bot.requests.image_prompt_limits import BLEND_DIMENSIONS, MAX_BLEND_IMAGES, MAX_IMAGE_WEIGHT, MIN_BLEND_IMAGES
+
+if TYPE_CHECKING:
+    from bot.requests.request_options import TaskOptions
 
 
 def image_weight(text: str) -> float:
     """``--iw``'s argparse type: the prompt flag's own rule (0 to 2)."""
+    from bot.requests.image_prompts import parse_image_weight
+
     try:
         return parse_image_weight(text, "iw")
     except ImagineError as error:

@@ -11,17 +11,15 @@ from dataclasses import replace
 
 from bot.errors import PromptError
 from bot.jobs import Kind
-from bot.requests.image_prompts import MAX_IMAGE_PROMPTS, with_image_prompts
+from bot.requests.image_prompt_limits import BLEND_DIMENSIONS as BLEND_DIMENSIONS
+from bot.requests.image_prompt_limits import MAX_BLEND_IMAGES as MAX_BLEND_IMAGES
+from bot.requests.image_prompt_limits import MIN_BLEND_IMAGES as MIN_BLEND_IMAGES
+from bot.requests.image_prompts import with_image_prompts
 from bot.requests.preferences import Preferences, apply_preferences
 from bot.requests.preparation import Prepared, build_params, prompt_limits, random_seed, usable_models
 from bot.requests.prompt import ParsedPrompt
 from bot.requests.request_options import ImageInput
 from config.settings import Settings
-
-MIN_BLEND_IMAGES = 2
-MAX_BLEND_IMAGES = MAX_IMAGE_PROMPTS
-BLEND_DIMENSIONS: dict[str, tuple[int, int]] = {"portrait": (2, 3), "square": (1, 1), "landscape": (3, 2)}
-"""/blend's ``dimensions`` and the aspect ratio each stands for."""
 
 
 def blend_label(images: int, dimensions: str) -> str:

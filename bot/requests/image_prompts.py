@@ -19,6 +19,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 from bot.errors import PromptError
 from bot.jobs import RenderParams
+from bot.requests.image_prompt_limits import MAX_IMAGE_PROMPTS as MAX_IMAGE_PROMPTS
+from bot.requests.image_prompt_limits import MAX_IMAGE_WEIGHT as MAX_IMAGE_WEIGHT
 from config.ip_adapters import AdapterChoiceError, adapter_for, adapter_registry
 from engine.ip_adapter_sources import adapter_problem
 
@@ -27,9 +29,6 @@ if TYPE_CHECKING:
     from bot.requests.request_options import ImageInput
     from config.settings import Settings
 
-MAX_IMAGE_PROMPTS = 5
-"""The most image prompts one job takes (attachments and links together; /blend's most images too)."""
-MAX_IMAGE_WEIGHT = 2.0
 DEFAULT_IMAGE_WEIGHT = 1.0
 MAX_URL_CHARS = 2048
 DISCORD_CDN_HOSTS = ("cdn.discordapp.com", "media.discordapp.net")

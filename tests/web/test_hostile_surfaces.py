@@ -40,9 +40,24 @@ async def member_balance(service: ImagineService, user_id: int = MEMBER_ID) -> i
     return (await service.ledger.member(user_id)).balance
 
 
-def uploaded_files(service: ImagineService) -> list[Path]:
+_UPLOADS_BEFORE: set[Path] = set()
+"""The uploads folder's files when the test began (the session shares one data folder with other tests' jobs)."""
+
+
+def all_uploads(service: ImagineService) -> set[Path]:
     root = Path(service.uploads_dir)
-    return [path for path in root.rglob("*") if path.is_file()] if root.is_dir() else []
+    return {path for path in root.rglob("*") if path.is_file()} if root.is_dir() else set()
+
+
+@pytest.fixture(autouse=True)
+def _uploads_before(service: ImagineService) -> None:
+    _UPLOADS_BEFORE.clear()
+    _UPLOADS_BEFORE.update(all_uploads(service))
+
+
+def uploaded_files(service: ImagineService) -> list[Path]:
+    """The files stored in the uploads folder since the test began."""
+    return sorted(all_uploads(service) - _UPLOADS_BEFORE)
 
 
 def requests_with(image: bytes) -> list[tuple[str, dict[str, Any]]]:

@@ -14,10 +14,10 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from bot.running.worker import Worker
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 REFILL_JOB_ID = "imaginebot:refill-allowances"
 LEASE_SWEEP_JOB_ID = "imaginebot:expire-leases"
@@ -159,7 +160,7 @@ class Maintenance:
         )
         for function, every_s, job_id, name in jobs:
             scheduler.add_job(
-                function,
+                stops_quietly(function),
                 "interval",
                 seconds=every_s,
                 id=job_id,
@@ -171,7 +172,7 @@ class Maintenance:
             )
         if self.worker is not None:  # the first beat at once: health need not wait 30 s after start-up
             scheduler.add_job(
-                self.write_heartbeat,
+                stops_quietly(self.write_heartbeat),
                 "interval",
                 seconds=HEARTBEAT_EVERY_S,
                 id=HEARTBEAT_JOB_ID,
@@ -190,6 +191,24 @@ class Maintenance:
         if self.apscheduler is not None and self.apscheduler.running:
             self.apscheduler.shutdown(wait=False)
         self.apscheduler = None
+
+
+def stops_quietly(function: Callable[[], Awaitable[T]]) -> Callable[[], Awaitable[T | None]]:
+    """``function`` as an APScheduler job that ends quietly when shutdown cancels it mid-run.
+
+    APScheduler logs any exception a coroutine job raises, cancellation included, with a traceback; a job cut short
+    because the bot is stopping is not an error (each job is idempotent and runs again after the restart).
+    """
+
+    async def job() -> T | None:
+        try:
+            return await function()
+        except asyncio.CancelledError:
+            log.debug("%s stopped with the bot", getattr(function, "__name__", function))
+            return None
+
+    job.__name__ = getattr(function, "__name__", "job")
+    return job
 
 
 def engine_state(engine: EngineSupervisor) -> tuple[EngineState, str]:

@@ -137,3 +137,32 @@ async def test_upload_expiry_keeps_active_inputs_and_runs_through_apscheduler(
     finally:
         maintenance.stop()
         await store.close()
+
+
+async def test_a_job_cut_short_by_shutdown_logs_no_error(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Stopping while a job runs (the bot's exit during its first heartbeat) cancels it without a traceback."""
+    store = await Store.open(tmp_path / "imagine.db")
+    settings = make_settings(tmp_path / "data")
+    scheduler = Scheduler(store, settings)
+    await scheduler.load()
+    maintenance = Maintenance(Ledger(store, settings), scheduler)
+    started = asyncio.Event()
+
+    async def slow_refill() -> int:
+        started.set()
+        await asyncio.sleep(60)
+        return 0
+
+    maintenance.refill = slow_refill  # type: ignore[method-assign]
+    caplog.set_level(logging.DEBUG)
+    try:
+        apscheduler = maintenance.start()
+        apscheduler.modify_job(REFILL_JOB_ID, next_run_time=datetime.now(UTC))
+        await asyncio.wait_for(started.wait(), 10)
+        maintenance.stop()
+        await asyncio.sleep(0.05)  # the cancelled job's task ends
+    finally:
+        maintenance.stop()
+        await store.close()
+    assert "raised an exception" not in caplog.text and "Traceback" not in caplog.text
+    assert "slow_refill stopped with the bot" in caplog.text

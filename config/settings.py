@@ -27,6 +27,7 @@ from pydantic_settings import (
 from config.control_registry import ControlNetSpec, DepthSpec
 from config.describe_settings import DescribeSettings
 from config.engine_options import MemorySettings
+from config.engine_settings import EngineSettings
 from config.errors import ConfigError, did_you_mean
 from config.ip_adapters import IpAdapterSpec
 from config.model_registry import BUILTIN_MODELS, LoraSpec, ModelSpec
@@ -67,6 +68,7 @@ class Settings(BaseSettings):
     )
     depth: DepthSpec = Field(default_factory=DepthSpec, description="the depth estimator of control_mode depth")
     memory: MemorySettings = Field(default_factory=MemorySettings)
+    engine: EngineSettings = Field(default_factory=EngineSettings)
     max_loaded_models: int = Field(default=1, ge=1, le=8, description="models kept loaded at once (LRU)")
     memory_budget_gb: float = Field(default=0.0, ge=0.0, description="drop LRU models above this; 0 = no budget")
     preview_every: int = Field(default=5, ge=0, le=150, description="a latent preview every N steps; 0 = none")

@@ -152,6 +152,31 @@ class EngineSupervisor(EngineHost):
         self._abandoned: OrderedDict[int, EngineRun] = OrderedDict()
         """Jobs whose waiter gave up (it was cancelled) while an engine held them, with that engine: its next reply
         on the job belongs to the abandoned attempt, even when a later attempt of the job waits on the same engine."""
+        self._models_of: tuple[EngineRun | None, tuple[str, ...]] = (None, ())
+        """The engine process and the models it was last handed work for, most recent first."""
+
+    @property
+    def loaded_models(self) -> frozenset[str]:
+        """The models the running engine holds as far as the bot knows: its start-up model and the latest ones it
+        was handed work for, up to ``max_loaded_models`` (the engine keeps that many, least recently used out)."""
+        ready = self.ready
+        if ready is None:
+            return frozenset()
+        run, recent = self._models_of
+        if run is not self._run:
+            recent = ()
+        held = (*recent, ready.model_name) if len(recent) < self.config.max_loaded_models else recent
+        return frozenset(held[: self.config.max_loaded_models])
+
+    def _used_models(self, run: EngineRun, tasks: Sequence[RenderTask]) -> None:
+        """``run`` was handed ``tasks``: their models are now its most recently used."""
+        previous_run, recent = self._models_of
+        if previous_run is not run:
+            recent = ()
+        for task in tasks:
+            model = task.model or self.config.model_name
+            recent = (model, *(name for name in recent if name != model))
+        self._models_of = (run, recent[: self.config.max_loaded_models])
 
     # --- work --------------------------------------------------------------------------------------------
 
@@ -210,6 +235,7 @@ class EngineSupervisor(EngineHost):
                     except (OSError, ValueError) as error:
                         raise EngineCrashedError(f"could not reach the engine: {error}") from error
                     sent.run = run
+                    self._used_models(run, wanted)
         except BaseException:
             sent.abandon()
             raise

@@ -38,12 +38,15 @@ class Queued:
     created_at: float
     head: bool
     key: BatchKey
+    model: str = ""
+    """The model the job renders with: an engine that has it loaded is preferred (model affinity)."""
 
     @classmethod
     def from_row(cls, row: Any, *, head: bool) -> Queued:
         """A queued job from its row in the jobs table; ``head``: given back, it goes first in its lane."""
-        key = batch_key(row["kind"], RenderParams.from_json(row["params"]))
-        return cls(row["id"], row["user_id"], Lane(row["lane"]), row["created_at"], head, key)
+        params = RenderParams.from_json(row["params"])
+        key = batch_key(row["kind"], params)
+        return cls(row["id"], row["user_id"], Lane(row["lane"]), row["created_at"], head, key, params.model)
 
     @property
     def sort(self) -> tuple[int, int]:

@@ -23,6 +23,7 @@ order), rebuilt from SQLite at start-up, lets dispatch run without scanning the 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import defaultdict
@@ -36,6 +37,7 @@ from bot.jobs import ImageResult, Job, Lane, Origin, RenderParams, Status
 from bot.requests.preparation import Prepared
 from bot.scheduling import ledger
 from bot.scheduling.admission import admit_jobs, console_job_sql
+from bot.scheduling.affinity import Affinity, eta_seconds
 from bot.scheduling.fairness import batch_key, lane_order_sql
 from bot.scheduling.job_transitions import (
     cancel_unheld_console_jobs,
@@ -72,6 +74,10 @@ class Scheduler:
         self._member_tier: dict[int, str] = {}
         self._waiting_allowed = 0  # jobs a member may have claimed beyond their limit (see dispatch)
         self.paused = False
+        self.engines = 1
+        """How many engines render in parallel (the engine pool keeps it current): ETAs count rounds of them."""
+        self._dispatching = asyncio.Lock()
+        """One dispatch at a time: with several engines, two pickers must not pick the same job."""
 
     # --- start-up ----------------------------------------------------------------------------------------
 
@@ -138,7 +144,8 @@ class Scheduler:
         self._member_tier[user_id] = admitted.tier
         for item in admitted.jobs:
             job = item.job
-            self.index.add(Queued(job.id, user_id, admitted.lane, now, False, batch_key(job.kind, job.params)))
+            key = batch_key(job.kind, job.params)
+            self.index.add(Queued(job.id, user_id, admitted.lane, now, False, key, job.params.model))
         return admitted
 
     # --- dispatch ----------------------------------------------------------------------------------------
@@ -151,8 +158,11 @@ class Scheduler:
         tier = self._member_tier.get(user_id, self.settings.credits.default_tier)
         return running >= ledger.tier_of(self.settings, tier).max_running + self._waiting_allowed
 
-    def pick(self, max_batch: int = 1) -> list[Queued]:
-        """The next job (and up to ``max_batch - 1`` compatible ones) by lane, aging and fairness. No I/O."""
+    def pick(self, max_batch: int = 1, affinity: Affinity | None = None) -> list[Queued]:
+        """The next job (and up to ``max_batch - 1`` compatible ones) by lane, aging and fairness. No I/O.
+
+        With ``affinity`` (several engines), the first job in that order that :meth:`Affinity.suits` the asking
+        engine: one whose model another free engine holds is left to that engine."""
         if self.paused or not self.index.by_id:
             return []
         now = self.now()
@@ -160,14 +170,15 @@ class Scheduler:
             self.index.touch(user_id)
         if max_batch <= 1:
             best = self.index.best(now)
-            return [] if best is None else [best]
+            if best is None or affinity is None or affinity.suits(best.model):
+                return [] if best is None else [best]
         candidates = self.index.scan(now)
-        if not candidates:
+        first = next((entry for _, entry in candidates if affinity is None or affinity.suits(entry.model)), None)
+        if first is None:
             return []
-        first = candidates[0][1]
         chosen = [first]
         taken = {first.user_id}
-        for _, entry in candidates[1:]:
+        for _, entry in candidates:
             if len(chosen) >= max_batch:
                 break
             if entry.user_id not in taken and entry.key == first.key:
@@ -175,21 +186,25 @@ class Scheduler:
                 taken.add(entry.user_id)
         return chosen
 
-    async def dispatch(self, max_batch: int | None = None, *, behind_another: bool = False) -> list[Job]:
+    async def dispatch(
+        self, max_batch: int | None = None, *, behind_another: bool = False, affinity: Affinity | None = None
+    ) -> list[Job]:
         """Mark the next compatible jobs running (with a lease) and return them; [] when none can run.
         ``behind_another``: they wait in the engine behind the batch it renders, so a member may have one job more
-        claimed than their running limit (which counts jobs on the GPU)."""
+        claimed than their running limit (which counts jobs on the GPU). ``affinity``: what the asking engine
+        holds (see :meth:`pick`). One dispatch runs at a time."""
         limit = self.policy.max_batch if max_batch is None else max_batch
-        for _ in range(8):
-            self._waiting_allowed = int(behind_another)  # read by _blocked during this pick only (no await)
-            picked = self.pick(limit)
-            self._waiting_allowed = 0
-            if not picked:
-                return []
-            jobs = await self._start([entry.job_id for entry in picked])
-            if jobs:
-                return jobs
-        return []
+        async with self._dispatching:
+            for _ in range(8):
+                self._waiting_allowed = int(behind_another)  # read by _blocked during this pick only (no await)
+                picked = self.pick(limit, affinity)
+                self._waiting_allowed = 0
+                if not picked:
+                    return []
+                jobs = await self._start([entry.job_id for entry in picked])
+                if jobs:
+                    return jobs
+            return []
 
     async def claim_next(self, only: Collection[int] | None = None) -> Job | None:
         """The next job to run (marked running), or None. ``only`` restricts to some job ids (the CLI's own)."""
@@ -378,7 +393,7 @@ class Scheduler:
         durations = self.usage.durations
         if position == 0 or not durations:
             return None
-        return position * (sum(durations) / len(durations))
+        return eta_seconds(position, self.engines, sum(durations) / len(durations))
 
     async def active_jobs(self, user_id: int) -> list[Job]:
         """A member's queued and running jobs, oldest first."""

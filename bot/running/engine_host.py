@@ -1,9 +1,10 @@
 """The engine process's life as the bot sees it: start it, wait until its model is loaded, notice its death,
 restart it after a crash (with a growing delay), kill it, stop it.
 
-:class:`EngineHost` holds one :class:`~bot.running.engine_run.EngineRun` at a time and answers what the engine is doing
-(ready, starting, fatal). Handing it work is :class:`~bot.running.engine_supervisor.EngineSupervisor`'s, which builds on
-this class: the jobs an engine held are taken from it under the host's lock when that engine dies.
+:class:`EngineHost` holds one run at a time (a local :class:`~bot.running.engine_run.EngineRun`, or whatever its
+``start_run`` starts: an engine on another host) and answers what the engine is doing (ready, starting, fatal).
+Handing it work is :class:`~bot.running.engine_supervisor.EngineSupervisor`'s, which builds on this class: the jobs
+an engine held are taken from it under the host's lock when that engine dies.
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ import contextlib
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from bot.errors import EngineCrashedError, EngineStartError
-from bot.running.engine_run import EngineRun, resolve_future
+from bot.running.engine_run import EngineRun, RunLike, resolve_future
 from bot.running.engine_start import DOWNLOAD_STALL_S, StartWatch, phase_line, should_log
 from engine.protocol import EngineConfig, EngineFatal, EngineReady, EngineStarting, FromEngine, Shutdown
 
@@ -26,6 +28,10 @@ BACKOFF_FIRST_S = 0.5
 BACKOFF_MAX_S = 30.0
 REAP_WAIT_S = 10.0
 """How long a new engine waits for the previous process to be gone (its memory, its GPU memory, released)."""
+
+StartRun = Callable[[EngineConfig, Callable[[Any, FromEngine | None], None]], RunLike]
+"""Starts one engine run on a configuration, handing its messages to a callback: a local process (:class:`EngineRun`)
+or an engine on another host."""
 
 
 def restart_delay(crashes: int, *, first_s: float = BACKOFF_FIRST_S, max_s: float = BACKOFF_MAX_S) -> float:
@@ -45,8 +51,10 @@ class EngineHost:
         *,
         start_timeout_s: float = 600.0,
         download_stall_s: float | None = None,
+        start_run: StartRun = EngineRun,
     ) -> None:
         self.config = config
+        self._start_run = start_run
         self.start_timeout_s = start_timeout_s
         """How long the engine may take to start, not counting a download of its model that makes progress."""
         self._download_stall_s = download_stall_s
@@ -54,7 +62,7 @@ class EngineHost:
         self.crashes_in_a_row = 0
         """Unexpected exits since the last finished job; the next start waits :func:`restart_delay` of it."""
         self._not_before = 0.0
-        self._run: EngineRun | None = None
+        self._run: RunLike | None = None
         self._lock = threading.Lock()
 
     @property
@@ -88,13 +96,13 @@ class EngineHost:
         """Start the engine process if it is not running. Returns at once; see :meth:`wait_ready`."""
         self._spawn()
 
-    def _spawn(self) -> EngineRun:
+    def _spawn(self) -> RunLike:
         with self._lock:
             if self._run is not None and self._run.alive:
                 return self._run
             if self._run is not None:
                 self.restarts += 1
-            run = self._run = EngineRun(self.config, self._on_message)
+            run = self._run = self._start_run(self.config, self._on_message)
         log.info("engine process started (pid %s) for model %s", run.pid, self.config.model_name)
         return run
 
@@ -117,7 +125,7 @@ class EngineHost:
         if run is not None:
             self._kill(run, deliberate=deliberate)
 
-    def _kill(self, run: EngineRun, *, deliberate: bool = False) -> None:
+    def _kill(self, run: RunLike, *, deliberate: bool = False) -> None:
         """SIGKILL ``run``. ``deliberate``: it was being stopped (:meth:`stop`), so this is no crash and no news."""
         with self._lock:
             if run.killed or run.exited.is_set():
@@ -128,7 +136,7 @@ class EngineHost:
             if not deliberate:
                 self._count_crash()
         with contextlib.suppress(OSError, ValueError):
-            run.process.kill()  # not reaped before the reader thread sees the pipe close, so the pid is still its
+            run.kill()
         level = logging.DEBUG if deliberate else logging.WARNING
         log.log(level, "engine process %s killed while holding %d job(s)", run.pid, len(lost))
         for loop, future in lost:
@@ -199,7 +207,7 @@ class EngineHost:
 
     # --- messages from the reader thread -----------------------------------------------------------------
 
-    def _on_message(self, run: EngineRun, message: FromEngine | None) -> None:
+    def _on_message(self, run: RunLike, message: FromEngine | None) -> None:
         if message is None:
             self._on_exit(run)
         elif isinstance(message, EngineStarting):
@@ -239,15 +247,15 @@ class EngineHost:
         else:
             self._on_job_message(run, message)
 
-    def _on_job_message(self, run: EngineRun, message: FromEngine) -> None:
+    def _on_job_message(self, run: RunLike, message: FromEngine) -> None:
         """A message about a job (heartbeat, progress, result) from ``run``; the subclass that hands out work
         routes it."""
 
-    def _take_jobs(self, run: EngineRun) -> list[tuple[asyncio.AbstractEventLoop, asyncio.Future[Any]]]:
+    def _take_jobs(self, run: RunLike) -> list[tuple[asyncio.AbstractEventLoop, asyncio.Future[Any]]]:
         """Forget the jobs sent to ``run`` (it is gone) and return their waiters, to fail. Call with the lock held."""
         return []
 
-    def _on_exit(self, run: EngineRun) -> None:
+    def _on_exit(self, run: RunLike) -> None:
         code = run.exit_code()
         with self._lock:
             if run.killed:  # its jobs and waiters were settled when it was killed

@@ -21,27 +21,51 @@ import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
-from typing import Any
+from typing import Any, Protocol
 
 from bot.running.child_signals import children_ignore_sigint
 from engine.process import run_engine
 from engine.protocol import EngineConfig, EngineReady, EngineStarting, FromEngine
 
 
-class EngineRun:
-    """One engine process, the thread that reads from it, and what that process said about itself."""
+class RunLike(Protocol):
+    """One engine run as :class:`~bot.running.engine_host.EngineHost` and its supervisor use it: a local process
+    (:class:`EngineRun`) or an engine on another host (``bot.running.ray_engine.RayEngineRun``). Its reader thread
+    hands every message to the owner's callback, then ``None`` once the engine is gone."""
 
-    def __init__(self, config: EngineConfig, on_message: Callable[[EngineRun, FromEngine | None], None]) -> None:
-        context = multiprocessing.get_context("spawn")
-        parent, child = context.Pipe(duplex=True)
-        self.conn: Connection = parent
-        self.process: BaseProcess = context.Process(
-            target=run_engine, args=(child, config), name="imagine-engine", daemon=True
-        )
-        with children_ignore_sigint():  # Ctrl-C reaches the engine too: the bot stops it (run_engine ignores it)
-            self.process.start()
-        child.close()
-        self.pid: int | None = self.process.pid
+    pid: int | str | None
+    """What the log names the engine by: a process id, or where a remote engine runs."""
+    ready: EngineReady | None
+    fatal: str | None
+    killed: bool
+    stopping: bool
+    ready_waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[EngineReady]]]
+    starting: EngineStarting | None
+    start_wakers: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]]
+    start_logged_at: float
+    exited: threading.Event
+    gone: threading.Event
+    reader: threading.Thread
+
+    @property
+    def alive(self) -> bool: ...
+
+    def send(self, message: object) -> None:
+        """Raises OSError or ValueError when the engine cannot be reached (it is dead)."""
+
+    def exit_code(self) -> int | None:
+        """The engine's exit code once it is gone; None when it is unknown (a host that vanished)."""
+
+    def kill(self) -> None:
+        """End the engine now, without waiting for it."""
+
+
+class RunState:
+    """What a run said about itself and who waits on it: the part of a run its owner reads and writes under its
+    own lock, whatever carries the messages."""
+
+    def __init__(self) -> None:
+        self.pid: int | str | None = None
         self.ready: EngineReady | None = None
         self.fatal: str | None = None
         self.killed = False
@@ -58,6 +82,23 @@ class EngineRun:
         """The pipe closed: the process is dead or dying."""
         self.gone = threading.Event()
         """The process is reaped (its memory is released)."""
+
+
+class EngineRun(RunState):
+    """One engine process, the thread that reads from it, and what that process said about itself."""
+
+    def __init__(self, config: EngineConfig, on_message: Callable[[Any, FromEngine | None], None]) -> None:
+        super().__init__()
+        context = multiprocessing.get_context("spawn")
+        parent, child = context.Pipe(duplex=True)
+        self.conn: Connection = parent
+        self.process: BaseProcess = context.Process(
+            target=run_engine, args=(child, config), name="imagine-engine", daemon=True
+        )
+        with children_ignore_sigint():  # Ctrl-C reaches the engine too: the bot stops it (run_engine ignores it)
+            self.process.start()
+        child.close()
+        self.pid = self.process.pid
         self._send_lock = threading.Lock()
         self._on_message = on_message
         self.reader = threading.Thread(target=self._read, name="engine-reader", daemon=True)
@@ -106,6 +147,11 @@ class EngineRun:
     @property
     def alive(self) -> bool:
         return not self.killed and not self.exited.is_set() and not self._sentinel_ready()
+
+    def kill(self) -> None:
+        """SIGKILL the process; it is not reaped before the reader thread sees the pipe close, so the pid is still
+        its own. Raises OSError or ValueError when it is already gone."""
+        self.process.kill()
 
 
 def resolve_future(

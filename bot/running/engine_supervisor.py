@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.errors import EngineCrashedError
-from bot.running.engine_host import EngineHost
+from bot.running.engine_host import EngineHost, StartRun
 from bot.running.engine_run import EngineRun, resolve_future
 from engine.protocol import (
     HEARTBEAT_S,
@@ -143,8 +143,11 @@ class EngineSupervisor(EngineHost):
         start_timeout_s: float = 600.0,
         job_timeout_s: float = 900.0,
         download_stall_s: float | None = None,
+        start_run: StartRun = EngineRun,
     ) -> None:
-        super().__init__(config, start_timeout_s=start_timeout_s, download_stall_s=download_stall_s)
+        super().__init__(
+            config, start_timeout_s=start_timeout_s, download_stall_s=download_stall_s, start_run=start_run
+        )
         self.job_timeout_s = job_timeout_s
         self._pending: dict[int, _Pending] = {}
         self._cancelled: OrderedDict[int, None] = OrderedDict()

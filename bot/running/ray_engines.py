@@ -43,7 +43,7 @@ class RayEngines:
                 address=settings.engine.ray_address,
                 namespace=settings.engine.ray_namespace,
                 ignore_reinit_error=True,
-                log_to_driver=False,
+                log_to_driver=True,  # the engines' logs reach the bot's terminal, as a local engine's do
             )
         except Exception as error:  # whatever Ray raises, the owner reads which address failed and why
             raise ConfigError(

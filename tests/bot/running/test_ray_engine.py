@@ -18,7 +18,7 @@ from ray.cluster_utils import Cluster
 from bot.errors import EngineCrashedError
 from bot.running.engine_config import engine_config
 from bot.running.engine_supervisor import EngineSupervisor
-from bot.running.ray_engine import RayEngineRun, actor_options
+from bot.running.ray_engine import RayEngineRun, actor_options, local_done
 from bot.running.ray_engines import RayEngines, engines_for
 from engine.protocol import Progress, RenderTask, TaskDone, TaskKind
 from tests.conftest import ENGINE_TIMEOUT_S, make_settings
@@ -87,6 +87,13 @@ def _job_files(folder: Path) -> list[Path]:
     return [path for path in (folder / "ray-scratch").rglob("*") if path.suffix in (".png", ".jpg")]
 
 
+async def _until(condition: Callable[[], bool], what: str, limit_s: float = 60.0, *, every_s: float = 0.2) -> None:
+    deadline = time.monotonic() + limit_s
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(every_s)
+
+
 @pytest.mark.parametrize(
     ("resources", "expected"),
     [
@@ -113,6 +120,37 @@ def test_actor_options(resources: dict[str, float], expected: dict[str, object])
 def test_engines_for(available: dict[str, float], each: dict[str, float], engines: int) -> None:
     """Whole engines only, limited by the scarcest resource."""
     assert engines_for(available, each) == engines
+
+
+@pytest.mark.parametrize(
+    ("remote_path", "local_name"),
+    [("/scratch/1-7/output/0.png", "0.png"), ("../../outside/0.png", "0.png"), ("C:/x/0.png", "0.png")],
+)
+def test_a_remote_result_is_written_inside_its_folder(tmp_path: Path, remote_path: str, local_name: str) -> None:
+    """A result's files land in the task's own folder under their file names, whatever folder the host named; a
+    file beside them (a sweep's compact copy) too; the result handed on carries paths, no bytes."""
+    remote = TaskDone(7, (remote_path,), (1,), 64, 64, 0.1, (b"png",), "/scratch/grid.jpg", b"jpg")
+    done = local_done(remote, tmp_path / "7", (("sweep.jpg", b"compact"),))
+    assert done.paths == (str(tmp_path / "7" / local_name),)
+    assert done.grid_path == str(tmp_path / "7" / "grid.jpg")
+    assert (done.png_bytes, done.grid_bytes) == (None, None)
+    assert sorted(path.name for path in (tmp_path / "7").iterdir()) == sorted([local_name, "grid.jpg", "sweep.jpg"])
+    assert (tmp_path / "7" / "sweep.jpg").read_bytes() == b"compact"
+
+
+@pytest.mark.parametrize(
+    "remote",
+    [
+        TaskDone(7, ("/scratch/0.png",), (1,), 64, 64, 0.1, None, "/scratch/grid.jpg", b"jpg"),
+        TaskDone(7, ("/scratch/..",), (1,), 64, 64, 0.1, (b"png",), "/scratch/grid.jpg", b"jpg"),
+        TaskDone(7, ("/scratch/0.png",), (1,), 64, 64, 0.1, (b"png",), "/scratch/grid.jpg", None),
+    ],
+)
+def test_a_remote_result_without_its_bytes_or_with_a_bad_name_is_refused(tmp_path: Path, remote: TaskDone) -> None:
+    """No bytes, or a file name no folder can hold: ValueError (the job fails) rather than a result naming
+    missing files."""
+    with pytest.raises(ValueError, match="the engine"):
+        local_done(remote, tmp_path / "7", ())
 
 
 async def test_two_hosts_render_txt2img_and_img2img_into_the_bots_folder(engines: list[Path], bot_dir: Path) -> None:
@@ -198,9 +236,3 @@ async def test_a_node_that_joins_makes_room_for_one_more_engine(cluster: Cluster
         provider.close()
     assert ray.is_initialized()  # the module joined the cluster itself: the provider leaves it joined
 
-
-async def _until(condition: Callable[[], bool], what: str, limit_s: float = 60.0) -> None:
-    deadline = time.monotonic() + limit_s
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.2)

@@ -36,6 +36,9 @@ class EngineConfig:
     """Every ControlNet a task may name (``RenderTask.controlnet``)."""
     depth_source: str = ""
     """The depth estimator of ``control_mode`` depth (``[depth] source``); empty: none configured."""
+    visible_devices: str = ""
+    """``CUDA_VISIBLE_DEVICES`` of this engine (``"1"``: the host's second GPU is its ``cuda``), set before CUDA
+    starts; empty leaves the inherited value (Ray sets its own for an actor)."""
 
 
 @dataclass(frozen=True)

@@ -185,6 +185,8 @@ def run_engine(conn: Connection, config: EngineConfig) -> None:
     with contextlib.suppress(ValueError):  # only possible on the main thread
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s engine %(levelname)s %(name)s: %(message)s")
+    if config.visible_devices:  # one GPU of several: this engine's "cuda" is that card (before CUDA starts)
+        os.environ["CUDA_VISIBLE_DEVICES"] = config.visible_devices
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")

@@ -43,7 +43,7 @@ from bot.requests.shell_files import check_shell_files, shell_request_options, u
 from bot.requests.upload_store import StagedUpload, stage_upload
 from bot.requests.uploads import CheckedImage, UploadError, UploadLimits, check_upload
 from bot.running.delivery import Deliveries
-from bot.running.engine_config import engine_config
+from bot.running.engine_pool import EnginePool, EngineProvider, LocalEngines, SharedEngines
 from bot.running.engine_supervisor import EngineSupervisor
 from bot.running.maintenance import Maintenance
 from bot.running.waiting import ExternalWait, passthrough
@@ -71,7 +71,7 @@ class ImagineService:
         self,
         settings: Settings,
         store: Store,
-        engine: EngineSupervisor,
+        engines: EngineProvider,
         *,
         owns_engine: bool,
         external_wait: ExternalWait = passthrough,
@@ -83,22 +83,24 @@ class ImagineService:
         self.ledger = Ledger(store, settings)
         self.moderation = Moderation(store)
         self.preferences = PreferenceStore(store, settings)
-        self.engine = engine
         self.events = EventBus()
-        self.telemetry = Telemetry.for_service(self)
-        """Counters and histograms of jobs, credits, refusals and engine use, for a metrics surface."""
-        self._owns_engine = owns_engine
         self._own_jobs: set[int] | None = set() if only_own_jobs else None
-        self.worker = Worker(
+        self.engines = EnginePool(
             self.scheduler,
-            engine,
             self.events,
             settings.images_dir,
+            engines,
+            owns_engines=owns_engine,
             external_wait=external_wait,
             only=self._own_jobs,
-            telemetry=self.telemetry,
         )
-        self._worker_task: asyncio.Task[None] | None = None
+        """The engines (one per device or Ray host) and the worker feeding each, all from the one queue."""
+        self.telemetry = Telemetry.for_service(self)
+        """Counters and histograms of jobs, credits, refusals and engine use, for a metrics surface."""
+        self.engines.telemetry = self.telemetry
+        for worker in self.engines.workers:
+            worker.telemetry = self.telemetry
+        self._started = False
         self.deliveries = Deliveries(store)
         """Which finished jobs a surface has posted (Discord's durable delivery)."""
         self.maintenance: Maintenance | None = None
@@ -118,51 +120,53 @@ class ImagineService:
         cls,
         settings: Settings,
         *,
-        engine: EngineSupervisor | None = None,
+        engine: EngineSupervisor | Sequence[EngineSupervisor] | None = None,
         external_wait: ExternalWait = passthrough,
         only_own_jobs: bool = False,
     ) -> ImagineService:
         """Open the database, recover jobs a previous process left running, and prepare (not start) the engine.
 
-        Pass ``engine`` to share a running engine; the service then leaves it running on :meth:`close`.
+        Pass ``engine`` (or several) to share running engines; the service then leaves them running on
+        :meth:`close`. Otherwise it starts its own from ``settings.engine`` (this machine's devices, or Ray).
         ``only_own_jobs`` makes the worker run only jobs this service submitted (the CLI beside a live bot).
         """
         store = await Store.open(settings.database_file)
-        owns = engine is None
-        if engine is None:
-            engine = EngineSupervisor(
-                engine_config(settings),
-                start_timeout_s=settings.engine_start_timeout_s,
-                job_timeout_s=settings.job_timeout_s,
-            )
-        service = cls(
-            settings,
-            store,
-            engine,
-            owns_engine=owns,
-            external_wait=external_wait,
-            only_own_jobs=only_own_jobs,
-        )
         try:
+            service = cls(
+                settings,
+                store,
+                engine_provider(settings) if engine is None else SharedEngines(_listed(engine)),
+                owns_engine=engine is None,
+                external_wait=external_wait,
+                only_own_jobs=only_own_jobs,
+            )
             await service.scheduler.load(recover=not only_own_jobs)
         except BaseException:  # also cancelled: an open connection's thread would keep the process from exiting
             await store.close()
             raise
         return service
 
-    def start(self, *, maintenance: bool = False) -> asyncio.Task[None]:
-        """Start the engine process and the worker in the background; with ``maintenance`` also the periodic
+    @property
+    def engine(self) -> EngineSupervisor:
+        """The first engine (the only one unless ``engine.devices`` or Ray give more: see :attr:`engines`)."""
+        return self.engines.slots[0].engine
+
+    @property
+    def worker(self) -> Worker:
+        """The first engine's worker (see :attr:`engines` for all of them)."""
+        return self.engines.slots[0].worker
+
+    def start(self, *, maintenance: bool = False) -> None:
+        """Start the engine processes and their workers in the background; with ``maintenance`` also the periodic
         upkeep (allowances, lease sweep, upload expiry, heartbeat) that a long-running bot needs."""
-        if self._worker_task is None:
-            self.engine.spawn()
-            self._worker_task = asyncio.get_running_loop().create_task(self.worker.run(), name="imagine-worker")
-            self._worker_task.add_done_callback(_log_worker_exit)
+        if not self._started:
+            self._started = True
+            self.engines.start()
         if maintenance and self.maintenance is None:
             self.maintenance = Maintenance(
-                self.ledger, self.scheduler, events=self.events, wake=self.worker.wake, worker=self.worker
+                self.ledger, self.scheduler, events=self.events, wake=self.engines.wake_all, engines=self.engines
             )
             self.maintenance.start()
-        return self._worker_task
 
     async def close(self, *, engine_grace_s: float = 10.0) -> None:
         """Stop the worker and the engine (if this service started it: it gets ``engine_grace_s`` to exit before it
@@ -179,13 +183,7 @@ class ImagineService:
         try:
             if self.maintenance is not None:
                 self.maintenance.stop()
-            self.worker.stop()
-            if self._worker_task is not None:
-                self._worker_task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await self._worker_task
-            if self._owns_engine:
-                await asyncio.to_thread(self.engine.stop, engine_grace_s)
+            await self.engines.stop(engine_grace_s)
         finally:
             await self.store.close()
 
@@ -201,7 +199,7 @@ class ImagineService:
         may load for minutes), so no other process takes them for abandoned."""
         holder = asyncio.get_running_loop().create_task(self._hold_own_jobs(), name="imagine-hold-own-jobs")
         try:
-            await self.worker.run_until_idle()
+            await self.engines.run_until_idle()
         finally:
             holder.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -217,8 +215,9 @@ class ImagineService:
                 log.warning("could not renew the lease of job(s) %s: %s", sorted(self.own_jobs), error)
 
     def abort_rendering(self) -> None:
-        """Kill this service's engine at once (a second Ctrl-C on ``generate``); its jobs then end as interrupted."""
-        self.engine.kill(deliberate=True)
+        """Kill this service's engines at once (a second Ctrl-C on ``generate``); their jobs then end as
+        interrupted."""
+        self.engines.kill(deliberate=True)
 
     async def cancel_unfinished_own_jobs(self, actor: str) -> list[Job]:
         """Cancel (and refund, as any cancel) this service's jobs that are still queued or running: ``generate``
@@ -349,7 +348,7 @@ class ImagineService:
             position = await self.scheduler.position(item.job)
             placed.append(replace(item, position=position, eta_s=self.scheduler.eta_s(item.job.id)))
             await self.events.emit(JobEvent(EventKind.QUEUED, item.job, position=position))
-        self.worker.wake()
+        self.engines.wake_all()
         return replace(admitted, jobs=tuple(placed))
 
     async def submit_shell_request(
@@ -385,14 +384,20 @@ class ImagineService:
         before = await self.scheduler.get(job_id)
         job = await self.scheduler.cancel(job_id, actor)
         if before.status is Status.RUNNING:
-            await self.engine.cancel(job_id)
+            await self.engines.cancel(job_id)
+            self.engines.wake_all()  # the member may run another job now
         await self.events.emit(JobEvent(EventKind.CANCELLED, job, message=job.error or ""))
         return job
 
 
-def _log_worker_exit(task: asyncio.Task[None]) -> None:
-    if task.cancelled():
-        return
-    error = task.exception()
-    if error is not None:
-        log.error("the worker stopped: %s", error)
+def _listed(engine: EngineSupervisor | Sequence[EngineSupervisor]) -> list[EngineSupervisor]:
+    return [engine] if isinstance(engine, EngineSupervisor) else list(engine)
+
+
+def engine_provider(settings: Settings) -> EngineProvider:
+    """Where the engines come from: this machine's devices, or the Ray cluster of ``engine.ray_address``."""
+    if settings.engine.backend == "ray":
+        from bot.running.ray_engines import RayEngines  # ray is an optional extra: loaded only when asked for
+
+        return RayEngines(settings)
+    return LocalEngines(settings)

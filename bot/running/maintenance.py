@@ -28,8 +28,8 @@ from bot.scheduling.ledger import Ledger
 from bot.scheduling.scheduler import Scheduler
 
 if TYPE_CHECKING:
+    from bot.running.engine_pool import EnginePool
     from bot.running.engine_supervisor import EngineSupervisor
-    from bot.running.worker import Worker
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -47,8 +47,8 @@ class Maintenance:
     """The periodic jobs; :meth:`start` inside the running loop, :meth:`stop` on shutdown.
 
     Uploads live in ``uploads_dir`` (default ``data_dir/uploads``) and are kept ``upload_retention_s`` after their
-    last use (default ``upload_retention_hours`` of the scheduler's settings). With a ``worker``, its state is
-    written to ``heartbeat_path`` (default ``data_dir/heartbeat.json``) at start and every 30 s.
+    last use (default ``upload_retention_hours`` of the scheduler's settings). With ``engines``, the state of their
+    workers is written to ``heartbeat_path`` (default ``data_dir/heartbeat.json``) at start and every 30 s.
     """
 
     def __init__(
@@ -60,7 +60,7 @@ class Maintenance:
         wake: Callable[[], None] | None = None,
         uploads_dir: Path | None = None,
         upload_retention_s: float | None = None,
-        worker: Worker | None = None,
+        engines: EnginePool | None = None,
         heartbeat_path: Path | None = None,
     ) -> None:
         self.ledger = ledger
@@ -72,7 +72,7 @@ class Maintenance:
         self.upload_retention_s = (
             upload_retention_s if upload_retention_s is not None else settings.upload_retention_hours * 3600.0
         )
-        self.worker = worker
+        self.engines = engines
         self.heartbeat_path = heartbeat_path if heartbeat_path is not None else heartbeat_file(settings.data_dir)
         self.apscheduler: AsyncIOScheduler | None = None
 
@@ -124,19 +124,20 @@ class Maintenance:
         return removed
 
     def heartbeat(self, *, now: float | None = None) -> Heartbeat:
-        """The worker's state now (requires ``worker``)."""
-        if self.worker is None:
-            raise RuntimeError("a heartbeat needs the worker")
-        engine, detail = engine_state(self.worker.engine)
+        """The workers' state now (requires ``engines``)."""
+        if self.engines is None:
+            raise RuntimeError("a heartbeat needs the engines")
+        engine, detail = pool_state(self.engines.engines)
+        finished = [worker.last_finished_at for worker in self.engines.workers if worker.last_finished_at is not None]
         return Heartbeat(
             written_at=time.time() if now is None else now,
             pid=os.getpid(),
-            worker_alive=self.worker.alive,
+            worker_alive=self.engines.alive,
             engine=engine,
             engine_detail=detail,
             queued=len(self.scheduler.index),
             running=len(self.scheduler.running),
-            last_finished_at=self.worker.last_finished_at,
+            last_finished_at=max(finished) if finished else None,
         )
 
     async def write_heartbeat(self, *, now: float | None = None) -> Heartbeat | None:
@@ -170,7 +171,7 @@ class Maintenance:
                 max_instances=1,
                 misfire_grace_time=None,
             )
-        if self.worker is not None:  # the first beat at once: health need not wait 30 s after start-up
+        if self.engines is not None:  # the first beat at once: health need not wait 30 s after start-up
             scheduler.add_job(
                 stops_quietly(self.write_heartbeat),
                 "interval",
@@ -221,3 +222,18 @@ def engine_state(engine: EngineSupervisor) -> tuple[EngineState, str]:
     if engine.alive:
         return EngineState.LOADING, engine.config.model_name
     return EngineState.STOPPED, ""
+
+
+def pool_state(engines: list[EngineSupervisor]) -> tuple[EngineState, str]:
+    """The best state any engine is in (ready when one renders), and each engine's detail when there are several:
+    ``2 of 3 ready: tiny on cuda; tiny on cuda; loading sdxl``."""
+    states = [engine_state(engine) for engine in engines]
+    if len(states) == 1:
+        return states[0]
+    order = (EngineState.READY, EngineState.LOADING, EngineState.FAILING, EngineState.STOPPED)
+    best = min((state for state, _ in states), key=order.index)
+    ready = sum(1 for state, _ in states if state is EngineState.READY)
+    details = "; ".join(
+        detail if state is EngineState.READY else f"{state.value} {detail}".strip() for state, detail in states
+    )
+    return best, f"{ready} of {len(states)} ready: {details}"

@@ -25,6 +25,7 @@ from bot.image_safety import (
 from bot.jobs import ImageResult, Job, engine_task
 from bot.running.engine_supervisor import EngineSupervisor, SentBatch
 from bot.running.waiting import ExternalWait, passthrough
+from bot.scheduling.affinity import Affinity
 from bot.scheduling.fairness import should_requeue
 from bot.scheduling.scheduler import Scheduler
 from bot.storage.describe_suggestions import save_suggestions
@@ -46,6 +47,22 @@ def heartbeat_interval(lease_s: float) -> float:
 def render_task_for(job: Job, images_dir: Path) -> RenderTask:
     """The engine task of ``job``, writing its files under ``images_dir/<job id>``."""
     return engine_task(job.kind, job.params, job_id=job.id, output_dir=str(images_dir / str(job.id)))
+
+
+class Peers(Protocol):
+    """The other workers of an engine pool, as one worker sees them (:class:`~bot.running.engine_pool.EnginePool`)."""
+
+    def affinity_for(self, worker: Worker) -> Affinity | None:
+        """What ``worker``'s engine holds and what other free engines hold, for the scheduler's pick."""
+        ...
+
+    def other_is_free(self, worker: Worker) -> bool:
+        """Another engine is ready with nothing to do: a job should go there rather than wait behind a batch."""
+        ...
+
+    def wake_all(self) -> None:
+        """Wake every worker (a job was queued, given back, or left for another engine)."""
+        ...
 
 
 class BatchRecorder(Protocol):
@@ -86,8 +103,13 @@ class Worker:
         external_wait: ExternalWait = passthrough,
         only: Collection[int] | None = None,
         telemetry: BatchRecorder | None = None,
+        peers: Peers | None = None,
     ) -> None:
         self.scheduler = scheduler
+        self.peers = peers
+        """The pool's other workers (several engines); None for a worker alone."""
+        self.batches_in_engine = 0
+        """Batches handed to the engine and not yet recorded (2 while one waits behind the one rendering)."""
         self.telemetry = telemetry
         self.engine = engine
         self.events = events
@@ -106,6 +128,11 @@ class Worker:
     def wake(self) -> None:
         """Tell the worker a job was queued."""
         self._wake.set()
+
+    @property
+    def free(self) -> bool:
+        """Its engine is ready and holds no batch: a job handed over now starts at once."""
+        return self.alive and self.batches_in_engine == 0 and self.engine.ready is not None
 
     def stop(self) -> None:
         self._stopping = True
@@ -157,6 +184,7 @@ class Worker:
         finally:
             if ahead is not None and ahead.sent is not None:  # cancelled: nobody records it; leases bring it back
                 ahead.sent.abandon()
+                self.batches_in_engine = 0
 
     async def _wake_or_timeout(self, ahead: _InFlight) -> None:
         """Until a job is queued, a reply of ``ahead`` arrives (each one wakes the worker), or its time is up."""
@@ -189,7 +217,14 @@ class Worker:
         """Up to ``scheduler.max_batch`` compatible jobs (one at a time for the CLI's own jobs); ``behind_another``:
         they will wait in the engine behind the batch it renders."""
         if self.only is None:
-            return await self.scheduler.dispatch(behind_another=behind_another)
+            if self.peers is None:
+                return await self.scheduler.dispatch(behind_another=behind_another)
+            if behind_another and self.peers.other_is_free(self):
+                return []  # a free engine starts it now; here it would wait for the batch rendering
+            jobs = await self.scheduler.dispatch(behind_another=behind_another, affinity=self.peers.affinity_for(self))
+            if jobs and len(self.scheduler.index):
+                self.peers.wake_all()  # more waits: a free engine takes it (or the one its model is loaded on)
+            return jobs
         job = await self.scheduler.claim_next(self.only)
         return [job] if job is not None else []
 
@@ -242,12 +277,21 @@ class Worker:
         except (EngineCrashedError, EngineStartError) as error:
             return _InFlight(jobs, None, error)
         sent.on_reply(self._wake.set)
+        self.batches_in_engine += 1
         if self.telemetry is not None:
             self.telemetry.batch_sent(len(jobs))
         return _InFlight(jobs, sent, None)
 
     async def _finish(self, batch: _InFlight) -> None:
-        """Wait for a sent batch's results and end each of its jobs: record, fail (refund) or retry after a crash."""
+        """Wait for a sent batch's results and end each of its jobs: record, fail (refund) or retry after a crash.
+        Then the other workers of a pool look again: this engine may be free, the jobs' members below their limit."""
+        try:
+            await self._end_batch(batch)
+        finally:
+            if self.peers is not None:
+                self.peers.wake_all()
+
+    async def _end_batch(self, batch: _InFlight) -> None:
         jobs = batch.jobs
         error: BaseException | None = batch.error
         results: list[TaskDone | TaskFailed] = []
@@ -257,6 +301,7 @@ class Worker:
             except (EngineCrashedError, EngineStartError) as raised:
                 error = raised
             finally:
+                self.batches_in_engine -= 1
                 if self.telemetry is not None:
                     self.telemetry.batch_ended()
         if isinstance(error, EngineCrashedError):
@@ -300,6 +345,8 @@ class Worker:
             except JobNotFoundError:
                 return
             await self.events.emit(JobEvent(EventKind.REQUEUED, requeued, message=reason))
+            if self.peers is not None:
+                self.peers.wake_all()  # another engine takes it while this one restarts
             self.wake()
         else:
             message = f"the engine crashed {job.attempts} times on this job; giving up ({reason})"

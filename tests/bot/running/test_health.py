@@ -171,7 +171,7 @@ async def test_maintenance_writes_the_heartbeat(settings: Settings, engine: Engi
     """A stable job id that writes at once; the file follows the worker: ready, a job finished, then stopped."""
     path = tmp_path / "heartbeat.json"
     service = await ImagineService.open(settings, engine=engine)
-    maintenance = Maintenance(service.ledger, service.scheduler, worker=service.worker, heartbeat_path=path)
+    maintenance = Maintenance(service.ledger, service.scheduler, engines=service.engines, heartbeat_path=path)
     try:
         service.start()
         await engine.wait_ready()
@@ -221,7 +221,9 @@ async def test_heartbeat_says_why_the_engine_cannot_start(data_dir: Path, tmp_pa
         models={"absent": {"source": "imaginebot-tests/absent-model"}},
     )
     service = await ImagineService.open(settings)
-    maintenance = Maintenance(service.ledger, service.scheduler, worker=service.worker, heartbeat_path=tmp_path / "hb")
+    maintenance = Maintenance(
+        service.ledger, service.scheduler, engines=service.engines, heartbeat_path=tmp_path / "hb"
+    )
     try:
         service.start()
         await _until(lambda: service.engine.fatal is not None, "the engine to give up")

@@ -15,8 +15,9 @@ class Affinity:
     """What the engine asking for work holds, and what other free engines hold.
 
     A job suits the asking engine when its model is loaded there, or when no other free engine has it loaded
-    (then someone has to load it anyway, and a free engine should not wait). A job whose model sits loaded on
-    another free engine is left to that engine, which is woken to take it.
+    (then someone has to load it anyway, and a free engine should not wait). The next job, when its model sits
+    loaded on another free engine, is left to that engine, which is woken to take it; the asking engine then
+    takes the job after it.
     """
 
     loaded: frozenset[str] = frozenset()

@@ -161,8 +161,9 @@ class Scheduler:
     def pick(self, max_batch: int = 1, affinity: Affinity | None = None) -> list[Queued]:
         """The next job (and up to ``max_batch - 1`` compatible ones) by lane, aging and fairness. No I/O.
 
-        With ``affinity`` (several engines), the first job in that order that :meth:`Affinity.suits` the asking
-        engine: one whose model another free engine holds is left to that engine."""
+        With ``affinity`` (several engines): nothing when the next job does not :meth:`Affinity.suits` the asking
+        engine, because another free engine holds its model; that engine takes it and the pool wakes this one for
+        the job after it. So the order stays the scheduler's and a pick stays O(log n)."""
         if self.paused or not self.index.by_id:
             return []
         now = self.now()
@@ -170,15 +171,18 @@ class Scheduler:
             self.index.touch(user_id)
         if max_batch <= 1:
             best = self.index.best(now)
-            if best is None or affinity is None or affinity.suits(best.model):
-                return [] if best is None else [best]
+            if best is None or (affinity is not None and not affinity.suits(best.model)):
+                return []
+            return [best]
         candidates = self.index.scan(now)
-        first = next((entry for _, entry in candidates if affinity is None or affinity.suits(entry.model)), None)
-        if first is None:
+        if not candidates:
+            return []
+        first = candidates[0][1]
+        if affinity is not None and not affinity.suits(first.model):
             return []
         chosen = [first]
         taken = {first.user_id}
-        for _, entry in candidates:
+        for _, entry in candidates[1:]:
             if len(chosen) >= max_batch:
                 break
             if entry.user_id not in taken and entry.key == first.key:

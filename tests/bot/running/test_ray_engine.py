@@ -1,27 +1,35 @@
 """Engines on Ray hosts: a local Ray cluster of its own (a head and a second node, each offering one engine slot)
 runs the real engine in actors that share no folder with the bot; renders come back as files under the bot's
-images folder, a killed actor fails its jobs as a crash, and a node that joins makes room for one more engine."""
+images folder, a killed actor fails its jobs as a crash, and a node that joins makes room for one more engine.
+Through the service: jobs spread over two Ray engines, a killed actor's job finishes on the other, and a node that
+joins gets an engine that takes the work still waiting."""
 
 from __future__ import annotations
 
 import asyncio
 import functools
 import time
-from collections.abc import Callable, Iterator
+from collections import defaultdict
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 import ray
 from PIL import Image
 from ray.cluster_utils import Cluster
 
+from bot.actors import Actor
+from bot.application.service import ImagineService
 from bot.errors import EngineCrashedError
+from bot.events import EventKind, JobEvent
+from bot.jobs import Origin, Status
 from bot.running.engine_config import engine_config
 from bot.running.engine_supervisor import EngineSupervisor
 from bot.running.ray_engine import RayEngineRun, actor_options, local_done
 from bot.running.ray_engines import RayEngines, engines_for
 from engine.protocol import Progress, RenderTask, TaskDone, TaskKind
-from tests.conftest import ENGINE_TIMEOUT_S, make_settings
+from tests.conftest import ENGINE_TIMEOUT_S, make_settings, submit_prompt
 
 pytestmark = pytest.mark.slow
 
@@ -236,3 +244,154 @@ async def test_a_node_that_joins_makes_room_for_one_more_engine(cluster: Cluster
         provider.close()
     assert ray.is_initialized()  # the module joined the cluster itself: the provider leaves it joined
 
+
+# --- the service: jobs from one queue on Ray engines ---------------------------------------------------------
+
+MEMBERS = [Actor(4343 + n, Origin(source="cli")) for n in range(4)]
+"""Members with a job each (a member's jobs run one at a time)."""
+POOL_SLOT = "imaginebot_pool"
+"""The engine slot of the nodes the pool's own provider counts (the module's first engines hold the others)."""
+
+
+class SentTo:
+    """Which engine each job was handed to, in order (an attempt per hand-over)."""
+
+    def __init__(self, engines: Sequence[EngineSupervisor]) -> None:
+        self.engines = engines
+        self.by_job: dict[int, list[int]] = defaultdict(list)
+        for index, engine in enumerate(engines):
+            self.watch(index, engine)
+
+    def watch(self, index: int, engine: EngineSupervisor) -> None:
+        original = engine.send_batch
+
+        async def recorded(tasks: Sequence[RenderTask], *args: Any, **kwargs: Any) -> Any:
+            for task in tasks:
+                self.by_job[task.job_id].append(index)
+            return await original(tasks, *args, **kwargs)
+
+        engine.send_batch = recorded  # type: ignore[method-assign]
+
+    def restore(self) -> None:
+        for engine in self.engines:
+            engine.__dict__.pop("send_batch", None)
+
+
+@pytest.fixture
+async def shared(
+    engines: list[Path], bot_dir: Path, tmp_path: Path
+) -> AsyncIterator[tuple[ImagineService, SentTo, list[JobEvent]]]:
+    """A service whose pool runs on the module's two Ray engines (a data folder of its own: the hosts see none)."""
+    supervisors = [_supervisor(index, engines, bot_dir) for index in range(2)]
+    await asyncio.gather(*(supervisor.wait_ready() for supervisor in supervisors))
+    settings = make_settings(tmp_path / "data", database_path=tmp_path / "imagine.db")
+    service = await ImagineService.open(settings, engine=supervisors)
+    sent = SentTo(supervisors)
+    events: list[JobEvent] = []
+    service.events.subscribe(events.append)
+    service.start()
+    try:
+        yield service, sent, events
+    finally:
+        await service.close()
+        sent.restore()
+
+
+async def _until_ended(service: ImagineService, job_ids: Sequence[int], limit_s: float = ENGINE_TIMEOUT_S) -> None:
+    deadline = time.monotonic() + limit_s
+    while True:
+        jobs = [await service.scheduler.get(job_id) for job_id in job_ids]
+        if all(job.status.terminal for job in jobs):
+            return
+        assert time.monotonic() < deadline, f"jobs {job_ids} did not end within {limit_s} s"
+        await asyncio.sleep(0.05)
+
+
+async def _first_progress(events: list[JobEvent], job_id: int) -> None:
+    def started() -> bool:
+        return any(event.job.id == job_id and event.kind is EventKind.PROGRESS for event in events)
+
+    await _until(started, f"job {job_id}'s first step", ENGINE_TIMEOUT_S, every_s=0.01)
+
+
+async def _completed_with_images(service: ImagineService, job_id: int) -> None:
+    job = await service.scheduler.get(job_id)
+    assert job.status is Status.COMPLETED, job.error
+    images = await service.scheduler.images(job_id)
+    assert len(images) == 4
+    for image in images:
+        assert Path(image.path).is_relative_to(service.settings.images_dir)
+        with Image.open(image.path) as opened:
+            opened.verify()
+
+
+async def test_jobs_spread_over_two_ray_engines(shared: tuple[ImagineService, SentTo, list[JobEvent]]) -> None:
+    """Four jobs queued together: both Ray engines render some, each job once; the images are the bot's files."""
+    service, sent, _ = shared
+    job_ids = [(await submit_prompt(service, MEMBERS[n], f"a fox number {n} --steps 8")).job.id for n in range(4)]
+    await _until_ended(service, job_ids)
+    for job_id in job_ids:
+        await _completed_with_images(service, job_id)
+    assert {sent.by_job[job_id][0] for job_id in job_ids} == {0, 1}, dict(sent.by_job)
+    assert all(len(sent.by_job[job_id]) == 1 for job_id in job_ids)
+
+
+async def test_a_job_whose_actor_is_killed_finishes_on_the_other_engine(
+    shared: tuple[ImagineService, SentTo, list[JobEvent]],
+) -> None:
+    """Kill the actor rendering a job (as its host vanishing): the job is given back and completes on the other
+    Ray engine."""
+    service, sent, events = shared
+    job_id = (await submit_prompt(service, MEMBERS[0], "a slow fox --steps 30")).job.id
+    await _first_progress(events, job_id)
+    victim = sent.by_job[job_id][0]
+    run = service.engines.engines[victim]._run
+    assert isinstance(run, RayEngineRun)
+    ray.kill(run.actor)
+    await _until_ended(service, [job_id])
+    await _completed_with_images(service, job_id)
+    assert (await service.scheduler.get(job_id)).attempts == 2
+    assert sent.by_job[job_id] == [victim, 1 - victim]
+
+
+async def test_a_node_that_joins_gets_an_engine_that_takes_waiting_work(cluster: Cluster, tmp_path: Path) -> None:
+    """The pool starts with the one engine its nodes have room for; while that engine renders a long job with the
+    next one behind it, a node joins: a second engine starts there and takes the job still waiting (the long job,
+    still rendering, is then cancelled)."""
+    first = cluster.add_node(**{**NODE, "resources": {POOL_SLOT: 1}})
+    settings = make_settings(
+        tmp_path / "data",
+        database_path=tmp_path / "imagine.db",
+        max_steps=150,
+        engine={"backend": "ray", "ray_address": cluster.address, "ray_resources": {POOL_SLOT: 1}, "ray_poll_s": 0.2},
+    )
+    service = await ImagineService.open(settings)
+    joined = None
+    try:
+        assert len(service.engines.slots) == 1
+        sent = SentTo(service.engines.engines)
+        events: list[JobEvent] = []
+        service.events.subscribe(events.append)
+        service.start()
+        long, behind, waiting = [
+            (await submit_prompt(service, member, f"a fox {what}")).job.id
+            for member, what in zip(
+                MEMBERS[:3], ("--steps 150", "in the rain --steps 2", "in the snow --steps 2"), strict=True
+            )
+        ]
+        await _first_progress(events, long)
+        joined = cluster.add_node(**{**NODE, "resources": {POOL_SLOT: 1}})
+        await _until(lambda: len(service.engines.slots) == 2, "an engine for the new node", every_s=0.05)
+        sent.watch(1, service.engines.engines[1])
+        await _until_ended(service, [waiting])
+        await _completed_with_images(service, waiting)
+        assert (sent.by_job[long], sent.by_job[behind], sent.by_job[waiting]) == ([0], [0], [1])
+        assert (await service.scheduler.get(long)).status is Status.RUNNING  # the new engine did not wait for it
+        await service.cancel(long, "test")
+        await _until_ended(service, [long, behind])
+        await _completed_with_images(service, behind)
+    finally:
+        await service.close()
+        for node in (first, joined):
+            if node is not None:
+                cluster.remove_node(node)

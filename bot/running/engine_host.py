@@ -112,7 +112,8 @@ class EngineHost:
         return run is not None and run.alive
 
     @property
-    def pid(self) -> int | None:
+    def pid(self) -> int | str | None:
+        """The engine's process id, or where an engine on another host runs (a Ray actor's name, host and pid)."""
         run = self._run
         return None if run is None else run.pid
 

@@ -192,7 +192,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with terminate_as_interrupt(enabled=args.command != "run"):
             return dispatch(settings, args)
-    except UsageError as error:
+    except (UsageError, ConfigError) as error:  # ConfigError: settings that only fail once used (engine.devices)
         return refuse(str(error), hold=hold)
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM in a command with nothing left to clean up
         return say_interrupted()

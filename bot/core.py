@@ -10,6 +10,7 @@ from bot.actors import Actor, MemberRoles
 from bot.application.admitted import Admitted, Submitted
 from bot.application.api_keys import ApiKeyError, ApiKeyIdentity, ApiKeyRecord, IssuedKey, LocalUser
 from bot.application.describe_actions import Description, Suggestion
+from bot.application.engine_report import EngineStatus, engine_line, engine_lines, engines_headline
 from bot.application.member_actions import JobFiles, JobPlace, MemberOverview
 from bot.application.moderator_actions import Account, QueueListing
 from bot.application.service import ImagineService, ReceivedImage
@@ -65,6 +66,7 @@ __all__ = [
     "DescribeUnavailableError",
     "Description",
     "DuplicateJobError",
+    "EngineStatus",
     "EventKind",
     "Histogram",
     "ImageInput",
@@ -109,6 +111,9 @@ __all__ = [
     "UploadLimits",
     "awaited_image_prompts",
     "check_byte_size",
+    "engine_line",
+    "engine_lines",
+    "engines_headline",
     "make_custom_id",
     "make_describe_id",
     "needs_delivery",

@@ -8,12 +8,16 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.core import ImagineError, QueueSummary
+from bot.core import ImagineError, QueueSummary, engine_lines, engines_headline
 from cogs.actors import actor_of
 from cogs.errors import NotModeratorError
 
 if TYPE_CHECKING:
     from bot.discord_surface.discord_bot import ImagineBot
+
+
+MESSAGE_LIMIT = 2000
+"""Characters of one Discord message."""
 
 
 def _split(words: str) -> list[str]:
@@ -195,16 +199,20 @@ class AdminCog(commands.GroupCog, group_name="admin", group_description="Moderat
         await self.bot.service.admin.resume(actor_of(interaction), reason)
         await interaction.response.send_message("The queue is running again.", ephemeral=True)
 
-    @app_commands.command(name="stats", description="Jobs, members and credits of the last 24 hours")
+    @app_commands.command(name="stats", description="Jobs, members and credits of the last 24 hours; the engines")
     async def stats(self, interaction: discord.Interaction[Any]) -> None:
-        report = await self.bot.service.admin.stats(actor_of(interaction))
+        actor = actor_of(interaction)
+        report = await self.bot.service.admin.stats(actor)
+        engines = await self.bot.service.admin.engines(actor)
         median = f"{report.median_seconds:.1f} s" if report.median_seconds is not None else "—"
-        await interaction.response.send_message(
+        text = (
             f"**Last 24 h:** {report.jobs} jobs from {report.members} members — {report.completed} completed, "
             f"{report.failed} failed, {report.cancelled} cancelled. Median render {median}. "
-            f"Credits spent {report.credits_spent}, refunded {report.credits_refunded}.",
-            ephemeral=True,
+            f"Credits spent {report.credits_spent}, refunded {report.credits_refunded}."
+            f"\n**Engines:** {engines_headline(engines)}"
         )
+        lines = engine_lines(engines, MESSAGE_LIMIT - len(text) - 1, prefix="• ")
+        await interaction.response.send_message("\n".join([text, *lines]), ephemeral=True)
 
 
 def queue_headline(summary: QueueSummary) -> str:

@@ -8,7 +8,8 @@ from typing import Any
 
 
 def probe() -> dict[str, Any]:
-    """Versions, the device ``auto`` picks, whether it computes bf16, accelerator memory, and optional packages."""
+    """Versions, the device ``auto`` picks, whether it computes bf16, accelerator memory (the first GPU, and each GPU
+    under ``gpus``), and optional packages."""
     import diffusers
     import torch
     import transformers
@@ -30,6 +31,7 @@ def probe() -> dict[str, Any]:
         report["gpu"] = torch.cuda.get_device_name(0)
         report["gpu_free_gb"] = round(free / 2**30, 2)
         report["gpu_total_gb"] = round(total / 2**30, 2)
+        report["gpus"] = [_gpu(index) for index in range(torch.cuda.device_count())]
     for package in ("compel", "peft", "bitsandbytes"):
         try:
             module = __import__(package)
@@ -37,6 +39,18 @@ def probe() -> dict[str, Any]:
         except ImportError:
             report[package] = None
     return report
+
+
+def _gpu(index: int) -> dict[str, Any]:
+    """The name and memory of the ``index``-th visible GPU (an engine's ``cuda:N``)."""
+    import torch
+
+    free, total = torch.cuda.mem_get_info(index)
+    return {
+        "name": torch.cuda.get_device_name(index),
+        "free_gb": round(free / 2**30, 2),
+        "total_gb": round(total / 2**30, 2),
+    }
 
 
 if __name__ == "__main__":

@@ -3,6 +3,8 @@
 Each scrape reads one :class:`~bot.core.TelemetrySnapshot` (counters since the process started, the queue's depth
 read from the database now) and formats it with ``prometheus_client``: a collector on a registry of this app's own
 (never the library's global one, so two apps in one process never mix). Every name starts with ``imaginebot_``.
+Each engine's series carry its ``engine`` (``engine 0``, ``engine 1``, …) and ``device`` (``cuda:1``, ``ray:2``)
+labels; the pool-wide ones (busy time, ready) carry none.
 Without ``web.metrics_public`` the route asks for an API key like the APIs do.
 """
 
@@ -90,11 +92,9 @@ def metric_families(snapshot: TelemetrySnapshot) -> Iterator[Metric]:
         PREFIX + "engine_busy_seconds_total", "seconds with at least one batch in the engine", snapshot.engine_busy_s
     )
     yield GaugeMetricFamily(
-        PREFIX + "engine_ready", "1 while the engine has its model loaded", int(snapshot.engine_ready)
+        PREFIX + "engine_ready", "1 while at least one engine has its model loaded", int(snapshot.engine_ready)
     )
-    yield CounterMetricFamily(
-        PREFIX + "engine_restarts_total", "times the engine process was started again", snapshot.engine_restarts
-    )
+    yield from engine_families(snapshot)
     yield CounterMetricFamily(
         PREFIX + "credits_charged_total", "credits charged for queued jobs", snapshot.credits_charged
     )
@@ -107,6 +107,34 @@ def metric_families(snapshot: TelemetrySnapshot) -> Iterator[Metric]:
         "failed jobs (stage render) and refused requests (stage request) by reason",
         ["stage", "reason"],
         (([error.stage, error.reason], error.count) for error in snapshot.errors),
+    )
+
+
+def engine_families(snapshot: TelemetrySnapshot) -> Iterator[Metric]:
+    """The engines: how many, and each one's state, work and restarts (labels ``engine`` and ``device``)."""
+    engines = snapshot.engines
+    labels = ["engine", "device"]
+    yield GaugeMetricFamily(PREFIX + "engines", "engines in the pool (local devices or Ray engines)", len(engines))
+    yield _labelled(
+        GaugeMetricFamily,
+        "engine_up",
+        "1 while the engine has its model loaded and takes work, 0 while it starts, fails or is down",
+        labels,
+        (([engine.name, engine.device], int(engine.state == "ready")) for engine in engines),
+    )
+    yield _labelled(
+        GaugeMetricFamily,
+        "engine_busy",
+        "1 while the engine holds a batch",
+        labels,
+        (([engine.name, engine.device], int(engine.busy)) for engine in engines),
+    )
+    yield _labelled(
+        CounterMetricFamily,
+        "engine_restarts_total",
+        "times each engine's process was started again (sum them for the whole pool)",
+        labels,
+        (([engine.name, engine.device], engine.restarts) for engine in engines),
     )
 
 

@@ -1,5 +1,5 @@
 """The native API's moderation routes, mirroring /admin: the queue, cancelling any job of the server, credits,
-tiers, bans, the blocklist, pausing, the day's stats and a member's account.
+tiers, bans, the blocklist, pausing, the day's stats with the engines, and a member's account.
 
 Each goes through :attr:`bot.core.ImagineService.admin`, which decides who may moderate: a key the owner made with
 ``moderator`` acts as a moderator of its server; any other key gets 403 ``not_moderator``.
@@ -25,6 +25,7 @@ from web.schemas import (
     BlockIn,
     BlocklistOut,
     CreditsIn,
+    EngineOut,
     MemberIn,
     MemberOut,
     QueueOut,
@@ -135,10 +136,28 @@ async def admin_resume(request: Request, actor: Member, body: ReasonIn | None = 
 
 
 @router.get(
-    "/stats", response_model=StatsOut, summary="Jobs, members and credits of the last 24 hours", responses=ADMIN_ERRORS
+    "/stats",
+    response_model=StatsOut,
+    summary="Jobs, members and credits of the last 24 hours; the engines",
+    responses=ADMIN_ERRORS,
 )
 async def admin_stats(request: Request, actor: Member) -> StatsOut:
-    return StatsOut(**dataclasses.asdict(await service_of(request).admin.stats(actor)))
+    """The day's jobs, members and credits, and each engine now (device, state, models, busy, restarts)."""
+    service = service_of(request)
+    report = await service.admin.stats(actor)
+    engines = [
+        EngineOut(
+            name=engine.name,
+            device=engine.device,
+            state=engine.state,  # type: ignore[arg-type]
+            model=engine.model,
+            loaded_models=list(engine.loaded_models),
+            busy=engine.busy,
+            restarts=engine.restarts,
+        )
+        for engine in await service.admin.engines(actor)
+    ]
+    return StatsOut(**dataclasses.asdict(report), engines=engines)
 
 
 @router.get(

@@ -275,6 +275,18 @@ class AdminQueueOut(BaseModel):
     queued: list[AdminJobOut] = Field(description="the oldest waiting jobs of your server")
 
 
+class EngineOut(BaseModel):
+    name: str = Field(description="engine 0, engine 1, …")
+    device: str = Field(description="where it runs: cuda:1, cpu, or a Ray engine (ray:2)")
+    state: Literal["ready", "starting", "failing", "down"] = Field(
+        description="failing: its model cannot load; down: not running (restarting after a crash)"
+    )
+    model: str = Field(description="the model it started with (or is loading)")
+    loaded_models: list[str] = Field(description="the models it holds now")
+    busy: bool = Field(description="it holds a batch")
+    restarts: int
+
+
 class StatsOut(BaseModel):
     since: float
     jobs: int
@@ -285,6 +297,7 @@ class StatsOut(BaseModel):
     credits_spent: int
     credits_refunded: int
     median_seconds: float | None
+    engines: list[EngineOut] = Field(default_factory=list, description="every engine now")
 
 
 class EntryOut(BaseModel):

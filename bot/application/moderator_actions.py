@@ -1,5 +1,5 @@
 """What moderators (and the owner at the console) can do: the blocklist, channel rules, credits, tiers, bans, any
-job, pausing the queue, and the reports.
+job, pausing the queue, and the reports (the day's stats, the engines).
 
 Part of the application core: every method takes the :class:`~bot.actors.Actor` asking, checks that it may
 moderate (:func:`bot.application.permissions.may_moderate`: whatever a surface checked before, the core decides), does
@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from bot.actors import Actor
+from bot.application.engine_report import EngineStatus
 from bot.application.permissions import in_server_of, may_moderate
 from bot.errors import ImagineError, JobNotFoundError, NotModeratorError
 from bot.jobs import Job
@@ -178,3 +179,8 @@ class ModeratorActions:
         """Jobs, members and credits of the last 24 hours."""
         self._require(actor)
         return await stats(self._service.store)
+
+    async def engines(self, actor: Actor) -> tuple[EngineStatus, ...]:
+        """Every engine now: its name and device, state, the models it holds, busy or idle, its restarts."""
+        self._require(actor)
+        return tuple(self._service.engines.status())

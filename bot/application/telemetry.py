@@ -4,7 +4,7 @@
 refused requests and by the worker about batches handed to the engine. It keeps everything in memory since this
 process started (a restart starts from zero, as Prometheus counters expect) and never imports a metrics library:
 :meth:`Telemetry.snapshot` returns frozen dataclasses that a surface (``web/metrics_route.py``) turns into its own
-format. The queue's depth and the engine's restarts are read when the snapshot is taken.
+format. The queue's depth and each engine's state are read from the engine pool when the snapshot is taken.
 
 What each number counts:
 
@@ -16,7 +16,8 @@ What each number counts:
 - credits charged: every queued job's cost; credits refunded: the cost of every job that failed or was cancelled
   (the scheduler refunds exactly that, in the transaction that ends the job).
 - errors: failed jobs by :func:`failure_reason` of their message, and refused requests by :func:`refusal_code`.
-- engine busy time: wall time with at least one batch in the engine; batch sizes: jobs per batch handed over.
+- engine busy time: wall time with at least one batch in any engine; batch sizes: jobs per batch handed over.
+- engines: each engine's state (ready or not), whether it holds a batch now, and its restarts, read from the pool.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from bot.scheduling.reports import QueueSummary, queue_summary
 
 if TYPE_CHECKING:
     from bot.application.service import ImagineService
+    from bot.running.engine_pool import EngineStatus
 
 log = logging.getLogger(__name__)
 
@@ -106,12 +108,16 @@ class TelemetrySnapshot:
     engine_busy_ratio: float
     """Busy time over uptime, 0 to 1 (a lifetime average; a rate of ``engine_busy_s`` gives a recent one)."""
     engine_restarts: int
+    """Restarts of every engine together."""
     engine_ready: bool
+    """At least one engine has its model loaded (jobs can render)."""
     queue_readable: bool
     """The queue could be read from the database; when False the queue fields below are empty or zero."""
     queue_depth: tuple[LaneDepth, ...] = ()
     running: int = 0
     paused: bool = False
+    engines: tuple[EngineStatus, ...] = ()
+    """Each engine of the pool: name, device, state, models, busy, restarts."""
 
     def jobs_total(self, state: str, kind: str | None = None) -> int:
         """Events of ``state``, for one job kind or all."""
@@ -122,13 +128,10 @@ class TelemetrySnapshot:
         return sum(item.count for item in self.errors if item.reason == reason and stage in (None, item.stage))
 
 
-class EngineState(Protocol):
-    """What telemetry reads of the engine (an :class:`~bot.running.engine_supervisor.EngineSupervisor`)."""
+class EngineStates(Protocol):
+    """What telemetry reads of the engines (an :class:`~bot.running.engine_pool.EnginePool`)."""
 
-    restarts: int
-
-    @property
-    def ready(self) -> object | None: ...
+    def status(self) -> list[EngineStatus]: ...
 
 
 @dataclass
@@ -142,20 +145,21 @@ class _Counts:
 class Telemetry:
     """Counts jobs, credits, errors and engine use as they happen; :meth:`snapshot` reads them all at once.
 
-    ``queue`` reads the queue's depth and ``engine`` its restarts when a snapshot is taken (none: left empty).
+    ``queue`` reads the queue's depth and ``engines`` each engine's state when a snapshot is taken (none: left
+    empty).
     ``clock`` measures durations (monotonic), ``wall`` is the clock of the jobs' timestamps."""
 
     def __init__(
         self,
         *,
         queue: Callable[[], Awaitable[QueueSummary]] | None = None,
-        engine: EngineState | None = None,
+        engines: EngineStates | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
         tracked_jobs: int = MAX_TRACKED_JOBS,
     ) -> None:
         self._queue = queue
-        self._engine = engine
+        self._engines = engines
         self._clock = clock
         self._wall = wall
         self._tracked_jobs = tracked_jobs
@@ -177,12 +181,12 @@ class Telemetry:
 
     @classmethod
     def for_service(cls, service: ImagineService) -> Telemetry:
-        """Telemetry of ``service``: subscribed to its events, reading its queue and its engine."""
+        """Telemetry of ``service``: subscribed to its events, reading its queue and its engine pool."""
 
         async def queue() -> QueueSummary:
             return await queue_summary(service.store, paused=service.scheduler.paused)
 
-        telemetry = cls(queue=queue, engine=service.engine)
+        telemetry = cls(queue=queue, engines=service.engines)
         telemetry.attach(service.events)
         return telemetry
 
@@ -253,7 +257,7 @@ class Telemetry:
         return len(self._handed_over)
 
     async def snapshot(self) -> TelemetrySnapshot:
-        """Every counter and histogram, the engine's state, and the queue's depth read from the database now."""
+        """Every counter and histogram, each engine's state, and the queue's depth read from the database now."""
         summary: QueueSummary | None = None
         readable = self._queue is None
         if self._queue is not None:
@@ -266,7 +270,7 @@ class Telemetry:
         uptime = max(0.0, now - self._started_at)
         busy = self._busy_s + (now - self._busy_since if self._busy_since is not None else 0.0)
         counts = self._counts
-        engine = self._engine
+        engines = tuple(self._engines.status()) if self._engines is not None else ()
         return TelemetrySnapshot(
             uptime_s=uptime,
             jobs=tuple(JobCount(state, kind, count) for (state, kind), count in sorted(counts.jobs.items())),
@@ -278,12 +282,13 @@ class Telemetry:
             credits_refunded=counts.credits_refunded,
             engine_busy_s=busy,
             engine_busy_ratio=min(1.0, busy / uptime) if uptime > 0 else 0.0,
-            engine_restarts=engine.restarts if engine is not None else 0,
-            engine_ready=engine is not None and engine.ready is not None,
+            engine_restarts=sum(engine.restarts for engine in engines),
+            engine_ready=any(engine.state == "ready" for engine in engines),
             queue_readable=readable,
             queue_depth=_depth(summary),
             running=0 if summary is None else len(summary.running),
             paused=False if summary is None else summary.paused,
+            engines=engines,
         )
 
 

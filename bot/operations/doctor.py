@@ -1,15 +1,23 @@
 """``python -m bot doctor``: what this installation runs on and what is wrong with it, in plain words.
 
-The bot process never imports torch, so the device part runs ``python -m engine.probe`` in a child process.
+The bot process never imports torch, so the device part runs ``python -m engine.probe`` in a child process (once,
+whatever the number of engines). The engines the configuration starts are resolved the way ``run`` resolves them:
+this machine's GPUs as the driver lists them (``nvidia-smi``, ``CUDA_VISIBLE_DEVICES``), or the Ray cluster it will
+join (doctor does not contact it).
 """
 
 from __future__ import annotations
 
+import importlib.metadata
+import importlib.util
 import json
 import subprocess
 import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
+from bot.running.engine_devices import EngineDevice, local_engine_devices
 from config.model_registry import ModelSpec
 from config.settings import Settings
 from config.sources import misnamed_token_variables, sources_text
@@ -87,16 +95,23 @@ def _pull(name: str) -> str:
     return f"python -m bot models pull {name}"
 
 
-def check_engine(settings: Settings) -> Report:
-    """Run the engine probe in a child process and describe what it found."""
-    report = Report()
+def probe_machine() -> tuple[dict[str, Any] | None, str | None]:
+    """Run the engine probe in a child process: what it found, or why it failed."""
     try:
         completed = subprocess.run(
             [sys.executable, "-m", "engine.probe"], capture_output=True, text=True, timeout=PROBE_TIMEOUT_S
         )
-        info = json.loads(completed.stdout.strip().splitlines()[-1])
+        return json.loads(completed.stdout.strip().splitlines()[-1]), None
     except (subprocess.TimeoutExpired, OSError, json.JSONDecodeError, IndexError) as error:
-        report.problems.append(f"the engine probe failed ({type(error).__name__}): is torch installed?")
+        return None, f"the engine probe failed ({type(error).__name__}): is torch installed?"
+
+
+def check_engine(settings: Settings, probed: tuple[dict[str, Any] | None, str | None] | None = None) -> Report:
+    """Describe what the engine probe found (``probed``: :func:`probe_machine`'s answer; run now when None)."""
+    report = Report()
+    info, failure = probe_machine() if probed is None else probed
+    if info is None:
+        report.problems.append(failure or "the engine probe failed: is torch installed?")
         return report
     report.lines.append(
         f"python {info['python']}, torch {info['torch']}, diffusers {info['diffusers']}, "
@@ -134,12 +149,85 @@ def speed_line(settings: Settings, device: str, bf16: bool) -> str:
     return f"speed (model {settings.model} on {device}): {', '.join(labels)}{compiling}"
 
 
+def check_engines(settings: Settings, probe: Mapping[str, Any] | None = None) -> Report:
+    """The engines ``run`` will start: this machine's devices (``engine.backend = "local"``), each GPU's memory when
+    the probe read it, or the Ray cluster to join (``"ray"``), without contacting it."""
+    if settings.engine.backend == "ray":
+        return _ray_engines(settings)
+    report = Report()
+    try:
+        devices = local_engine_devices(settings.engine.devices, settings.device)
+    except ValueError as error:
+        report.lines.append(f"engines: none can start: {error}")
+        report.problems.append(f'{error}; list only those in engine.devices, or write devices = "auto"')
+        return report
+    report.lines.extend(engine_device_lines(devices, probe))
+    return report
+
+
+def engine_device_lines(devices: Sequence[EngineDevice], probe: Mapping[str, Any] | None = None) -> list[str]:
+    """``engines: 2 (cuda:0, cuda:1)``, then a line per engine when there are several (or one on another GPU than
+    the first), with its card's name and memory from ``probe`` (the engine probe's answer, None without it)."""
+    auto = probe.get("device") if probe is not None else None
+    labels = [auto if device.label == "auto" and auto else device.label for device in devices]
+    lines = [f"engines: {len(devices)} ({', '.join(labels)})"]
+    if len(devices) == 1 and _gpu_position(labels[0]) in (None, 0):
+        return lines
+    gpus: list[Mapping[str, Any]] = list(probe.get("gpus", ())) if probe is not None else []
+    for index, (device, label) in enumerate(zip(devices, labels, strict=True)):
+        line = f"  engine {index}: {label}"
+        if device.visible:
+            line += f" (CUDA_VISIBLE_DEVICES={device.visible})"
+        position = _gpu_position(label)
+        if position is not None and position < len(gpus):
+            gpu = gpus[position]
+            line += f", {gpu['name']}, {gpu['free_gb']} GiB free of {gpu['total_gb']} GiB"
+        lines.append(line)
+    return lines
+
+
+def _gpu_position(label: str) -> int | None:
+    """N of ``cuda:N`` (the N-th GPU this process sees), else None."""
+    kind, _, index = label.partition(":")
+    return int(index) if kind == "cuda" and index.isdigit() else None
+
+
+def _ray_engines(settings: Settings) -> Report:
+    """Whether ray is installed (an optional extra), the cluster to join and what each engine asks of it."""
+    report = Report()
+    engine = settings.engine
+    asks = ", ".join(f"{name} {amount:g}" for name, amount in engine.ray_resources.items())
+    count = (
+        "as many as the cluster has resources for"
+        if engine.ray_engines == "auto"
+        else f"{engine.ray_engines} engine{'s' if engine.ray_engines != 1 else ''}"
+    )
+    where = engine.ray_address
+    if where == "auto":
+        where += " (the cluster `ray start` runs on this machine)"
+    report.lines.append(
+        f"engines: Ray at {where}, namespace {engine.ray_namespace}: {count}, each asking {asks}; "
+        "doctor does not contact the cluster (`ray status` shows it)"
+    )
+    if importlib.util.find_spec("ray") is None:
+        report.lines.append("ray: missing")
+        report.problems.append("engine.backend = \"ray\" needs ray: pip install 'imaginebot[ray]'")
+        return report
+    try:
+        version = importlib.metadata.version("ray")
+    except importlib.metadata.PackageNotFoundError:
+        version = "installed"
+    report.lines.append(f"ray: {version}")
+    return report
+
+
 def run_doctor(settings: Settings, *, probe_engine: bool = True) -> tuple[int, str]:
     """The exit code (0 healthy, 1 problems) and the text to print."""
     lines = [f"imaginebot doctor: data_dir {settings.data_dir.resolve()}, model {settings.model}", *sources_text()]
-    reports = [check_token(settings), check_registry(settings)]
-    if probe_engine:
-        reports.insert(0, check_engine(settings))
+    probed = probe_machine() if probe_engine else None
+    reports = [check_engines(settings, probed[0] if probed else None), check_token(settings), check_registry(settings)]
+    if probed is not None:
+        reports.insert(0, check_engine(settings, probed))
     problems: list[str] = []
     for report in reports:
         lines.extend(report.lines)

@@ -22,7 +22,7 @@ import tempfile
 import threading
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from pathlib import Path
@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 INPUT_FIELDS = ("init_image", "mask_image", "control_image")
 """The fields of a :class:`RenderTask` that name one image the engine reads (``image_prompts`` names several)."""
 JOIN_S = 10.0
+TEMPORARY_PREFIX = "imaginebot-engine-"
+"""An actor with no data folder of its own makes a temporary one, ``imaginebot-engine-<actor pid>-…``."""
 
 
 @dataclass(frozen=True)
@@ -81,10 +83,7 @@ def host_config(config: EngineConfig, data_dir: Path) -> EngineConfig:
     """``config`` for an engine on this host: files under ``data_dir``, the GPU Ray gave the actor (Ray sets
     ``CUDA_VISIBLE_DEVICES``, where that card is ``cuda``)."""
     device = "cuda" if config.device.startswith("cuda:") else config.device
-    changes: dict[str, object] = {"data_dir": str(data_dir), "device": device}
-    if "visible_devices" in {item.name for item in fields(config)}:
-        changes["visible_devices"] = ""
-    return replace(config, **changes)  # type: ignore[arg-type]
+    return replace(config, data_dir=str(data_dir), device=device, visible_devices="")
 
 
 class EngineActor:
@@ -92,17 +91,19 @@ class EngineActor:
     of at least 2, so :meth:`send` runs while :meth:`messages` streams) by ``bot.running.ray_engine``.
 
     ``data_dir`` is the engine's data folder on this host (tiny models and caches are built there); empty: a fresh
-    temporary folder, removed when the engine ends. Job files live under ``<data_dir>/ray-scratch/<actor pid>-…``
-    (those of actors no longer running are removed at the start).
+    temporary folder, removed when the engine ends. Job files live under ``<data_dir>/ray-scratch/<actor pid>-…``.
+    What a killed actor left (its scratch folder, its temporary data folder) is removed when the next one starts.
     """
 
     def __init__(self, config: EngineConfig, data_dir: str = "") -> None:
         self._own_folder = not data_dir
-        root = Path(data_dir or tempfile.mkdtemp(prefix="imaginebot-engine-")).resolve()
+        if not data_dir:
+            remove_stale(Path(tempfile.gettempdir()), TEMPORARY_PREFIX)
+        root = Path(data_dir or tempfile.mkdtemp(prefix=f"{TEMPORARY_PREFIX}{os.getpid()}-")).resolve()
         root.mkdir(parents=True, exist_ok=True)
         self.data_dir = root
         scratches = _made(root / "ray-scratch")
-        remove_stale_scratch(scratches)
+        remove_stale(scratches)
         self.scratch = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=scratches))
         context = multiprocessing.get_context("spawn")
         parent, child = context.Pipe(duplex=True)
@@ -205,13 +206,14 @@ class EngineActor:
                 shutil.rmtree(folder, ignore_errors=True)
 
 
-def remove_stale_scratch(scratches: Path) -> None:
-    """Delete the scratch folders (``<actor pid>-…``) of actors of this host that are gone: one killed with its
-    host's files still there could not delete its own."""
-    for folder in scratches.iterdir():
-        pid = folder.name.partition("-")[0]
-        if folder.is_dir() and pid.isdigit() and not _running(int(pid)):
-            shutil.rmtree(folder, ignore_errors=True)
+def remove_stale(parent: Path, prefix: str = "") -> None:
+    """Delete the folders ``<prefix><actor pid>-…`` in ``parent`` that this user's actors no longer running left
+    (one that is killed cannot delete its own)."""
+    for folder in parent.glob(f"{prefix}*"):
+        pid = folder.name.removeprefix(prefix).partition("-")[0]
+        with contextlib.suppress(OSError):
+            if pid.isdigit() and folder.is_dir() and folder.stat().st_uid == os.getuid() and not _running(int(pid)):
+                shutil.rmtree(folder, ignore_errors=True)
 
 
 def _running(pid: int) -> bool:

@@ -35,6 +35,10 @@ class EngineSettings(BaseModel):
         default="auto", description='"auto": as many engines as the cluster has ray_resources for; or a number'
     )
     ray_poll_s: float = Field(default=5.0, gt=0, le=3600, description="how often hosts joining or leaving are seen")
+    ray_data_dir: str = Field(
+        default="",
+        description="the engines' data folder on each Ray host (built models, compile cache); empty: a temporary one",
+    )
 
     @field_validator("devices")
     @classmethod

@@ -132,10 +132,12 @@ class ImagineService:
         """
         store = await Store.open(settings.database_file)
         try:
+            # Finding the engines may ask the GPU driver or join a Ray cluster: not on the event loop.
+            provider = await asyncio.to_thread(engine_provider, settings) if engine is None else None
             service = cls(
                 settings,
                 store,
-                engine_provider(settings) if engine is None else SharedEngines(_listed(engine)),
+                provider if provider is not None else SharedEngines(_listed(engine or [])),
                 owns_engine=engine is None,
                 external_wait=external_wait,
                 only_own_jobs=only_own_jobs,

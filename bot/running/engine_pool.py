@@ -132,7 +132,8 @@ class EngineStatus:
     loaded_models: tuple[str, ...]
     busy: bool
     restarts: int
-    pid: int | None
+    pid: int | str | None
+    """A local engine's process id; where a Ray engine runs (actor, host, pids)."""
 
 
 class EnginePool:

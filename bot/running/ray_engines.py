@@ -64,7 +64,10 @@ class RayEngines:
         """Engine number ``index``: an engine actor wherever Ray finds its resources (not started yet)."""
         settings = self.settings
         start_run = functools.partial(
-            RayEngineRun, resources=settings.engine.ray_resources, name=f"imaginebot-engine-{index}"
+            RayEngineRun,
+            resources=settings.engine.ray_resources,
+            name=f"imaginebot-engine-{index}",
+            data_dir=settings.engine.ray_data_dir,
         )
         engine = EngineSupervisor(
             engine_config(settings),

@@ -172,7 +172,7 @@ def test_compose_restarts_checks_health_and_reserves_the_gpu() -> None:
         assert str(service["healthcheck"][name.replace("-", "_")]) == value  # type: ignore[index]
     assert service["stop_signal"] == only("STOPSIGNAL").arguments == "SIGINT"
     (device,) = service["deploy"]["resources"]["reservations"]["devices"]  # type: ignore[index]
-    assert device == {"driver": "nvidia", "count": 1, "capabilities": ["gpu"]}
+    assert device == {"driver": "nvidia", "count": "all", "capabilities": ["gpu"]}  # an engine per card
     assert service["env_file"] == ".env"
 
 

@@ -43,7 +43,7 @@ from bot.requests.shell_files import check_shell_files, shell_request_options, u
 from bot.requests.upload_store import StagedUpload, stage_upload
 from bot.requests.uploads import CheckedImage, UploadError, UploadLimits, check_upload
 from bot.running.delivery import Deliveries
-from bot.running.engine_pool import EnginePool, EngineProvider, LocalEngines, SharedEngines
+from bot.running.engine_pool import EnginePool, EngineProvider, SharedEngines, engine_provider
 from bot.running.engine_supervisor import EngineSupervisor
 from bot.running.maintenance import Maintenance
 from bot.running.waiting import ExternalWait, passthrough
@@ -137,7 +137,7 @@ class ImagineService:
             service = cls(
                 settings,
                 store,
-                provider if provider is not None else SharedEngines(_listed(engine or [])),
+                provider if provider is not None else SharedEngines(engine or []),
                 owns_engine=engine is None,
                 external_wait=external_wait,
                 only_own_jobs=only_own_jobs,
@@ -390,16 +390,3 @@ class ImagineService:
             self.engines.wake_all()  # the member may run another job now
         await self.events.emit(JobEvent(EventKind.CANCELLED, job, message=job.error or ""))
         return job
-
-
-def _listed(engine: EngineSupervisor | Sequence[EngineSupervisor]) -> list[EngineSupervisor]:
-    return [engine] if isinstance(engine, EngineSupervisor) else list(engine)
-
-
-def engine_provider(settings: Settings) -> EngineProvider:
-    """Where the engines come from: this machine's devices, or the Ray cluster of ``engine.ray_address``."""
-    if settings.engine.backend == "ray":
-        from bot.running.ray_engines import RayEngines  # ray is an optional extra: loaded only when asked for
-
-        return RayEngines(settings)
-    return LocalEngines(settings)

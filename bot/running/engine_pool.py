@@ -89,10 +89,10 @@ class SharedEngines:
 
     poll_s: float | None = None
 
-    def __init__(self, engines: Sequence[EngineSupervisor]) -> None:
-        if not engines:
+    def __init__(self, engines: EngineSupervisor | Sequence[EngineSupervisor]) -> None:
+        self.shared = [engines] if isinstance(engines, EngineSupervisor) else list(engines)
+        if not self.shared:
             raise ValueError("share at least one engine")
-        self.shared = list(engines)
 
     def wanted(self) -> int:
         return len(self.shared)
@@ -103,6 +103,15 @@ class SharedEngines:
 
     def close(self) -> None:
         return None
+
+
+def engine_provider(settings: Settings) -> EngineProvider:
+    """Where the engines come from: this machine's devices, or the Ray cluster of ``engine.ray_address``."""
+    if settings.engine.backend == "ray":
+        from bot.running.ray_engines import RayEngines  # ray is an optional extra: loaded only when asked for
+
+        return RayEngines(settings)
+    return LocalEngines(settings)
 
 
 @dataclass

@@ -37,7 +37,7 @@ from bot.jobs import ImageResult, Job, Lane, Origin, RenderParams, Status
 from bot.requests.preparation import Prepared
 from bot.scheduling import ledger
 from bot.scheduling.admission import admit_jobs, console_job_sql
-from bot.scheduling.affinity import Affinity, eta_seconds
+from bot.scheduling.affinity import Affinity, eta_seconds, pick_next
 from bot.scheduling.fairness import batch_key, lane_order_sql
 from bot.scheduling.job_transitions import (
     cancel_unheld_console_jobs,
@@ -159,36 +159,14 @@ class Scheduler:
         return running >= ledger.tier_of(self.settings, tier).max_running + self._waiting_allowed
 
     def pick(self, max_batch: int = 1, affinity: Affinity | None = None) -> list[Queued]:
-        """The next job (and up to ``max_batch - 1`` compatible ones) by lane, aging and fairness. No I/O.
-
-        With ``affinity`` (several engines): nothing when the next job does not :meth:`Affinity.suits` the asking
-        engine, because another free engine holds its model; that engine takes it and the pool wakes this one for
-        the job after it. So the order stays the scheduler's and a pick stays O(log n)."""
+        """The next job (and up to ``max_batch - 1`` compatible ones) by lane, aging and fairness, as
+        :func:`~bot.scheduling.affinity.pick_next` rules with ``affinity`` (several engines). No I/O."""
         if self.paused or not self.index.by_id:
             return []
         now = self.now()
         for user_id in self.usage.prune(now):
             self.index.touch(user_id)
-        if max_batch <= 1:
-            best = self.index.best(now)
-            if best is None or (affinity is not None and not affinity.suits(best.model)):
-                return []
-            return [best]
-        candidates = self.index.scan(now)
-        if not candidates:
-            return []
-        first = candidates[0][1]
-        if affinity is not None and not affinity.suits(first.model):
-            return []
-        chosen = [first]
-        taken = {first.user_id}
-        for _, entry in candidates[1:]:
-            if len(chosen) >= max_batch:
-                break
-            if entry.user_id not in taken and entry.key == first.key:
-                chosen.append(entry)
-                taken.add(entry.user_id)
-        return chosen
+        return pick_next(self.index, now, max_batch, affinity)
 
     async def dispatch(
         self, max_batch: int | None = None, *, behind_another: bool = False, affinity: Affinity | None = None

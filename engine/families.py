@@ -1,0 +1,202 @@
+"""What each model family can do, and what a request asks of it that it cannot: pure rules, no torch (the bot
+checks a request with them before anything is charged, the engine checks a task with them before it renders).
+
+Stable Diffusion 1.x/2.x and SDXL (``sd15``, ``sd2``, ``sdxl``) are UNets over a 4-channel VAE: classifier-free
+guidance, compel's prompt weights and blends, LoRAs, ControlNets, IP-Adapters, ``--tile`` and every sampler here.
+Stable Diffusion 3/3.5 (``sd3``) and FLUX.1 (``flux``) are transformers over a 16-channel VAE, trained with flow
+matching, so only flow-matching samplers fit them (:mod:`engine.flow_samplers`). SD3 guides with classifier-free
+guidance as SD does (``--cfg``, ``--no``, ``--chaos`` work); FLUX.1 is guidance-distilled: ``--cfg`` is the guidance
+value the transformer takes as an input (FLUX.1-dev; FLUX.1-schnell takes none), there is no unconditional pass, so
+a negative prompt has nothing to act on. The rest (prompt weights for T5, LoRAs, ControlNets, IP-Adapters) is not
+built for them yet: a request for it is refused, naming the families that have it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from engine.prompt_syntax import LORA_TAG, has_weighting
+from engine.protocol import RenderTask, TaskKind
+
+
+@dataclass(frozen=True)
+class FamilyTraits:
+    """What a model family does with a request's options."""
+
+    name: str
+    cfg: bool
+    """``--cfg`` is classifier-free guidance (a negative prompt and ``--chaos`` act through it); False: a
+    guidance-distilled model, whose ``--cfg`` is an input of the denoiser."""
+    flow: bool = False
+    """A flow-matching transformer over a 16-channel VAE (SD3, FLUX.1): its own samplers, sizes and previews."""
+    prompt_weights: bool = True
+    """A1111 weights (``(word:1.2)``, ``[word]``) and multi-prompts (``::``), through compel."""
+    loras: bool = True
+    """``<lora:NAME:weight>`` tags and a registry ``fuse_lora``."""
+    controlnet: bool = True
+    ip_adapter: bool = True
+    tile: bool = True
+    """``--tile``: circular padding in the UNet's and the VAE's convolutions."""
+    samplers: tuple[str, ...] | None = None
+    """The samplers that work with it (None: every one of :data:`engine.samplers.SAMPLERS`)."""
+    default_sampler: str = ""
+    """Its sampler when the registry entry names none ('' = :data:`engine.samplers.DEFAULT_SAMPLER`)."""
+    size_multiple: int = 8
+    """Width and height of its full-size models are multiples of this (VAE factor × patch size)."""
+    latent_channels: int = 4
+
+
+FLOW_SAMPLERS = ("euler",)
+"""The samplers of flow-matching models: ``euler`` is diffusers' ``FlowMatchEulerDiscreteScheduler`` on them. Their
+img2img and inpainting pipelines noise the source with ``scale_noise``, which only the flow-matching Euler
+schedulers have, and a stochastic variant would draw its noise outside the job's seeded generators."""
+
+FAMILIES: dict[str, FamilyTraits] = {
+    "sd15": FamilyTraits("sd15", cfg=True),
+    "sd2": FamilyTraits("sd2", cfg=True),
+    "sdxl": FamilyTraits("sdxl", cfg=True),
+    "sd3": FamilyTraits(
+        "sd3",
+        cfg=True,
+        flow=True,
+        prompt_weights=False,
+        loras=False,
+        controlnet=False,
+        ip_adapter=False,
+        tile=False,
+        samplers=FLOW_SAMPLERS,
+        default_sampler="euler",
+        size_multiple=16,
+        latent_channels=16,
+    ),
+    "flux": FamilyTraits(
+        "flux",
+        cfg=False,
+        flow=True,
+        prompt_weights=False,
+        loras=False,
+        controlnet=False,
+        ip_adapter=False,
+        tile=False,
+        samplers=FLOW_SAMPLERS,
+        default_sampler="euler",
+        size_multiple=16,
+        latent_channels=16,
+    ),
+}
+FLOW_FAMILIES = tuple(name for name, traits in FAMILIES.items() if traits.flow)
+
+
+def family_traits(family: str) -> FamilyTraits:
+    """The traits of ``family``; an unknown family (a pipeline class name) is treated as SD1.5 is."""
+    return FAMILIES.get(family, FAMILIES["sd15"])
+
+
+def families_with(feature: str) -> str:
+    """The families that have ``feature`` (a :class:`FamilyTraits` flag), as words: ``sd15, sd2 and sdxl``."""
+    names = [name for name, traits in FAMILIES.items() if getattr(traits, feature)]
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a request cannot run on a model of some family: the flag or option to change, and a message saying what
+    to change."""
+
+    flag: str
+    message: str
+
+
+def negative_prompt_refusal(family: str, model: str) -> Refusal | None:
+    """``--no`` on a guidance-distilled model (FLUX.1): it has no unconditional pass for a negative prompt to steer."""
+    if family_traits(family).cfg:
+        return None
+    return Refusal(
+        "no",
+        f"`--no` has no effect on model `{model}`: {family} models render with distilled guidance, not classifier-free "
+        "guidance, so they read no negative prompt; remove --no and say what you want in the prompt",
+    )
+
+
+def family_refusal(
+    family: str,
+    model: str,
+    *,
+    prompt: str = "",
+    negative_prompt: str = "",
+    multi_prompt: bool = False,
+    chaos: int = 0,
+    tile: bool = False,
+    control: bool = False,
+    image_prompts: bool = False,
+) -> Refusal | None:
+    """The first thing a request asks that a model of ``family`` cannot do, or None. ``prompt`` is the prompt as
+    typed (LoRA tags and weights included); ``multi_prompt``: it has ``::`` parts."""
+    traits = family_traits(family)
+    other = "or use --model with a model of family {}"
+    if not traits.loras and LORA_TAG.search(prompt):
+        return Refusal(
+            "lora",
+            f"LoRAs (`<lora:NAME:weight>`) do not work on model `{model}` ({family}) yet: remove the tag "
+            + other.format(families_with("loras")),
+        )
+    if not traits.prompt_weights and multi_prompt:
+        return Refusal(
+            "::",
+            f"multi-prompts (`::`) do not work on model `{model}` ({family}) yet: write the prompt without `::` "
+            + other.format(families_with("prompt_weights")),
+        )
+    if not traits.prompt_weights and has_weighting(LORA_TAG.sub(" ", f"{prompt} {negative_prompt}")):
+        return Refusal(
+            "prompt",
+            f"prompt weights such as `(word:1.2)` or `[word]` do not work on model `{model}` ({family}) yet, which "
+            "would read the brackets as words: remove them (write `\\(` for a literal bracket) "
+            + other.format(families_with("prompt_weights")),
+        )
+    if negative_prompt:
+        refusal = negative_prompt_refusal(family, model)
+        if refusal is not None:
+            return refusal
+    if chaos and not traits.cfg:
+        return Refusal(
+            "chaos",
+            f"`--chaos` varies the CFG scale, and model `{model}` ({family}) has none (its --cfg is a distilled "
+            "guidance); remove --chaos",
+        )
+    if tile and not traits.tile:
+        return Refusal(
+            "tile",
+            f"`--tile` does not work on model `{model}` ({family}): it wraps a UNet's convolutions, and {family} "
+            "models are transformers; remove --tile " + other.format(families_with("tile")),
+        )
+    if control and not traits.controlnet:
+        return Refusal(
+            "controlnet",
+            f"ControlNets do not work with model `{model}` ({family}) yet: drop the control image "
+            + other.format(families_with("controlnet")),
+        )
+    if image_prompts and not traits.ip_adapter:
+        return Refusal(
+            "iw",
+            f"image prompts do not work with model `{model}` ({family}) yet: drop the image links or attachments "
+            + other.format(families_with("ip_adapter")),
+        )
+    return None
+
+
+def check_family_task(family: str, model: str, task: RenderTask) -> None:
+    """Raise ValueError with :func:`family_refusal`'s message for a task a model of ``family`` cannot render (the bot
+    refuses such requests before charging; this keeps a task from elsewhere from failing halfway)."""
+    refusal = family_refusal(
+        family,
+        model,
+        prompt=task.prompt,
+        negative_prompt=task.negative_prompt,
+        multi_prompt=bool(task.weighted_prompts),
+        chaos=task.chaos,
+        tile=task.tile,
+        control=task.kind == TaskKind.CONTROL,
+        image_prompts=bool(task.image_prompts),
+    )
+    if refusal is not None:
+        raise ValueError(refusal.message)

@@ -31,6 +31,7 @@ from diffusers import (
 )
 from transformers import CLIPTextModel, CLIPTextModelWithProjection
 
+from engine.tiny_flow import FLUX_FILES, SD3_FILES, build_tiny_flux, build_tiny_sd3
 from engine.tiny_folders import build_into_place
 from engine.tiny_parts import SCHEDULER_COMMON, build_tokenizer, text_config, tiny_vae
 
@@ -47,9 +48,10 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-TINY_FAMILIES: tuple[str, ...] = ("sd15", "sdxl", "sd2", "sd-turbo")
+TINY_FAMILIES: tuple[str, ...] = ("sd15", "sdxl", "sd2", "sd-turbo", "sd3", "flux")
 """Tiny models :func:`ensure_tiny_model` can build (``tiny:<name>`` sources): one per family, plus ``sd-turbo``, an
-SD2.1-architecture model set up as SD-Turbo is (epsilon prediction, Euler with trailing timesteps)."""
+SD2.1-architecture model set up as SD-Turbo is (epsilon prediction, Euler with trailing timesteps). ``sd3`` and
+``flux`` are built by :mod:`engine.tiny_flow`."""
 
 TINY_UNET: dict[str, Any] = {
     "block_out_channels": (32, 64),
@@ -96,6 +98,8 @@ _REQUIRED_FILES: dict[str, tuple[str, ...]] = {
         "tokenizer_2/tokenizer_config.json",
         "tokenizer_2/tokenizer.json",
     ),
+    "sd3": SD3_FILES,
+    "flux": FLUX_FILES,
 }
 
 
@@ -276,6 +280,8 @@ _BUILDERS: dict[str, Callable[..., Path]] = {
     "sdxl": build_tiny_sdxl,
     "sd2": build_tiny_sd2,
     "sd-turbo": build_tiny_sd_turbo,
+    "sd3": build_tiny_sd3,
+    "flux": build_tiny_flux,
 }
 
 

@@ -35,13 +35,15 @@ PIPELINE_CLASSES: dict[str, type[DiffusionPipeline]] = {
 }
 BUILDERS = {"sd15": build_tiny_sd15, "sdxl": build_tiny_sdxl, "sd2": build_tiny_sd2, "sd-turbo": build_tiny_sd_turbo}
 LONG_PROMPT = " ".join(f"word{i}" for i in range(200))
+SD_FAMILIES = tuple(PIPELINE_CLASSES)
+"""The UNet families; the flow-matching ones (sd3, flux) are tested in test_tiny_flow.py."""
 
 
 @pytest.fixture(scope="module")
 def built_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Build each tiny family once for the whole module."""
     root = tmp_path_factory.mktemp("tiny-models")
-    return {family: ensure_tiny_model(family, root) for family in TINY_FAMILIES}
+    return {family: ensure_tiny_model(family, root) for family in SD_FAMILIES}
 
 
 def _render(pipe: DiffusionPipeline, prompt: str = "a photo of a cat", seed: int = 0) -> np.ndarray:
@@ -67,10 +69,10 @@ def _load(family: str, path: Path) -> DiffusionPipeline:
 
 
 def test_families() -> None:
-    assert TINY_FAMILIES == ("sd15", "sdxl", "sd2", "sd-turbo")
+    assert TINY_FAMILIES == ("sd15", "sdxl", "sd2", "sd-turbo", "sd3", "flux")
 
 
-@pytest.mark.parametrize("family", TINY_FAMILIES)
+@pytest.mark.parametrize("family", SD_FAMILIES)
 def test_builds_complete_diffusers_folder(built_models: dict[str, Path], family: str) -> None:
     path = built_models[family]
     assert path.name == f"tiny-{family}"
@@ -88,10 +90,10 @@ def test_builds_complete_diffusers_folder(built_models: dict[str, Path], family:
         assert (path / "text_encoder_2").is_dir()
         assert (path / "tokenizer_2").is_dir()
     # No staging leftovers next to the model.
-    assert sorted(p.name for p in path.parent.iterdir()) == sorted(f"tiny-{f}" for f in TINY_FAMILIES)
+    assert sorted(p.name for p in path.parent.iterdir()) == sorted(f"tiny-{f}" for f in SD_FAMILIES)
 
 
-@pytest.mark.parametrize("family", TINY_FAMILIES)
+@pytest.mark.parametrize("family", SD_FAMILIES)
 def test_loads_and_renders_deterministically(built_models: dict[str, Path], family: str) -> None:
     pipe = _load(family, built_models[family])
     assert type(pipe) is PIPELINE_CLASSES[family]
@@ -102,7 +104,7 @@ def test_loads_and_renders_deterministically(built_models: dict[str, Path], fami
     assert not np.array_equal(first, other)
 
 
-@pytest.mark.parametrize("family", TINY_FAMILIES)
+@pytest.mark.parametrize("family", SD_FAMILIES)
 def test_loads_through_auto_pipeline(built_models: dict[str, Path], family: str) -> None:
     pipe = AutoPipelineForText2Image.from_pretrained(built_models[family])
     assert type(pipe) is PIPELINE_CLASSES[family]
@@ -110,7 +112,7 @@ def test_loads_through_auto_pipeline(built_models: dict[str, Path], family: str)
     _render(pipe)
 
 
-@pytest.mark.parametrize("family", TINY_FAMILIES)
+@pytest.mark.parametrize("family", SD_FAMILIES)
 def test_long_prompt_is_truncated(built_models: dict[str, Path], family: str) -> None:
     path = built_models[family]
     folders = ["tokenizer", "tokenizer_2"] if family == "sdxl" else ["tokenizer"]
@@ -172,7 +174,7 @@ def test_sd2_architecture_models_are_set_up_as_sd21_is(
     assert text["pad_token_id"] == tokenizer.pad_token_id
 
 
-@pytest.mark.parametrize("family", TINY_FAMILIES)
+@pytest.mark.parametrize("family", SD_FAMILIES)
 def test_build_is_deterministic(tmp_path: Path, family: str) -> None:
     build = BUILDERS[family]
     weights = "unet/diffusion_pytorch_model.safetensors"
@@ -230,8 +232,8 @@ def test_ensure_crash_leaves_nothing_behind(tmp_path: Path, monkeypatch: pytest.
 
 
 def test_ensure_rejects_unknown_family(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="'sd3'") as excinfo:
-        ensure_tiny_model("sd3", tmp_path)
+    with pytest.raises(ValueError, match="'sd4'") as excinfo:
+        ensure_tiny_model("sd4", tmp_path)
     for family in TINY_FAMILIES:
         assert family in str(excinfo.value)
     assert list(tmp_path.iterdir()) == []

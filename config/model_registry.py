@@ -3,10 +3,11 @@ models built in."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
+from engine.families import families_with, family_traits
 from engine.samplers import DEFAULT_SAMPLER, SAMPLERS
 
 SIZE_STEP = 8
@@ -14,7 +15,9 @@ SIZE_STEP = 8
 it is the VAE factor of SD1.x/2.x/SDXL. The tiny test models need only 4 (a VAE factor of 2 and one UNet
 downsampling), so the pipelines' 8 is what they truly need too."""
 
-Family = Literal["sd15", "sd2", "sdxl"]
+Family = Literal["sd15", "sd2", "sdxl", "sd3", "flux"]
+"""Model families (what each can do: :mod:`engine.families`). ``sd3`` (Stable Diffusion 3/3.5) and ``flux``
+(FLUX.1) are flow-matching transformers: their entries default to the flow samplers and sizes in multiples of 16."""
 
 
 class ModelSpec(BaseModel):
@@ -58,6 +61,18 @@ class ModelSpec(BaseModel):
         default="", description="the IP-Adapter its image prompts use; '' = the first one of its family"
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _family_defaults(cls, data: Any) -> Any:
+        """A flow-matching family's own samplers and size multiple unless the entry sets them."""
+        if isinstance(data, dict):
+            traits = family_traits(str(data.get("family", "sd15")))
+            if traits.samplers is not None:
+                data = {"samplers": list(traits.samplers), **data}
+            if traits.size_multiple != SIZE_STEP:
+                data = {"size_multiple": traits.size_multiple, **data}
+        return data
+
     @field_validator("sampler")
     @classmethod
     def _known_sampler(cls, value: str) -> str:
@@ -79,6 +94,23 @@ class ModelSpec(BaseModel):
             raise ValueError(f"steps {self.steps} is above max_steps {self.max_steps}; lower steps or raise max_steps")
         if self.max_cfg is not None and self.cfg > self.max_cfg:
             raise ValueError(f"cfg {self.cfg:g} is above max_cfg {self.max_cfg:g}; lower cfg or raise max_cfg")
+        traits = family_traits(self.family)
+        if traits.samplers is not None:
+            unfit = [name for name in [*self.samplers, self.default_sampler] if name not in traits.samplers]
+            if unfit:
+                raise ValueError(
+                    f"sampler {unfit[0]!r} does not work with {self.family} models; use some of: "
+                    f"{', '.join(traits.samplers)}"
+                )
+        if self.size_multiple % traits.size_multiple:
+            raise ValueError(
+                f"size_multiple {self.size_multiple} does not suit {self.family} models; use a multiple of "
+                f"{traits.size_multiple}"
+            )
+        if self.fuse_lora and not traits.loras:
+            raise ValueError(
+                f"fuse_lora does not work on {self.family} models yet (only on {families_with('loras')}); remove it"
+            )
         if self.samplers and self.default_sampler not in self.samplers:
             raise ValueError(
                 f"the default sampler {self.default_sampler!r} is not in samplers ({', '.join(self.samplers)}); "
@@ -89,7 +121,7 @@ class ModelSpec(BaseModel):
     @property
     def default_sampler(self) -> str:
         """The sampler a job on this model gets when nobody picked one."""
-        return self.sampler or DEFAULT_SAMPLER
+        return self.sampler or family_traits(self.family).default_sampler or DEFAULT_SAMPLER
 
     def allows_sampler(self, name: str) -> bool:
         """Whether a member may pick sampler ``name`` for this model."""
@@ -152,15 +184,31 @@ def lcm_lora_model(source: str, family: Family, lora: str, *, base_size: int = 5
 
 SD15_HUB = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 SDXL_HUB = "stabilityai/stable-diffusion-xl-base-1.0"
+SD35_MEDIUM_HUB = "stabilityai/stable-diffusion-3.5-medium"
+FLUX_SCHNELL_HUB = "black-forest-labs/FLUX.1-schnell"
+FLUX_DEV_HUB = "black-forest-labs/FLUX.1-dev"
+FLUX_MAX_GUIDANCE = 10.0
+"""The highest --cfg of FLUX.1-dev, whose --cfg is the distilled guidance it takes as an input (3.5 by default)."""
 
 BUILTIN_MODELS: dict[str, ModelSpec] = {
     "tiny": ModelSpec(source="tiny:sd15", family="sd15", steps=4, cfg=5.0, base_size=64),
     "tiny-sdxl": ModelSpec(source="tiny:sdxl", family="sdxl", steps=4, cfg=5.0, base_size=64),
     "tiny-turbo": turbo_model("tiny:sd-turbo", "sd2", base_size=64),
+    "tiny-sd3": ModelSpec(source="tiny:sd3", family="sd3", steps=4, cfg=4.5, base_size=64),
+    "tiny-flux": ModelSpec(
+        source="tiny:flux", family="flux", steps=4, cfg=3.5, max_cfg=FLUX_MAX_GUIDANCE, base_size=64
+    ),
     "sd15": ModelSpec(source=SD15_HUB, family="sd15", steps=25),
     "sdxl": ModelSpec(source=SDXL_HUB, family="sdxl", steps=30, base_size=1024),
     "sd-turbo": turbo_model("stabilityai/sd-turbo", "sd2"),
     "sdxl-turbo": turbo_model("stabilityai/sdxl-turbo", "sdxl"),
     "sd15-lcm": lcm_lora_model(SD15_HUB, "sd15", "latent-consistency/lcm-lora-sdv1-5"),
     "sdxl-lcm": lcm_lora_model(SDXL_HUB, "sdxl", "latent-consistency/lcm-lora-sdxl", base_size=1024),
+    "sd35-medium": ModelSpec(source=SD35_MEDIUM_HUB, family="sd3", steps=28, cfg=4.5, base_size=1024),
+    "flux-schnell": ModelSpec(  # timestep-distilled, no guidance input: 1 to 4 steps, --cfg means nothing
+        source=FLUX_SCHNELL_HUB, family="flux", steps=4, max_steps=4, cfg=0.0, max_cfg=0.0, base_size=1024
+    ),
+    "flux-dev": ModelSpec(
+        source=FLUX_DEV_HUB, family="flux", steps=28, cfg=3.5, max_cfg=FLUX_MAX_GUIDANCE, base_size=1024
+    ),
 }

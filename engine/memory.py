@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from engine.flow_families import denoiser
 from engine.protocol import MemoryOptions
 from engine.speed import SpeedPlan
 
@@ -137,7 +138,7 @@ def apply_memory_options(pipe: Any, options: MemoryOptions, device: str, plan: S
     if not options.sdpa:
         from diffusers.models.attention_processor import AttnProcessor
 
-        pipe.unet.set_attn_processor(AttnProcessor())
+        denoiser(pipe).set_attn_processor(AttnProcessor())
         applied.append("classic attention")
     if options.attention_slicing:
         pipe.enable_attention_slicing()
@@ -152,7 +153,7 @@ def apply_memory_options(pipe: Any, options: MemoryOptions, device: str, plan: S
         torch.backends.cuda.matmul.allow_tf32 = plan.tf32
         torch.backends.cudnn.allow_tf32 = plan.tf32
     if plan.channels_last:
-        pipe.unet.to(memory_format=torch.channels_last)
+        denoiser(pipe).to(memory_format=torch.channels_last)
     fused = plan.fused_qkv and fuse_qkv(pipe)
     if offload == "model":
         pipe.enable_model_cpu_offload(device=device)
@@ -170,9 +171,9 @@ def apply_memory_options(pipe: Any, options: MemoryOptions, device: str, plan: S
         from engine.warmup import compile_unet, uncompile
 
         try:
-            compiled = compile_unet(pipe.unet, plan.compile, options.compile_backend)
+            compiled = compile_unet(denoiser(pipe), plan.compile, options.compile_backend)
         except Exception as error:  # an unknown backend, a torch without a compiler: the model still works
-            uncompile(pipe.unet)
+            uncompile(denoiser(pipe))
             log.warning("the UNet was not compiled (%s: %s); it runs uncompiled", type(error).__name__, error)
     speed = dataclasses.replace(plan, fused_qkv=fused, compile=compiled).labels()
     return Applied(tuple(applied), speed, compiled)

@@ -20,6 +20,7 @@ import transformers
 
 from engine.controlnet_models import ControlModels, control_pipeline
 from engine.device import pick_device, pick_dtype
+from engine.flow_families import pipeline_family
 from engine.fused_lora import FusedLoraError, fuse_model_lora
 from engine.hub_download import DownloadPlan, DownloadProgress, download_hub_model, hub_problem, plan_download
 from engine.memory import apply_memory_options, check_quantization, free_device_bytes, quantization_config
@@ -41,6 +42,7 @@ from engine.protocol import (
     EngineStarting,
     ModelEntry,
 )
+from engine.single_file import load_single_file
 from engine.speed import dtype_name, plan_speed
 from engine.tiny import ensure_tiny_model
 from engine.warmup import base_size_of, warm_up
@@ -228,12 +230,7 @@ def _from_pretrained(
     Raises ModelLoadError; lets torch.OutOfMemoryError through."""
     try:
         if source_kind(entry.source) == "single_file":
-            single = (
-                diffusers.StableDiffusionXLPipeline if entry.family == "sdxl" else diffusers.StableDiffusionPipeline
-            )
-            return single.from_single_file(
-                source, config=str(Path(entry.config).expanduser()), torch_dtype=dtype, **extra
-            )
+            return load_single_file(entry.family, Path(source), Path(entry.config).expanduser(), dtype, extra)
         return diffusers.AutoPipelineForText2Image.from_pretrained(source, dtype=dtype, **extra)
     except torch.OutOfMemoryError:
         raise
@@ -325,13 +322,14 @@ def check_available(entry: ModelEntry, config: EngineConfig) -> None:
 
 def detect_family(pipeline_class: str, configured: str) -> str:
     """``sdxl`` for SDXL pipelines (Turbo included), the configured SD1.x/2.x family for Stable Diffusion ones,
-    else the pipeline's class name (newer families run through the Auto pipelines without compel or previews).
+    ``sd3`` and ``flux`` for theirs, else the pipeline's class name (other families run through the Auto pipelines
+    without compel or previews).
     """
     if "XL" in pipeline_class:
         return "sdxl"
     if pipeline_class.startswith("StableDiffusion") and not pipeline_class.startswith("StableDiffusion3"):
         return configured if configured in ("sd15", "sd2") else "sd15"
-    return pipeline_class
+    return pipeline_family(pipeline_class) or pipeline_class
 
 
 class ModelCache:

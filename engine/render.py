@@ -19,6 +19,8 @@ from PIL import Image, ImageOps
 
 from engine.canvas import fit_mask, pan_canvas, upscaled_size, zoom_out_canvas
 from engine.conditioning import compel_embeddings, loras_applied, needs_compel
+from engine.families import check_family_task
+from engine.flow_families import call_arguments, is_flow, make_flow_scheduler, pixel_factor, spatial_latents
 from engine.ip_adapter import image_prompt_arguments, image_prompting
 from engine.pipelines import LoadedModel, ModelCache, RenderCancelledError
 from engine.preview import LATENT_RGB, encode_preview, preview_pixels
@@ -133,6 +135,7 @@ def render_task(cache: ModelCache, task: RenderTask, loras: Sequence[LoraEntry],
 
         return describe_task(task, cache.config, hooks.is_cancelled)
     model = cache.get(task.model)
+    check_family_task(model.family, model.name, task)  # what the bot refuses before charging
     clean, requested = parse_loras(task.prompt)
     task = dataclasses.replace(task, prompt=clean)
     with loras_applied(model.pipeline, requested, loras), image_prompting(model, task, cache.config):
@@ -174,7 +177,7 @@ def _render_kind(model: LoadedModel, task: RenderTask, hooks: Hooks) -> Rendered
         check_size(task)
         return Rendered(denoise(model, "txt2img", [task], hooks, width=task.width, height=task.height), _infos(task))
     init = load_image(task.init_image, "init_image")
-    multiple = canvas_multiple(model.pipeline.vae_scale_factor)
+    multiple = canvas_multiple(pixel_factor(model.family, model.pipeline))
     if kind == "img2img":
         check_size(task)
         init = ImageOps.fit(init, (task.width, task.height), Image.Resampling.LANCZOS)
@@ -309,6 +312,7 @@ def denoise(
         kwargs["mask_image"] = [mask] * len(prompts)
     kwargs.update(extra or {})
     kwargs.update(image_prompt_arguments(model, len(prompts), first.cfg))
+    kwargs.update(call_arguments(model.family, pipe, image, width, height))  # SD3, FLUX.1: sizes, T5 length
     job_ids = [job_id for job_id, _offset in owners]
 
     def step_end(pipe: Any, step: int, timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
@@ -320,7 +324,10 @@ def denoise(
             and "latents" in tensors
         )
         if want_preview:
-            firsts = tensors["latents"][[start for _job_id, start in owners]]
+            latents = spatial_latents(
+                model.family, pipe, tensors["latents"], kwargs.get("width", 0), kwargs.get("height", 0)
+            )
+            firsts = latents[[start for _job_id, start in owners]]
             _report_previews(hooks, owners, step + 1, total, preview_pixels(firsts, model.family))
         else:
             for job_id, _start in owners:
@@ -353,7 +360,8 @@ def _scheduler(model: LoadedModel, sampler: str) -> Any:
     """The sampler's scheduler, built once per model (set_timesteps resets its state for every call)."""
     cache: dict[str, Any] = model._derived.setdefault("schedulers", {})
     if sampler not in cache:
-        cache[sampler] = make_scheduler(sampler, model.scheduler_config)
+        make = make_flow_scheduler if is_flow(model.family) else make_scheduler
+        cache[sampler] = make(sampler, model.scheduler_config)
     return cache[sampler]
 
 

@@ -128,8 +128,8 @@ def warmup_sizes(base_size: int) -> list[tuple[int, int]]:
 def warm_up(model: LoadedModel, base_size: int, on_phase: PhaseCallback | None = None) -> float:
     """Render the warm-up shapes on a compiled model so that jobs find its graphs compiled; returns the seconds it
     took. A failure (a compiler missing on this machine, say) is logged and the model runs uncompiled."""
+    from engine.flow_families import default_sampler, denoiser
     from engine.render import Hooks, denoise
-    from engine.samplers import DEFAULT_SAMPLER
 
     sizes = warmup_sizes(base_size)
     shapes = " and ".join(f"{width}×{height}" for width, height in sizes)
@@ -151,7 +151,7 @@ def warm_up(model: LoadedModel, base_size: int, on_phase: PhaseCallback | None =
                 steps=WARMUP_STEPS,
                 cfg=7.0,
                 seeds=tuple(range(WARMUP_IMAGES)),
-                sampler=DEFAULT_SAMPLER,
+                sampler=default_sampler(model.family),
                 output_dir="",
             )
             denoise(model, "txt2img", [task], hooks, width=width, height=height)
@@ -163,7 +163,7 @@ def warm_up(model: LoadedModel, base_size: int, on_phase: PhaseCallback | None =
             _first_line(error),
         )
         log.debug("compilation failure", exc_info=True)
-        uncompile(model.pipeline.unet)
+        uncompile(denoiser(model.pipeline))
         model.compiled = ""
         model.speed = tuple(label for label in model.speed if not label.startswith("compiled"))
         return time.perf_counter() - started

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-from config.model_registry import Family
+from config.model_registry import UNetFamily
 from engine.control_sources import CONTROL_MODES
 
 ControlMode = Literal["canny", "depth", "lineart", "scribble", "raw"]
@@ -22,7 +22,7 @@ class ControlNetSpec(BaseModel):
         description="'tiny:controlnet-sd15', 'tiny:controlnet-sdxl', a local diffusers ControlNet folder (with "
         "config.json) or a Hugging Face hub id already in the local cache"
     )
-    family: Family = Field(default="sd15", description="the model family it was trained for: sd15, sd2 or sdxl")
+    family: UNetFamily = Field(default="sd15", description="the model family it was trained for: sd15, sd2 or sdxl")
     modes: list[ControlMode] = Field(
         default_factory=lambda: ["canny"],
         min_length=1,

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
 
-from config.model_registry import Family
+from config.model_registry import UNetFamily
 
 if TYPE_CHECKING:
     from config.model_registry import ModelSpec
@@ -30,7 +30,7 @@ class IpAdapterSpec(BaseModel):
         description="'tiny:ip-adapter-sd15' / 'tiny:ip-adapter-sdxl' (test adapters built locally), a local folder, "
         "or a Hugging Face hub id (loaded from the local cache only, never downloaded by a member's request)"
     )
-    family: Family = Field(description="the model family whose UNet the adapter's weights are shaped for")
+    family: UNetFamily = Field(description="the model family whose UNet the adapter's weights are shaped for")
     weight_name: str = Field(default="ip-adapter.safetensors", description="the adapter's weight file")
     subfolder: str = Field(default="", description="the folder of weight_name inside source ('' = its top)")
     image_encoder: str = Field(

@@ -15,9 +15,17 @@ SIZE_STEP = 8
 it is the VAE factor of SD1.x/2.x/SDXL. The tiny test models need only 4 (a VAE factor of 2 and one UNet
 downsampling), so the pipelines' 8 is what they truly need too."""
 
-Family = Literal["sd15", "sd2", "sdxl", "sd3", "flux"]
+UNetFamily = Literal["sd15", "sd2", "sdxl"]
+"""The families ControlNets and IP-Adapters are configured for (the UNet families: :mod:`engine.families`)."""
+Family = Literal[UNetFamily, "sd3", "flux"]
 """Model families (what each can do: :mod:`engine.families`). ``sd3`` (Stable Diffusion 3/3.5) and ``flux``
 (FLUX.1) are flow-matching transformers: their entries default to the flow samplers and sizes in multiples of 16."""
+
+
+def size_step(family_multiple: int, source: str) -> int:
+    """What a model's width and height must be multiples of: its family's (16 for SD3/FLUX.1: VAE factor 8 × 2×2
+    patches), but :data:`SIZE_STEP` for a tiny test model (its VAE factor is 2)."""
+    return SIZE_STEP if source.startswith("tiny:") else family_multiple
 
 
 class ModelSpec(BaseModel):
@@ -69,8 +77,7 @@ class ModelSpec(BaseModel):
             traits = family_traits(str(data.get("family", "sd15")))
             if traits.samplers is not None:
                 data = {"samplers": list(traits.samplers), **data}
-            if traits.size_multiple != SIZE_STEP:
-                data = {"size_multiple": traits.size_multiple, **data}
+            data = {"size_multiple": size_step(traits.size_multiple, str(data.get("source", ""))), **data}
         return data
 
     @field_validator("sampler")
@@ -102,10 +109,10 @@ class ModelSpec(BaseModel):
                     f"sampler {unfit[0]!r} does not work with {self.family} models; use some of: "
                     f"{', '.join(traits.samplers)}"
                 )
-        if self.size_multiple % traits.size_multiple:
+        needed = size_step(traits.size_multiple, self.source)
+        if self.size_multiple % needed:
             raise ValueError(
-                f"size_multiple {self.size_multiple} does not suit {self.family} models; use a multiple of "
-                f"{traits.size_multiple}"
+                f"size_multiple {self.size_multiple} does not suit {self.family} models; use a multiple of {needed}"
             )
         if self.fuse_lora and not traits.loras:
             raise ValueError(

@@ -11,6 +11,7 @@ from dataclasses import replace
 
 from bot.errors import PromptError
 from bot.jobs import Kind
+from bot.requests.family_support import check_family_support
 from bot.requests.image_prompt_limits import BLEND_DIMENSIONS as BLEND_DIMENSIONS
 from bot.requests.image_prompt_limits import MAX_BLEND_IMAGES as MAX_BLEND_IMAGES
 from bot.requests.image_prompt_limits import MIN_BLEND_IMAGES as MIN_BLEND_IMAGES
@@ -66,6 +67,7 @@ def prepare_blend(
                 flag="model",
             )
     params = build_params(parsed, settings, random_seed(), owner=owner)
+    check_family_support(params, settings.registry[params.model], params.model, image_prompts=True)
     announced = tuple(ImageInput.announced() for _ in range(images))
     params = with_image_prompts(params, settings, attachments=announced, owner=owner)
     return [Prepared(Kind.BLEND, blend_label(images, dimensions), params)]

@@ -43,6 +43,10 @@ def model_cfg(parsed: ParsedPrompt, spec: ModelSpec, name: str) -> float:
     if parsed.cfg is None:
         return spec.cfg
     limit = spec.cfg_limit(MAX_CFG)
+    if limit == 0 and parsed.cfg > 0:  # a distilled model with no guidance at all (FLUX.1-schnell)
+        raise PromptError(
+            f"`--cfg` does nothing on model `{name}`: it renders without guidance; remove --cfg", flag="cfg"
+        )
     if parsed.cfg > limit:
         raise PromptError(
             f"`--cfg {parsed.cfg:g}` is more than model `{name}` allows: use --cfg X with X from 0 to {limit:g}",

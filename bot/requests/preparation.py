@@ -21,6 +21,7 @@ from bot.jobs import ImageResult, Job, Kind, Lane, RenderParams
 from bot.requests.control import control_applied, follow_up_control
 from bot.requests.custom_ids import Action
 from bot.requests.exact_size import sized_and_counted
+from bot.requests.family_support import check_family_support
 from bot.requests.follow_ups import check_follow_up
 from bot.requests.image_prompts import split_image_urls, with_image_prompts
 from bot.requests.model_limits import (
@@ -257,6 +258,13 @@ def prepare_imagine(
         if options is not None:
             kind, first = kind_for(options), apply_options(first, options, sweep_limits(settings, first.model))
             first = sized_and_counted(first, options, settings)
+        check_family_support(
+            first,
+            settings.registry[first.model],
+            first.model,
+            control=options is not None and options.control is not None,
+            image_prompts=bool(image_urls or (options is not None and options.image_prompts)),
+        )
         kind, first = control_applied(kind, first, options, parsed, settings, owner=owner)
         attachments = options.image_prompts if options is not None else ()
         first = with_image_prompts(

@@ -134,7 +134,8 @@ def test_a_whole_settings_check_reads_as_a_sentence(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("IMAGINE_MODEL", "sd1.5")
     assert _error(_env_file=None) == (
         "invalid configuration:\n  - model 'sd1.5' is not in the registry (did you mean 'sd15'?); use one of: "
-        "sd-turbo, sd15, sd15-lcm, sdxl, sdxl-lcm, sdxl-turbo, tiny, tiny-sdxl, tiny-turbo"
+        "flux-dev, flux-schnell, sd-turbo, sd15, sd15-lcm, sd35-medium, sdxl, sdxl-lcm, sdxl-turbo, tiny, tiny-flux, "
+        "tiny-sd3, tiny-sdxl, tiny-turbo"
     )
 
 

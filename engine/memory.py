@@ -135,10 +135,10 @@ def apply_memory_options(pipe: Any, options: MemoryOptions, device: str, plan: S
     if offload != "none" and device == "cpu":
         log.info("offload=%s has no effect on the CPU", offload)
         offload = "none"
-    if not options.sdpa:
+    if not options.sdpa and getattr(pipe, "unet", None) is not None:  # SD3/FLUX.1 attention has no classic form
         from diffusers.models.attention_processor import AttnProcessor
 
-        denoiser(pipe).set_attn_processor(AttnProcessor())
+        pipe.unet.set_attn_processor(AttnProcessor())
         applied.append("classic attention")
     if options.attention_slicing:
         pipe.enable_attention_slicing()

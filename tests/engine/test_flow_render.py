@@ -19,7 +19,7 @@ from config.model_registry import BUILTIN_MODELS
 from engine.flow_families import call_arguments, pixel_factor
 from engine.pipelines import ModelCache, load_entry
 from engine.preview import preview_size
-from engine.protocol import EngineConfig, ModelEntry, RenderTask, TaskKind
+from engine.protocol import EngineConfig, MemoryOptions, ModelEntry, RenderTask, TaskKind
 from engine.render import Hooks, render_task
 from engine.tiny import ensure_tiny_model
 from engine.tiny_flow import build_tiny_flux, build_tiny_sd3
@@ -199,6 +199,27 @@ def test_what_the_family_cannot_do_is_a_clear_error_in_the_engine_too(
     """A task the bot would have refused fails as bad input with the same words, before anything renders."""
     with pytest.raises(ValueError, match=re.escape(fragment)):
         render_task(cache, _task(root, model, **changes), (), Recorder().hooks)
+
+
+@pytest.mark.parametrize(
+    "memory",
+    [
+        MemoryOptions(sdpa=False),
+        MemoryOptions(channels_last=True, fused_qkv=True),
+        MemoryOptions(attention_slicing=True, vae_slicing=True, vae_tiling=True),
+        MemoryOptions(compile=True, compile_backend="eager"),
+    ],
+    ids=["classic-attention", "layout", "slicing-tiling", "compiled"],
+)
+@pytest.mark.parametrize("model", FLOW_MODELS)
+def test_memory_and_speed_options_that_run_on_the_cpu(
+    config: EngineConfig, root: Path, memory: MemoryOptions, model: str
+) -> None:
+    """The owner's memory and speed switches load and render on the transformers too (classic attention, which
+    their joint attention has no form of, leaves them on their own processors; compiling warms them up first)."""
+    cache = ModelCache(dataclasses.replace(config, memory=memory))
+    rendered = render_task(cache, _task(root, model, seeds=(1, 2)), (), Recorder().hooks)
+    assert len(rendered.images) == 2
 
 
 def test_flux_schnell_reads_prompts_of_256_t5_tokens() -> None:

@@ -5,25 +5,27 @@ Each case is a service with its own database and engines. Every engine loads its
 before any clock starts (start-up is not measured). A round queues :data:`JOBS` tiny-model jobs (64×64, four
 images each) at once, each from a member of its own (a member's jobs run one at a time), and measures the wall
 time from the first submit until every job has completed. The cases' rounds alternate, so a busy spell of the
-machine weighs on each; the median round counts.
+machine weighs on each; the median round counts (``*_best``: the fastest round).
 
-Cases, local engine processes (``engine.devices = ["cpu"] * n``): ``one`` (one engine, torch on every core, what
-a one-engine bot runs), ``one_1_thread`` (one engine, one torch thread) and ``two`` (two engines, ``cores / 2``
-threads each). With Ray (``engine.backend = "ray"`` on a local cluster this benchmark starts) the same three, as
-engine actors. ``throughput_ratio`` = t(one) / t(two); ``ratio_vs_1_thread`` = t(one_1_thread) / t(two) (the
-fairer baseline on a busy machine, where a two-thread engine waits for whichever thread the other processes
-delay).
+An engine here stands for a GPU: each gets the same share of the CPU, half its cores as torch threads (one on a
+2-core CPU). Cases, as local engine processes (``engine.devices = ["cpu"] * n``) and, unless ``--skip-ray``, as
+Ray engine actors (``engine.backend = "ray"``) on a local Ray cluster this benchmark starts:
+
+- ``one``: one engine; ``two``: two engines. ``throughput_ratio`` = t(one) / t(two) (2.0: perfect scale-out).
+- ``one_all_cores``: one engine with every core as torch threads, what a one-engine bot on this CPU runs by
+  default; ``ratio_vs_all_cores`` = t(one_all_cores) / t(two): what a CPU-only owner gains from a second engine.
+- ``two_all_cores`` (``--oversubscribed``, local only): two engines with every core each, torch's default.
 
 Threads: the engine has no thread setting of its own. A local engine is spawned with the bot's environment, so
 the benchmark sets ``OMP_NUM_THREADS`` (torch's intra-op threads) around each case's start; a Ray actor asks for
 that many ``CPU`` and Ray sets ``OMP_NUM_THREADS`` to the CPUs an actor holds (the cluster declares as many logical
-CPUs as all the Ray cases hold at once; only one case renders at a time). ``--oversubscribed`` adds two local
-engines on torch's default threads (every core each).
+CPUs as all its cases hold at once; only one case renders at a time).
 
-Per case the median round also shows what else used the CPU: the bot's process (its event loop, SQLite, recording
-results; for Ray also writing the images it receives), each engine process, each Ray actor (the stream of
-messages and image bytes), the whole machine while the round ran (``machine_busy``, 0 to 1) and just before it
-(``background_busy``: other programs on the machine). Prints one JSON object as its last line.
+CPU, in cores used over the median round (``cpu_cores``): ``bot`` (this process: the event loop, SQLite,
+recording results, for Ray also its driver threads and writing the images it receives), ``engines``, ``actors``
+(Ray: the stream of messages and image bytes), ``helpers`` (the rest of this process's descendants: Ray's GCS,
+raylet and idle workers), ``others`` (every other program on the machine: the machine is shared).
+``engine_cpu_s_per_job`` is the rendering's own cost, whatever else runs. Prints one JSON object as its last line.
 """
 
 from __future__ import annotations
@@ -46,7 +48,8 @@ from bench.common import quiet, tiny_settings
 
 JOBS = 16
 STEPS = 8
-"""Denoising steps per job: a 64×64 job of four images then takes about 0.7 s on an idle 2-core CPU."""
+"""Denoising steps per job: a 64×64 job of four images then takes about 0.7 s on an idle 2-core CPU (two torch
+threads), 1.2 s on one core."""
 REPEATS = 3
 PROMPT = "a red fox in the snow, picture {seed} --steps {steps} --seed {seed}"
 TARGET = 1.6
@@ -63,7 +66,7 @@ class Case:
     threads: int | None
     service: Any = None
     sent: SentTo | None = None
-    rounds: list[dict[str, Any]] = field(default_factory=list)
+    rounds: list[Round] = field(default_factory=list)
 
 
 # --- CPU accounting ----------------------------------------------------------------------------------------
@@ -88,15 +91,29 @@ def own_cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def process_cpu_s(pid: int | None) -> float:
+def process_cpu_s(pid: int) -> float:
     """CPU seconds process ``pid`` used so far (0 when it cannot be read)."""
-    if pid is None:
-        return 0.0
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
         return 0.0
     return (float(fields[11]) + float(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (children, their children, …)."""
+    found: list[int] = []
+    waiting = [pid]
+    while waiting:
+        parent = waiting.pop()
+        for task in Path(f"/proc/{parent}/task").glob("*"):
+            try:
+                children = [int(child) for child in (task / "children").read_text().split()]
+            except OSError:
+                continue
+            found += children
+            waiting += children
+    return found
 
 
 def omp_threads(pid: int | None) -> str:
@@ -121,6 +138,26 @@ def process_ids(engine_pid: int | str | None) -> tuple[int | None, int | None]:
     actor = re.search(r"actor pid (\d+)", engine_pid)
     engine = re.search(r"engine pid (\d+)", engine_pid)
     return (int(engine.group(1)) if engine else None, int(actor.group(1)) if actor else None)
+
+
+@dataclass(frozen=True)
+class CpuReading:
+    """CPU seconds so far: the machine (busy, total), this process, and each of its descendants."""
+
+    machine: tuple[float, float]
+    bot: float
+    processes: dict[int, float]
+
+    @classmethod
+    def now(cls) -> CpuReading:
+        processes = {pid: process_cpu_s(pid) for pid in descendants(os.getpid())}
+        return cls(machine_cpu_s(), own_cpu_s(), processes)
+
+    def used(self, later: CpuReading, pid: int | None) -> float:
+        """CPU seconds ``pid`` used from this reading to ``later`` (one started meanwhile: all it used)."""
+        if pid is None:
+            return 0.0
+        return later.processes.get(pid, 0.0) - self.processes.get(pid, 0.0)
 
 
 # --- one round ---------------------------------------------------------------------------------------------
@@ -151,7 +188,32 @@ class SentTo:
         self.by_job.clear()
 
 
-async def run_round(case: Case, jobs: int, steps: int, first_member: int) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Round:
+    """What one round of jobs took."""
+
+    seconds: float
+    size: str
+    images_per_job: int
+    steps: int
+    per_engine: list[int]
+    torch_threads: list[str]
+    bot_cpu_s: float
+    engines_cpu_s: list[float]
+    actors_cpu_s: list[float]
+    helpers_cpu_s: float
+    machine_busy: float
+    """Share of the whole machine busy while the round ran, 0 to 1."""
+    background_busy: float
+    """Share of the machine busy in the second before the round (none of our processes working)."""
+
+    def others_cores(self, cores: int) -> float:
+        """Cores that programs not of this benchmark used while the round ran."""
+        ours = self.bot_cpu_s + sum(self.engines_cpu_s) + sum(self.actors_cpu_s) + self.helpers_cpu_s
+        return max(0.0, self.machine_busy * cores - ours / self.seconds)
+
+
+async def run_round(case: Case, jobs: int, steps: int, first_member: int) -> Round:
     """Queue ``jobs`` jobs at once in ``case``'s service, one per new member, and run them all; what it took.
     Raises RuntimeError unless every job completed, handed to an engine once."""
     from bot.actors import Actor
@@ -167,16 +229,13 @@ async def run_round(case: Case, jobs: int, steps: int, first_member: int) -> dic
     pids = [process_ids(engine.pid) for engine in service.engines.engines]
     sent.reset()
     quiet_from = machine_cpu_s()
-    await asyncio.sleep(BACKGROUND_SAMPLE_S)  # nothing of ours runs: what the machine's other programs use
-    engines_cpu = [process_cpu_s(engine) for engine, _ in pids]
-    actors_cpu = [process_cpu_s(actor) for _, actor in pids]
-    bot_cpu = own_cpu_s()
-    machine = machine_cpu_s()
+    await asyncio.sleep(BACKGROUND_SAMPLE_S)  # nothing of ours works: what the machine's other programs use
+    before = CpuReading.now()
     started = time.perf_counter()
     submitted = [(await service.submit(member, batch)).jobs[0] for member, batch in zip(members, prepared, strict=True)]
     await service.engines.run_until_idle()
     elapsed = time.perf_counter() - started
-    machine_after = machine_cpu_s()
+    after = CpuReading.now()
     for entry in submitted:
         job = await service.scheduler.get(entry.job.id)
         if job.status is not Status.COMPLETED:
@@ -184,50 +243,79 @@ async def run_round(case: Case, jobs: int, steps: int, first_member: int) -> dic
     handed_again = sorted(job for job, count in sent.by_job.items() if count != 1)
     if handed_again or len(sent.by_job) != jobs:
         raise RuntimeError(f"{case.name}: every job should reach an engine once; not so for {handed_again}")
+    ours = {pid for pair in pids for pid in pair}
     params = prepared[0][0].params
-    return {
-        "size": f"{params.width}x{params.height}",
-        "images_per_job": params.images,
-        "steps": params.steps,
-        "seconds": elapsed,
-        "per_engine": [sent.by_engine[index] for index in range(len(pids))],
-        "bot_cpu_s": own_cpu_s() - bot_cpu,
-        "engines_cpu_s": [process_cpu_s(engine) - cpu for (engine, _), cpu in zip(pids, engines_cpu, strict=True)],
-        "actors_cpu_s": [process_cpu_s(actor) - cpu for (_, actor), cpu in zip(pids, actors_cpu, strict=True)],
-        "machine_busy": busy_share(machine, machine_after),
-        "background_busy": busy_share(quiet_from, machine),
-        "torch_threads": [omp_threads(engine) for engine, _ in pids],
-    }
+    return Round(
+        seconds=elapsed,
+        size=f"{params.width}x{params.height}",
+        images_per_job=params.images,
+        steps=params.steps,
+        per_engine=[sent.by_engine[index] for index in range(len(pids))],
+        torch_threads=[omp_threads(engine) for engine, _ in pids],
+        bot_cpu_s=after.bot - before.bot,
+        engines_cpu_s=[before.used(after, engine) for engine, _ in pids],
+        actors_cpu_s=[before.used(after, actor) for _, actor in pids],
+        helpers_cpu_s=sum(before.used(after, pid) for pid in after.processes if pid not in ours),
+        machine_busy=busy_share(before.machine, after.machine),
+        background_busy=busy_share(quiet_from, before.machine),
+    )
 
 
-def summary(case: Case, jobs: int, ray: bool) -> dict[str, Any]:
+def median_round(rounds: list[Round]) -> Round:
+    return sorted(rounds, key=lambda measured: measured.seconds)[len(rounds) // 2]
+
+
+def summary(case: Case, jobs: int, cores: int, ray: bool) -> dict[str, Any]:
     """The case's median round and its measures."""
-    median = sorted(case.rounds, key=lambda measured: measured["seconds"])[len(case.rounds) // 2]
-    seconds = median["seconds"]
-    result: dict[str, Any] = {
-        "engines": case.engines,
-        "jobs": jobs,
-        "size": median["size"],
-        "images_per_job": median["images_per_job"],
-        "steps": median["steps"],
-        "seconds": round(seconds, 3),
-        "rounds_s": [round(measured["seconds"], 3) for measured in case.rounds],
-        "rounds_background_busy": [round(measured["background_busy"], 3) for measured in case.rounds],
-        "jobs_per_s": round(jobs / seconds, 3),
-        "per_engine_jobs": median["per_engine"],
-        "torch_threads": median["torch_threads"],
-        "bot_cpu_share": round(median["bot_cpu_s"] / seconds, 3),
-        "engine_cpu_share": [round(cpu / seconds, 3) for cpu in median["engines_cpu_s"]],
-        "machine_busy": round(median["machine_busy"], 3),
-        "background_busy": round(median["background_busy"], 3),
+    median = median_round(case.rounds)
+    seconds = median.seconds
+
+    def cores_used(cpu_s: float) -> float:
+        return round(cpu_s / seconds, 3)
+
+    cpu: dict[str, Any] = {
+        "bot": cores_used(median.bot_cpu_s),
+        "engines": [cores_used(used) for used in median.engines_cpu_s],
     }
     if ray:
-        result["actor_cpu_share"] = [round(cpu / seconds, 3) for cpu in median["actors_cpu_s"]]
+        cpu["actors"] = [cores_used(used) for used in median.actors_cpu_s]
+    cpu["helpers"] = cores_used(median.helpers_cpu_s)
+    cpu["others"] = round(median.others_cores(cores), 3)
+    return {
+        "engines": case.engines,
+        "torch_threads": median.torch_threads,
+        "jobs": jobs,
+        "size": median.size,
+        "images_per_job": median.images_per_job,
+        "steps": median.steps,
+        "seconds": round(seconds, 3),
+        "jobs_per_s": round(jobs / seconds, 3),
+        "per_engine_jobs": median.per_engine,
+        "engine_cpu_s_per_job": round(sum(median.engines_cpu_s) / jobs, 3),
+        "cpu_cores": cpu,
+        "machine_busy": round(median.machine_busy, 3),
+        "rounds_s": [round(measured.seconds, 3) for measured in case.rounds],
+        "rounds_others_cores": [round(measured.others_cores(cores), 3) for measured in case.rounds],
+    }
+
+
+def ratios(cases: Sequence[Case]) -> dict[str, float]:
+    """``throughput_ratio`` (one / two; ``_best``: fastest rounds), ``ratio_vs_all_cores`` (one_all_cores / two) and,
+    when it ran, ``oversubscribed_ratio`` (one_all_cores / two_all_cores)."""
+    median = {case.name: median_round(case.rounds).seconds for case in cases}
+    best = {case.name: min(measured.seconds for measured in case.rounds) for case in cases}
+    result = {
+        "throughput_ratio": round(median["one"] / median["two"], 3),
+        "throughput_ratio_best": round(best["one"] / best["two"], 3),
+        "ratio_vs_all_cores": round(median["one_all_cores"] / median["two"], 3),
+    }
+    if "two_all_cores" in median:
+        result["oversubscribed_ratio"] = round(median["one_all_cores"] / median["two_all_cores"], 3)
     return result
 
 
-async def measure(cases: list[Case], jobs: int, steps: int, repeats: int, first_member: int) -> int:
-    """Warm every case up, then ``repeats`` rounds of each, alternating; the next free member id."""
+async def measure(cases: list[Case], jobs: int, steps: int, repeats: int, first_member: int) -> None:
+    """Warm every case up, then ``repeats`` rounds of each, alternating."""
     member = first_member
     for case in cases:
         engines = case.service.engines.engines
@@ -238,7 +326,6 @@ async def measure(cases: list[Case], jobs: int, steps: int, repeats: int, first_
         for case in cases:
             case.rounds.append(await run_round(case, jobs, steps, member))
             member += jobs
-    return member
 
 
 # --- the services ------------------------------------------------------------------------------------------
@@ -272,15 +359,27 @@ async def open_case(stack: contextlib.AsyncExitStack, case: Case, settings: Any)
         await asyncio.gather(*(engine.wait_ready() for engine in case.service.engines.engines))
 
 
-def local_cases(cores: int, oversubscribed: bool) -> list[Case]:
-    cases = [Case("one", 1, cores), Case("one_1_thread", 1, 1), Case("two", 2, max(1, cores // 2))]
+def standard_cases(cores: int, *, oversubscribed: bool = False) -> list[Case]:
+    """``one``, ``two`` (half the cores each), ``one_all_cores`` and, with ``oversubscribed``, ``two_all_cores``."""
+    half = max(1, cores // 2)
+    cases = [Case("one", 1, half), Case("two", 2, half), Case("one_all_cores", 1, cores)]
     if oversubscribed:
-        cases.append(Case("two_default_threads", 2, None))
+        cases.append(Case("two_all_cores", 2, None))
     return cases
 
 
-def ray_cases(cores: int) -> list[Case]:
-    return [Case("one", 1, cores), Case("one_1_thread", 1, 1), Case("two", 2, max(1, cores // 2))]
+async def measure_local(cases: list[Case], jobs: int, steps: int, repeats: int) -> dict[str, dict[str, Any]]:
+    """Each case with its local engine processes on this machine's CPU; each case's summary by name."""
+    cores = os.cpu_count() or 1
+    async with contextlib.AsyncExitStack() as stack:
+        for case in cases:
+            await open_case(stack, case, tiny_settings(engine={"devices": ["cpu"] * case.engines}))
+        await measure(cases, jobs, steps, repeats, 1_000)
+    return {case.name: summary(case, jobs, cores, ray=False) for case in cases}
+
+
+def ray_resources(case: Case, cores: int) -> dict[str, float]:
+    return {"CPU": float(case.threads or cores)}
 
 
 @contextlib.contextmanager
@@ -304,51 +403,26 @@ def local_ray_cluster(cpus: int) -> Iterator[str]:
         ray.shutdown()
 
 
-async def measure_local(cases: list[Case], jobs: int, steps: int, repeats: int) -> dict[str, dict[str, Any]]:
-    """Each case with its local engine processes on this machine's CPU; each case's summary by name."""
-    async with contextlib.AsyncExitStack() as stack:
-        for case in cases:
-            await open_case(stack, case, tiny_settings(engine={"devices": ["cpu"] * case.engines}))
-        await measure(cases, jobs, steps, repeats, 1_000)
-    return {case.name: summary(case, jobs, ray=False) for case in cases}
-
-
-async def run_local(cores: int, jobs: int, steps: int, repeats: int, oversubscribed: bool) -> dict[str, Any]:
-    return ratios(await measure_local(local_cases(cores, oversubscribed), jobs, steps, repeats))
-
-
-async def run_ray(cores: int, jobs: int, steps: int, repeats: int) -> dict[str, Any]:
-    cases = ray_cases(cores)
-    with local_ray_cluster(sum(case.engines * (case.threads or cores) for case in cases)) as address:
+async def measure_ray(cases: list[Case], jobs: int, steps: int, repeats: int) -> dict[str, dict[str, Any]]:
+    """Each case with its Ray engine actors on a local cluster; each case's summary by name."""
+    cores = os.cpu_count() or 1
+    declared = sum(case.engines * int(ray_resources(case, cores)["CPU"]) for case in cases)
+    with local_ray_cluster(declared) as address:
         async with contextlib.AsyncExitStack() as stack:
             for case in cases:
-                each = {"CPU": float(case.threads or cores)}
                 engine = {
                     "backend": "ray",
                     "ray_address": address,
                     "ray_namespace": RAY_NAMESPACE,
-                    "ray_resources": each,
+                    "ray_resources": ray_resources(case, cores),
                     "ray_engines": case.engines,
                 }
                 await open_case(stack, case, tiny_settings(engine=engine))
             await measure(cases, jobs, steps, repeats, 100_000)
-    measured = {case.name: summary(case, jobs, ray=True) for case in cases}
-    for case in cases:
-        measured[case.name]["ray_resources"] = {"CPU": float(case.threads or cores)}
-    return ratios(measured)
-
-
-def ratios(measured: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """The cases with ``throughput_ratio`` (one / two) and ``ratio_vs_1_thread`` (one_1_thread / two)."""
-    two = measured["two"]["seconds"]
-    result: dict[str, Any] = dict(measured)
-    result["throughput_ratio"] = round(measured["one"]["seconds"] / two, 3)
-    result["ratio_vs_1_thread"] = round(measured["one_1_thread"]["seconds"] / two, 3)
-    if "two_default_threads" in measured:
-        result["oversubscribed_ratio"] = round(
-            measured["one"]["seconds"] / measured["two_default_threads"]["seconds"], 3
-        )
-    return result
+    return {
+        case.name: {**summary(case, jobs, cores, ray=True), "ray_resources": ray_resources(case, cores)}
+        for case in cases
+    }
 
 
 async def main(
@@ -360,10 +434,16 @@ async def main(
     oversubscribed: bool = False,
 ) -> dict[str, Any]:
     cores = os.cpu_count() or 1
-    local = await run_local(cores, jobs, steps, repeats, oversubscribed)
-    result: dict[str, Any] = {"benchmark": "scaleout", "cores": cores, "target": f">= {TARGET}", "local": local}
-    result["ray"] = None if skip_ray else await run_ray(cores, jobs, steps, repeats)
-    result["throughput_ratio"] = local["throughput_ratio"]
+    result: dict[str, Any] = {"benchmark": "scaleout", "cores": cores, "target": f">= {TARGET}"}
+    cases = standard_cases(cores, oversubscribed=oversubscribed)
+    result["local"] = {**await measure_local(cases, jobs, steps, repeats), **ratios(cases)}
+    if skip_ray:
+        result["ray"] = None
+    else:
+        cases = standard_cases(cores)
+        result["ray"] = {**await measure_ray(cases, jobs, steps, repeats), **ratios(cases)}
+    result["throughput_ratio"] = result["local"]["throughput_ratio"]
+    result["ray_throughput_ratio"] = None if skip_ray else result["ray"]["throughput_ratio"]
     return result
 
 
@@ -380,16 +460,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 if __name__ == "__main__":
     quiet()
     arguments = parse_args()
-    print(
-        json.dumps(
-            asyncio.run(
-                main(
-                    arguments.jobs,
-                    arguments.steps,
-                    arguments.repeats,
-                    skip_ray=arguments.skip_ray,
-                    oversubscribed=arguments.oversubscribed,
-                )
-            )
+    outcome = asyncio.run(
+        main(
+            arguments.jobs,
+            arguments.steps,
+            arguments.repeats,
+            skip_ray=arguments.skip_ray,
+            oversubscribed=arguments.oversubscribed,
         )
     )
+    print(json.dumps(outcome))

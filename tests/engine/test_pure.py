@@ -126,8 +126,9 @@ def test_expand_sweep_rejects_a_search_term_missing_from_the_prompt() -> None:
         ("StableDiffusionXLPipeline", "sd15", "sdxl"),
         ("StableDiffusionPipeline", "sd2", "sd2"),
         ("StableDiffusionPipeline", "sdxl", "sd15"),
-        ("StableDiffusion3Pipeline", "sd15", "StableDiffusion3Pipeline"),
-        ("FluxPipeline", "sd15", "FluxPipeline"),
+        ("StableDiffusion3Pipeline", "sd15", "sd3"),
+        ("FluxPipeline", "sd15", "flux"),
+        ("KandinskyV22Pipeline", "sd15", "KandinskyV22Pipeline"),
     ],
 )
 def test_detect_family(pipeline_class: str, configured: str, family: str) -> None:

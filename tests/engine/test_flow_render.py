@@ -17,7 +17,7 @@ from safetensors.torch import load_file
 
 from config.model_registry import BUILTIN_MODELS
 from engine.flow_families import call_arguments, pixel_factor
-from engine.pipelines import ModelCache, load_entry
+from engine.pipelines import ModelCache, RenderCancelledError, load_entry
 from engine.preview import preview_size
 from engine.protocol import EngineConfig, MemoryOptions, ModelEntry, RenderTask, TaskKind
 from engine.render import Hooks, render_task
@@ -165,6 +165,17 @@ def test_a_preview_of_the_right_size_comes_back_during_a_render(
     height, width = preview_size(size[1] // 2, size[0] // 2)  # the tiny VAE's factor is 2
     assert [image.size for image in recorder.previews] == [(width, height)] * 2
     assert all(image.format == "JPEG" for image in recorder.previews)
+
+
+@pytest.mark.parametrize("model", FLOW_MODELS)
+def test_stop_ends_early_and_a_cancel_stops_the_render(cache: ModelCache, root: Path, model: str) -> None:
+    """--stop 50 runs half the steps and still gives an image; a job cancelled at step 1 raises, nothing returned."""
+    recorder = Recorder()
+    stopped = render_task(cache, _task(root, model, steps=4, stop=50), (), recorder.hooks)
+    assert (recorder.steps, stopped.images[0].size) == ([(1, 2), (2, 2)], (64, 64))
+    cancelling = Hooks(lambda *_args: None, lambda _job_id: True)
+    with pytest.raises(RenderCancelledError):
+        render_task(cache, _task(root, model, steps=4), (), cancelling)
 
 
 def test_sd3_takes_a_negative_prompt_and_chaos_through_cfg(cache: ModelCache, root: Path) -> None:

@@ -118,6 +118,11 @@ class ModelSpec(BaseModel):
             raise ValueError(
                 f"fuse_lora does not work on {self.family} models yet (only on {families_with('loras')}); remove it"
             )
+        if self.ip_adapter and not traits.ip_adapter:
+            raise ValueError(
+                f"ip_adapter does not work on {self.family} models yet (only on {families_with('ip_adapter')}); "
+                "remove it"
+            )
         if self.samplers and self.default_sampler not in self.samplers:
             raise ValueError(
                 f"the default sampler {self.default_sampler!r} is not in samplers ({', '.join(self.samplers)}); "

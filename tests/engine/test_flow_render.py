@@ -281,3 +281,27 @@ def test_a_single_file_checkpoint_loads_with_a_local_config_folder(
     task = dataclasses.replace(_task(root, f"tiny-{family}"), model="single")
     rendered = render_task(ModelCache(dataclasses.replace(config, models=(entry,))), task, (), Recorder().hooks)
     assert rendered.images[0].size == (64, 64)
+
+
+@pytest.mark.parametrize(("name", "family"), [("sd35-medium", "sd3"), ("flux-dev", "flux")])
+def test_a_built_in_hub_entry_loads_from_the_hugging_face_cache_offline(
+    config: EngineConfig, root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, family: str
+) -> None:
+    """The registry's hub entry, its repository laid out in the cache as a download leaves it (the tiny weights
+    standing in), loads offline through the hub path as a model other than the start-up one, and renders."""
+    from huggingface_hub import constants
+
+    from engine.model_sources import hub_snapshot, model_is_present
+    from tests.engine.variants import put_in_hub_cache
+
+    spec = BUILTIN_MODELS[name]
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert not model_is_present(spec)
+    snapshot = put_in_hub_cache(ensure_tiny_model(family, root / "models"), tmp_path / "hub", spec.source)
+    assert hub_snapshot(spec.source) == snapshot and model_is_present(spec)
+    entry = ModelEntry(name, spec.source, spec.family, base_size=spec.base_size)
+    cache = ModelCache(dataclasses.replace(config, models=(*ENTRIES, entry)))
+    assert cache.get(name).family == family
+    task = dataclasses.replace(_task(root, f"tiny-{family}"), model=name, cfg=spec.cfg)
+    assert render_task(cache, task, (), Recorder().hooks).images[0].size == (64, 64)

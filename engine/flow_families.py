@@ -1,5 +1,5 @@
-"""Stable Diffusion 3/3.5 and FLUX.1 on diffusers: their samplers, call arguments, sizes, previews and single-file
-checkpoints. Engine process only; the rules of what they can do are in :mod:`engine.families`.
+"""Stable Diffusion 3/3.5 and FLUX.1 on diffusers: their samplers, call arguments, sizes and previews. Engine
+process only; the rules of what they can do are in :mod:`engine.families`.
 
 They load through the same path as SD1.5/SDXL (``AutoPipelineForText2Image`` for a folder or hub id, their
 img2img and inpainting pipelines made with ``from_pipe``); what differs is gathered here:
@@ -16,14 +16,11 @@ img2img and inpainting pipelines made with ``from_pipe``); what differs is gathe
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import torch
 
 from engine.families import FLOW_FAMILIES, FLOW_SAMPLERS, family_traits
-
-log = logging.getLogger(__name__)
 
 FLOW_SCHEDULERS: dict[str, tuple[str, tuple[tuple[str, Any], ...]]] = {
     "euler": ("FlowMatchEulerDiscreteScheduler", ()),

@@ -44,4 +44,7 @@ class MemorySettings(BaseModel):
         default="regional", description="compile the UNet's repeated blocks (regional) or the whole UNet (full)"
     )
     quantize: Literal["none", "8bit", "4bit"] = "none"
+    quantize_text_encoders: Literal["none", "8bit", "4bit"] = Field(
+        default="none", description="bitsandbytes quantization of the T5 text encoder of SD3/FLUX.1 models (CUDA only)"
+    )
     sdpa: bool = True

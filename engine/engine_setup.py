@@ -67,6 +67,8 @@ class LoraEntry:
 
     name: str
     path: str
+    family: str = ""
+    """The model family it was made for ('' = not said: it is loaded on any model)."""
 
 
 @dataclass(frozen=True)
@@ -114,4 +116,6 @@ class MemoryOptions:
     """torch.compile's backend; not a setting (tests use ``eager``: dynamo without code generation)."""
     quantize: str = "none"
     """none, 8bit or 4bit (bitsandbytes, CUDA only) for the denoiser."""
+    quantize_text_encoders: str = "none"
+    """none, 8bit or 4bit (bitsandbytes, CUDA only) for the T5 text encoder of SD3/FLUX.1."""
     sdpa: bool = True

@@ -21,9 +21,10 @@ import transformers
 from engine.controlnet_models import ControlModels, control_pipeline
 from engine.device import pick_device, pick_dtype
 from engine.flow_families import pipeline_family
+from engine.flow_quantize import check_quantizations, pipeline_quantization
 from engine.fused_lora import FusedLoraError, fuse_model_lora
 from engine.hub_download import DownloadPlan, DownloadProgress, download_hub_model, hub_problem, plan_download
-from engine.memory import apply_memory_options, check_quantization, free_device_bytes, quantization_config
+from engine.memory import apply_memory_options, free_device_bytes
 from engine.memory_advice import load_oom_message, weight_bytes
 from engine.model_sources import (
     TINY_PREFIX,
@@ -154,7 +155,7 @@ def load_entry(entry: ModelEntry, config: EngineConfig, on_phase: PhaseCallback 
     try:
         device = pick_device(config.device)
         dtype = pick_dtype(config.dtype, device)
-        check_quantization(config.memory.quantize, device)
+        check_quantizations(config.memory, device)
     except ValueError as error:
         raise ModelLoadError(str(error)) from error
     source = resolve_source(entry, config.data_dir)
@@ -169,7 +170,7 @@ def load_entry(entry: ModelEntry, config: EngineConfig, on_phase: PhaseCallback 
     variant = None if single_file else choose_variant(str(dtype), weights_on_disk(Path(source)))
     if variant is not None:
         extra["variant"] = variant
-    quant = quantization_config(config.memory.quantize, dtype)
+    quant = pipeline_quantization(entry.family, config.memory, dtype)
     if quant is not None:
         extra["quantization_config"] = quant
     if on_phase is not None:

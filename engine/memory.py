@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from engine.flow_families import denoiser
+from engine.flow_offload import TEXT_ENCODER_OFFLOAD, offload_text_encoders, resolve_offload
 from engine.protocol import MemoryOptions
 from engine.speed import SpeedPlan
 
@@ -131,7 +132,7 @@ def apply_memory_options(pipe: Any, options: MemoryOptions, device: str, plan: S
         if isinstance(c, torch.nn.Module)
         for p in c.parameters()
     )
-    offload = choose_offload(options.offload, free_device_bytes(device), weight_bytes)
+    offload = resolve_offload(pipe, options.offload, free_device_bytes(device), weight_bytes)
     if offload != "none" and device == "cpu":
         log.info("offload=%s has no effect on the CPU", offload)
         offload = "none"
@@ -161,6 +162,9 @@ def apply_memory_options(pipe: Any, options: MemoryOptions, device: str, plan: S
     elif offload == "sequential":
         pipe.enable_sequential_cpu_offload(device=device)
         applied.append("sequential cpu offload")
+    elif offload == TEXT_ENCODER_OFFLOAD:
+        offload_text_encoders(pipe, device)
+        applied.append("text encoders streamed from the cpu")
     else:
         pipe.to(device)
     compiled = ""

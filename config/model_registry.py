@@ -154,6 +154,11 @@ class LoraSpec(BaseModel):
     model_config = {"extra": "forbid"}
 
     path: str = Field(description="a .safetensors LoRA file (kohya/A1111 or diffusers format)")
+    family: Family | None = Field(
+        default=None,
+        description="the model family it was made for (sd15, sd2, sdxl, sd3 or flux): a prompt that uses it on a model "
+        "of another family is refused before charging; unset: not checked (a LoRA of another family loads only partly)",
+    )
 
 
 TURBO_SAMPLERS = ["euler_a_trailing", "euler_trailing"]

@@ -8,6 +8,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from engine.flow_families import denoiser
 from engine.memory import qkv_unfused
 from engine.model_sources import lora_problem
 from engine.prompt_syntax import a1111_to_compel, has_weighting
@@ -43,11 +44,14 @@ def compel_embeddings(pipe: Any, family: str, prompts: list[str], negatives: lis
 
 
 @contextlib.contextmanager
-def loras_applied(pipe: Any, requested: Sequence[tuple[str, float]], known: Sequence[LoraEntry]) -> Iterator[None]:
+def loras_applied(
+    pipe: Any, requested: Sequence[tuple[str, float]], known: Sequence[LoraEntry], family: str = ""
+) -> Iterator[None]:
     """Load and weight the requested LoRAs for the duration of one job, then unload them (the next job is clean).
 
     Raises ValueError for a name that is not in the registry, or whose file is missing: a LoRA's path is always a
-    local file, never handed to diffusers as a hub repository id. The message reaches the member, so it names no
+    local file, never handed to diffusers as a hub repository id, and for a LoRA made for another ``family`` than the
+    model's (diffusers would load what matches and drop the rest). The message reaches the member, so it names no
     path; the log has it for the owner.
     """
     if not requested:
@@ -65,8 +69,12 @@ def loras_applied(pipe: Any, requested: Sequence[tuple[str, float]], known: Sequ
                 f"LoRA {name} is not available on this server (its file is missing); "
                 f"the owner can fix [loras.{name}] path in the configuration"
             )
+        if family and by_name[name].family and by_name[name].family != family:
+            raise ValueError(
+                f"LoRA {name} is for {by_name[name].family} models, not {family}: use a LoRA made for {family}"
+            )
     names: list[str] = []
-    with qkv_unfused(pipe.unet):  # LoRAs load into to_q/to_k/to_v, which fused attention does not use
+    with qkv_unfused(denoiser(pipe)):  # LoRAs load into to_q/to_k/to_v, which fused attention does not use
         try:
             for index, (name, _weight) in enumerate(requested):
                 adapter = f"{name}_{index}"

@@ -7,12 +7,16 @@ Stable Diffusion 3/3.5 (``sd3``) and FLUX.1 (``flux``) are transformers over a 1
 matching, so only flow-matching samplers fit them (:mod:`engine.flow_samplers`). SD3 guides with classifier-free
 guidance as SD does (``--cfg``, ``--no``, ``--chaos`` work); FLUX.1 is guidance-distilled: ``--cfg`` is the guidance
 value the transformer takes as an input (FLUX.1-dev; FLUX.1-schnell takes none), there is no unconditional pass, so
-a negative prompt has nothing to act on. The rest (prompt weights for T5, LoRAs, ControlNets, IP-Adapters) is not
-built for them yet: a request for it is refused, naming the families that have it.
+a negative prompt has nothing to act on. Both read the prompt through T5 (up to :func:`t5_token_limit` tokens; a
+longer prompt is refused, never cut short), take LoRAs on their transformer and multi-prompts (``::``) as a blend of
+each part's embeddings (negative parts through SD3's negative prompt; FLUX.1 has none, so they are refused). A1111
+weights do not apply to T5 and are refused, pointing to ``::``; ControlNets and IP-Adapters are not built for them
+yet: a request for them is refused, naming the families that have them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from engine.prompt_syntax import LORA_TAG, has_weighting
@@ -30,7 +34,9 @@ class FamilyTraits:
     flow: bool = False
     """A flow-matching transformer over a 16-channel VAE (SD3, FLUX.1): its own samplers, sizes and previews."""
     prompt_weights: bool = True
-    """A1111 weights (``(word:1.2)``, ``[word]``) and multi-prompts (``::``), through compel."""
+    """A1111 weights (``(word:1.2)``, ``[word]``), through compel."""
+    multi_prompts: bool = True
+    """Multi-prompts (``::``): blended prompt embeddings (negative parts need ``cfg``)."""
     loras: bool = True
     """``<lora:NAME:weight>`` tags and a registry ``fuse_lora``."""
     controlnet: bool = True
@@ -60,7 +66,6 @@ FAMILIES: dict[str, FamilyTraits] = {
         cfg=True,
         flow=True,
         prompt_weights=False,
-        loras=False,
         controlnet=False,
         ip_adapter=False,
         tile=False,
@@ -74,7 +79,6 @@ FAMILIES: dict[str, FamilyTraits] = {
         cfg=False,
         flow=True,
         prompt_weights=False,
-        loras=False,
         controlnet=False,
         ip_adapter=False,
         tile=False,
@@ -85,6 +89,40 @@ FAMILIES: dict[str, FamilyTraits] = {
     ),
 }
 FLOW_FAMILIES = tuple(name for name, traits in FAMILIES.items() if traits.flow)
+T5_TOKENS = 512
+"""The T5 prompt length of SD3/SD3.5 and FLUX.1-dev (``max_sequence_length``), in tokens with the closing ``</s>``."""
+T5_TOKENS_SCHNELL = 256
+"""FLUX.1-schnell's (no guidance input): the length it was trained with."""
+
+
+def t5_token_limit(family: str, *, guidance: bool = True) -> int:
+    """The most T5 tokens a prompt of ``family`` may have (0: the family reads no T5); ``guidance``: a FLUX.1 model
+    takes a guidance input (FLUX.1-dev), which FLUX.1-schnell does not."""
+    if not family_traits(family).flow:
+        return 0
+    return T5_TOKENS if family != "flux" or guidance else T5_TOKENS_SCHNELL
+
+
+def t5_too_long(model: str, limit: int, tokens: int, *, exact: bool = True) -> str:
+    """What a member is told when a prompt has more T5 tokens than model ``model`` reads (``exact``: counted with
+    the model's tokenizer; else a lower bound, its words)."""
+    counted = f"{tokens} tokens" if exact else f"at least {tokens} tokens ({tokens - 1} words)"
+    return (
+        f"your prompt is too long for model `{model}`: it reads at most {limit} T5 tokens and yours is {counted}; "
+        "shorten the prompt (nothing is cut off silently)"
+    )
+
+
+def t5_words_refusal(model: str, limit: int, texts: Sequence[str]) -> Refusal | None:
+    """A prompt with more words than ``limit`` T5 tokens allow, refused before anything is charged: every word is
+    at least one token, plus the closing ``</s>`` (the engine counts exactly with the model's tokenizer)."""
+    if limit <= 0:
+        return None
+    for text in texts:
+        tokens = len(text.split()) + 1
+        if tokens > limit:
+            return Refusal("prompt", t5_too_long(model, limit, tokens, exact=False))
+    return None
 
 
 def family_traits(family: str) -> FamilyTraits:
@@ -125,13 +163,20 @@ def family_refusal(
     prompt: str = "",
     negative_prompt: str = "",
     multi_prompt: bool = False,
+    negative_parts: bool = False,
     chaos: int = 0,
     tile: bool = False,
     control: bool = False,
     image_prompts: bool = False,
+    lora_families: Mapping[str, str] | None = None,
+    t5_limit: int = 0,
+    parts: Sequence[str] = (),
 ) -> Refusal | None:
     """The first thing a request asks that a model of ``family`` cannot do, or None. ``prompt`` is the prompt as
-    typed (LoRA tags and weights included); ``multi_prompt``: it has ``::`` parts."""
+    typed (LoRA tags and weights included); ``multi_prompt``: it has ``::`` parts, ``negative_parts``: some with a
+    negative weight; ``lora_families``: the family each configured LoRA is for ('' = not said); ``t5_limit``: the
+    model's T5 tokens (:func:`t5_token_limit`), checked against the words of the prompt or of each of its ``::``
+    ``parts`` (each is encoded on its own)."""
     traits = family_traits(family)
     other = "or use --model with a model of family {}"
     if not traits.loras and LORA_TAG.search(prompt):
@@ -140,19 +185,39 @@ def family_refusal(
             f"LoRAs (`<lora:NAME:weight>`) do not work on model `{model}` ({family}) yet: remove the tag "
             + other.format(families_with("loras")),
         )
-    if not traits.prompt_weights and multi_prompt:
+    for match in LORA_TAG.finditer(prompt):
+        name = match.group(1).strip()
+        lora_family = (lora_families or {}).get(name, "")
+        if lora_family and lora_family != family:
+            return Refusal(
+                "lora",
+                f"LoRA `{name}` is for {lora_family} models and model `{model}` is {family}: remove the tag, use a "
+                f"LoRA made for {family}, or use --model with a {lora_family} model",
+            )
+    if not traits.multi_prompts and multi_prompt:
         return Refusal(
             "::",
             f"multi-prompts (`::`) do not work on model `{model}` ({family}) yet: write the prompt without `::` "
-            + other.format(families_with("prompt_weights")),
+            + other.format(families_with("multi_prompts")),
+        )
+    if multi_prompt and negative_parts and not traits.cfg:
+        return Refusal(
+            "::",
+            f"negative multi-prompt weights (`part::-0.5`) do not work on model `{model}` ({family}): it renders with "
+            "distilled guidance and has no negative prompt for them to act on; remove the negative parts",
         )
     if not traits.prompt_weights and has_weighting(LORA_TAG.sub(" ", f"{prompt} {negative_prompt}")):
+        hint = " or weigh whole parts with `::` (`a cat:: a dog::2`)" if traits.multi_prompts else ""
         return Refusal(
             "prompt",
-            f"prompt weights such as `(word:1.2)` or `[word]` do not work on model `{model}` ({family}) yet, which "
-            "would read the brackets as words: remove them (write `\\(` for a literal bracket) "
-            + other.format(families_with("prompt_weights")),
+            f"prompt weights such as `(word:1.2)` or `[word]` do not apply to model `{model}` ({family}): it reads the "
+            "prompt through T5, which would read the brackets as words; remove them (write `\\(` for a literal "
+            f"bracket){hint} " + other.format(families_with("prompt_weights")),
         )
+    texts = [LORA_TAG.sub(" ", text) for text in (parts or [prompt])]
+    refusal = t5_words_refusal(model, t5_limit, [*texts, negative_prompt])
+    if refusal is not None:
+        return refusal
     if negative_prompt:
         refusal = negative_prompt_refusal(family, model)
         if refusal is not None:
@@ -193,6 +258,8 @@ def check_family_task(family: str, model: str, task: RenderTask) -> None:
         prompt=task.prompt,
         negative_prompt=task.negative_prompt,
         multi_prompt=bool(task.weighted_prompts),
+        negative_parts=any(weight < 0 for _text, weight in task.weighted_prompts),
+        parts=[text for text, _weight in task.weighted_prompts],
         chaos=task.chaos,
         tile=task.tile,
         control=task.kind == TaskKind.CONTROL,

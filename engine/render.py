@@ -138,7 +138,7 @@ def render_task(cache: ModelCache, task: RenderTask, loras: Sequence[LoraEntry],
     check_family_task(model.family, model.name, task)  # what the bot refuses before charging
     clean, requested = parse_loras(task.prompt)
     task = dataclasses.replace(task, prompt=clean)
-    with loras_applied(model.pipeline, requested, loras), image_prompting(model, task, cache.config):
+    with loras_applied(model.pipeline, requested, loras, model.family), image_prompting(model, task, cache.config):
         if task.kind == TaskKind.CONTROL:  # control maps, ControlNets and their pipelines: engine.controlnet
             from engine.controlnet import render_control
 

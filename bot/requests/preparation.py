@@ -264,6 +264,7 @@ def prepare_imagine(
             first.model,
             control=options is not None and options.control is not None,
             image_prompts=bool(image_urls or (options is not None and options.image_prompts)),
+            loras=settings.loras,
         )
         kind, first = control_applied(kind, first, options, parsed, settings, owner=owner)
         attachments = options.image_prompts if options is not None else ()

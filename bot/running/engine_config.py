@@ -25,7 +25,7 @@ def engine_config(settings: Settings) -> EngineConfig:
             )
             for name, entry in settings.registry.items()
         ),
-        loras=tuple(LoraEntry(name, entry.path) for name, entry in settings.loras.items()),
+        loras=tuple(LoraEntry(name, entry.path, entry.family or "") for name, entry in settings.loras.items()),
         ip_adapters=tuple(
             IpAdapterEntry(name, spec.source, spec.family, spec.weight_name, spec.subfolder, spec.image_encoder)
             for name, spec in adapter_registry(settings.ip_adapters).items()

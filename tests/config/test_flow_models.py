@@ -74,7 +74,6 @@ def test_a_flow_models_sizes_are_multiples_of_16(aspect: tuple[int, int], size: 
         ),
         ({"family": "sd3", "samplers": ["euler", "dpmpp_2m"]}, "sampler 'dpmpp_2m' does not work with sd3 models"),
         ({"family": "sd3", "size_multiple": 8}, "size_multiple 8 does not suit sd3 models; use a multiple of 16"),
-        ({"family": "flux", "fuse_lora": "org/lora"}, "fuse_lora does not work on flux models yet"),
         ({"family": "sd3", "ip_adapter": "tiny-ip-adapter"}, "ip_adapter does not work on sd3 models yet"),
     ],
 )

@@ -50,11 +50,41 @@ def test_the_unet_families_can_do_everything(family: str) -> None:
 @pytest.mark.parametrize(
     ("family", "asked", "flag", "fragment"),
     [
-        ("flux", {"prompt": "a fox <lora:grain:0.5>"}, "lora", "LoRAs (`<lora:NAME:weight>`) do not work on model `m`"),
-        ("sd3", {"prompt": "a fox <lora:grain>"}, "lora", "or use --model with a model of family sd15, sd2 and sdxl"),
-        ("sd3", {"prompt": "a fox", "multi_prompt": True}, "::", "write the prompt without `::`"),
+        (
+            "flux",
+            {"prompt": "a fox <lora:grain:0.5>", "lora_families": {"grain": "sdxl"}},
+            "lora",
+            "LoRA `grain` is for sdxl models and model `m` is flux",
+        ),
+        (
+            "sd3",
+            {"prompt": "a fox <lora: grain >", "lora_families": {"grain": "flux"}},
+            "lora",
+            "use a LoRA made for sd3, or use --model with a flux model",
+        ),
+        (
+            "sd15",
+            {"prompt": "a fox <lora:grain>", "lora_families": {"grain": "sd3"}},
+            "lora",
+            "LoRA `grain` is for sd3 models",
+        ),
+        ("flux", {"prompt": "a", "multi_prompt": True, "negative_parts": True}, "::", "remove the negative parts"),
         ("flux", {"prompt": "a (red:1.2) fox"}, "prompt", "prompt weights such as `(word:1.2)`"),
-        ("sd3", {"prompt": "a [red] fox"}, "prompt", "would read the brackets as words"),
+        (
+            "sd3",
+            {"prompt": "a [red] fox"},
+            "prompt",
+            "reads the prompt through T5, which would read the brackets as words",
+        ),
+        ("flux", {"prompt": "a (red:1.2) fox"}, "prompt", "or weigh whole parts with `::` (`a cat:: a dog::2`)"),
+        (
+            "flux",
+            {"prompt": "fox " * 300, "t5_limit": 256},
+            "prompt",
+            "it reads at most 256 T5 tokens and yours is at least 301 tokens",
+        ),
+        ("sd3", {"prompt": "a", "parts": ["fox " * 600, "cat"], "t5_limit": 512}, "prompt", "shorten the prompt"),
+        ("sd3", {"prompt": "a", "negative_prompt": "blur " * 600, "t5_limit": 512}, "prompt", "at most 512 T5 tokens"),
         ("sd3", {"prompt": "a fox", "negative_prompt": "(blur)"}, "prompt", "remove them"),
         ("flux", {"prompt": "a fox", "negative_prompt": "blur"}, "no", "`--no` has no effect on model `m`"),
         ("flux", {"prompt": "a fox", "negative_prompt": "blur"}, "no", "remove --no and say what you want"),
@@ -80,16 +110,24 @@ def test_what_a_flow_family_cannot_do_is_refused_saying_what_to_change(
         ("sd3", {"prompt": "a fox", "negative_prompt": "blur", "chaos": 30}),  # SD3 guides with CFG
         ("flux", {"prompt": r"a fox \(not weighted\)"}),  # escaped brackets are words
         ("flux", {"prompt": "a fox, golden hour, 35mm"}),
+        ("flux", {"prompt": "a fox <lora:grain:0.5>", "lora_families": {"grain": "flux"}}),  # a LoRA for FLUX.1
+        ("sd3", {"prompt": "a fox <lora:grain>", "lora_families": {"grain": ""}}),  # a LoRA whose family is not said
+        ("sd3", {"prompt": "a", "multi_prompt": True, "negative_parts": True}),  # negative parts via CFG
+        ("flux", {"prompt": "a:: b::2", "multi_prompt": True}),
+        ("flux", {"prompt": "fox " * 254, "t5_limit": 256}),  # 255 tokens at least: may fit, the engine counts
+        ("sdxl", {"prompt": "fox " * 600, "t5_limit": 0}),  # no T5: compel chunks long prompts
     ],
 )
 def test_what_a_flow_family_can_do_passes(family: str, asked: dict[str, object]) -> None:
-    """A plain prompt passes; SD3 takes a negative prompt and --chaos as SD does."""
+    """A plain prompt passes; SD3 takes a negative prompt and --chaos as SD does; LoRAs of the family, multi-prompts
+    and prompts that may fit in T5 pass."""
     assert family_refusal(family, "m", **asked) is None  # type: ignore[arg-type]
 
 
 def test_families_with_a_feature_are_named_in_words() -> None:
     """The families that have a feature, as a message names them."""
-    assert families_with("loras") == "sd15, sd2 and sdxl"
+    assert families_with("loras") == "sd15, sd2, sdxl, sd3 and flux"
+    assert families_with("prompt_weights") == "sd15, sd2 and sdxl"
     assert families_with("flow") == "sd3 and flux"
     assert families_with("cfg") == "sd15, sd2, sdxl and sd3"
 
@@ -105,7 +143,7 @@ def test_an_unknown_family_is_treated_as_sd15() -> None:
         ("flux", {"negative_prompt": "blur"}, "`--no` has no effect"),
         ("sd3", {"kind": TaskKind.CONTROL}, "ControlNets do not work"),
         ("sd3", {"image_prompts": ("a.png",)}, "image prompts do not work"),
-        ("flux", {"weighted_prompts": (("a", 1.0), ("b", 2.0))}, "multi-prompts"),
+        ("flux", {"weighted_prompts": (("a", 1.0), ("b", -0.5))}, "negative multi-prompt weights"),
     ],
 )
 def test_the_engine_refuses_such_a_task_with_the_same_message(

@@ -39,7 +39,11 @@ def settings(tmp_path: Path) -> Settings:
     lora.write_bytes(b"")
     return make_settings(
         tmp_path,
-        loras={"grain": {"path": str(lora)}},
+        loras={
+            "grain": {"path": str(lora)},
+            "sdxl-grain": {"path": str(lora), "family": "sdxl"},
+            "flux-grain": {"path": str(lora), "family": "flux"},
+        },
         model="tiny-flux",
         models={"tiny-schnell": SCHNELL},
         enabled_models=["tiny-sd3", "tiny-schnell", "tiny"],
@@ -82,10 +86,24 @@ def test_a_sampler_from_settings_gives_way_to_the_flow_sampler(settings: Setting
     [
         ("a fox --no blur", {}, "no", "`--no` has no effect on model `tiny-flux`: flux models render with distilled"),
         ("a fox --no blur", {}, "no", "remove --no and say what you want in the prompt"),
-        ("a fox <lora:grain:0.6>", {}, "lora", "LoRAs (`<lora:NAME:weight>`) do not work on model `tiny-flux` (flux)"),
-        ("a (red:1.3) fox", {}, "prompt", "prompt weights such as `(word:1.2)` or `[word]` do not work"),
-        ("a [red] fox --model tiny-sd3", {}, "prompt", "on model `tiny-sd3` (sd3) yet"),
-        ("a cat:: a dog::2", {}, "::", "multi-prompts (`::`) do not work on model `tiny-flux`"),
+        (
+            "a fox <lora:sdxl-grain:0.6>",
+            {},
+            "lora",
+            "LoRA `sdxl-grain` is for sdxl models and model `tiny-flux` is flux",
+        ),
+        ("a fox <lora:flux-grain> --model tiny-sd3", {}, "lora", "use a LoRA made for sd3, or use --model with a flux"),
+        ("a (red:1.3) fox", {}, "prompt", "prompt weights such as `(word:1.2)` or `[word]` do not apply to model"),
+        ("a [red] fox --model tiny-sd3", {}, "prompt", "it reads the prompt through T5"),
+        ("a (red:1.3) fox", {}, "prompt", "or weigh whole parts with `::` (`a cat:: a dog::2`)"),
+        (
+            "a cat:: a dog::-0.5",
+            {},
+            "::",
+            "negative multi-prompt weights (`part::-0.5`) do not work on model `tiny-flux`",
+        ),
+        ("a " * 512, {}, "prompt", "model `tiny-flux`: it reads at most 512 T5 tokens and yours is at least 513"),
+        ("fox " * 300 + "--model tiny-schnell", {}, "prompt", "it reads at most 256 T5 tokens"),
         ("a fox --chaos 40", {}, "chaos", "`--chaos` varies the CFG scale, and model `tiny-flux` (flux) has none"),
         ("a fox --tile --model tiny-sd3", {}, "tile", "`--tile` does not work on model `tiny-sd3` (sd3)"),
         ("a fox", {"control": ImageInput.announced()}, "controlnet", "ControlNets do not work with model `tiny-flux`"),
@@ -107,6 +125,21 @@ def test_what_the_family_cannot_do_is_refused_before_charging(
     assert fragment in str(caught.value)
     if flag != "sweep":
         assert caught.value.flag == flag
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        "a fox <lora:flux-grain:0.6>",
+        "a fox <lora:grain:0.6> --model tiny-sd3",
+        "a cat:: a dog::2",
+        "a cat:: a dog::-0.5 --model tiny-sd3",
+        "fox " * 255 + "--model tiny-schnell",
+    ],
+)
+def test_what_the_flow_families_take_is_accepted(settings: Settings, prompt: str) -> None:
+    """LoRAs of the family (or of none said), multi-prompts (negative parts on SD3) and prompts that may fit T5."""
+    assert _params(settings, prompt).model in ("tiny-flux", "tiny-sd3", "tiny-schnell")
 
 
 def test_a_blend_on_a_flow_model_is_refused_saying_why(settings: Settings) -> None:
@@ -138,3 +171,14 @@ async def test_through_the_service_a_refused_request_charges_nothing(tmp_path: P
         assert (admitted.jobs[0].job.params.sampler, admitted.cost, admitted.balance) == ("euler", 16, 84)
     finally:
         await service.close()
+
+
+def test_a_lora_family_reaches_the_engine_and_an_unknown_one_is_a_configuration_error(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """`[loras.NAME] family` goes to the engine's LoRA entries ('' when not said); a family that does not exist is
+    refused when the configuration loads."""
+    families = {entry.name: entry.family for entry in engine_config(settings).loras}
+    assert families == {"grain": "", "sdxl-grain": "sdxl", "flux-grain": "flux"}
+    with pytest.raises(ValueError, match="family"):
+        make_settings(tmp_path, loras={"x": {"path": str(tmp_path / "grain.safetensors"), "family": "sd4"}})

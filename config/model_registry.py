@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
+from config.model_costs import default_cost_multiplier
 from engine.families import families_with, family_traits
 from engine.samplers import DEFAULT_SAMPLER, SAMPLERS
 
@@ -50,7 +51,9 @@ class ModelSpec(BaseModel):
         multiple_of=SIZE_STEP,
         description="width and height are multiples of this (8: what Stable Diffusion pipelines accept)",
     )
-    cost_multiplier: float = Field(default=1.0, gt=0.0, le=100.0)
+    cost_multiplier: float = Field(
+        default=1.0, gt=0.0, le=100.0, description="unset: its family's GPU time relative to SD1.5 (config.model_costs)"
+    )
     sampler: str = Field(default="", description="the sampler its jobs get unless a member picks one; '' = euler_a")
     samplers: list[str] = Field(
         default_factory=list, description="the samplers a member may pick for it (--sampler, a sweep); empty = all"
@@ -78,6 +81,8 @@ class ModelSpec(BaseModel):
             if traits.samplers is not None:
                 data = {"samplers": list(traits.samplers), **data}
             data = {"size_multiple": size_step(traits.size_multiple, str(data.get("source", ""))), **data}
+            family, source = str(data.get("family", "sd15")), str(data.get("source", ""))
+            data = {"cost_multiplier": default_cost_multiplier(family, source), **data}
         return data
 
     @field_validator("sampler")

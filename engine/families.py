@@ -89,8 +89,9 @@ FAMILIES: dict[str, FamilyTraits] = {
     ),
 }
 FLOW_FAMILIES = tuple(name for name, traits in FAMILIES.items() if traits.flow)
-T5_TOKENS = 512
-"""The T5 prompt length of SD3/SD3.5 and FLUX.1-dev (``max_sequence_length``), in tokens with the closing ``</s>``."""
+T5_TOKENS = {"sd3": 256, "flux": 512}
+"""The T5 prompt length (``max_sequence_length``, in tokens with the closing ``</s>``) each flow family was trained
+with: SD3.5's model cards give 256, FLUX.1-dev's pipeline 512."""
 T5_TOKENS_SCHNELL = 256
 """FLUX.1-schnell's (no guidance input): the length it was trained with."""
 
@@ -98,9 +99,9 @@ T5_TOKENS_SCHNELL = 256
 def t5_token_limit(family: str, *, guidance: bool = True) -> int:
     """The most T5 tokens a prompt of ``family`` may have (0: the family reads no T5); ``guidance``: a FLUX.1 model
     takes a guidance input (FLUX.1-dev), which FLUX.1-schnell does not."""
-    if not family_traits(family).flow:
-        return 0
-    return T5_TOKENS if family != "flux" or guidance else T5_TOKENS_SCHNELL
+    if family == "flux" and not guidance:
+        return T5_TOKENS_SCHNELL
+    return T5_TOKENS.get(family, 0)
 
 
 def t5_too_long(model: str, limit: int, tokens: int, *, exact: bool = True) -> str:

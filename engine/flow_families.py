@@ -9,6 +9,8 @@ img2img and inpainting pipelines made with ``from_pipe``); what differs is gathe
 - Sizes: their img2img and inpainting pipelines resize the source to the model's default size unless told the
   size, so the call always names it; width and height are multiples of the VAE factor times the 2×2 patch
   (SD3) or packing (FLUX.1): 16 on the full-size models, 4 on the tiny ones.
+- Prompts: T5 reads up to the family's ``max_sequence_length`` (:func:`sequence_length`); longer prompts are
+  refused (:mod:`engine.flow_prompts`), never cut short.
 - Previews: FLUX.1 hands its callback packed latents (``B × (h/2 · w/2) × 64``), unpacked here with the
   pipeline's own helper to ``B × 16 × h × w`` for the family's linear projection (:mod:`engine.preview`).
 - Single files: see :mod:`engine.single_file`.
@@ -20,7 +22,7 @@ from typing import Any
 
 import torch
 
-from engine.families import FLOW_FAMILIES, FLOW_SAMPLERS, family_traits
+from engine.families import FLOW_FAMILIES, FLOW_SAMPLERS, family_traits, t5_token_limit
 
 FLOW_SCHEDULERS: dict[str, tuple[str, tuple[tuple[str, Any], ...]]] = {
     "euler": ("FlowMatchEulerDiscreteScheduler", ()),
@@ -28,8 +30,6 @@ FLOW_SCHEDULERS: dict[str, tuple[str, tuple[tuple[str, Any], ...]]] = {
 """The diffusers scheduler (and its options) of each flow sampler (:data:`engine.families.FLOW_SAMPLERS`)."""
 PIPELINE_FAMILIES = {"StableDiffusion3Pipeline": "sd3", "FluxPipeline": "flux"}
 """The text-to-image pipeline class of each flow family."""
-SCHNELL_SEQUENCE_LENGTH = 256
-"""The T5 prompt length FLUX.1-schnell (no guidance embedding) was trained with; FLUX.1-dev's is the pipeline's 512."""
 
 
 def is_flow(family: str) -> bool:
@@ -75,16 +75,22 @@ def pixel_factor(family: str, pipe: Any) -> int:
 
 def call_arguments(family: str, pipe: Any, image: Any, width: int | None, height: int | None) -> dict[str, Any]:
     """What a flow pipeline's call needs beyond the common arguments: the size (the source image's, for img2img,
-    whose pipelines otherwise resize it to the model's default size), and FLUX.1-schnell's T5 prompt length.
-    Empty for other families."""
+    whose pipelines otherwise resize it to the model's default size), and the T5 prompt length the model was trained
+    with (:func:`sequence_length`). Empty for other families."""
     if not is_flow(family):
         return {}
     arguments: dict[str, Any] = {}
     if width is None and image is not None:
         arguments["width"], arguments["height"] = image.width, image.height
-    if family == "flux" and not pipe.transformer.config.guidance_embeds:
-        arguments["max_sequence_length"] = SCHNELL_SEQUENCE_LENGTH
+    arguments["max_sequence_length"] = sequence_length(family, pipe)
     return arguments
+
+
+def sequence_length(family: str, pipe: Any) -> int:
+    """The T5 tokens a prompt of this model may have (:func:`engine.families.t5_token_limit`): FLUX.1 without a
+    guidance embedding (schnell) reads fewer than FLUX.1-dev; 0 for a family without T5."""
+    guidance = family != "flux" or bool(pipe.transformer.config.guidance_embeds)
+    return t5_token_limit(family, guidance=guidance)
 
 
 def spatial_latents(family: str, pipe: Any, latents: torch.Tensor, width: int, height: int) -> torch.Tensor:

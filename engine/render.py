@@ -21,6 +21,7 @@ from engine.canvas import fit_mask, pan_canvas, upscaled_size, zoom_out_canvas
 from engine.conditioning import compel_embeddings, loras_applied, needs_compel
 from engine.families import check_family_task
 from engine.flow_families import call_arguments, is_flow, make_flow_scheduler, pixel_factor, spatial_latents
+from engine.flow_prompts import check_t5_length, prompt_texts
 from engine.ip_adapter import image_prompt_arguments, image_prompting
 from engine.pipelines import LoadedModel, ModelCache, RenderCancelledError
 from engine.preview import LATENT_RGB, encode_preview, preview_pixels
@@ -295,6 +296,8 @@ def denoise(
         "output_type": "pil",
     }
     any_negative = any(negatives)
+    if is_flow(model.family):  # T5 reads a limited length: longer is refused, never cut short
+        check_t5_length(model.family, pipe, model.name, prompt_texts(tasks))
     conditionings = image_conditionings(tasks)  # multi-prompts: blended embeddings per image
     if conditionings is not None:
         kwargs.update(blended_embeddings(pipe, model.family, conditionings))

@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from engine.families import FLOW_FAMILIES
 from engine.prompt_syntax import a1111_to_compel
 from engine.prompt_weights import ImageConditioning, Terms, image_cfgs
 from engine.protocol import RenderTask
@@ -72,6 +73,10 @@ def blended_embeddings(pipe: Any, family: str, conditionings: Sequence[ImageCond
     The empty text is what the pipeline itself uses for "no negative prompt": its embedding, or zeros on SDXL
     models that zero an empty prompt (``force_zeros_for_empty_prompt``). Raises ValueError for a family compel
     cannot read."""
+    if family in FLOW_FAMILIES:  # SD3, FLUX.1: their own encoders (T5), see engine.flow_prompts
+        from engine.flow_prompts import flow_blended_embeddings
+
+        return flow_blended_embeddings(pipe, family, conditionings)
     if family not in BLEND_FAMILIES:
         raise ValueError(
             f"multi-prompts (`::`) work on models of family {', '.join(BLEND_FAMILIES)}, not {family}; "

@@ -15,6 +15,7 @@ from engine.families import (
     families_with,
     family_refusal,
     family_traits,
+    t5_token_limit,
 )
 from engine.protocol import RenderTask, TaskKind
 from engine.samplers import SAMPLERS
@@ -154,3 +155,12 @@ def test_the_engine_refuses_such_a_task_with_the_same_message(
     with pytest.raises(ValueError, match=fragment):
         check_family_task(family, "m", task)
     check_family_task("sd15", "m", task)  # the UNet families render it
+
+
+@pytest.mark.parametrize(
+    ("family", "guidance", "limit"),
+    [("sd3", True, 256), ("flux", True, 512), ("flux", False, 256), ("sdxl", True, 0), ("sd15", False, 0)],
+)
+def test_the_t5_length_of_each_family(family: str, guidance: bool, limit: int) -> None:
+    """SD3.5 reads 256 T5 tokens, FLUX.1-dev 512, FLUX.1-schnell (no guidance input) 256; the UNet families none."""
+    assert t5_token_limit(family, guidance=guidance) == limit

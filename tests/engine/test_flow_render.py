@@ -200,7 +200,12 @@ def test_flux_guidance_is_an_input_of_the_transformer(cache: ModelCache, root: P
         ("tiny-flux", {"sampler": "euler_a"}, "sampler 'euler_a' does not work with flow-matching models"),
         ("tiny-sd3", {"sampler": "dpmpp_2m"}, "use one of: euler"),
         ("tiny-flux", {"negative_prompt": "blur"}, "`--no` has no effect on model `tiny-flux`"),
-        ("tiny-sd3", {"prompt": "a fox <lora:grain:1>"}, "LoRAs (`<lora:NAME:weight>`) do not work"),
+        (
+            "tiny-sd3",
+            {"prompt": "a (red:1.2) fox"},
+            "do not apply to model `tiny-sd3` (sd3): it reads the prompt through T5",
+        ),
+        ("tiny-flux", {"weighted_prompts": (("a fox", 1.0), ("red", -0.5))}, "negative multi-prompt weights"),
         ("tiny-sd3", {"tile": True}, "`--tile` does not work"),
     ],
 )
@@ -249,7 +254,7 @@ def test_flux_schnell_reads_prompts_of_256_t5_tokens() -> None:
         "height": 80,
         "max_sequence_length": 256,
     }
-    assert call_arguments("sd3", Pipe(), None, 64, 64) == {}
+    assert call_arguments("sd3", Pipe(), None, 64, 64) == {"max_sequence_length": 256}
     assert call_arguments("sd15", Pipe(), source, None, None) == {}
 
 

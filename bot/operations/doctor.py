@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.operations.component_memory import component_lines
 from bot.running.engine_devices import EngineDevice, local_engine_devices
 from config.model_registry import ModelSpec
 from config.settings import Settings
@@ -124,6 +125,7 @@ def check_engine(settings: Settings, probed: tuple[dict[str, Any] | None, str | 
     elif settings.device == "cuda":
         report.problems.append("device is set to cuda but no CUDA GPU is visible; set device = 'auto' or fix drivers")
     report.lines.append(speed_line(settings, device, bool(info.get("bf16"))))
+    report.lines.extend(component_lines(settings, resolve_dtype(settings.dtype, device, bool(info.get("bf16")))))
     report.lines.append(
         "optional packages: "
         + ", ".join(f"{name} {info.get(name) or 'missing'}" for name in ("compel", "peft", "bitsandbytes"))
@@ -132,6 +134,10 @@ def check_engine(settings: Settings, probed: tuple[dict[str, Any] | None, str | 
         report.problems.append(f"memory.quantize = {settings.memory.quantize} needs a CUDA GPU; set it to none")
     if settings.memory.quantize != "none" and not info.get("bitsandbytes"):
         report.problems.append("memory.quantize needs bitsandbytes: pip install 'imaginebot[quant]'")
+    if settings.memory.quantize_text_encoders != "none" and not info["cuda"]:
+        report.problems.append(
+            f"memory.quantize_text_encoders = {settings.memory.quantize_text_encoders} needs a CUDA GPU; set it to none"
+        )
     if settings.loras and not info.get("peft"):
         report.problems.append("LoRAs are configured but peft is missing: pip install peft")
     if device == "cpu" and settings.model not in ("tiny", "tiny-sdxl"):

@@ -20,7 +20,7 @@ import torch
 
 from engine.families import t5_too_long
 from engine.flow_families import sequence_length
-from engine.prompt_weights import ImageConditioning, Terms
+from engine.prompt_weights import ImageConditioning, Terms, part_text
 from engine.protocol import RenderTask
 
 log = logging.getLogger(__name__)
@@ -33,10 +33,10 @@ def t5_tokenizer(family: str, pipe: Any) -> Any:
 
 def prompt_texts(tasks: Sequence[RenderTask]) -> list[str]:
     """The texts T5 reads for ``tasks``: each multi-prompt's parts (each encoded on its own) or the prompt, and the
-    negative prompt."""
+    negative prompt, without ``<lora:…>`` tags."""
     texts: list[str] = []
     for task in tasks:
-        texts.extend([text for text, _weight in task.weighted_prompts] or [task.prompt])
+        texts.extend([part_text(text) for text, _weight in task.weighted_prompts] or [task.prompt])
         if task.negative_prompt:
             texts.append(task.negative_prompt)
     return texts

@@ -182,3 +182,33 @@ def test_a_lora_family_reaches_the_engine_and_an_unknown_one_is_a_configuration_
     assert families == {"grain": "", "sdxl-grain": "sdxl", "flux-grain": "flux"}
     with pytest.raises(ValueError, match="family"):
         make_settings(tmp_path, loras={"x": {"path": str(tmp_path / "grain.safetensors"), "family": "sd4"}})
+
+
+async def test_through_the_service_a_lora_of_another_family_charges_nothing(tmp_path: Path) -> None:
+    """A LoRA made for SDXL on FLUX.1, or a prompt longer than its T5 reads, is refused at the service's door with
+    the balance untouched; a multi-prompt with the FLUX.1 LoRA is admitted and charged."""
+    lora = tmp_path / "grain.safetensors"
+    lora.write_bytes(b"")
+    settings = make_settings(
+        tmp_path,
+        model="tiny-flux",
+        credits={"unit_pixels": 64 * 64, "unit_steps": 1},
+        loras={
+            "sdxl-grain": {"path": str(lora), "family": "sdxl"},
+            "flux-grain": {"path": str(lora), "family": "flux"},
+        },
+    )
+    service = await ImagineService.open(settings, engine=EngineSupervisor(engine_config(settings)))  # never spawned
+    member = Actor(9, Origin(source="cli"))
+    try:
+        await service.ledger.set_balance(9, 100, actor="mod", reason="test")
+        with pytest.raises(PromptError, match="LoRA `sdxl-grain` is for sdxl models and model `tiny-flux` is flux"):
+            await service.prepare(member, "a fox <lora:sdxl-grain:0.7>")
+        with pytest.raises(PromptError, match="it reads at most 512 T5 tokens"):
+            await service.prepare(member, "a " * 600)
+        assert await service.ledger.balance(9) == 100
+        assert await service.store.fetch_all("SELECT id FROM jobs") == []
+        admitted = await service.submit(member, await service.prepare(member, "a fox <lora:flux-grain:0.7>:: a cat::2"))
+        assert admitted.jobs[0].job.params.weighted_prompts and admitted.balance == 84
+    finally:
+        await service.close()

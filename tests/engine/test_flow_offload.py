@@ -85,10 +85,21 @@ def test_auto_on_a_flux_pipeline_decides_by_component(flux_folder: Path) -> None
     assert resolve_offload(pipe, "model", staying + RENDER_HEADROOM, sum(sizes.values())) == "model"
 
 
-def test_streamed_text_encoders_render_the_same_pixels(flux_folder: Path) -> None:
-    """A FLUX.1 pipeline whose text encoders stream through accelerate's hooks renders what the plain one does."""
-    plain = _render(diffusers.FluxPipeline.from_pretrained(flux_folder))
-    pipe = diffusers.FluxPipeline.from_pretrained(flux_folder)
-    assert offload_text_encoders(pipe, "cpu") == ("text_encoder", "text_encoder_2")
-    assert hasattr(pipe.text_encoder_2, "_hf_hook")
+@pytest.mark.parametrize(
+    ("family", "pipeline", "streamed"),
+    [
+        ("flux", diffusers.FluxPipeline, ("text_encoder", "text_encoder_2")),
+        ("sd3", diffusers.StableDiffusion3Pipeline, ("text_encoder", "text_encoder_2", "text_encoder_3")),
+    ],
+)
+def test_streamed_text_encoders_render_the_same_pixels(
+    tmp_path_factory: pytest.TempPathFactory, family: str, pipeline: type, streamed: tuple[str, ...]
+) -> None:
+    """A pipeline whose text encoders stream through accelerate's hooks renders what the plain one does."""
+    folder = ensure_tiny_model(family, tmp_path_factory.getbasetemp() / "models")
+    plain = _render(pipeline.from_pretrained(folder))
+    pipe = pipeline.from_pretrained(folder)
+    assert offload_text_encoders(pipe, "cpu") == streamed
+    assert all(hasattr(getattr(pipe, name), "_hf_hook") for name in streamed)
+    assert not hasattr(pipe.transformer, "_hf_hook")
     np.testing.assert_allclose(_render(pipe), plain, atol=1e-5)

@@ -8,6 +8,8 @@ import diffusers
 import numpy as np
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 
 from engine.flow_offload import (
     RENDER_HEADROOM,
@@ -56,6 +58,23 @@ def test_headroom_is_what_separates_none_from_offload() -> None:
     sizes = {"transformer": 10 * GB, "text_encoder_2": 5 * GB}
     assert choose_component_offload(15 * GB + RENDER_HEADROOM, sizes, ("text_encoder_2",)) == "none"
     assert choose_component_offload(15 * GB + RENDER_HEADROOM - 1, sizes, ("text_encoder_2",)) == TEXT_ENCODER_OFFLOAD
+
+
+ORDER = ("none", TEXT_ENCODER_OFFLOAD, "model", "sequential")
+SIZES = st.dictionaries(
+    st.sampled_from(("transformer", "text_encoder", "text_encoder_2", "text_encoder_3", "vae")),
+    st.integers(1, 30 * GB),
+    min_size=1,
+)
+
+
+@given(SIZES, st.integers(0, 80 * GB), st.integers(0, 80 * GB), st.booleans())
+def test_more_free_memory_never_offloads_more(sizes: dict[str, int], free: int, more: int, movable: bool) -> None:
+    """With more free memory the choice is the same or a lighter offload, never a heavier one."""
+    names = tuple(name for name in sizes if name.startswith("text_encoder")) if movable else ()
+    less_free = ORDER.index(choose_component_offload(free, sizes, names))
+    more_free = ORDER.index(choose_component_offload(free + more, sizes, names))
+    assert more_free <= less_free
 
 
 @pytest.fixture(scope="module")

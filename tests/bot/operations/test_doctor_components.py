@@ -81,7 +81,8 @@ def test_a_model_on_disk_is_sized_from_its_files(models_dir: Path) -> None:
     spec = ModelSpec(source="tiny:flux", family="flux")
     counts = component_parameters(models_dir / "tiny-flux", None)
     line = component_line("tiny-flux", spec, models_dir, "fp32", "none", "none")
-    assert line.startswith("   model tiny-flux GPU weights (sizes from its files): vae ")  # the tiny VAE is its largest part
+    # the tiny VAE is its largest part
+    assert line.startswith("   model tiny-flux GPU weights (sizes from its files): vae ")
     assert "text_encoder_2 T5-XXL" in line and "text_encoder CLIP-L" in line and "vae" in line
     total = sum(counts.values()) * 4
     assert line.endswith(f"; {total / 2**20:.0f} MiB in all")

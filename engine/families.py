@@ -57,36 +57,31 @@ FLOW_SAMPLERS = ("euler",)
 img2img and inpainting pipelines noise the source with ``scale_noise``, which only the flow-matching Euler
 schedulers have, and a stochastic variant would draw its noise outside the job's seeded generators."""
 
+
+def flow_traits(name: str, *, cfg: bool) -> FamilyTraits:
+    """A flow-matching transformer family (SD3.5, FLUX.1): T5 prompts without A1111 weights, no UNet add-ons
+    (ControlNet, IP-Adapter, circular tiling), the flow Euler sampler, 16-channel latents in 16-pixel steps."""
+    return FamilyTraits(
+        name,
+        cfg=cfg,
+        flow=True,
+        prompt_weights=False,
+        controlnet=False,
+        ip_adapter=False,
+        tile=False,
+        samplers=FLOW_SAMPLERS,
+        default_sampler="euler",
+        size_multiple=16,
+        latent_channels=16,
+    )
+
+
 FAMILIES: dict[str, FamilyTraits] = {
     "sd15": FamilyTraits("sd15", cfg=True),
     "sd2": FamilyTraits("sd2", cfg=True),
     "sdxl": FamilyTraits("sdxl", cfg=True),
-    "sd3": FamilyTraits(
-        "sd3",
-        cfg=True,
-        flow=True,
-        prompt_weights=False,
-        controlnet=False,
-        ip_adapter=False,
-        tile=False,
-        samplers=FLOW_SAMPLERS,
-        default_sampler="euler",
-        size_multiple=16,
-        latent_channels=16,
-    ),
-    "flux": FamilyTraits(
-        "flux",
-        cfg=False,
-        flow=True,
-        prompt_weights=False,
-        controlnet=False,
-        ip_adapter=False,
-        tile=False,
-        samplers=FLOW_SAMPLERS,
-        default_sampler="euler",
-        size_multiple=16,
-        latent_channels=16,
-    ),
+    "sd3": flow_traits("sd3", cfg=True),  # real classifier-free guidance, a negative prompt
+    "flux": flow_traits("flux", cfg=False),  # distilled guidance (dev) or none (schnell)
 }
 FLOW_FAMILIES = tuple(name for name, traits in FAMILIES.items() if traits.flow)
 T5_TOKENS = {"sd3": 256, "flux": 512}

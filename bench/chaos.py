@@ -1,12 +1,17 @@
 """Chaos: kill the engine and the whole bot with SIGKILL under load, then prove nothing was lost.
 
-``python -m bench.chaos [--engine-kills 20] [--bot-kills 5] [--members 20]``. A "core" child process runs the real
-bot core (store, scheduler, worker, engine process on the tiny model) with simulated members queueing jobs at a
-steady rate. This process SIGKILLs the engine at random moments, and SIGKILLs the core and starts it again on
-the same database. Then it stops the load, lets the core drain the queue, and checks: every accepted job ended
+``python -m bench.chaos [--engine-kills 20] [--bot-kills 5] [--members 20] [--engines 2]``. A "core" child
+process runs the real bot core (store, scheduler, one worker and engine process per engine on the tiny model,
+``engine.devices = ["cpu"] * engines``) with simulated members queueing jobs at a steady rate. This process
+SIGKILLs one of the engines, chosen at random, at random moments, and SIGKILLs the core and starts it again on the
+same database. Then it stops the load, lets the core drain the queue, and checks: every accepted job ended
 (completed with its images on disk, or failed/cancelled and refunded), and every balance equals its ledger. The
 last line is one JSON object with ``jobs_accepted``, ``jobs_completed``, ``jobs_refunded``, ``jobs_lost`` (must be
-0), ``ledger_drift`` (must be 0), ``engine_kills`` and ``bot_kills``.
+0), ``ledger_drift`` (must be 0), ``engine_kills``, ``bot_kills`` and ``engines``.
+
+With several engines on a CPU, each gets ``cores / engines`` torch threads (``OMP_NUM_THREADS``, unless set
+already): OpenMP threads spinning for a sibling that another engine keeps off its core make every render several
+times slower. One engine keeps torch's default.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ DRAINED_FILE = "chaos.drained"
 # --- the core: the real bot core under a steady load ---------------------------------------------------------
 
 
-async def run_core(data_dir: Path, members: int, interval_s: float) -> None:
+async def run_core(data_dir: Path, members: int, interval_s: float, engines: int = 1) -> None:
     from bot.actors import Actor
     from bot.application.service import ImagineService
     from bot.errors import ImagineError
@@ -41,8 +46,11 @@ async def run_core(data_dir: Path, members: int, interval_s: float) -> None:
     from config.settings import Settings
 
     setup_logging("INFO")
+    if engines > 1:  # the engines are spawned with this environment
+        os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // engines)))
+    several = {"engine": {"devices": ["cpu"] * engines}} if engines > 1 else {}  # one: as configured (a GPU)
     settings = Settings(  # type: ignore[call-arg]
-        _env_file=None, model="tiny", data_dir=data_dir, engine_start_timeout_s=180, job_timeout_s=120
+        _env_file=None, model="tiny", data_dir=data_dir, engine_start_timeout_s=180, job_timeout_s=120, **several
     )
     service = await ImagineService.open(settings)
     service.start()
@@ -74,16 +82,17 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-def _engine_pid(core: subprocess.Popen[bytes]) -> int | None:
-    """The engine is the core's spawned child that is not multiprocessing's resource tracker."""
+def _engine_pids(core: subprocess.Popen[bytes]) -> list[int]:
+    """The engines are the core's spawned children that are not multiprocessing's resource tracker."""
+    found: list[int] = []
     for child in _children(core.pid):
         try:
             command = Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ")
         except OSError:
             continue
         if b"multiprocessing" in command and b"resource_tracker" not in command:
-            return child
-    return None
+            found.append(child)
+    return found
 
 
 def _count_ready(log: Path) -> int:
@@ -110,7 +119,7 @@ def _wait_for_work(log: Path, database: Path, *, since_ready: int, limit_s: floa
     return False
 
 
-def _start_core(data_dir: Path, members: int, interval_s: float, log: Path) -> subprocess.Popen[bytes]:
+def _start_core(data_dir: Path, members: int, interval_s: float, engines: int, log: Path) -> subprocess.Popen[bytes]:
     with log.open("ab") as output:
         return subprocess.Popen(
             [
@@ -123,6 +132,8 @@ def _start_core(data_dir: Path, members: int, interval_s: float, log: Path) -> s
                 str(members),
                 "--interval",
                 str(interval_s),
+                "--engines",
+                str(engines),
             ],
             stdout=output,
             stderr=subprocess.STDOUT,
@@ -131,11 +142,12 @@ def _start_core(data_dir: Path, members: int, interval_s: float, log: Path) -> s
 
 
 def orchestrate(
-    engine_kills: int, bot_kills: int, members: int, interval_s: float, data_dir: Path
+    engine_kills: int, bot_kills: int, members: int, interval_s: float, data_dir: Path, engines: int = 1
 ) -> dict[str, object]:
     rng = random.Random(7)
+    victims = random.Random(11)  # which engine dies: apart, so the moments of the kills are a one-engine run's
     log = data_dir / "core.log"
-    core = _start_core(data_dir, members, interval_s, log)
+    core = _start_core(data_dir, members, interval_s, engines, log)
     done_engine = done_bot = 0
     readies = 0
     started = time.monotonic()
@@ -147,15 +159,16 @@ def orchestrate(
                 core.send_signal(signal.SIGKILL)
                 core.wait()
                 done_bot += 1
-                core = _start_core(data_dir, members, interval_s, log)
+                core = _start_core(data_dir, members, interval_s, engines, log)
                 readies = _count_ready(log)
                 continue
             if not _wait_for_work(log, data_dir / "imagine.db", since_ready=readies, limit_s=60):
                 continue
             readies = _count_ready(log)
             time.sleep(rng.uniform(0.0, 0.4))  # somewhere inside the job
-            engine = _engine_pid(core)
-            if engine is not None:
+            running = _engine_pids(core)
+            if running:
+                engine = victims.choice(running)
                 try:
                     os.kill(engine, signal.SIGKILL)
                     done_engine += 1
@@ -174,7 +187,9 @@ def orchestrate(
         if core.poll() is None:
             core.kill()
     result = audit(data_dir)
-    result.update(engine_kills=done_engine, bot_kills=done_bot, seconds=round(time.monotonic() - started, 1))
+    result.update(
+        engine_kills=done_engine, bot_kills=done_bot, engines=engines, seconds=round(time.monotonic() - started, 1)
+    )
     return result
 
 
@@ -215,13 +230,16 @@ def main() -> None:
     parser.add_argument("--bot-kills", type=int, default=5)
     parser.add_argument("--members", type=int, default=20)
     parser.add_argument("--interval", type=float, default=0.25, help="seconds between two members' requests")
+    parser.add_argument("--engines", type=int, default=2, help="engine processes the core runs (one queue)")
     parser.add_argument("--core", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.engines < 1:
+        parser.error("--engines: run at least 1 engine")
     if args.core is not None:
-        asyncio.run(run_core(args.core, args.members, args.interval))
+        asyncio.run(run_core(args.core, args.members, args.interval, args.engines))
         return
     with tempfile.TemporaryDirectory(prefix="chaos-") as folder:
-        result = orchestrate(args.engine_kills, args.bot_kills, args.members, args.interval, Path(folder))
+        result = orchestrate(args.engine_kills, args.bot_kills, args.members, args.interval, Path(folder), args.engines)
     print(json.dumps(result))
     if result["jobs_lost"] or result["ledger_drift"] or result["db_check_problems"]:
         sys.exit(1)

@@ -1,4 +1,5 @@
-"""The chaos benchmark in reduced form: SIGKILL the engine and the bot under load; nothing is lost."""
+"""The chaos benchmark in reduced form: SIGKILL an engine (of one, or of two serving one queue) and the bot under
+load; nothing is lost."""
 
 from __future__ import annotations
 
@@ -13,24 +14,21 @@ from tests.ahead import Command, Ran, ahead, child_environment
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _chaos(_folder: Path, _params: dict[str, object]) -> list[Command]:
-    return [
-        Command(
-            [sys.executable, "-m", "bench.chaos", "--engine-kills", "2", "--bot-kills", "1", "--members", "4"],
-            ROOT,
-            child_environment(),
-            timeout=600,
-        )
-    ]
+def _chaos(_folder: Path, params: dict[str, object]) -> list[Command]:
+    arguments = ["--engine-kills", "2", "--bot-kills", "1", "--members", "4", "--engines", str(params["engines"])]
+    return [Command([sys.executable, "-m", "bench.chaos", *arguments], ROOT, child_environment(), timeout=600)]
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("engines", [1, 2])
 @ahead(_chaos)
-def test_engine_and_bot_kills_lose_no_job_and_no_credit(ran: Ran) -> None:
-    """Two engine kills and one bot kill under load: every job ends, every balance equals its ledger."""
+def test_engine_and_bot_kills_lose_no_job_and_no_credit(ran: Ran, engines: int) -> None:
+    """Two engine kills and one bot kill under load, with one engine or two: every job ends, every balance equals
+    its ledger."""
     (completed,) = ran.results
     result = json.loads(completed.stdout.strip().splitlines()[-1])
     assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert result["engines"] == engines
     assert result["engine_kills"] == 2
     assert result["bot_kills"] == 1
     assert result["jobs_accepted"] > 0

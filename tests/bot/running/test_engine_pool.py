@@ -6,10 +6,8 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-from collections import defaultdict
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -20,7 +18,7 @@ from bot.jobs import Origin, Status
 from bot.running.engine_config import engine_config
 from bot.running.engine_supervisor import EngineSupervisor
 from config.settings import Settings
-from engine.protocol import RenderTask
+from tests.bot.running.pool_support import SentTo, serving, until_ended
 from tests.conftest import ENGINE_TIMEOUT_S, make_settings, submit_prompt
 
 pytestmark = pytest.mark.slow
@@ -45,31 +43,6 @@ def two_engines(pool_dir: Path) -> Iterator[list[EngineSupervisor]]:
         engine.stop()
 
 
-class SentTo:
-    """Which engine each job was handed to, in order (an attempt per hand-over)."""
-
-    def __init__(self, engines: Sequence[EngineSupervisor]) -> None:
-        self.engines = list(engines)
-        self.by_job: dict[int, list[int]] = defaultdict(list)
-        self._originals: list[Any] = []
-        for index, engine in enumerate(self.engines):
-            original = engine.send_batch
-            self._originals.append(original)
-
-            async def recorded(
-                tasks: Sequence[RenderTask], *args: Any, _index: int = index, _original: Any = original, **kwargs: Any
-            ) -> Any:
-                for task in tasks:
-                    self.by_job[task.job_id].append(_index)
-                return await _original(tasks, *args, **kwargs)
-
-            engine.send_batch = recorded  # type: ignore[method-assign]
-
-    def restore(self) -> None:
-        for engine in self.engines:
-            del engine.send_batch
-
-
 @pytest.fixture
 async def pool(
     pool_dir: Path, two_engines: list[EngineSupervisor], tmp_path: Path
@@ -80,25 +53,8 @@ async def pool(
         enabled_models=["tiny-sdxl"],
         engine={"devices": ["cpu", "cpu"]},
     )
-    sent = SentTo(two_engines)
-    service = await ImagineService.open(settings, engine=two_engines)
-    events: list[JobEvent] = []
-    service.events.subscribe(events.append)
-    service.start()
-    try:
-        yield service, sent, events
-    finally:
-        await service.close()
-        sent.restore()
-
-
-async def _until_ended(service: ImagineService, job_ids: Sequence[int], limit_s: float = ENGINE_TIMEOUT_S) -> None:
-    async with asyncio.timeout(limit_s):
-        while True:
-            jobs = [await service.scheduler.get(job_id) for job_id in job_ids]
-            if all(job.status.terminal for job in jobs):
-                return
-            await asyncio.sleep(0.05)
+    async with serving(settings, two_engines) as served:
+        yield served
 
 
 async def _ledger_kinds(service: ImagineService, job_id: int) -> list[str]:
@@ -113,7 +69,7 @@ async def test_jobs_go_to_the_engine_that_holds_their_model(
     service, sent, _ = pool
     assert service.scheduler.engines == 2
     first = await submit_prompt(service, MEMBER, "a lighthouse --model tiny-sdxl")
-    await _until_ended(service, [first.job.id])
+    await until_ended(service, [first.job.id])
     holder = sent.by_job[first.job.id][-1]
     assert service.engines.engines[holder].loaded_models == {"tiny-sdxl"}
     other = 1 - holder
@@ -123,7 +79,7 @@ async def test_jobs_go_to_the_engine_that_holds_their_model(
     sdxl = await service.prepare(MEMBER, "a harbour at night --model tiny-sdxl")
     admitted = await service.submit(MEMBER, [*plain[:1], *sdxl[:1]])  # one transaction: both wait at once
     plain_id, sdxl_id = (item.job.id for item in admitted.jobs)
-    await _until_ended(service, [plain_id, sdxl_id])
+    await until_ended(service, [plain_id, sdxl_id])
     assert sent.by_job[sdxl_id] == [holder]
     assert sent.by_job[plain_id] == [other]
     assert [(await service.scheduler.get(job_id)).status for job_id in (plain_id, sdxl_id)] == [Status.COMPLETED] * 2
@@ -134,7 +90,7 @@ async def test_jobs_spread_over_both_engines(pool: tuple[ImagineService, SentTo,
     service, sent, _ = pool
     members = [Actor(5000 + n, Origin(source="cli")) for n in range(6)]
     job_ids = [(await submit_prompt(service, member, "a fox --steps 12")).job.id for member in members]
-    await _until_ended(service, job_ids)
+    await until_ended(service, job_ids)
     assert [(await service.scheduler.get(job_id)).status for job_id in job_ids] == [Status.COMPLETED] * len(job_ids)
     engines_used = {sent.by_job[job_id][0] for job_id in job_ids}
     assert engines_used == {0, 1}, dict(sent.by_job)
@@ -157,7 +113,7 @@ async def test_a_job_whose_engine_is_killed_finishes_on_the_other(
     pid = service.engines.engines[victim].pid
     assert pid is not None
     os.kill(pid, signal.SIGKILL)
-    await _until_ended(service, [job_id])
+    await until_ended(service, [job_id])
     job = await service.scheduler.get(job_id)
     assert job.status is Status.COMPLETED and job.attempts == 2
     assert sent.by_job[job_id] == [victim, 1 - victim]

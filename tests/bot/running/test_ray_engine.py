@@ -9,10 +9,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from collections import defaultdict
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import ray
@@ -29,6 +27,7 @@ from bot.running.engine_supervisor import EngineSupervisor
 from bot.running.ray_engine import RayEngineRun, actor_options, local_done
 from bot.running.ray_engines import RayEngines, engines_for
 from engine.protocol import Progress, RenderTask, TaskDone, TaskKind
+from tests.bot.running.pool_support import SentTo, serving, until_ended
 from tests.conftest import ENGINE_TIMEOUT_S, make_settings, submit_prompt
 
 pytestmark = pytest.mark.slow
@@ -253,30 +252,6 @@ POOL_SLOT = "imaginebot_pool"
 """The engine slot of the nodes the pool's own provider counts (the module's first engines hold the others)."""
 
 
-class SentTo:
-    """Which engine each job was handed to, in order (an attempt per hand-over)."""
-
-    def __init__(self, engines: Sequence[EngineSupervisor]) -> None:
-        self.engines = engines
-        self.by_job: dict[int, list[int]] = defaultdict(list)
-        for index, engine in enumerate(engines):
-            self.watch(index, engine)
-
-    def watch(self, index: int, engine: EngineSupervisor) -> None:
-        original = engine.send_batch
-
-        async def recorded(tasks: Sequence[RenderTask], *args: Any, **kwargs: Any) -> Any:
-            for task in tasks:
-                self.by_job[task.job_id].append(index)
-            return await original(tasks, *args, **kwargs)
-
-        engine.send_batch = recorded  # type: ignore[method-assign]
-
-    def restore(self) -> None:
-        for engine in self.engines:
-            engine.__dict__.pop("send_batch", None)
-
-
 @pytest.fixture
 async def shared(
     engines: list[Path], bot_dir: Path, tmp_path: Path
@@ -285,26 +260,8 @@ async def shared(
     supervisors = [_supervisor(index, engines, bot_dir) for index in range(2)]
     await asyncio.gather(*(supervisor.wait_ready() for supervisor in supervisors))
     settings = make_settings(tmp_path / "data", database_path=tmp_path / "imagine.db")
-    service = await ImagineService.open(settings, engine=supervisors)
-    sent = SentTo(supervisors)
-    events: list[JobEvent] = []
-    service.events.subscribe(events.append)
-    service.start()
-    try:
-        yield service, sent, events
-    finally:
-        await service.close()
-        sent.restore()
-
-
-async def _until_ended(service: ImagineService, job_ids: Sequence[int], limit_s: float = ENGINE_TIMEOUT_S) -> None:
-    deadline = time.monotonic() + limit_s
-    while True:
-        jobs = [await service.scheduler.get(job_id) for job_id in job_ids]
-        if all(job.status.terminal for job in jobs):
-            return
-        assert time.monotonic() < deadline, f"jobs {job_ids} did not end within {limit_s} s"
-        await asyncio.sleep(0.05)
+    async with serving(settings, supervisors) as served:
+        yield served
 
 
 async def _first_progress(events: list[JobEvent], job_id: int) -> None:
@@ -329,7 +286,7 @@ async def test_jobs_spread_over_two_ray_engines(shared: tuple[ImagineService, Se
     """Four jobs queued together: both Ray engines render some, each job once; the images are the bot's files."""
     service, sent, _ = shared
     job_ids = [(await submit_prompt(service, MEMBERS[n], f"a fox number {n} --steps 8")).job.id for n in range(4)]
-    await _until_ended(service, job_ids)
+    await until_ended(service, job_ids)
     for job_id in job_ids:
         await _completed_with_images(service, job_id)
     assert {sent.by_job[job_id][0] for job_id in job_ids} == {0, 1}, dict(sent.by_job)
@@ -348,7 +305,7 @@ async def test_a_job_whose_actor_is_killed_finishes_on_the_other_engine(
     run = service.engines.engines[victim]._run
     assert isinstance(run, RayEngineRun)
     ray.kill(run.actor)
-    await _until_ended(service, [job_id])
+    await until_ended(service, [job_id])
     await _completed_with_images(service, job_id)
     assert (await service.scheduler.get(job_id)).attempts == 2
     assert sent.by_job[job_id] == [victim, 1 - victim]
@@ -383,12 +340,12 @@ async def test_a_node_that_joins_gets_an_engine_that_takes_waiting_work(cluster:
         joined = cluster.add_node(**{**NODE, "resources": {POOL_SLOT: 1}})
         await _until(lambda: len(service.engines.slots) == 2, "an engine for the new node", every_s=0.05)
         sent.watch(1, service.engines.engines[1])
-        await _until_ended(service, [waiting])
+        await until_ended(service, [waiting])
         await _completed_with_images(service, waiting)
         assert (sent.by_job[long], sent.by_job[behind], sent.by_job[waiting]) == ([0], [0], [1])
         assert (await service.scheduler.get(long)).status is Status.RUNNING  # the new engine did not wait for it
         await service.cancel(long, "test")
-        await _until_ended(service, [long, behind])
+        await until_ended(service, [long, behind])
         await _completed_with_images(service, behind)
     finally:
         await service.close()

@@ -154,6 +154,8 @@ def orchestrate(
     try:
         while done_engine < engine_kills or done_bot < bot_kills:
             time.sleep(rng.uniform(1.0, 3.0))
+            if core.poll() is not None:  # it ended by itself (it cannot start): no kill would ever find work
+                raise RuntimeError(f"the core exited with {core.returncode} under load; see {log}")
             left_engine, left_bot = engine_kills - done_engine, bot_kills - done_bot
             if left_bot and rng.random() < left_bot / (left_engine + left_bot):
                 core.send_signal(signal.SIGKILL)

@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench.gpu_models import CLIP_G, CLIP_L, write_in_place
+from bench.gpu_models import CLIP_G, CLIP_L, VAE, write_in_place
 
 SD35_MEDIUM_TRANSFORMER: dict[str, Any] = {
     "sample_size": 128,
@@ -52,17 +52,8 @@ T5_XXL: dict[str, Any] = {
     "is_encoder_decoder": False,
     "use_cache": False,
 }
-FLOW_VAE: dict[str, Any] = {
-    "in_channels": 3,
-    "out_channels": 3,
-    "down_block_types": ("DownEncoderBlock2D",) * 4,
-    "up_block_types": ("UpDecoderBlock2D",) * 4,
-    "block_out_channels": (128, 256, 512, 512),
-    "layers_per_block": 2,
-    "latent_channels": 16,
-    "use_quant_conv": False,
-    "use_post_quant_conv": False,
-}
+FLOW_VAE: dict[str, Any] = {**VAE, "latent_channels": 16, "use_quant_conv": False, "use_post_quant_conv": False}
+"""The SD/SDXL VAE with 16 latent channels and no quant convolutions (SD3.5's and FLUX.1's)."""
 SD3_VAE_SCALING = {"scaling_factor": 1.5305, "shift_factor": 0.0609}
 FLUX_VAE_SCALING = {"scaling_factor": 0.3611, "shift_factor": 0.1159}
 FLUX_SCHEDULER: dict[str, Any] = {

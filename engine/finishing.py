@@ -41,6 +41,8 @@ class RenderedTask:
     seconds: float
     safety: tuple[str, ...] = ()
     """Per image, why the safety check flagged it or ``""`` (see :mod:`engine.safety`); empty when not checked."""
+    distilled: bool = False
+    """The model's guidance is distilled (FLUX.1): its files say so (see :mod:`engine.metadata`)."""
 
 
 Outcome = RenderedTask | TaskFailed
@@ -62,7 +64,14 @@ def finish(outcome: Outcome, encoders: Executor | None = None) -> Reply:
         return outcome
     job_id = outcome.task.job_id
     try:
-        done = write_results(outcome.model_name, outcome.task, outcome.rendered, outcome.seconds, encoders=encoders)
+        done = write_results(
+            outcome.model_name,
+            outcome.task,
+            outcome.rendered,
+            outcome.seconds,
+            encoders=encoders,
+            distilled=outcome.distilled,
+        )
     except OSError as error:
         log.error("could not write the files of job %s: %s", job_id, error)
         return TaskFailed(job_id, FailureReason.INTERNAL, f"the images could not be saved on the bot's host: {error}")

@@ -37,6 +37,9 @@ class ImageParameters:
     model: str
     extra: tuple[tuple[str, str], ...] = ()
     """More ``Key: value`` settings A1111 knows, e.g. ``("Denoising strength", "0.75")``."""
+    distilled: bool = False
+    """``cfg`` is a guidance-distilled model's guidance input (FLUX.1), not a CFG scale: written as Forge writes it,
+    ``CFG scale: 1, Distilled CFG Scale: 3.5`` (a model without a guidance input, FLUX.1-schnell: ``CFG scale: 1``)."""
 
 
 def parameters_for(
@@ -48,13 +51,15 @@ def parameters_for(
     image: ImageInfo | None = None,
     loras: Sequence[tuple[str, float]] = (),
     extra: Sequence[tuple[str, str]] = (),
+    distilled: bool = False,
 ) -> ImageParameters:
     """The metadata of a file the engine writes for ``task`` (the one place it is built).
 
     With ``image``: one image, as ``image`` says it was made (its prompt, steps, sampler, CFG and seed), plus the
     denoising strength it used and the ``loras`` applied. Without: the job as a whole (its grid or sweep sheet), in
     the task's own words and first seed. ``width`` and ``height`` are the size the text states (one image's for an
-    image and for a grid, the whole sheet's for a sweep); ``extra`` adds settings.
+    image and for a grid, the whole sheet's for a sweep); ``extra`` adds settings; ``distilled``: the model's
+    ``--cfg`` is a distilled guidance (FLUX.1, see :attr:`ImageParameters.distilled`).
     """
     settings = list(extra)
     if task.control_image:  # as A1111's ControlNet extension writes it
@@ -81,6 +86,7 @@ def parameters_for(
         height=height,
         model=model,
         extra=tuple(settings),
+        distilled=distilled,
     )
 
 
@@ -90,11 +96,23 @@ def format_parameters(params: ImageParameters) -> str:
     if params.negative_prompt:
         lines.append(f"Negative prompt: {params.negative_prompt}")
     lines.append(
-        f"Steps: {params.steps}, Sampler: {params.sampler}, CFG scale: {params.cfg:g}, Seed: {params.seed}, "
-        f"Size: {params.width}x{params.height}, Model: {params.model}"
+        f"Steps: {params.steps}, Sampler: {params.sampler}, {guidance_text(params.cfg, distilled=params.distilled)}, "
+        f"Seed: {params.seed}, Size: {params.width}x{params.height}, Model: {params.model}"
         + "".join(f", {key}: {value}" for key, value in params.extra)
     )
     return "\n".join(lines)
+
+
+DISTILLED_CFG_KEY = "Distilled CFG Scale"
+"""Where Forge, the A1111 fork that runs FLUX.1, writes a FLUX.1 image's guidance (its ``CFG scale`` is 1: none)."""
+
+
+def guidance_text(cfg: float, *, distilled: bool) -> str:
+    """The guidance settings of a parameters line: ``CFG scale: 7``; for a guidance-distilled model (``distilled``)
+    ``CFG scale: 1, Distilled CFG Scale: 3.5``, or only ``CFG scale: 1`` when it takes no guidance (``cfg`` 0)."""
+    if not distilled:
+        return f"CFG scale: {cfg:g}"
+    return f"CFG scale: 1, {DISTILLED_CFG_KEY}: {cfg:g}" if cfg > 0 else "CFG scale: 1"
 
 
 def png_bytes(image: Image.Image, params: ImageParameters) -> bytes:

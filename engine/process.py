@@ -284,6 +284,7 @@ def _render(
     """
     import torch
 
+    from engine.families import family_traits
     from engine.finishing import RenderedTask
     from engine.memory_advice import render_oom_message
     from engine.pipelines import GpuMemoryError, ModelCache, ModelLoadError, RenderCancelledError
@@ -318,6 +319,7 @@ def _render(
     failure: tuple[FailureReason, str] | None = None  # why the whole group failed: each of its jobs gets it
     results: list[Rendered] = []
     job_ids = [task.job_id for task in runnable]
+    distilled = False  # the group's model guides with a distilled guidance input (FLUX.1): its files say so
 
     def phase(name: str) -> None:
         if heartbeat is not None:
@@ -329,7 +331,8 @@ def _render(
             describing = runnable[0].kind == TaskKind.DESCRIBE  # a captioning model: no diffusion model to load
             if model_name not in cache.loaded_names and not describing:
                 phase(f"loading model {model_name}")
-                cache.get(model_name)
+            if not describing:
+                distilled = not family_traits(cache.get(model_name).family).cfg
             phase("rendering")
             results = list(render_group(cache, runnable, config.loras, hooks))
         except RenderCancelledError:
@@ -354,7 +357,7 @@ def _render(
         elif inbox.is_cancelled(task.job_id):  # one job of a shared call: the others go on
             outcomes[task.job_id] = TaskFailed(task.job_id, FailureReason.CANCELLED, "cancelled while rendering")
         else:
-            rendered = RenderedTask(task, task.model or config.model_name, results[index], seconds)
+            rendered = RenderedTask(task, task.model or config.model_name, results[index], seconds, distilled=distilled)
             outcomes[task.job_id] = check_rendered(rendered, config) if task.safety_check else rendered
     return [outcomes[task.job_id] for task in tasks]
 

@@ -47,26 +47,31 @@ def write_results(
     *,
     encoders: Executor | None = None,
     compact_above: int = COMPACT_ABOVE_BYTES,
+    distilled: bool = False,
 ) -> TaskDone:
     """Write a task's PNGs and its grid (a sweep: its labelled sheet, plus a compact JPEG copy of one larger than
     ``compact_above`` bytes) with their metadata, encoding them in parallel on ``encoders`` (here when None); the
-    reply listing them. Raises OSError when a file cannot be written (none of it is left half-written)."""
+    reply listing them. ``distilled``: the model's guidance is distilled (FLUX.1; see
+    :attr:`~engine.metadata.ImageParameters.distilled`). Raises OSError when a file cannot be written (none of it is
+    left half-written)."""
     output_dir = Path(task.output_dir).resolve()
     output_dir.mkdir(parents=True, exist_ok=True)
     width, height = rendered.images[0].width, rendered.images[0].height
     singles: list[Future[bytes]] = []
     for index, (image, info) in enumerate(zip(rendered.images, rendered.infos, strict=True)):
-        parameters = parameters_for(task, model_name, image.width, image.height, image=info, loras=rendered.loras)
+        parameters = parameters_for(
+            task, model_name, image.width, image.height, image=info, loras=rendered.loras, distilled=distilled
+        )
         singles.append(_submit(encoders, _write_png, output_dir / f"{index}.png", image, parameters))
     if rendered.grid is not None:
         sweep = rendered.grid
         axes = tuple((name, ",".join(values)) for name, values in task.sweep)
-        parameters = parameters_for(task, model_name, sweep.width, sweep.height, extra=axes)
+        parameters = parameters_for(task, model_name, sweep.width, sweep.height, extra=axes, distilled=distilled)
         grid_file = output_dir / SWEEP_NAME
         grid = _submit(encoders, _write_sheet, grid_file, sweep, parameters, compact_above)
     else:
         grid_file = output_dir / GRID_NAME
-        parameters = parameters_for(task, model_name, width, height)
+        parameters = parameters_for(task, model_name, width, height, distilled=distilled)
         grid = _submit(encoders, _write_grid, grid_file, rendered.images, parameters, compact_above)
     encoded = [future.result() for future in singles]
     grid_data = grid.result()

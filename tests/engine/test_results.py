@@ -68,6 +68,23 @@ def test_each_image_says_how_it_was_made(tmp_path: Path) -> None:
     assert read_parameters(Path(done.grid_path).read_bytes()) == GRID_TEXT
 
 
+@pytest.mark.parametrize(
+    ("cfg", "guidance"),
+    [(3.5, "CFG scale: 1, Distilled CFG Scale: 3.5"), (0.0, "CFG scale: 1")],
+)
+def test_a_distilled_guidance_is_written_as_forge_writes_it(tmp_path: Path, cfg: float, guidance: str) -> None:
+    """FLUX.1's --cfg is a guidance input, not CFG: its images and grid say `CFG scale: 1, Distilled CFG Scale: 3.5`
+    (FLUX.1-schnell, without one: `CFG scale: 1`), so A1111 tools read back what rendered them."""
+    task = dataclasses.replace(_task(tmp_path), cfg=cfg, negative_prompt="")
+    rendered = _rendered(task)
+    rendered = dataclasses.replace(rendered, infos=[dataclasses.replace(info, cfg=cfg) for info in rendered.infos])
+    done = results.write_results("tiny-flux", task, rendered, 0.5, distilled=True)
+    for path in (done.paths[0], done.grid_path):
+        text = read_parameters(Path(path).read_bytes())
+        assert text is not None
+        assert f"Sampler: Euler a, {guidance}, Seed: " in text
+
+
 @pytest.mark.parametrize("return_bytes", [True, False])
 def test_bytes_come_back_only_when_asked(tmp_path: Path, return_bytes: bool) -> None:
     """With ``return_bytes`` the reply carries each file's exact contents, the grid's too; without, none."""

@@ -345,7 +345,8 @@ def prepare_follow_up(
 ) -> Prepared:
     """The job a result button asks for (upscale, vary, reroll, zoom, pan), priced by the size it will render.
 
-    Raises ImagineError when the parent cannot give it or the result would be larger than this server allows.
+    Raises ImagineError when the parent cannot give it or the result would be larger than this server allows, and
+    PromptError for what the family cannot do by today's settings (as /imagine: a LoRA declared for another family).
     """
     follow_up = check_follow_up(parent, action, index, len(images))
     spec = usable_model(parent.params.model, settings, owner=owner)
@@ -377,6 +378,14 @@ def prepare_follow_up(
         if follow_up.kind in (Kind.VARIATION, Kind.ZOOM, Kind.PAN):
             params = replace(params, images=settings.images_per_job)
     kind, params = follow_up_control(follow_up.kind, params, parent.params, settings, owner=owner)
+    check_family_support(
+        params,
+        spec,
+        params.model,
+        control=bool(params.control_image),
+        image_prompts=bool(params.image_prompts),
+        loras=settings.loras,
+    )
     return Prepared(kind, parent.prompt, params, parent_id=parent.id, parent_index=index)
 
 

@@ -140,6 +140,17 @@ class ModelSpec(BaseModel):
         """The sampler a job on this model gets when nobody picked one."""
         return self.sampler or family_traits(self.family).default_sampler or DEFAULT_SAMPLER
 
+    @property
+    def distilled_guidance(self) -> bool:
+        """Its ``--cfg`` is a guidance input of a guidance-distilled model (FLUX.1), not classifier-free guidance:
+        it reads no negative prompt, and A1111's ``cfg_scale`` does not apply to it."""
+        return not family_traits(self.family).cfg
+
+    @property
+    def takes_guidance(self) -> bool:
+        """Whether a job may give it a guidance value at all (FLUX.1-schnell, ``max_cfg`` 0, takes none)."""
+        return self.max_cfg is None or self.max_cfg > 0
+
     def allows_sampler(self, name: str) -> bool:
         """Whether a member may pick sampler ``name`` for this model."""
         return not self.samplers or name in self.samplers

@@ -33,7 +33,7 @@ from bot.core import Actor, ImageResult, ImagineService, Job, JobFiles, Lane, Pr
 from config.settings import Settings
 from web.a1111_common import GENERATION_ERRORS, ActorDep, decode_a1111_image, refusal, waiting_jobs
 from web.a1111_info import filled_parameters, generation_info
-from web.a1111_mapping import resolve_checkpoint, translate
+from web.a1111_mapping import Guidance, resolve_checkpoint, translate
 from web.a1111_requests import A1111RequestError, Img2ImgRequest, Txt2ImgRequest
 from web.errors import ApiError
 from web.feed import ENDS, JobFeed
@@ -82,6 +82,7 @@ async def _prepare(
             model_samplers=spec.samplers if spec is not None else None,
             model=model,
             model_override=override,
+            guidance=_guidance(settings, model),
         )
     except A1111RequestError as error:
         raise refusal(error) from None
@@ -95,6 +96,14 @@ async def _prepare(
             f"this asks for {len(prepared)} jobs; this server takes at most {settings.max_prompts_per_message} at once",
         )
     return prepared, translated.lane
+
+
+def _guidance(settings: Settings, model: str) -> Guidance:
+    """How ``model`` is guided (a model not in the registry: as Stable Diffusion is)."""
+    spec = settings.registry.get(model)
+    if spec is None:
+        return Guidance()
+    return Guidance(distilled=spec.distilled_guidance, takes_guidance=spec.takes_guidance)
 
 
 @contextlib.asynccontextmanager
@@ -162,10 +171,10 @@ async def _generate(request: Request, actor: Actor, body: Txt2ImgRequest) -> Gen
     log.info("A1111 %s of member %s: job(s) %s", request.url.path, actor.user_id, job_ids)
     async with _registered(request, actor, job_ids):
         ended = await wait_for_jobs(service, feed_of(request), actor, job_ids)
-    return await _answer(body, ended)
+    return await _answer(body, ended, distilled=_guidance(settings, admitted.jobs[0].job.params.model).distilled)
 
 
-async def _answer(body: Txt2ImgRequest, ended: Sequence[JobFiles]) -> GenerationResponse:
+async def _answer(body: Txt2ImgRequest, ended: Sequence[JobFiles], *, distilled: bool) -> GenerationResponse:
     completed = [files for files in ended if files.job.status is Status.COMPLETED and files.images]
     failures = [_ended_message(files.job) for files in ended if files not in completed]
     if not completed:
@@ -179,10 +188,11 @@ async def _answer(body: Txt2ImgRequest, ended: Sequence[JobFiles]) -> Generation
         batch_size=completed[0].job.params.images,
         styles=body.styles if isinstance(body.styles, list) else (),
         failures=failures,
+        distilled=distilled,
     )
     encoded = [base64.b64encode(data).decode("ascii") for data in images] if body.send_images is not False else []
     return GenerationResponse(
-        images=encoded, parameters=filled_parameters(body, completed[0].job), info=json.dumps(info)
+        images=encoded, parameters=filled_parameters(body, completed[0].job, distilled=distilled), info=json.dumps(info)
     )
 
 

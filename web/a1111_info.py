@@ -16,6 +16,8 @@ from bot.core import ImageResult, Job
 from web.a1111_requests import Txt2ImgRequest
 from web.a1111_samplers import AUTOMATIC, a1111_sampler
 
+DISTILLED_CFG_KEY = "Distilled CFG Scale"
+"""Forge's key for a FLUX.1 job's guidance (in ``extra_generation_params`` and the parameters text)."""
 VERSION = "imaginebot"
 """A1111's ``version`` in ``info``."""
 
@@ -35,10 +37,13 @@ def generation_info(
     batch_size: int,
     styles: Sequence[str] = (),
     failures: Sequence[str] = (),
+    distilled: bool = False,
 ) -> dict[str, Any]:
     """A1111's ``info`` (before it is made a JSON string) for the images of the completed jobs, in order, with
     ``infotexts`` the parameters text of each image. The first job's settings stand for the request, as in A1111.
-    Beyond A1111's keys: ``job_ids`` (the jobs in the native API) and ``failures`` (why a job made no images)."""
+    ``distilled``: their model's guidance is distilled (FLUX.1), written as Forge writes it (``cfg_scale`` 1, the
+    guidance as ``Distilled CFG Scale``). Beyond A1111's keys: ``job_ids`` (the jobs in the native API) and
+    ``failures`` (why a job made no images)."""
     jobs = [job for job, _images in finished]
     first = jobs[0]
     params = first.params
@@ -47,6 +52,9 @@ def generation_info(
     extra: dict[str, Any] = {}
     if schedule not in (AUTOMATIC, "Karras"):
         extra["Schedule type"] = schedule
+    cfg_scale, distilled_cfg = a1111_guidance(params.cfg, distilled=distilled)
+    if distilled_cfg is not None:
+        extra[DISTILLED_CFG_KEY] = distilled_cfg
     strength = params.strength if first.kind.value in ("img2img", "inpaint") else None
     return {
         "prompt": params.prompt,
@@ -62,7 +70,7 @@ def generation_info(
         "height": images[0][1].height if images else params.height,
         "sampler_name": label,
         "scheduler": schedule,
-        "cfg_scale": params.cfg,
+        "cfg_scale": cfg_scale,
         "steps": params.steps,
         "batch_size": batch_size,
         "restore_faces": False,
@@ -87,15 +95,27 @@ def generation_info(
     }
 
 
-def filled_parameters(request: Txt2ImgRequest, first: Job) -> dict[str, Any]:
+def a1111_guidance(cfg: float, *, distilled: bool) -> tuple[float, float | None]:
+    """A job's ``--cfg`` as A1111's ``cfg_scale`` and Forge's ``distilled_cfg_scale`` (None: not one): on a
+    guidance-distilled model (FLUX.1) the CFG scale is 1 (none) and the ``--cfg`` its distilled guidance, which
+    FLUX.1-schnell (``--cfg`` 0) does not take."""
+    if not distilled:
+        return cfg, None
+    return 1.0, (cfg if cfg > 0 else None)
+
+
+def filled_parameters(request: Txt2ImgRequest, first: Job, *, distilled: bool = False) -> dict[str, Any]:
     """A1111's ``parameters``: the request as received (unknown fields too) with what it left out filled in from
-    the job that was made; the images sent are not echoed back (as A1111 without ``include_init_images``)."""
+    the job that was made (``distilled``: as :func:`generation_info`); the images sent are not echoed back (as
+    A1111 without ``include_init_images``)."""
     values = request.model_dump()
     params = first.params
     label, schedule = a1111_sampler(params.sampler)
+    cfg_scale, distilled_cfg = a1111_guidance(params.cfg, distilled=distilled)
     filled = {
         "steps": params.steps,
-        "cfg_scale": params.cfg,
+        "cfg_scale": cfg_scale,
+        "distilled_cfg_scale": distilled_cfg,
         "width": params.width,
         "height": params.height,
         "sampler_name": label,

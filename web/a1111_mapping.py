@@ -7,6 +7,11 @@ announced init image, mask and denoising strength) and a lane. Checkpoint titles
 models. Sampler names are translated by :mod:`web.a1111_samplers`; finished jobs are written back in A1111's words
 by :mod:`web.a1111_info`.
 
+On a guidance-distilled model (FLUX.1) A1111's ``cfg_scale`` and ``negative_prompt`` do not apply: there is no
+classifier-free guidance for them to act through. They are ignored, as Forge (the A1111 fork that runs FLUX.1) does
+at its FLUX.1 CFG scale of 1, rather than refused, since A1111 clients send both with every request; Forge's
+``distilled_cfg_scale`` is the guidance (``--cfg``) of a FLUX.1 model that takes one (FLUX.1-dev).
+
 A1111 fields that have no counterpart here (styles, override settings other than the checkpoint, face restoration,
 hires fix, variation seeds, scripts, ...) are accepted and ignored, as A1111 ignores what it does not know. Fields
 left out get this server's defaults (the member's /settings, then the model's), not A1111's.
@@ -69,6 +74,25 @@ class Translated:
     options: RequestOptions
     lane: Lane | None
     sampler: str | None
+
+
+@dataclass(frozen=True)
+class Guidance:
+    """How the request's model is guided, which decides what A1111's guidance fields become."""
+
+    distilled: bool = False
+    """A guidance-distilled model (FLUX.1): ``cfg_scale`` and ``negative_prompt`` do not apply to it."""
+    takes_guidance: bool = True
+    """It takes a guidance value (``--cfg``) at all; FLUX.1-schnell does not."""
+
+
+def guidance_settings(request: Txt2ImgRequest, guidance: Guidance) -> tuple[float | None, str]:
+    """The ``--cfg`` (None: the model's default) and negative prompt a request's jobs get: A1111's ``cfg_scale``
+    and ``negative_prompt``; on a guidance-distilled model, Forge's ``distilled_cfg_scale`` (when the model takes a
+    guidance value) and no negative prompt (see the module's note)."""
+    if not guidance.distilled:
+        return request.cfg_scale, request.negative_prompt or ""
+    return (request.distilled_cfg_scale if guidance.takes_guidance else None), ""
 
 
 def escape_prompt(text: str) -> str:
@@ -151,10 +175,12 @@ def translate(
     model_samplers: Collection[str] | None = None,
     model: str = "",
     model_override: str | None = None,
+    guidance: Guidance = Guidance(),
 ) -> Translated:
     """An A1111 generation request in our words (see the module's note). ``model`` is the model the jobs will use
-    (for the samplers it allows); ``model_override`` the one the request itself names (``--model``). Raises
-    A1111RequestError; the core checks everything else (limits of steps, CFG, size, credits, moderation)."""
+    (for the samplers it allows, and how it is ``guidance``-guided); ``model_override`` the one the request itself
+    names (``--model``). Raises A1111RequestError; the core checks everything else (limits of steps, CFG, size,
+    credits, moderation)."""
     batch_size = request.batch_size or 1
     n_iter = request.n_iter or 1
     if not 1 <= batch_size <= images_per_job:
@@ -189,13 +215,14 @@ def translate(
             images=options.images,
             size=options.size,
         )
+    cfg, negative_prompt = guidance_settings(request, guidance)
     prompts = tuple(
         prompt_text(
             request.prompt,
-            request.negative_prompt or "",
+            negative_prompt,
             seed=seed,
             steps=request.steps,
-            cfg=request.cfg_scale,
+            cfg=cfg,
             sampler=sampler,
             model=model_override,
             tile=bool(request.tiling),

@@ -41,7 +41,12 @@ class Txt2ImgRequest(BaseModel):
     batch_size: int | None = Field(default=1, ge=1, description="images per job (1 to the server's images per job)")
     n_iter: int | None = Field(default=1, ge=1, description="jobs, each charged (at most the server's jobs at once)")
     steps: int | None = Field(default=None, description="left out: the model's default")
-    cfg_scale: float | None = Field(default=None, description="left out: the model's default")
+    cfg_scale: float | None = Field(
+        default=None, description="left out: the model's default; FLUX.1 has no CFG scale and ignores it"
+    )
+    distilled_cfg_scale: float | None = Field(
+        default=None, description="FLUX.1-dev's guidance (Forge's field; left out: the model's default)"
+    )
     width: int | None = Field(default=None, description="left out with height: the model's size")
     height: int | None = Field(default=None, description="left out with width: the model's size")
     tiling: bool | None = None

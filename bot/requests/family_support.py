@@ -17,7 +17,7 @@ from engine.families import family_refusal, t5_token_limit
 def model_t5_limit(spec: ModelSpec) -> int:
     """The T5 tokens a prompt of model ``spec`` may have (0: it reads no T5): a FLUX.1 model without guidance
     (``max_cfg`` 0, FLUX.1-schnell) reads fewer."""
-    return t5_token_limit(spec.family, guidance=spec.max_cfg is None or spec.max_cfg > 0)
+    return t5_token_limit(spec.family, guidance=spec.takes_guidance)
 
 
 def check_family_support(

@@ -15,8 +15,16 @@ from bot.requests.prompt import PromptLimits, clean_text, parse_prompt
 from engine.metadata import ImageParameters, format_parameters
 from engine.samplers import SAMPLERS
 from tests.web.a1111_keys import CLIENT_INFO_KEYS
-from web.a1111_info import filled_parameters, generation_info, parse_infotext, progress_and_eta
-from web.a1111_mapping import format_cfg, iteration_seeds, prompt_text, requested_size, resolve_checkpoint, translate
+from web.a1111_info import a1111_guidance, filled_parameters, generation_info, parse_infotext, progress_and_eta
+from web.a1111_mapping import (
+    Guidance,
+    format_cfg,
+    iteration_seeds,
+    prompt_text,
+    requested_size,
+    resolve_checkpoint,
+    translate,
+)
 from web.a1111_requests import A1111RequestError, Img2ImgRequest, Txt2ImgRequest
 from web.a1111_samplers import A1111_SAMPLERS, a1111_sampler, resolve_sampler, sampler_items
 
@@ -225,6 +233,54 @@ def test_a_model_override_becomes_the_model_flag() -> None:
     """override_settings.sd_model_checkpoint, resolved by the caller, is this request's --model."""
     translated = _translate(Txt2ImgRequest(prompt="a fox"), model_override="tiny")
     assert translated.prompts == ("a fox --model tiny",)
+
+
+FLUX_DEV = Guidance(distilled=True)
+FLUX_SCHNELL = Guidance(distilled=True, takes_guidance=False)
+CLIENT_GUIDANCE = {"prompt": "a fox", "negative_prompt": "lowres, blur", "cfg_scale": 7, "sampler_name": "Euler"}
+"""What an A1111 client sends with every request, whatever the model."""
+
+
+@pytest.mark.parametrize(
+    ("fields", "guidance", "expected"),
+    [
+        ({}, Guidance(), "a fox --sampler euler --cfg 7 --no lowres, blur"),
+        ({"distilled_cfg_scale": 2.5}, Guidance(), "a fox --sampler euler --cfg 7 --no lowres, blur"),
+        ({}, FLUX_DEV, "a fox --sampler euler"),
+        ({"distilled_cfg_scale": 2.5}, FLUX_DEV, "a fox --sampler euler --cfg 2.5"),
+        ({"cfg_scale": 1, "distilled_cfg_scale": 3.5}, FLUX_DEV, "a fox --sampler euler --cfg 3.5"),
+        ({"distilled_cfg_scale": 2.5}, FLUX_SCHNELL, "a fox --sampler euler"),
+        ({"cfg_scale": None, "negative_prompt": ""}, FLUX_SCHNELL, "a fox --sampler euler"),
+    ],
+)
+def test_guidance_fields_follow_how_the_model_is_guided(
+    fields: dict[str, Any], guidance: Guidance, expected: str
+) -> None:
+    """CFG models take cfg_scale and the negative prompt; FLUX.1 takes neither (they are ignored, not refused:
+    clients always send them) and its guidance from Forge's distilled_cfg_scale, unless it takes none (schnell)."""
+    request = Txt2ImgRequest.model_validate({**CLIENT_GUIDANCE, **fields})
+    assert _translate(request, model_samplers=("euler",), guidance=guidance).prompts == (expected,)
+
+
+@pytest.mark.parametrize(
+    ("cfg", "distilled", "expected"),
+    [(5.0, False, (5.0, None)), (3.5, True, (1.0, 3.5)), (0.0, True, (1.0, None)), (0.0, False, (0.0, None))],
+)
+def test_a_jobs_guidance_in_a1111_and_forge_words(
+    cfg: float, distilled: bool, expected: tuple[float, float | None]
+) -> None:
+    """A FLUX.1 job's --cfg is Forge's distilled CFG scale beside a CFG scale of 1; schnell's 0 is none."""
+    assert a1111_guidance(cfg, distilled=distilled) == expected
+
+
+def test_a_flux_jobs_info_and_parameters_say_distilled_cfg_scale() -> None:
+    """info's cfg_scale is 1 with the guidance under extra_generation_params, and parameters fill both fields."""
+    job = _job(4, 1)
+    info = generation_info([(job, _results(job))], ["t0", "t1"], batch_size=2, distilled=True)
+    assert info["cfg_scale"] == 1.0
+    assert info["extra_generation_params"]["Distilled CFG Scale"] == 5.0
+    parameters = filled_parameters(Txt2ImgRequest(prompt="a fox"), job, distilled=True)
+    assert (parameters["cfg_scale"], parameters["distilled_cfg_scale"]) == (1.0, 5.0)
 
 
 def test_an_img2img_request_announces_its_images() -> None:

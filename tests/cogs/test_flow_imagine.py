@@ -302,3 +302,103 @@ async def test_a_button_on_a_grid_whose_lora_is_now_for_another_family_is_refuse
         assert "LoRA `grain` is for sdxl models and model `tiny-flux` is flux" in clicked.response.content, name
     assert await _count(discord_env, "SELECT COUNT(*) FROM jobs") == 1
     assert await _count(discord_env, "SELECT COUNT(*) FROM ledger WHERE kind = 'debit'") == 1
+
+
+@pytest.mark.parametrize(
+    ("command", "options", "fragment"),
+    [
+        (
+            "imagine",
+            {"prompt": "a red fox --model tiny-flux", "control": ("edges.png", _png((64, 64), "white"))},
+            "ControlNets do not work with model `tiny-flux`",
+        ),
+        (
+            "imagine",
+            {"prompt": "a red fox --model tiny-flux", "image_prompt": ("look.png", _png((64, 64), "blue"))},
+            "image prompts do not work with model `tiny-flux`",
+        ),
+        (
+            "blend",
+            {"image1": ("a.png", _png((64, 64), "red")), "image2": ("b.png", _png((64, 64), "blue"))},
+            "image prompts do not work with model `tiny-flux` (flux) yet",
+        ),
+        ("sweep", {"prompt": "a lamp --model tiny-flux", "x": "sampler=euler,euler_a"}, "use some of: euler"),
+    ],
+    ids=["control", "image-prompt", "blend", "sampler-sweep"],
+)
+async def test_images_flux_cannot_use_are_refused_privately_without_a_charge(
+    discord_env: simcord.Env, command: str, options: dict[str, object], fragment: str
+) -> None:
+    """A control image, an image prompt, /blend (the server's default model is FLUX.1) and a sweep of samplers it
+    has not: an ephemeral error naming what to change; no job row, no debit, no stored upload."""
+    _guild, channel, cy = scene(discord_env, "cy")
+    uploads = discord_env.bot.settings.data_dir / "uploads"
+    before = set(uploads.glob("*"))
+
+    result = await cy.slash(channel, command, **options)
+
+    assert result.ephemeral
+    text = result.response.content if result.response else result.followups[-1].content
+    assert fragment in text
+    assert await _count(discord_env, "SELECT COUNT(*) FROM jobs") == 0
+    assert await _count(discord_env, "SELECT COUNT(*) FROM ledger WHERE kind = 'debit'") == 0
+    assert set(uploads.glob("*")) == before  # no upload kept for a refused request
+
+
+@pytest.mark.slow
+async def test_edit_a_guidance_sweep_and_a_schnell_grid_render_on_flux(discord_env: simcord.Env) -> None:
+    """/edit repaints on FLUX.1, /sweep over its guidance posts one grid, and the schnell-like model renders without
+    guidance; each finishes with its images."""
+    _guild, channel, kim = scene(discord_env, "kim")
+    await discord_env.bot.service.ledger.set_tier(kim.id, "supporter", actor="test")
+
+    edited = await kim.slash(
+        channel,
+        "edit",
+        image=("in.png", _png((64, 64), "blue")),
+        mask=("mask.png", _png((64, 64), "white")),
+        prompt="a yellow sun --model tiny-flux --seed 1",
+    )
+    swept = await kim.slash(channel, "sweep", prompt="a lamp --model tiny-flux --seed 1", x="cfg=2,5")
+    schnell = await kim.slash(channel, "imagine", prompt="a red fox --model tiny-schnell --seed 1")
+    for result, says in ((edited, "(Edit) — queued"), (swept, "(Sweep) — queued"), (schnell, "— queued")):
+        assert result.response is not None and says in result.response.content, result.response
+
+    await wait_until(discord_env, lambda: len(posts(channel)) == 3, what="the edit, the sweep and the schnell grid")
+    assert await _finished(discord_env) == [
+        ("inpaint", "completed", 4),
+        ("sweep", "completed", 2),
+        ("imagine", "completed", 4),
+    ]
+    store = discord_env.bot.service.store
+    params = [json.loads(row[0]) for row in await store.fetch_all("SELECT params FROM jobs ORDER BY id")]
+    assert [(item["model"], item["sampler"]) for item in params] == [("tiny-flux", "euler")] * 2 + [
+        ("tiny-schnell", "euler")
+    ]
+    assert params[2]["cfg"] == 0.0
+    [path] = [
+        row[0]
+        for row in await store.fetch_all(
+            "SELECT path FROM results WHERE job_id = (SELECT MAX(id) FROM jobs) AND idx = 0"
+        )
+    ]
+    text = read_parameters(Path(path).read_bytes())
+    assert text is not None and "Model: tiny-schnell" in text and "Distilled CFG" not in text
+
+
+@pytest.mark.slow
+async def test_stop_on_flux_and_chaos_on_sd3_render(discord_env: simcord.Env) -> None:
+    """`--stop 50` on FLUX.1 and `--chaos 50` on SD3 (which has real CFG to vary) each finish with four images."""
+    _guild, channel, rue = scene(discord_env, "rue")
+
+    for prompt in ("a red fox --model tiny-flux --stop 50 --seed 1", "a red fox --model tiny-sd3 --chaos 50 --seed 1"):
+        result = await rue.slash(channel, "imagine", prompt=prompt)
+        assert result.response is not None and "queued" in result.response.content, prompt
+
+    await wait_until(discord_env, lambda: len(posts(channel)) == 2, what="the two grids")
+    assert await _finished(discord_env) == [("imagine", "completed", 4)] * 2
+    params = [json.loads(row[0]) for row in await discord_env.bot.service.store.fetch_all("SELECT params FROM jobs")]
+    assert [(item["model"], item["stop"], item["chaos"]) for item in params] == [
+        ("tiny-flux", 50, 0),
+        ("tiny-sd3", 100, 50),
+    ]

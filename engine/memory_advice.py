@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from engine.flow_quantize import T5_OF, quantization_plan
 from engine.protocol import MemoryOptions
 
 GIB = 2**30
-DENOISERS = ("unet", "transformer")
-"""The components bitsandbytes quantizes (``memory.quantize``); the rest stays at the engine's dtype."""
 QUANTIZED_BYTES = {"4bit": 0.5, "8bit": 1.0}
 """Bytes per denoiser parameter once quantized (NF4 packs two parameters in a byte; its block scales are ~1%)."""
 
@@ -37,42 +36,75 @@ def dtype_label(dtype: str) -> str:
     return {"float16": "fp16", "half": "fp16", "bfloat16": "bf16", "float32": "fp32", "float": "fp32"}.get(name, name)
 
 
-def weight_bytes(parameters: Mapping[str, int], dtype: str, quantize: str = "none") -> int:
-    """GPU bytes of a model's weights: each component's parameters at ``dtype``, the denoiser at its quantized
-    size when ``quantize`` is ``4bit`` or ``8bit``."""
-    total = 0.0
+def component_bytes(
+    parameters: Mapping[str, int],
+    dtype: str,
+    family: str = "sd15",
+    quantize: str = "none",
+    quantize_text_encoders: str = "none",
+) -> dict[str, tuple[int, str]]:
+    """Component → (GPU bytes of its weights, how they are stored: ``bf16``, ``4bit`` …): each component's
+    ``parameters`` at ``dtype``, what bitsandbytes quantizes (:func:`engine.flow_quantize.quantization_plan`: the
+    denoiser by ``quantize``, the T5 encoder of SD3/FLUX.1 by ``quantize_text_encoders``) at its quantized size."""
+    plan = quantization_plan(family, quantize, quantize_text_encoders)
+    sizes: dict[str, tuple[int, str]] = {}
     for component, count in parameters.items():
-        per_parameter = QUANTIZED_BYTES.get(quantize, dtype_bytes(dtype)) if component in DENOISERS else None
-        total += count * (per_parameter if per_parameter is not None else dtype_bytes(dtype))
-    return int(total)
+        mode = plan.get(component)
+        per_parameter = QUANTIZED_BYTES[mode] if mode else dtype_bytes(dtype)
+        sizes[component] = (int(count * per_parameter), mode or dtype_label(dtype))
+    return sizes
+
+
+def weight_bytes(
+    parameters: Mapping[str, int],
+    dtype: str,
+    quantize: str = "none",
+    *,
+    family: str = "sd15",
+    quantize_text_encoders: str = "none",
+) -> int:
+    """GPU bytes of a model's weights (the sum of :func:`component_bytes`)."""
+    sizes = component_bytes(parameters, dtype, family, quantize, quantize_text_encoders)
+    return sum(size for size, _stored in sizes.values())
 
 
 def load_oom_message(
-    model: str, needed_bytes: int | None, free_bytes: int | None, dtype: str, memory: MemoryOptions
+    model: str,
+    needed_bytes: int | None,
+    free_bytes: int | None,
+    dtype: str,
+    memory: MemoryOptions,
+    family: str = "",
 ) -> str:
-    """The owner's line when model ``model`` does not fit: how much it needs, how much is free, what to set.
+    """The owner's line when model ``model`` (of ``family``) does not fit: how much it needs, how much is free, what
+    to set.
 
     Suggestions leave out what is already set: CPU offload (``auto`` or ``model``, then ``sequential``), 4-bit
-    quantization of the denoiser, and always a smaller model.
+    quantization of the denoiser, 8-bit quantization of the T5 encoder on a family that has one (SD3, FLUX.1: the
+    largest part after the transformer), and always a smaller model.
     """
     label = dtype_label(dtype)
     if needed_bytes:
         quantized = f", its denoiser in {memory.quantize}" if memory.quantize in QUANTIZED_BYTES else ""
+        if family in T5_OF and memory.quantize_text_encoders in QUANTIZED_BYTES:
+            quantized += f", its T5 encoder in {memory.quantize_text_encoders}"
         need = (
             f"model {model} needs about {memory_size(needed_bytes)} of GPU memory for its weights at {label}{quantized}"
         )
     else:
         need = f"model {model} does not fit in GPU memory at {label}"
     free = f" and the GPU has {memory_size(free_bytes)} free" if free_bytes is not None else ""
-    fixes: list[str] = []
+    settings: list[str] = []
     if memory.offload == "none":
-        fixes.append('set memory.offload = "auto" (or "model")')
+        settings.append('memory.offload = "auto" (or "model")')
     elif memory.offload in ("auto", "model"):
-        fixes.append('set memory.offload = "sequential" (slowest, least memory)')
+        settings.append('memory.offload = "sequential" (slowest, least memory)')
     if memory.quantize != "4bit":
-        fixes.append('memory.quantize = "4bit"' if fixes else 'set memory.quantize = "4bit"')
-    fixes.append("use a smaller model")
-    advice = ", or ".join(fixes)
+        settings.append('memory.quantize = "4bit"')
+    if family in T5_OF and memory.quantize_text_encoders == "none":
+        settings.append('memory.quantize_text_encoders = "8bit"')
+    fixes = [f"set {settings[0]}", *settings[1:]] if settings else []
+    advice = ", or ".join([*fixes, "use a smaller model"])
     return f"{need}{free}: {advice}"
 
 

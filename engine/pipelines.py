@@ -41,6 +41,7 @@ from engine.protocol import (
     STARTING_LOADING,
     EngineConfig,
     EngineStarting,
+    MemoryOptions,
     ModelEntry,
 )
 from engine.single_file import load_single_file
@@ -190,8 +191,10 @@ def load_entry(entry: ModelEntry, config: EngineConfig, on_phase: PhaseCallback 
     if out_of_memory:  # raised outside the handler, so no traceback keeps the half-moved weights alive
         pipeline = None
         _free_memory()
-        needed = _needed_bytes(source, single_file, variant, str(dtype), config.memory.quantize)
-        message = load_oom_message(entry.name, needed, free_device_bytes(device), str(dtype), config.memory)
+        needed = _needed_bytes(source, single_file, variant, str(dtype), entry.family, config.memory)
+        message = load_oom_message(
+            entry.name, needed, free_device_bytes(device), str(dtype), config.memory, entry.family
+        )
         raise GpuMemoryError(message)
     pipeline.set_progress_bar_config(disable=True)
     log.info(
@@ -245,12 +248,23 @@ def _from_pretrained(
         ) from error
 
 
-def _needed_bytes(source: str, single_file: bool, variant: str | None, dtype: str, quantize: str) -> int | None:
-    """The GPU bytes of a model's weights at ``dtype``, from its safetensors headers; None when unreadable."""
+def _needed_bytes(
+    source: str, single_file: bool, variant: str | None, dtype: str, family: str, memory: MemoryOptions
+) -> int | None:
+    """The GPU bytes of a model's weights at ``dtype`` and the configured quantization, from its safetensors
+    headers; None when unreadable."""
     try:
         if single_file:
             return weight_bytes({"checkpoint": parameter_count([Path(source)])}, dtype)
-        return weight_bytes(component_parameters(Path(source), variant), dtype, quantize) or None
+        parameters = component_parameters(Path(source), variant)
+        quantized = weight_bytes(
+            parameters,
+            dtype,
+            memory.quantize,
+            family=family,
+            quantize_text_encoders=memory.quantize_text_encoders,
+        )
+        return quantized or None
     except (OSError, ValueError, KeyError):
         return None
 

@@ -9,13 +9,11 @@ bitsandbytes quantizes (:func:`engine.flow_quantize.quantization_plan`) at 0.5 (
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
 
 from config.model_registry import ModelSpec
 from config.settings import Settings
-from engine.flow_quantize import quantization_plan
-from engine.memory_advice import QUANTIZED_BYTES, dtype_bytes, dtype_label, memory_size
+from engine.memory_advice import component_bytes, memory_size
 from engine.model_sources import choose_variant, component_parameters, model_folder, weights_on_disk
 
 M = 10**6
@@ -37,19 +35,6 @@ ROLES = {
     ("sdxl", "text_encoder"): "CLIP-L",
     ("sdxl", "text_encoder_2"): "CLIP-G",
 }
-
-
-def component_bytes(
-    parameters: Mapping[str, int], family: str, dtype: str, quantize: str = "none", quantize_text_encoders: str = "none"
-) -> dict[str, tuple[int, str]]:
-    """Component → (GPU bytes of its weights, how they are stored: ``bf16``, ``4bit`` …)."""
-    plan = quantization_plan(family, quantize, quantize_text_encoders)
-    sizes: dict[str, tuple[int, str]] = {}
-    for component, count in parameters.items():
-        mode = plan.get(component)
-        per_parameter = QUANTIZED_BYTES[mode] if mode else dtype_bytes(dtype)
-        sizes[component] = (int(count * per_parameter), mode or dtype_label(dtype))
-    return sizes
 
 
 def model_parameters(spec: ModelSpec, models_dir: Path, dtype: str) -> tuple[dict[str, int], str]:
@@ -74,7 +59,7 @@ def component_line(name: str, spec: ModelSpec, models_dir: Path, dtype: str, qua
     parameters, origin = model_parameters(spec, models_dir, dtype)
     if not parameters:
         return f"   model {name} GPU weights: unknown until it is built or downloaded"
-    sizes = component_bytes(parameters, spec.family, dtype, quantize, text)
+    sizes = component_bytes(parameters, dtype, spec.family, quantize, text)
     parts = []
     for component, (size, stored) in sorted(sizes.items(), key=lambda item: -item[1][0]):
         role = ROLES.get((spec.family, component))

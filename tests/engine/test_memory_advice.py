@@ -74,6 +74,27 @@ def test_load_oom_message(memory: MemoryOptions, free: int | None, expected: str
     assert load_oom_message("sdxl", int(6.5 * GiB), free, "torch.float16", memory) == expected
 
 
+@pytest.mark.parametrize(
+    ("memory", "expected"),
+    [
+        (
+            MemoryOptions(offload="auto", quantize="4bit"),
+            "model flux-dev needs about 15.3 GiB of GPU memory for its weights at bf16, its denoiser in 4bit and the "
+            'GPU has 11.0 GiB free: set memory.offload = "sequential" (slowest, least memory), or '
+            'memory.quantize_text_encoders = "8bit", or use a smaller model',
+        ),
+        (
+            MemoryOptions(offload="sequential", quantize="4bit", quantize_text_encoders="8bit"),
+            "model flux-dev needs about 15.3 GiB of GPU memory for its weights at bf16, its denoiser in 4bit, its T5 "
+            "encoder in 8bit and the GPU has 11.0 GiB free: use a smaller model",
+        ),
+    ],
+)
+def test_a_t5_family_is_told_to_quantize_its_text_encoder(memory: MemoryOptions, expected: str) -> None:
+    """SD3.5 and FLUX.1 carry a T5-XXL encoder (4.8 B parameters) that 8-bit halves: suggested until it is set."""
+    assert load_oom_message("flux-dev", int(15.3 * GiB), 11 * GiB, "torch.bfloat16", memory, "flux") == expected
+
+
 def test_load_oom_message_without_a_size() -> None:
     """A model whose size cannot be read still gets the advice."""
     message = load_oom_message("mine", None, GiB, "bf16", MemoryOptions())
@@ -122,6 +143,23 @@ def test_weight_bytes_by_dtype_and_quantization() -> None:
     assert memory_size(weight_bytes(parameters, "fp32")) == "12.9 GiB"
     assert memory_size(weight_bytes(parameters, "fp16", "4bit")) == "2.9 GiB"
     assert memory_size(weight_bytes(parameters, "fp16", "8bit")) == "4.1 GiB"
+
+
+def test_weight_bytes_of_a_t5_family_by_component_setting() -> None:
+    """FLUX.1-dev's published sizes: 31.4 GiB at bf16; an NF4 transformer saves 16.6 GiB, an 8-bit T5 4.4 more; a
+    UNet family has no T5, so the text-encoder setting changes nothing there."""
+    flux = {
+        "transformer": 11_901 * 10**6,
+        "text_encoder": 123 * 10**6,
+        "text_encoder_2": 4_762 * 10**6,
+        "vae": 84 * 10**6,
+    }
+    assert memory_size(weight_bytes(flux, "bf16", family="flux")) == "31.4 GiB"
+    assert memory_size(weight_bytes(flux, "bf16", "4bit", family="flux")) == "14.8 GiB"
+    both = weight_bytes(flux, "bf16", "4bit", family="flux", quantize_text_encoders="8bit")
+    assert memory_size(both) == "10.4 GiB"
+    sdxl = {"unet": 2_567 * 10**6, "text_encoder_2": 695 * 10**6}
+    assert weight_bytes(sdxl, "fp16", family="sdxl", quantize_text_encoders="8bit") == weight_bytes(sdxl, "fp16")
 
 
 @pytest.fixture
@@ -191,3 +229,17 @@ def test_a_job_whose_model_does_not_fit_fails_with_reason_oom(tmp_path: Path, mo
     (failed,) = run_group_here(cache, config, [task], Inbox(), Conn(), tmp_path.resolve())  # type: ignore[arg-type]
     assert isinstance(failed, TaskFailed) and failed.reason == "oom"
     assert failed.message.startswith("model tiny-sdxl needs about ")
+
+
+def test_a_flux_model_that_does_not_fit_is_told_about_its_t5_encoder(tmp_path: Path, device_move_fails: None) -> None:
+    """The real load of the tiny FLUX.1, whose device move fails: the size read from its files and the T5 setting
+    among what to set."""
+    config = EngineConfig("tiny-flux", "tiny:flux", "flux", str(tmp_path))
+    with pytest.raises(GpuMemoryError) as caught:
+        load_entry(ModelEntry("tiny-flux", "tiny:flux", "flux"), config)
+    parameters = component_parameters(tmp_path / "models" / "tiny-flux", None)
+    size = memory_size(weight_bytes(parameters, "fp32", family="flux"))
+    assert str(caught.value) == (
+        f'model tiny-flux needs about {size} of GPU memory for its weights at fp32: set memory.offload = "auto" '
+        '(or "model"), or memory.quantize = "4bit", or memory.quantize_text_encoders = "8bit", or use a smaller model'
+    )

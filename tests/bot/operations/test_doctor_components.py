@@ -7,10 +7,11 @@ from typing import Any
 
 import pytest
 
-from bot.operations.component_memory import PUBLISHED_PARAMETERS, component_bytes, component_line
+from bot.operations.component_memory import PUBLISHED_PARAMETERS, component_line
 from bot.operations.doctor import check_engine
 from config.model_registry import ModelSpec
 from config.settings import load_settings
+from engine.memory_advice import component_bytes
 from engine.model_sources import component_parameters
 from engine.tiny import ensure_tiny_model
 
@@ -65,7 +66,7 @@ FLUX = PUBLISHED_PARAMETERS["flux"]
 )
 def test_component_bytes(family: str, dtype: str, quantize: str, text: str, expected: dict[str, Any]) -> None:
     """The denoiser at its quantization, T5 at the text encoders', the rest at the dtype (CLIP is never quantized)."""
-    sizes = component_bytes(PUBLISHED_PARAMETERS[family], family, dtype, quantize, text)
+    sizes = component_bytes(PUBLISHED_PARAMETERS[family], dtype, family, quantize, text)
     assert {name: sizes[name] for name in expected} == expected
 
 

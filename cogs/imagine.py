@@ -209,7 +209,11 @@ class ImagineCog(commands.Cog):
     async def _complete_sampler(
         self, interaction: discord.Interaction[Any], current: str
     ) -> list[app_commands.Choice[str]]:
-        return choices_matching(list(self.bot.service.member.samplers()), current)
+        namespace = interaction.namespace
+        samplers = await self.bot.service.member.samplers_for(
+            actor_of(interaction), namespace.model, namespace.prompt or ""
+        )
+        return choices_matching(list(samplers), current)
 
 
 async def setup(bot: ImagineBot) -> None:

@@ -7,6 +7,7 @@ Reach it as ``ImagineService.member``.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -15,11 +16,15 @@ from bot.errors import ImagineError, JobNotFoundError
 from bot.jobs import ImageResult, Job
 from bot.requests.preferences import Preferences, checked_preferences
 from bot.requests.preparation import prompt_limits, usable_models
+from bot.requests.prompt import clean_text
 from bot.scheduling.reports import QueueSummary, queue_summary
 from engine.samplers import SAMPLERS
 
 if TYPE_CHECKING:
     from bot.application.service import ImagineService
+
+MODEL_FLAG = re.compile(r"(?:^|\s)(?:--|—|–)model\s+(\S+)", re.IGNORECASE)
+"""A prompt's ``--model NAME`` (for the sampler list; the parser checks the flag when the request comes)."""
 
 MAX_JOBS_LISTED = 200
 """The most jobs one listing of a member's jobs gives."""
@@ -141,3 +146,14 @@ class MemberActions:
     def samplers() -> tuple[str, ...]:
         """Every sampler a prompt may name with ``--sampler``."""
         return tuple(SAMPLERS)
+
+    async def samplers_for(self, actor: Actor, model: str | None, prompt: str) -> tuple[str, ...]:
+        """The samplers a request may name on the model it renders on: ``model`` (a command's option), else the
+        prompt's last ``--model``, else the actor's /settings model, else the server's. A model that does not limit
+        them, or a name that is not a model (its error comes with the request), gives every sampler."""
+        named = model or next(reversed(MODEL_FLAG.findall(clean_text(prompt))), None)
+        if not named and not actor.is_console:
+            named = (await self._service.preferences.get(actor.user_id)).model
+        settings = self._service.settings
+        spec = settings.registry.get(named or settings.model)
+        return tuple(spec.samplers) if spec is not None and spec.samplers else tuple(SAMPLERS)

@@ -23,6 +23,7 @@ from config.model_registry import BUILTIN_MODELS
 from config.policy import DEFAULT_TIERS
 from config.settings import Settings
 from engine.metadata import read_parameters
+from engine.samplers import SAMPLERS
 from tests.bot.requests.test_flow_requests import SCHNELL
 from tests.conftest import make_settings, posts, release, scene, wait_until
 
@@ -36,9 +37,9 @@ def _lora_file(data_dir: Path) -> Path:
 
 
 def _flow_settings(data_dir: Path, database: Path, *, grain_family: str = "") -> Settings:
-    """Step-priced settings (one credit per 64×64 image step) on the tiny FLUX.1, with tiny SD3 and a schnell-like
-    FLUX.1 enabled, two models loaded at once, the LoRA ``grain`` (family ``grain_family``, '' = not said) and a
-    LoRA declared for SDXL."""
+    """Step-priced settings (one credit per 64×64 image step) on the tiny FLUX.1, with tiny SD3, a schnell-like
+    FLUX.1 and the tiny SD1.5 enabled, two models loaded at once, the LoRA ``grain`` (family ``grain_family``, '' =
+    not said) and a LoRA declared for SDXL."""
     sdxl_lora = data_dir / "loras" / "sdxl-grain.safetensors"
     sdxl_lora.parent.mkdir(parents=True, exist_ok=True)
     sdxl_lora.touch()
@@ -50,7 +51,7 @@ def _flow_settings(data_dir: Path, database: Path, *, grain_family: str = "") ->
         max_loaded_models=2,
         credits={"unit_pixels": 64 * 64, "unit_steps": 1},
         tiers={**DEFAULT_TIERS, "free": DEFAULT_TIERS["free"].model_copy(update={"allowance": 1000})},
-        enabled_models=["tiny-flux", "tiny-sd3", "tiny-schnell"],
+        enabled_models=["tiny-flux", "tiny-sd3", "tiny-schnell", "tiny"],
         loras={
             "grain": {"path": str(_lora_file(data_dir)), **({"family": grain_family} if grain_family else {})},
             "sdxl-grain": {"path": str(sdxl_lora), "family": "sdxl"},
@@ -402,3 +403,30 @@ async def test_stop_on_flux_and_chaos_on_sd3_render(discord_env: simcord.Env) ->
         ("tiny-flux", 50, 0),
         ("tiny-sd3", 100, 50),
     ]
+
+
+@pytest.mark.parametrize(
+    ("prompt", "options", "preferred", "offered"),
+    [
+        ("x", {"model": "tiny-flux"}, None, ["euler"]),
+        ("a fox --model tiny-sd3", {}, None, ["euler"]),
+        ("a fox", {}, None, ["euler"]),  # the server's default model is FLUX.1
+        ("a fox", {}, "tiny", sorted(SAMPLERS)),  # the member's /settings model takes every sampler
+        ("a fox --model tiny", {}, None, sorted(SAMPLERS)),
+        ("a fox", {"model": "tiny"}, None, sorted(SAMPLERS)),
+        ("a fox", {"model": "nope"}, None, sorted(SAMPLERS)),  # not a model: its error comes with the command
+    ],
+    ids=["option", "prompt-flag", "server-default", "settings-model", "sd15-flag", "sd15-option", "unknown"],
+)
+async def test_the_sampler_autocomplete_offers_the_samplers_of_the_model_the_request_renders_on(
+    discord_env: simcord.Env, prompt: str, options: dict[str, str], preferred: str | None, offered: list[str]
+) -> None:
+    """The model is the `model` option, else the prompt's --model, else the member's /settings model, else the
+    server's: on FLUX.1 and SD3 only euler is offered (what they would refuse is not), on SD1.5 every sampler."""
+    _guild, channel, hana = scene(discord_env, "hana")
+    if preferred is not None:
+        await discord_env.bot.service.preferences.update(hana.id, model=preferred)
+
+    choices = await hana.autocomplete(channel, "imagine", "sampler", "", prompt=prompt, **options)
+
+    assert sorted(choice["value"] for choice in choices) == offered

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from engine.prompt_syntax import LORA_TAG, has_weighting
 from engine.protocol import RenderTask, TaskKind
@@ -245,21 +246,56 @@ def family_refusal(
     return None
 
 
+class PromptedRequest(Protocol):
+    """What the family rules read of a request: the bot's ``RenderParams`` and the engine's ``RenderTask`` alike."""
+
+    @property
+    def prompt(self) -> str: ...
+    @property
+    def negative_prompt(self) -> str: ...
+    @property
+    def weighted_prompts(self) -> Sequence[tuple[str, float]]: ...
+    @property
+    def chaos(self) -> int: ...
+    @property
+    def tile(self) -> bool: ...
+
+
+def request_refusal(
+    family: str,
+    model: str,
+    request: PromptedRequest,
+    *,
+    control: bool = False,
+    image_prompts: bool = False,
+    lora_families: Mapping[str, str] | None = None,
+    t5_limit: int = 0,
+) -> Refusal | None:
+    """:func:`family_refusal` of a whole request (its prompt, multi-prompt parts, ``--no``, ``--chaos``,
+    ``--tile``); ``control``/``image_prompts``: it has a control image / image prompts."""
+    weighted = request.weighted_prompts
+    return family_refusal(
+        family,
+        model,
+        prompt=request.prompt,
+        negative_prompt=request.negative_prompt,
+        multi_prompt=bool(weighted),
+        negative_parts=any(weight < 0 for _text, weight in weighted),
+        parts=[text for text, _weight in weighted],
+        chaos=request.chaos,
+        tile=request.tile,
+        control=control,
+        image_prompts=image_prompts,
+        lora_families=lora_families,
+        t5_limit=t5_limit,
+    )
+
+
 def check_family_task(family: str, model: str, task: RenderTask) -> None:
     """Raise ValueError with :func:`family_refusal`'s message for a task a model of ``family`` cannot render (the bot
     refuses such requests before charging; this keeps a task from elsewhere from failing halfway)."""
-    refusal = family_refusal(
-        family,
-        model,
-        prompt=task.prompt,
-        negative_prompt=task.negative_prompt,
-        multi_prompt=bool(task.weighted_prompts),
-        negative_parts=any(weight < 0 for _text, weight in task.weighted_prompts),
-        parts=[text for text, _weight in task.weighted_prompts],
-        chaos=task.chaos,
-        tile=task.tile,
-        control=task.kind == TaskKind.CONTROL,
-        image_prompts=bool(task.image_prompts),
+    refusal = request_refusal(
+        family, model, task, control=task.kind == TaskKind.CONTROL, image_prompts=bool(task.image_prompts)
     )
     if refusal is not None:
         raise ValueError(refusal.message)

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from bot.errors import PromptError
 from bot.jobs import RenderParams
 from config.model_registry import LoraSpec, ModelSpec
-from engine.families import family_refusal, t5_token_limit
+from engine.families import request_refusal, t5_token_limit
 
 
 def model_t5_limit(spec: ModelSpec) -> int:
@@ -32,16 +32,10 @@ def check_family_support(
     """Raise PromptError (naming the flag) for the first thing ``params`` asks that model ``name``'s family cannot
     do; ``control``/``image_prompts``: the request has a control image / image prompts (links or attachments);
     ``loras``: the configured LoRAs (a LoRA whose ``family`` is another is refused)."""
-    refusal = family_refusal(
+    refusal = request_refusal(
         spec.family,
         name,
-        prompt=params.prompt,
-        negative_prompt=params.negative_prompt,
-        multi_prompt=bool(params.weighted_prompts),
-        negative_parts=any(weight < 0 for _text, weight in params.weighted_prompts),
-        parts=[text for text, _weight in params.weighted_prompts],
-        chaos=params.chaos,
-        tile=params.tile,
+        params,
         control=control,
         image_prompts=image_prompts,
         lora_families={lora: entry.family or "" for lora, entry in (loras or {}).items()},

@@ -388,21 +388,30 @@ async def test_edit_a_guidance_sweep_and_a_schnell_grid_render_on_flux(discord_e
 
 
 @pytest.mark.slow
-async def test_stop_on_flux_and_chaos_on_sd3_render(discord_env: simcord.Env) -> None:
-    """`--stop 50` on FLUX.1 and `--chaos 50` on SD3 (which has real CFG to vary) each finish with four images."""
+async def test_stop_multi_prompts_and_chaos_render_on_the_flow_models(discord_env: simcord.Env) -> None:
+    """`--stop 50` and a multi-prompt (`::` parts blended) on FLUX.1, `--chaos 50` on SD3 (which has real CFG to
+    vary): each finishes with four images."""
     _guild, channel, rue = scene(discord_env, "rue")
+    prompts = (
+        "a red fox --model tiny-flux --stop 50 --seed 1",
+        "a red fox:: a snowy field::2 --model tiny-flux --seed 1",
+        "a red fox --model tiny-sd3 --chaos 50 --seed 1",
+    )
 
-    for prompt in ("a red fox --model tiny-flux --stop 50 --seed 1", "a red fox --model tiny-sd3 --chaos 50 --seed 1"):
+    for prompt in prompts:
         result = await rue.slash(channel, "imagine", prompt=prompt)
         assert result.response is not None and "queued" in result.response.content, prompt
 
-    await wait_until(discord_env, lambda: len(posts(channel)) == 2, what="the two grids")
-    assert await _finished(discord_env) == [("imagine", "completed", 4)] * 2
-    params = [json.loads(row[0]) for row in await discord_env.bot.service.store.fetch_all("SELECT params FROM jobs")]
+    await wait_until(discord_env, lambda: len(posts(channel)) == 3, what="the three grids")
+    assert await _finished(discord_env) == [("imagine", "completed", 4)] * 3
+    rows = await discord_env.bot.service.store.fetch_all("SELECT params FROM jobs ORDER BY id")
+    params = [json.loads(row[0]) for row in rows]
     assert [(item["model"], item["stop"], item["chaos"]) for item in params] == [
         ("tiny-flux", 50, 0),
+        ("tiny-flux", 100, 0),
         ("tiny-sd3", 100, 50),
     ]
+    assert [list(part) for part in params[1]["weighted_prompts"]] == [["a red fox", 1.0], ["a snowy field", 2.0]]
 
 
 @pytest.mark.parametrize(

@@ -274,7 +274,7 @@ def prepare_imagine(
         check_negative_prompt(first, settings.registry[first.model], first.model)
         check_prompt_flags(parsed, first, settings.registry[first.model], first.model)
         for rendered in rendered_prompts(first.prompt, first.sweep):
-            check_rendered_prompt(rendered, settings, owner=owner)
+            check_rendered_prompt(replace(first, prompt=rendered), settings, owner=owner)
         lane = Lane(parsed.lane) if parsed.lane else None
         for repeat in range(parsed.repeat):
             if len(prepared) == cap:
@@ -330,14 +330,15 @@ def check_shell_request(settings: Settings, raw_prompt: str, options: TaskOption
     prepare_imagine(settings, shell_prompt(raw_prompt, options), None, announced, owner=owner)
 
 
-def check_rendered_prompt(prompt: str, settings: Settings, *, owner: bool = False) -> None:
-    """A prompt a sweep makes obeys the same rules as a typed one (length, LoRA names)."""
-    if len(prompt) > settings.max_prompt_chars:
+def check_rendered_prompt(params: RenderParams, settings: Settings, *, owner: bool = False) -> None:
+    """A prompt a sweep makes (``params.prompt``) obeys the rules of a typed one (length, LoRAs, the model's family)."""
+    if len(params.prompt) > settings.max_prompt_chars:
         raise PromptError(
-            f"a sweep prompt is {len(prompt)} characters long; the limit is {settings.max_prompt_chars}",
+            f"a sweep prompt is {len(params.prompt)} characters long; the limit is {settings.max_prompt_chars}",
             flag="sweep",
         )
-    check_loras(prompt, settings, owner=owner)
+    check_loras(params.prompt, settings, owner=owner)
+    check_family_support(params, settings.registry[params.model], params.model, loras=settings.loras)
 
 
 def prepare_follow_up(
@@ -345,8 +346,7 @@ def prepare_follow_up(
 ) -> Prepared:
     """The job a result button asks for (upscale, vary, reroll, zoom, pan), priced by the size it will render.
 
-    Raises ImagineError when the parent cannot give it or the result would be larger than this server allows, and
-    PromptError for what the family cannot do by today's settings (as /imagine: a LoRA declared for another family).
+    Raises ImagineError when the parent cannot give it, the result would be too large, or its model's family refuses it.
     """
     follow_up = check_follow_up(parent, action, index, len(images))
     spec = usable_model(parent.params.model, settings, owner=owner)

@@ -439,3 +439,27 @@ async def test_the_sampler_autocomplete_offers_the_samplers_of_the_model_the_req
     choices = await hana.autocomplete(channel, "imagine", "sampler", "", prompt=prompt, **options)
 
     assert sorted(choice["value"] for choice in choices) == offered
+
+
+@pytest.mark.parametrize(
+    ("axis", "fragment"),
+    [
+        ("prompt=red,(red:1.3)", "prompt weights such as `(word:1.2)` or `[word]` do not apply to model `tiny-flux`"),
+        ("prompt=red,<lora:sdxl-grain:0.5>", "LoRA `sdxl-grain` is for sdxl models and model `tiny-flux` is flux"),
+    ],
+    ids=["weights", "sdxl-lora"],
+)
+async def test_a_sweep_prompt_flux_cannot_take_is_refused_privately_without_a_charge(
+    discord_env: simcord.Env, axis: str, fragment: str
+) -> None:
+    """A `prompt=` axis whose value brings in what FLUX.1 refuses in a typed prompt is refused the same way, before
+    anything is charged: no job row, no debit."""
+    _guild, channel, vi = scene(discord_env, "vi")
+
+    result = await vi.slash(channel, "sweep", prompt="a red fox --model tiny-flux --seed 1", x=axis)
+
+    assert result.ephemeral
+    assert result.response is not None
+    assert fragment in result.response.content
+    assert await _count(discord_env, "SELECT COUNT(*) FROM jobs") == 0
+    assert await _count(discord_env, "SELECT COUNT(*) FROM ledger WHERE kind = 'debit'") == 0

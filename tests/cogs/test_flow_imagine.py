@@ -1,8 +1,9 @@
 """/imagine and its buttons on SD3.5 and FLUX.1 models, as a member uses them: the real bot on simcord's in-memory
 Discord and a real engine process of this module's own, started on the tiny FLUX.1 with the tiny SD3 beside it. A
 flux grid carries the flow sampler and the model's guidance, every button on it and on its upscale renders on the
-flow model, an attached image is img2img there, and what the family cannot do is refused privately before anything
-is charged; a result button of an older grid whose LoRA is now declared for another family is refused the same way."""
+flow model, an attached image is img2img there, and what the family cannot do (in a typed prompt, a sweep's prompt
+values, an attachment) is refused privately before anything is charged; a result button of an older grid whose LoRA
+is now declared for another family is refused the same way; the sampler autocomplete offers the model's samplers."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+import discord
 import pytest
 import simcord
 from PIL import Image
@@ -87,11 +89,11 @@ def _png(size: tuple[int, int], color: str) -> bytes:
     return buffer.getvalue()
 
 
-def _labels(post) -> list[str]:  # type: ignore[no-untyped-def]
+def _labels(post: discord.Message) -> list[str]:
     return [child.label or str(child.emoji) for row in post.components for child in row.children]
 
 
-def _custom_id(post, name: str) -> str:  # type: ignore[no-untyped-def]
+def _custom_id(post: discord.Message, name: str) -> str:
     for row in post.components:
         for child in row.children:
             if (child.label or str(child.emoji)) == name:

@@ -1,4 +1,5 @@
-"""What to say when the GPU runs out of memory: one line that says what to change. Pure functions, no torch.
+"""What to say when the GPU runs out of memory: one line that says what to change. No torch; only
+:func:`needed_weight_bytes` reads files (safetensors headers).
 
 Two places can run out: loading a model (its weights moving to the GPU; the owner must change a setting or the
 model) and rendering (activations of a batch; the member can ask for less, the owner can turn on memory options).
@@ -7,8 +8,10 @@ model) and rendering (activations of a batch; the member can ask for less, the o
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 from engine.flow_quantize import T5_OF, quantization_plan
+from engine.model_sources import component_parameters, parameter_count
 from engine.protocol import MemoryOptions
 
 GIB = 2**30
@@ -66,6 +69,21 @@ def weight_bytes(
     """GPU bytes of a model's weights (the sum of :func:`component_bytes`)."""
     sizes = component_bytes(parameters, dtype, family, quantize, quantize_text_encoders)
     return sum(size for size, _stored in sizes.values())
+
+
+def needed_weight_bytes(
+    source: Path, single_file: bool, variant: str | None, dtype: str, family: str, memory: MemoryOptions
+) -> int | None:
+    """The GPU bytes of a model's weights (a diffusers folder, or a ``single_file`` checkpoint) at ``dtype`` and the
+    configured quantization, from its safetensors headers; None when they cannot be read."""
+    try:
+        if single_file:
+            return weight_bytes({"checkpoint": parameter_count([source])}, dtype)
+        parameters = component_parameters(source, variant)
+    except (OSError, ValueError, KeyError):
+        return None
+    text = memory.quantize_text_encoders
+    return weight_bytes(parameters, dtype, memory.quantize, family=family, quantize_text_encoders=text) or None
 
 
 def load_oom_message(

@@ -25,13 +25,11 @@ from engine.flow_quantize import check_quantizations, pipeline_quantization
 from engine.fused_lora import FusedLoraError, fuse_model_lora
 from engine.hub_download import DownloadPlan, DownloadProgress, download_hub_model, hub_problem, plan_download
 from engine.memory import apply_memory_options, free_device_bytes
-from engine.memory_advice import load_oom_message, weight_bytes
+from engine.memory_advice import load_oom_message, needed_weight_bytes
 from engine.model_sources import (
     TINY_PREFIX,
     choose_variant,
-    component_parameters,
     hub_snapshot,
-    parameter_count,
     source_kind,
     source_problem,
     weights_on_disk,
@@ -41,7 +39,6 @@ from engine.protocol import (
     STARTING_LOADING,
     EngineConfig,
     EngineStarting,
-    MemoryOptions,
     ModelEntry,
 )
 from engine.single_file import load_single_file
@@ -191,11 +188,9 @@ def load_entry(entry: ModelEntry, config: EngineConfig, on_phase: PhaseCallback 
     if out_of_memory:  # raised outside the handler, so no traceback keeps the half-moved weights alive
         pipeline = None
         _free_memory()
-        needed = _needed_bytes(source, single_file, variant, str(dtype), entry.family, config.memory)
-        message = load_oom_message(
-            entry.name, needed, free_device_bytes(device), str(dtype), config.memory, entry.family
-        )
-        raise GpuMemoryError(message)
+        needed = needed_weight_bytes(Path(source), single_file, variant, str(dtype), entry.family, config.memory)
+        free = free_device_bytes(device)
+        raise GpuMemoryError(load_oom_message(entry.name, needed, free, str(dtype), config.memory, entry.family))
     pipeline.set_progress_bar_config(disable=True)
     log.info(
         "model %s loaded on %s (%s, %s weights); memory options: %s; speed: %s",
@@ -246,27 +241,6 @@ def _from_pretrained(
             "Check that the folder or file is complete (re-download it) or that the hub id is right and this "
             "machine is online or has the model in its Hugging Face cache."
         ) from error
-
-
-def _needed_bytes(
-    source: str, single_file: bool, variant: str | None, dtype: str, family: str, memory: MemoryOptions
-) -> int | None:
-    """The GPU bytes of a model's weights at ``dtype`` and the configured quantization, from its safetensors
-    headers; None when unreadable."""
-    try:
-        if single_file:
-            return weight_bytes({"checkpoint": parameter_count([Path(source)])}, dtype)
-        parameters = component_parameters(Path(source), variant)
-        quantized = weight_bytes(
-            parameters,
-            dtype,
-            memory.quantize,
-            family=family,
-            quantize_text_encoders=memory.quantize_text_encoders,
-        )
-        return quantized or None
-    except (OSError, ValueError, KeyError):
-        return None
 
 
 def fetch_hub_model(entry: ModelEntry, on_phase: PhaseCallback | None = None) -> Path:

@@ -16,6 +16,7 @@ from bot.core import (
     Job,
     Kind,
     MemberOverview,
+    ModelChoice,
     Preferences,
     QueueSummary,
     Status,
@@ -30,6 +31,7 @@ from web.schemas import (
     JobOut,
     JobPlaceOut,
     MemberOut,
+    ModelOut,
     ParamsOut,
     PreferencesOut,
     QueueOut,
@@ -151,6 +153,22 @@ def preferences_out(preferences: Preferences) -> PreferencesOut:
         steps=preferences.steps,
         sampler=preferences.sampler,
         lane=preferences.lane.value if preferences.lane is not None else None,
+    )
+
+
+def model_out(choice: ModelChoice) -> ModelOut:
+    return ModelOut(
+        name=choice.name,
+        family=choice.family,
+        base_size=choice.base_size,
+        steps=choice.steps,
+        max_steps=choice.max_steps,
+        cfg=choice.cfg,
+        max_cfg=choice.max_cfg,
+        guidance=choice.guidance,
+        negative_prompt=choice.negative_prompt,
+        sampler=choice.sampler,
+        samplers=list(choice.samplers),
     )
 
 

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Request, Response
 
 from bot.core import Actor, ImagineService
 from web.auth import COOKIE, unauthorized
-from web.job_views import places_out, preferences_out, queue_out
+from web.job_views import model_out, places_out, preferences_out, queue_out
 from web.native_common import Member, errors, service_of, settings_of
 from web.schemas import MeOut, ModelsOut, PreferencesIn, PreferencesOut, QueueOut, SamplersOut, SessionIn
 
@@ -50,8 +50,19 @@ async def update_preferences(body: PreferencesIn, request: Request, actor: Membe
 
 @router.get("/models", response_model=ModelsOut, summary="The models you may choose", responses=errors())
 async def list_models(request: Request, actor: Member) -> ModelsOut:
-    models = service_of(request).member.models(actor)
-    return ModelsOut(models=sorted(models), default=settings_of(request).model)
+    """Their names, and each one's defaults and limits: its steps, its guidance (a CFG scale, FLUX.1-dev's distilled
+    guidance, or none), whether ``--no`` works, and the samplers it takes."""
+    member = service_of(request).member
+    choices = sorted(member.model_choices(actor), key=lambda choice: choice.name)
+    default = settings_of(request).model
+    preferred = (await member.preferences(actor)).model
+    names = [choice.name for choice in choices]
+    return ModelsOut(
+        models=names,
+        default=default,
+        yours=preferred if preferred in names else default,
+        details=[model_out(choice) for choice in choices],
+    )
 
 
 @router.get("/samplers", response_model=SamplersOut, summary="The samplers --sampler takes", responses=errors())

@@ -206,9 +206,30 @@ class SessionIn(BaseModel):
     key: str = Field(min_length=1, max_length=200, description="an API key (from /apikey in Discord)")
 
 
+class ModelOut(BaseModel):
+    """One model you may choose: its defaults and what a request may ask of it."""
+
+    name: str
+    family: str = Field(description="sd15, sd2, sdxl, sd3 (SD3.5) or flux (FLUX.1)")
+    base_size: int = Field(description="the side of its square image (--ar 1:1)")
+    steps: int = Field(description="its default --steps")
+    max_steps: int
+    cfg: float = Field(description="its default --cfg")
+    max_cfg: float
+    guidance: Literal["cfg", "distilled", "none"] = Field(
+        description="cfg: --cfg is the CFG scale and --no works; distilled: --cfg is FLUX.1-dev's distilled guidance "
+        "and there is no negative prompt; none: no --cfg and no negative prompt (FLUX.1-schnell)"
+    )
+    negative_prompt: bool = Field(description="whether --no works on it")
+    sampler: str = Field(description="its default --sampler")
+    samplers: list[str] = Field(description="the samplers --sampler takes on it")
+
+
 class ModelsOut(BaseModel):
     models: list[str] = Field(description="the models you may choose with --model")
-    default: str
+    default: str = Field(description="the server's default model")
+    yours: str = Field(description="the model your jobs use when they name none (your /settings, else the default)")
+    details: list[ModelOut] = Field(description="each model of models, in the same order")
 
 
 class SamplersOut(BaseModel):

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from bot.actors import Actor
 from bot.errors import ImagineError, JobNotFoundError
 from bot.jobs import ImageResult, Job
+from bot.requests.model_limits import ModelChoice, model_choice
 from bot.requests.preferences import Preferences, checked_preferences
 from bot.requests.preparation import prompt_limits, usable_models
 from bot.requests.prompt import clean_text
@@ -141,6 +142,12 @@ class MemberActions:
     def models(self, actor: Actor) -> tuple[str, ...]:
         """The models the actor may choose that can be rendered now (a broken local model is left out)."""
         return usable_models(self._service.settings, owner=actor.is_console)
+
+    def model_choices(self, actor: Actor) -> tuple[ModelChoice, ...]:
+        """Each model of :meth:`models`, with its defaults and what a request may ask of it (steps, guidance, a
+        negative prompt, samplers)."""
+        settings = self._service.settings
+        return tuple(model_choice(name, settings.registry[name], settings.max_steps) for name in self.models(actor))
 
     @staticmethod
     def samplers() -> tuple[str, ...]:

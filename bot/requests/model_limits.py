@@ -9,6 +9,9 @@ does not allow gives way to the model's own default instead: it was not asked of
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Literal
+
 from bot.errors import PromptError
 from bot.jobs import RenderParams
 from bot.requests.prompt import MAX_CFG, ParsedPrompt
@@ -104,4 +107,48 @@ def check_negative_prompt(params: RenderParams, spec: ModelSpec, name: str) -> N
         f"`--no` has no effect at --cfg {params.cfg:g}: a negative prompt needs --cfg above 1; raise --cfg "
         f"(up to {limit:g} on model `{name}`) or remove --no",
         flag="no",
+    )
+
+
+Guidance = Literal["cfg", "distilled", "none"]
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """What a member may ask of one model, for a surface that offers the choice (the web UI's options, the API)."""
+
+    name: str
+    family: str
+    base_size: int
+    steps: int
+    max_steps: int
+    cfg: float
+    max_cfg: float
+    guidance: Guidance
+    """``cfg``: classifier-free guidance (``--cfg`` is the CFG scale, ``--no`` works); ``distilled``: ``--cfg`` is a
+    distilled guidance input (FLUX.1-dev) and there is no negative prompt; ``none``: no guidance (FLUX.1-schnell)."""
+    sampler: str
+    samplers: tuple[str, ...]
+
+    @property
+    def negative_prompt(self) -> bool:
+        """Whether ``--no`` works on it."""
+        return self.guidance == "cfg"
+
+
+def model_choice(name: str, spec: ModelSpec, server_max_steps: int) -> ModelChoice:
+    """Model ``name``'s defaults and limits as :func:`model_steps`, :func:`model_cfg` and :func:`model_sampler`
+    apply them."""
+    guidance: Guidance = "cfg" if not spec.distilled_guidance else ("distilled" if spec.takes_guidance else "none")
+    return ModelChoice(
+        name=name,
+        family=spec.family,
+        base_size=spec.base_size,
+        steps=spec.steps,
+        max_steps=spec.step_limit(server_max_steps),
+        cfg=spec.cfg,
+        max_cfg=spec.cfg_limit(MAX_CFG),
+        guidance=guidance,
+        sampler=spec.default_sampler,
+        samplers=tuple(spec.samplers) if spec.samplers else tuple(SAMPLERS),
     )

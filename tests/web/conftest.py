@@ -3,11 +3,16 @@ engine process), driven by httpx through ASGI. Keys are made the way the owner m
 
 from __future__ import annotations
 
+import asyncio
+import socket
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
+import uvicorn
 from fastapi import FastAPI
+from playwright.async_api import Browser, async_playwright
 
 from bot.core import ImagineService
 from bot.running.engine_supervisor import EngineSupervisor
@@ -18,6 +23,9 @@ MEMBER_ID = 4242
 OTHER_ID = 4343
 MODERATOR_ID = 4444
 GUILD_ID = 77
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "web-ui"
+"""Where the browser tests' screenshots land."""
 
 
 @pytest.fixture
@@ -66,3 +74,47 @@ async def other_key(service: ImagineService) -> str:
 @pytest.fixture
 async def moderator_key(service: ImagineService) -> str:
     return await issue_key(service, MODERATOR_ID, moderator=True)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+async def base_url(app: FastAPI) -> AsyncIterator[str]:
+    """The app served by uvicorn on a free local port, in this test's event loop."""
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=5)
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    for _ in range(500):
+        if server.started or task.done():
+            break
+        await asyncio.sleep(0.01)
+    if task.done():
+        task.result()  # start-up failed: raise its error
+    assert server.started, "uvicorn did not start in 5 s"
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 15)
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    """Headless Chromium from the system (tests run as root, hence no sandbox)."""
+    if not CHROMIUM.exists():
+        pytest.fail(
+            f"Chromium is missing at {CHROMIUM}: install it with `apt-get install chromium` "
+            "(the browser tests use the system's Chromium and never download one)"
+        )
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"])
+        try:
+            yield launched
+        finally:
+            await launched.close()

@@ -6,15 +6,9 @@ Screenshots of each step land in ``test-artifacts/web-ui/`` at the top of the re
 
 from __future__ import annotations
 
-import asyncio
 import io
-import socket
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
-import uvicorn
-from fastapi import FastAPI
 from PIL import Image
 from playwright.async_api import (
     Browser,
@@ -22,64 +16,18 @@ from playwright.async_api import (
     ConsoleMessage,
     Locator,
     Page,
-    async_playwright,
     expect,
 )
 
 from bot.core import ImagineService
+from tests.web.conftest import ARTIFACTS
 from web.auth import COOKIE
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "web-ui"
 WAIT_MS = 30_000
 """The longest a step waits for the page (a tiny render takes about a second)."""
 PHONE = {"width": 390, "height": 844}
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@pytest.fixture
-async def base_url(app: FastAPI) -> AsyncIterator[str]:
-    """The app served by uvicorn on a free local port, in this test's event loop."""
-    port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=5)
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    for _ in range(500):
-        if server.started or task.done():
-            break
-        await asyncio.sleep(0.01)
-    if task.done():
-        task.result()  # start-up failed: raise its error
-    assert server.started, "uvicorn did not start in 5 s"
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 15)
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    """Headless Chromium from the system (tests run as root, hence no sandbox)."""
-    if not CHROMIUM.exists():
-        pytest.fail(
-            f"Chromium is missing at {CHROMIUM}: install it with `apt-get install chromium` "
-            "(the browser tests use the system's Chromium and never download one)"
-        )
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"])
-        try:
-            yield launched
-        finally:
-            await launched.close()
 
 
 class PageProblems:

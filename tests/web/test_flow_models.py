@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 from PIL import Image
+from playwright.async_api import Browser, expect
 
 from bot.core import ImagineService
 from bot.running.engine_config import engine_config
@@ -23,6 +24,7 @@ from config.settings import Settings
 from tests.conftest import make_settings
 from tests.web.native import API, balance, create, wait_for_job
 from tests.web.test_a1111_api import CLIENT_FIELDS, basic, decoded, job_count
+from tests.web.test_browser import WAIT_MS, PageProblems, shot, signed_in_context
 
 pytestmark = pytest.mark.slow
 
@@ -97,6 +99,34 @@ async def test_the_flow_models_are_checkpoints_a1111_clients_can_pick(
     """GET /sd-models lists them under the names override_settings takes."""
     listed = (await client.get("/sdapi/v1/sd-models", headers=basic(member_key))).json()
     assert {item["title"] for item in listed} >= set(ENABLED)
+
+
+async def test_the_models_endpoint_says_what_each_model_takes(client: httpx.AsyncClient, member_key: str) -> None:
+    """GET /api/v1/models: FLUX.1-dev's --cfg is a distilled guidance without --no, schnell takes none, SD3.5 a CFG
+    scale and --no; each lists only the flow sampler; `yours` follows the member's /settings."""
+    models = (await client.get(f"{API}/models", headers=basic(member_key))).json()
+    details = {item["name"]: item for item in models["details"]}
+    assert [item["name"] for item in models["details"]] == models["models"]
+    assert (models["default"], models["yours"]) == ("tiny-flux", "tiny-flux")
+    expected = {
+        "tiny-flux": ("flux", "distilled", False, 3.5, 10.0),
+        "tiny-schnell": ("flux", "none", False, 0.0, 0.0),
+        "tiny-sd3": ("sd3", "cfg", True, 4.5, 30.0),
+    }
+    for name, (family, guidance, negative, cfg, max_cfg) in expected.items():
+        item = details[name]
+        assert (item["family"], item["guidance"], item["negative_prompt"], item["cfg"], item["max_cfg"]) == (
+            family,
+            guidance,
+            negative,
+            cfg,
+            max_cfg,
+        )
+        assert (item["samplers"], item["sampler"]) == (["euler"], "euler")
+    assert details["tiny-schnell"]["max_steps"] == 4
+    changed = await client.patch(f"{API}/me/preferences", json={"model": "tiny-sd3"}, headers=basic(member_key))
+    assert changed.status_code == 200, changed.text
+    assert (await client.get(f"{API}/models", headers=basic(member_key))).json()["yours"] == "tiny-sd3"
 
 
 async def test_an_a1111_client_renders_on_flux_dev_with_its_usual_fields(
@@ -263,3 +293,48 @@ async def test_a_flow_grid_follows_up_with_every_button(client: httpx.AsyncClien
         done = await wait_for_job(client, member_key, response.json()["jobs"][0]["id"])
         assert done["status"] == "completed", (action, done.get("error"))
         assert done["params"]["model"] == model
+
+
+async def test_the_web_uis_options_follow_the_chosen_model(browser: Browser, base_url: str, member_key: str) -> None:
+    """FLUX.1-dev (the default): only the flow sampler, a distilled guidance, no negative prompt; SD3.5 takes one;
+    schnell no guidance; a --model typed in the prompt counts too; a FLUX.1 grid renders from the page."""
+    context = await signed_in_context(browser, base_url, member_key, viewport={"width": 1280, "height": 900})
+    page = await context.new_page()
+    problems = PageProblems(page)
+    await page.goto(base_url + "/")
+    await page.get_by_text("Options").click()
+    model, sampler, negative = page.locator("#opt-model"), page.locator("#opt-sampler"), page.get_by_label("Negative")
+    cfg, composed = page.locator("#opt-cfg"), page.locator("#composed")
+    await expect(model.locator("option")).to_have_count(1 + len(ENABLED))
+    await expect(model.locator("option").first).to_have_text("Default (tiny-flux)")
+    await expect(sampler.locator("option")).to_have_text(["Default (euler)", "euler"])
+    await expect(negative).to_be_disabled()
+    await expect(page.locator("label[for=opt-cfg]")).to_have_text("Guidance (distilled)")
+    await expect(cfg).to_have_attribute("placeholder", "default 3.5")
+    await shot(page, "20-flux-options")
+
+    await model.select_option("tiny-sd3")
+    await expect(negative).to_be_enabled()
+    await expect(page.locator("label[for=opt-cfg]")).to_have_text("Guidance (CFG)")
+    await negative.fill("blur")
+    await page.get_by_label("Prompt", exact=True).fill("a lighthouse")
+    await expect(composed).to_have_text("a lighthouse --model tiny-sd3 --no blur")
+
+    await model.select_option("tiny-schnell")
+    await expect(cfg).to_be_disabled()
+    await expect(negative).to_be_disabled()
+    await expect(composed).to_have_text("a lighthouse --model tiny-schnell")
+    await page.get_by_label("Prompt", exact=True).fill("a lighthouse --model tiny-sd3")
+    await expect(negative).to_be_enabled()
+    await expect(composed).to_have_text("a lighthouse --model tiny-sd3 --no blur")
+
+    await model.select_option("")
+    await page.get_by_label("Prompt", exact=True).fill("a lighthouse at dusk")
+    await expect(composed).to_have_text("a lighthouse at dusk")
+    await page.get_by_role("button", name="Imagine").click()
+    card = page.locator("article.job").first
+    await expect(card).to_have_attribute("data-status", "completed", timeout=WAIT_MS)
+    await expect(card.locator(".meta")).to_contain_text("tiny-flux")
+    await shot(page, "21-flux-grid")
+    await context.close()
+    assert problems.errors == []

@@ -455,7 +455,7 @@
     const parts = [text];
     for (const [id, flag, names] of FLAG_FIELDS) {
       const field = document.getElementById(id);
-      const value = field ? field.value.trim() : "";
+      const value = field && !field.disabled ? field.value.trim() : "";
       if (value !== "" && !hasFlag(text, names)) parts.push(`--${flag} ${value}`);
     }
     return parts.join(" ");
@@ -470,22 +470,69 @@
     });
   }
 
-  async function fillSelect(id, path, key) {
-    const select = document.getElementById(id);
-    if (!select) return;
+  /* What each model takes (GET /models' details): the options offer only what the chosen model can use. */
+  const models = { details: new Map(), yours: "" };
+
+  /** The model a prompt names with --model (the last one), or "". */
+  function typedModel(text) {
+    const found = [...text.matchAll(/(?:^|\s)--model\s+(\S+)/g)];
+    return found.length ? found[found.length - 1][1] : "";
+  }
+
+  /** Samplers, steps, guidance and the negative prompt as the request's model takes them: the prompt's --model,
+   * else the chosen one, else the member's own default. */
+  function fitOptionsToModel(form) {
+    const select = $("#opt-model");
+    const name = typedModel(form.elements.prompt.value) || (select && select.value) || models.yours;
+    const details = models.details.get(name);
+    if (!details) return;
+    const sampler = $("#opt-sampler");
+    if (sampler && sampler.dataset.model !== name) {
+      const chosen = sampler.value;
+      sampler.replaceChildren(
+        el("option", { value: "", text: `Default (${details.sampler})` }),
+        ...details.samplers.map((item) => el("option", { value: item, text: item })),
+      );
+      sampler.value = details.samplers.includes(chosen) ? chosen : "";
+      sampler.dataset.model = name;
+    }
+    const steps = $("#opt-steps");
+    if (steps) {
+      steps.max = String(details.max_steps);
+      steps.placeholder = `default ${details.steps}`;
+    }
+    const cfg = $("#opt-cfg");
+    if (cfg) {
+      cfg.disabled = details.guidance === "none";
+      cfg.max = String(details.max_cfg);
+      cfg.placeholder = details.guidance === "none" ? "none" : `default ${details.cfg}`;
+    }
+    const cfgLabel = $('label[for="opt-cfg"]');
+    if (cfgLabel) cfgLabel.textContent = details.guidance === "cfg" ? "Guidance (CFG)" : "Guidance (distilled)";
+    const no = $("#opt-no");
+    if (no) {
+      no.disabled = !details.negative_prompt;
+      no.placeholder = details.negative_prompt ? "blur, text, watermark" : `${name} reads no negative prompt`;
+    }
+  }
+
+  async function loadModels(form) {
     let data;
     try {
-      data = await api("GET", path);
+      data = await api("GET", `${API}/models`);
     } catch {
-      return; // the default option stays; the prompt flags still work
+      return; // the default options stay; the prompt flags still work
     }
-    const items = Array.isArray(data) ? data : (data && (data[key] || data.items)) || [];
-    for (const item of items) {
-      const name = typeof item === "string" ? item : item && (item.name || item.id);
-      if (!name) continue;
-      const label = typeof item === "object" && item.title && item.title !== name ? `${name} (${item.title})` : name;
-      select.append(el("option", { value: name, text: label }));
+    models.yours = data.yours || data.default || "";
+    models.details = new Map((data.details || []).map((item) => [item.name, item]));
+    const select = $("#opt-model");
+    if (select) {
+      select.replaceChildren(
+        el("option", { value: "", text: models.yours ? `Default (${models.yours})` : "Default" }),
+        ...(data.models || []).map((name) => el("option", { value: name, text: name })),
+      );
     }
+    form.dispatchEvent(new Event("change"));
   }
 
   function setUpPromptBox(form) {
@@ -495,6 +542,7 @@
     const strength = $("#opt-strength");
     const submit = $("#submit");
     const update = () => {
+      fitOptionsToModel(form);
       if (composed) composed.textContent = composePrompt(form);
     };
     form.addEventListener("input", update);
@@ -536,8 +584,7 @@
         submit.disabled = false;
       }
     });
-    fillSelect("opt-model", `${API}/models`, "models");
-    fillSelect("opt-sampler", `${API}/samplers`, "samplers");
+    loadModels(form);
   }
 
   /* Jobs already on the page: the member's unfinished ones (home) or the one job (its page). */

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from engine.prompt_syntax import LORA_TAG, has_weighting
+from engine.prompt_weights import part_text
 from engine.protocol import RenderTask, TaskKind
 
 
@@ -289,6 +290,17 @@ def request_refusal(
         lora_families=lora_families,
         t5_limit=t5_limit,
     )
+
+
+def t5_texts(request: PromptedRequest) -> list[str]:
+    """The texts T5 reads for a request, each counted on its own against the model's limit: every multi-prompt
+    part (or the prompt) without ``<lora:…>`` tags, then the negative prompt."""
+    texts = [part_text(text) for text, _weight in request.weighted_prompts]
+    if not texts:
+        texts = [" ".join(LORA_TAG.sub("", request.prompt).split())]  # as the engine strips a prompt's LoRA tags
+    if request.negative_prompt:
+        texts.append(request.negative_prompt)
+    return texts
 
 
 def check_family_task(family: str, model: str, task: RenderTask) -> None:

@@ -18,9 +18,9 @@ from typing import Any
 
 import torch
 
-from engine.families import t5_too_long
+from engine.families import t5_texts, t5_too_long
 from engine.flow_families import sequence_length
-from engine.prompt_weights import ImageConditioning, Terms, part_text
+from engine.prompt_weights import ImageConditioning, Terms
 from engine.protocol import RenderTask
 
 log = logging.getLogger(__name__)
@@ -32,14 +32,8 @@ def t5_tokenizer(family: str, pipe: Any) -> Any:
 
 
 def prompt_texts(tasks: Sequence[RenderTask]) -> list[str]:
-    """The texts T5 reads for ``tasks``: each multi-prompt's parts (each encoded on its own) or the prompt, and the
-    negative prompt, without ``<lora:…>`` tags."""
-    texts: list[str] = []
-    for task in tasks:
-        texts.extend([part_text(text) for text, _weight in task.weighted_prompts] or [task.prompt])
-        if task.negative_prompt:
-            texts.append(task.negative_prompt)
-    return texts
+    """The texts T5 reads for ``tasks`` (:func:`engine.families.t5_texts`: the bot counts the same ones)."""
+    return [text for task in tasks for text in t5_texts(task)]
 
 
 def check_t5_length(family: str, pipe: Any, model: str, texts: Sequence[str]) -> None:

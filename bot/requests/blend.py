@@ -67,7 +67,7 @@ def prepare_blend(
                 flag="model",
             )
     params = build_params(parsed, settings, random_seed(), owner=owner)
-    check_family_support(params, settings.registry[params.model], params.model, image_prompts=True)
+    check_family_support(params, settings, image_prompts=True)
     announced = tuple(ImageInput.announced() for _ in range(images))
     params = with_image_prompts(params, settings, attachments=announced, owner=owner)
     return [Prepared(Kind.BLEND, blend_label(images, dimensions), params)]

@@ -260,11 +260,9 @@ def prepare_imagine(
             first = sized_and_counted(first, options, settings)
         check_family_support(
             first,
-            settings.registry[first.model],
-            first.model,
+            settings,
             control=options is not None and options.control is not None,
             image_prompts=bool(image_urls or (options is not None and options.image_prompts)),
-            loras=settings.loras,
         )
         kind, first = control_applied(kind, first, options, parsed, settings, owner=owner)
         attachments = options.image_prompts if options is not None else ()
@@ -338,7 +336,7 @@ def check_rendered_prompt(params: RenderParams, settings: Settings, *, owner: bo
             flag="sweep",
         )
     check_loras(params.prompt, settings, owner=owner)
-    check_family_support(params, settings.registry[params.model], params.model, loras=settings.loras)
+    check_family_support(params, settings)
 
 
 def prepare_follow_up(
@@ -378,14 +376,7 @@ def prepare_follow_up(
         if follow_up.kind in (Kind.VARIATION, Kind.ZOOM, Kind.PAN):
             params = replace(params, images=settings.images_per_job)
     kind, params = follow_up_control(follow_up.kind, params, parent.params, settings, owner=owner)
-    check_family_support(
-        params,
-        spec,
-        params.model,
-        control=bool(params.control_image),
-        image_prompts=bool(params.image_prompts),
-        loras=settings.loras,
-    )
+    check_family_support(params, settings, control=bool(params.control_image), image_prompts=bool(params.image_prompts))
     return Prepared(kind, parent.prompt, params, parent_id=parent.id, parent_index=index)
 
 

@@ -230,17 +230,23 @@ async def test_a_negative_prompt_on_sd3_reaches_its_images(discord_env: simcord.
         ("a red fox --model tiny-flux --chaos 50", "`--chaos` varies the CFG scale, and model `tiny-flux` (flux)"),
         (
             "a " * 513 + "--model tiny-flux",
-            "it reads at most 512 T5 tokens and yours is at least 514 tokens (513 words)",
+            "it reads at most 512 T5 tokens and yours is 514 tokens; shorten the prompt",
+        ),
+        (
+            "a lighthouse " + "Überraschungsei" * 40 + " --model tiny-flux",
+            "at most 512 T5 tokens and yours is 613 tokens;",
         ),
         ("a red fox <lora:sdxl-grain:0.5> --model tiny-flux", "LoRA `sdxl-grain` is for sdxl models"),
         ("a red fox --model tiny-schnell --cfg 3", "`--cfg` does nothing on model `tiny-schnell`"),
     ],
-    ids=["no", "tile", "weights", "chaos", "long-prompt", "sdxl-lora", "schnell-cfg"],
+    ids=["no", "tile", "weights", "chaos", "long-prompt", "few-words-many-tokens", "sdxl-lora", "schnell-cfg"],
 )
 async def test_what_flux_cannot_do_is_refused_privately_without_a_charge(
-    discord_env: simcord.Env, prompt: str, fragment: str
+    discord_env: simcord.Env, engine: EngineSupervisor, prompt: str, fragment: str
 ) -> None:
-    """An ephemeral error naming what to change; no job row, no debit."""
+    """An ephemeral error naming what to change; no job row, no debit. T5 tokens are counted exactly once the
+    model's files are on disk (the engine has built the tiny FLUX.1 when it is ready)."""
+    await engine.wait_ready()
     _guild, channel, bo = scene(discord_env, "bo")
 
     result = await bo.slash(channel, "imagine", prompt=prompt)

@@ -19,15 +19,15 @@ import simcord
 from PIL import Image
 
 from bot.discord_surface.discord_bot import ImagineBot
-from bot.running.engine_config import engine_config
 from bot.running.engine_supervisor import EngineSupervisor
 from config.model_registry import BUILTIN_MODELS
 from config.policy import DEFAULT_TIERS
 from config.settings import Settings
 from engine.metadata import read_parameters
 from engine.samplers import SAMPLERS
-from tests.bot.requests.test_flow_requests import SCHNELL
+from tests.cogs.test_imagine import UPSCALE_FOLLOW_UPS
 from tests.conftest import make_settings, posts, release, scene, wait_until
+from tests.flow_models import SCHNELL, module_engine
 
 FLUX_GUIDANCE = BUILTIN_MODELS["tiny-flux"].cfg
 SD3_CFG = BUILTIN_MODELS["tiny-sd3"].cfg
@@ -70,11 +70,7 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def engine(data_dir: Path) -> Iterator[EngineSupervisor]:
     """One engine for the module: FLUX.1 loaded at start-up, SD3 beside it (two models kept loaded)."""
-    settings = _flow_settings(data_dir, data_dir / "engine.db")
-    supervisor = EngineSupervisor(engine_config(settings), start_timeout_s=180)
-    supervisor.spawn()
-    yield supervisor
-    supervisor.stop()
+    yield from module_engine(_flow_settings(data_dir, data_dir / "engine.db"))
 
 
 @pytest.fixture
@@ -164,16 +160,7 @@ async def test_every_button_of_a_flux_grid_and_its_upscale_renders_on_the_flow_m
     await ola.click(grid, label="U1")
     await wait_until(discord_env, lambda: len(posts(channel)) == 2, what="the upscale")
     upscale = posts(channel)[-1]
-    expected = {
-        "Vary (Subtle)": "Variation of image 1",
-        "Vary (Strong)": "Variation of image 1",
-        "Zoom Out 2x": "Zoom out 2x",
-        "Zoom Out 1.5x": "Zoom out 1.5x",
-        "⬅️": "Pan left",
-        "➡️": "Pan right",
-        "⬆️": "Pan up",
-        "⬇️": "Pan down",
-    }
+    expected = UPSCALE_FOLLOW_UPS
     assert _labels(upscale) == list(expected)
     for name, says in expected.items():
         clicked = await ola.click(upscale, custom_id=_custom_id(upscale, name))

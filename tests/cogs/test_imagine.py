@@ -12,6 +12,18 @@ from bot.requests.custom_ids import parse_custom_id
 from engine.metadata import read_parameters
 from tests.conftest import posts, release, scene, wait_until
 
+UPSCALE_FOLLOW_UPS = {
+    "Vary (Subtle)": "Variation of image 1",
+    "Vary (Strong)": "Variation of image 1",
+    "Zoom Out 2x": "Zoom out 2x",
+    "Zoom Out 1.5x": "Zoom out 1.5x",
+    "⬅️": "Pan left",
+    "➡️": "Pan right",
+    "⬆️": "Pan up",
+    "⬇️": "Pan down",
+}
+"""An upscale's buttons of image 1, by label or emoji, and what each one's reply says."""
+
 
 async def test_imagine_defers_queues_and_posts_grid_with_buttons(discord_env: simcord.Env) -> None:
     _guild, channel, alice = scene(discord_env, "alice")
@@ -168,16 +180,7 @@ async def test_every_upscale_button_queues_its_job(discord_env: simcord.Env) -> 
     await ola.click(posts(channel)[0], label="U1")
     await wait_until(discord_env, lambda: len(posts(channel)) == 2, what="the upscale")
     upscale = posts(channel)[-1]
-    expected = {
-        "Vary (Subtle)": "Variation of image 1",
-        "Vary (Strong)": "Variation of image 1",
-        "Zoom Out 2x": "Zoom out 2x",
-        "Zoom Out 1.5x": "Zoom out 1.5x",
-        "⬅️": "Pan left",
-        "➡️": "Pan right",
-        "⬆️": "Pan up",
-        "⬇️": "Pan down",
-    }
+    expected = UPSCALE_FOLLOW_UPS
     for row in upscale.components:
         for button in row.children:
             name = button.label or str(button.emoji)

@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bot.running.engine_config import engine_config
 from bot.running.engine_supervisor import EngineSupervisor
 from engine.metadata import read_parameters
 from engine.preview import preview_size
 from engine.protocol import Progress, RenderTask, TaskKind
 from tests.conftest import make_settings
 from tests.engine.rendering import render_one
+from tests.flow_models import module_engine
 
 pytestmark = pytest.mark.slow
 
@@ -30,11 +30,7 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def flow_engine(data_dir: Path) -> Iterator[EngineSupervisor]:
     """One engine for the module: FLUX.1 loaded at start-up, SD3 beside it, a preview every other step."""
-    settings = make_settings(data_dir, model="tiny-flux", preview_every=2, max_loaded_models=2)
-    engine = EngineSupervisor(engine_config(settings), start_timeout_s=180)
-    engine.spawn()
-    yield engine
-    engine.stop()
+    yield from module_engine(make_settings(data_dir, model="tiny-flux", preview_every=2, max_loaded_models=2))
 
 
 def _task(data_dir: Path, job_id: int, model: str, **changes: object) -> RenderTask:

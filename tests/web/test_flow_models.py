@@ -18,25 +18,16 @@ from PIL import Image
 from playwright.async_api import Browser, expect
 
 from bot.core import ImagineService
-from bot.running.engine_config import engine_config
 from bot.running.engine_supervisor import EngineSupervisor
 from config.settings import Settings
 from tests.conftest import make_settings
+from tests.flow_models import SCHNELL, module_engine
 from tests.web.native import API, balance, create, wait_for_job
 from tests.web.test_a1111_api import CLIENT_FIELDS, basic, decoded, job_count
 from tests.web.test_browser import WAIT_MS, PageProblems, shot, signed_in_context
 
 pytestmark = pytest.mark.slow
 
-SCHNELL = {  # FLUX.1-schnell's limits on the tiny FLUX.1 weights: no guidance input, at most 4 steps
-    "source": "tiny:flux",
-    "family": "flux",
-    "steps": 4,
-    "max_steps": 4,
-    "cfg": 0.0,
-    "max_cfg": 0.0,
-    "base_size": 64,
-}
 MODELS = {"tiny-schnell": SCHNELL}
 ENABLED = ["tiny-flux", "tiny-sd3", "tiny-schnell"]
 
@@ -49,11 +40,7 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def engine(data_dir: Path) -> Iterator[EngineSupervisor]:
     """One engine for the module, FLUX.1 loaded at start-up and room for SD3 and the schnell entry beside it."""
-    settings = make_settings(data_dir, model="tiny-flux", models=MODELS, max_loaded_models=3)
-    engine = EngineSupervisor(engine_config(settings), start_timeout_s=180)
-    engine.spawn()
-    yield engine
-    engine.stop()
+    yield from module_engine(make_settings(data_dir, model="tiny-flux", models=MODELS, max_loaded_models=3))
 
 
 @pytest.fixture

@@ -20,16 +20,7 @@ from bot.running.engine_config import engine_config
 from bot.running.engine_supervisor import EngineSupervisor
 from config.settings import Settings
 from tests.conftest import make_settings
-
-SCHNELL = {  # FLUX.1-schnell's limits on the tiny FLUX.1 weights (the hub model is not on this machine)
-    "source": "tiny:flux",
-    "family": "flux",
-    "steps": 4,
-    "max_steps": 4,
-    "cfg": 0.0,
-    "max_cfg": 0.0,
-    "base_size": 64,
-}
+from tests.flow_models import SCHNELL
 
 
 @pytest.fixture

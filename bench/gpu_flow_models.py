@@ -54,18 +54,8 @@ T5_XXL: dict[str, Any] = {
 }
 FLOW_VAE: dict[str, Any] = {**VAE, "latent_channels": 16, "use_quant_conv": False, "use_post_quant_conv": False}
 """The SD/SDXL VAE with 16 latent channels and no quant convolutions (SD3.5's and FLUX.1's)."""
-SD3_VAE_SCALING = {"scaling_factor": 1.5305, "shift_factor": 0.0609}
-FLUX_VAE_SCALING = {"scaling_factor": 0.3611, "shift_factor": 0.1159}
-FLUX_SCHEDULER: dict[str, Any] = {
-    "shift": 3.0,
-    "use_dynamic_shifting": True,
-    "base_shift": 0.5,
-    "max_shift": 1.15,
-    "base_image_seq_len": 256,
-    "max_image_seq_len": 4096,
-}
-TINY_SOURCES = {"sd35-medium": "sd3", "flux-dev": "flux", "flux-schnell": "flux"}
 FAMILY_OF = {"sd35-medium": "sd3", "flux-dev": "flux", "flux-schnell": "flux"}
+"""Each benchmark model's family (the tiny model of the family stands in for it with ``tiny=True``)."""
 
 
 def build_flow_model(kind: str, folder: Path, *, tiny: bool = False) -> Path:
@@ -74,7 +64,7 @@ def build_flow_model(kind: str, folder: Path, *, tiny: bool = False) -> Path:
     if tiny:
         from engine.tiny import ensure_tiny_model
 
-        return ensure_tiny_model(TINY_SOURCES[kind], folder)
+        return ensure_tiny_model(FAMILY_OF[kind], folder)
     target = folder / f"big-{kind}"
     if (target / "model_index.json").is_file():
         return target
@@ -93,7 +83,7 @@ def big_flow_pipeline(kind: str, device: str) -> Any:
     import torch
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, T5Config, T5EncoderModel
 
-    from engine.tiny_flow import build_t5_tokenizer
+    from engine.tiny_flow import FLUX_SCHEDULER, FLUX_VAE, SD3_VAE, build_t5_tokenizer
     from engine.tiny_parts import build_tokenizer
 
     scratch = Path(tempfile.mkdtemp())
@@ -109,7 +99,7 @@ def big_flow_pipeline(kind: str, device: str) -> Any:
                 return diffusers.StableDiffusion3Pipeline(
                     transformer=diffusers.SD3Transformer2DModel(**SD35_MEDIUM_TRANSFORMER),
                     scheduler=diffusers.FlowMatchEulerDiscreteScheduler(shift=3.0),
-                    vae=diffusers.AutoencoderKL(**FLOW_VAE, **SD3_VAE_SCALING),
+                    vae=diffusers.AutoencoderKL(**FLOW_VAE, **SD3_VAE),
                     text_encoder=CLIPTextModelWithProjection(
                         CLIPTextConfig(vocab_size=vocab, projection_dim=768, **CLIP_L)
                     ),
@@ -123,7 +113,7 @@ def big_flow_pipeline(kind: str, device: str) -> Any:
             return diffusers.FluxPipeline(
                 transformer=diffusers.FluxTransformer2DModel(**transformer),
                 scheduler=diffusers.FlowMatchEulerDiscreteScheduler(**FLUX_SCHEDULER),
-                vae=diffusers.AutoencoderKL(**FLOW_VAE, **FLUX_VAE_SCALING),
+                vae=diffusers.AutoencoderKL(**FLOW_VAE, **FLUX_VAE),
                 text_encoder=CLIPTextModel(CLIPTextConfig(vocab_size=vocab, **CLIP_L)),
                 tokenizer=tokenizer,
                 text_encoder_2=t5,

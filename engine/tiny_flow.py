@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import logging
 import string
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import torch
 from diffusers import (
@@ -28,9 +30,10 @@ from diffusers import (
 )
 from transformers import CLIPTextModel, CLIPTextModelWithProjection, T5Config, T5EncoderModel, T5Tokenizer
 
-from engine.tiny_parts import build_tokenizer, text_config
+from engine.tiny_parts import build_tokenizer, text_config, tiny_vae
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 T5_MAX_LENGTH = 512
 """The longest prompt the tiny T5 tokenizer is set up for (FLUX.1-dev's ``max_sequence_length``)."""
@@ -49,6 +52,16 @@ SD3_VAE = {"scaling_factor": 1.5305, "shift_factor": 0.0609}
 """The latent scale and shift of SD3/SD3.5's VAE (its config): latents the denoiser sees are (z - shift) * scale."""
 FLUX_VAE = {"scaling_factor": 0.3611, "shift_factor": 0.1159}
 """The same for FLUX.1's VAE."""
+FLUX_SCHEDULER: dict[str, Any] = {
+    "num_train_timesteps": 1000,
+    "shift": 3.0,
+    "use_dynamic_shifting": True,
+    "base_shift": 0.5,
+    "max_shift": 1.15,
+    "base_image_seq_len": 256,
+    "max_image_seq_len": 4096,
+}
+"""FLUX.1-dev's flow-matching Euler scheduler config: its shift grows with the image's token count."""
 
 SD3_FILES: tuple[str, ...] = (
     "model_index.json",
@@ -116,23 +129,22 @@ def tiny_t5(width: int) -> T5EncoderModel:
 
 
 def tiny_flow_vae(*, scaling_factor: float, shift_factor: float) -> AutoencoderKL:
-    """A two-block random-weight VAE with 16 latent channels and no quantization convolutions (SD3's and FLUX.1's
-    VAEs have none), latent scale factor 2."""
-    return AutoencoderKL(
-        block_out_channels=(32, 64),
-        in_channels=3,
-        out_channels=3,
-        down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
-        up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
+    """The tiny VAE (:func:`engine.tiny_parts.tiny_vae`) with 16 latent channels and no quantization convolutions
+    (SD3's and FLUX.1's VAEs have none), latent scale factor 2."""
+    return tiny_vae(
+        force_upcast=False,
         latent_channels=_LATENT_CHANNELS,
-        layers_per_block=1,
-        sample_size=64,
         use_quant_conv=False,
         use_post_quant_conv=False,
         scaling_factor=scaling_factor,
         shift_factor=shift_factor,
-        force_upcast=False,
     )
+
+
+def _seeded(seed: int, make: Callable[[], T]) -> T:
+    """``make()`` from a fresh ``seed``: each part's weights stay the same whatever is built before it."""
+    torch.manual_seed(seed)
+    return make()
 
 
 def build_tiny_sd3(path: Path, *, seed: int = 0) -> Path:
@@ -162,14 +174,12 @@ def build_tiny_sd3(path: Path, *, seed: int = 0) -> Path:
             dual_attention_layers=(0,),
             qk_norm="rms_norm",
         )
-        torch.manual_seed(seed)
-        vae = tiny_flow_vae(**SD3_VAE)
-        torch.manual_seed(seed)
-        text_encoder = CLIPTextModelWithProjection(text_config(_CLIP_L, projection_dim=_CLIP_L))
-        torch.manual_seed(seed)
-        text_encoder_2 = CLIPTextModelWithProjection(text_config(_CLIP_G, projection_dim=_CLIP_G))
-        torch.manual_seed(seed)
-        text_encoder_3 = tiny_t5(_SD3_T5)
+        vae = _seeded(seed, lambda: tiny_flow_vae(**SD3_VAE))
+        text_encoder = _seeded(seed, lambda: CLIPTextModelWithProjection(text_config(_CLIP_L, projection_dim=_CLIP_L)))
+        text_encoder_2 = _seeded(
+            seed, lambda: CLIPTextModelWithProjection(text_config(_CLIP_G, projection_dim=_CLIP_G))
+        )
+        text_encoder_3 = _seeded(seed, lambda: tiny_t5(_SD3_T5))
     pipe = StableDiffusion3Pipeline(
         transformer=transformer,
         scheduler=FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=3.0),
@@ -211,24 +221,12 @@ def build_tiny_flux(path: Path, *, seed: int = 0) -> Path:
             guidance_embeds=True,
             axes_dims_rope=(4, 6, 6),
         )
-        torch.manual_seed(seed)
-        vae = tiny_flow_vae(**FLUX_VAE)
-        torch.manual_seed(seed)
-        text_encoder = CLIPTextModel(text_config(_CLIP_L, projection_dim=_CLIP_L))
-        torch.manual_seed(seed)
-        text_encoder_2 = tiny_t5(_FLUX_T5)
-    scheduler = FlowMatchEulerDiscreteScheduler(
-        num_train_timesteps=1000,
-        shift=3.0,
-        use_dynamic_shifting=True,
-        base_shift=0.5,
-        max_shift=1.15,
-        base_image_seq_len=256,
-        max_image_seq_len=4096,
-    )
+        vae = _seeded(seed, lambda: tiny_flow_vae(**FLUX_VAE))
+        text_encoder = _seeded(seed, lambda: CLIPTextModel(text_config(_CLIP_L, projection_dim=_CLIP_L)))
+        text_encoder_2 = _seeded(seed, lambda: tiny_t5(_FLUX_T5))
     pipe = FluxPipeline(
         transformer=transformer,
-        scheduler=scheduler,
+        scheduler=FlowMatchEulerDiscreteScheduler(**FLUX_SCHEDULER),
         vae=vae,
         text_encoder=text_encoder,
         tokenizer=build_tokenizer(path / "tokenizer"),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from diffusers import AutoencoderKL
 from transformers import CLIPTextConfig, CLIPTokenizer
@@ -79,16 +80,18 @@ def text_config(
     )
 
 
-def tiny_vae(*, force_upcast: bool) -> AutoencoderKL:
-    """Return a two-block random-weight VAE (latent scale factor 2, four latent channels)."""
+def tiny_vae(*, force_upcast: bool, latent_channels: int = 4, **options: Any) -> AutoencoderKL:
+    """Return a two-block random-weight VAE (latent scale factor 2, four latent channels unless told); ``options``
+    are more ``AutoencoderKL`` settings (a flow model's VAE has no quantization convolutions, a scale and shift)."""
     return AutoencoderKL(
         block_out_channels=(32, 64),
         in_channels=3,
         out_channels=3,
         down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
         up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
-        latent_channels=4,
+        latent_channels=latent_channels,
         layers_per_block=1,
         sample_size=64,
         force_upcast=force_upcast,
+        **options,
     )

@@ -15,17 +15,9 @@ from engine.flow_families import denoiser, make_flow_scheduler, pipeline_family,
 from engine.pipelines import detect_family
 from engine.preview import LATENT_RGB, preview_pixels
 from engine.single_file import missing_parts
+from engine.tiny_flow import FLUX_SCHEDULER as FLUX_DEV_SCHEDULER
 
-FLUX_SCHEDULER = {
-    "_class_name": "FlowMatchEulerDiscreteScheduler",
-    "num_train_timesteps": 1000,
-    "shift": 3.0,
-    "use_dynamic_shifting": True,
-    "base_shift": 0.5,
-    "max_shift": 1.15,
-    "base_image_seq_len": 256,
-    "max_image_seq_len": 4096,
-}
+FLUX_SCHEDULER = {"_class_name": "FlowMatchEulerDiscreteScheduler", **FLUX_DEV_SCHEDULER}
 
 
 @pytest.mark.parametrize(

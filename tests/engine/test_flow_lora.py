@@ -17,13 +17,7 @@ from engine.protocol import EngineConfig, LoraEntry, ModelEntry, RenderTask
 from engine.render import Hooks, render_task
 from engine.tiny import ensure_tiny_model
 from tests.builders.tiny_flow_lora import build_tiny_flow_lora
-
-FLOW_MODELS = {"tiny-sd3": "sd3", "tiny-flux": "flux"}
-ENTRIES = tuple(
-    ModelEntry(name, spec.source, spec.family, base_size=spec.base_size)
-    for name, spec in BUILTIN_MODELS.items()
-    if name in FLOW_MODELS
-)
+from tests.flow_models import FLOW_ENTRIES, FLOW_FAMILIES, flow_engine_config
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +29,7 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def loras(root: Path) -> tuple[LoraEntry, ...]:
     """A LoRA per family, named after it (``sd3-grain``, ``flux-grain``), each saying its family."""
     entries = []
-    for family in FLOW_MODELS.values():
+    for family in FLOW_FAMILIES.values():
         model_dir = ensure_tiny_model(family, root / "models")
         path = build_tiny_flow_lora(model_dir, family, root / "loras" / family)
         entries.append(LoraEntry(f"{family}-grain", str(path), family))
@@ -44,7 +38,7 @@ def loras(root: Path) -> tuple[LoraEntry, ...]:
 
 @pytest.fixture(scope="module")
 def cache(root: Path) -> ModelCache:
-    config = EngineConfig("tiny-sd3", "tiny:sd3", "sd3", str(root), models=ENTRIES, max_loaded_models=2)
+    config = flow_engine_config(root)
     return ModelCache(config)
 
 
@@ -60,12 +54,12 @@ def _render(cache: ModelCache, root: Path, model: str, prompt: str, loras: tuple
     return np.asarray(image, dtype=np.float32)
 
 
-@pytest.mark.parametrize("model", FLOW_MODELS)
+@pytest.mark.parametrize("model", FLOW_FAMILIES)
 def test_a_lora_changes_the_image_and_is_unloaded_after_the_job(
     cache: ModelCache, root: Path, loras: tuple[LoraEntry, ...], model: str
 ) -> None:
     """`<lora:NAME:0.8>` changes the image, weights differ from each other, and the next plain job is as before."""
-    name = f"{FLOW_MODELS[model]}-grain"
+    name = f"{FLOW_FAMILIES[model]}-grain"
     plain = _render(cache, root, model, "a red fox", loras)
     strong = _render(cache, root, model, f"a red fox <lora:{name}:0.8>", loras)
     weak = _render(cache, root, model, f"a red fox <lora:{name}:0.2>", loras)
@@ -76,12 +70,12 @@ def test_a_lora_changes_the_image_and_is_unloaded_after_the_job(
     assert not cache.get(model).pipeline.get_list_adapters()  # nothing stays loaded
 
 
-@pytest.mark.parametrize("model", FLOW_MODELS)
+@pytest.mark.parametrize("model", FLOW_FAMILIES)
 def test_a_lora_at_weight_zero_renders_as_without_it(
     cache: ModelCache, root: Path, loras: tuple[LoraEntry, ...], model: str
 ) -> None:
     """Weight 0 is the image without the LoRA (within rounding)."""
-    name = f"{FLOW_MODELS[model]}-grain"
+    name = f"{FLOW_FAMILIES[model]}-grain"
     plain = _render(cache, root, model, "a red fox", loras)
     zero = _render(cache, root, model, f"a red fox <lora:{name}:0>", loras)
     assert np.abs(zero - plain).max() <= 1
@@ -92,21 +86,23 @@ def test_a_lora_of_another_family_is_refused(
     cache: ModelCache, root: Path, loras: tuple[LoraEntry, ...], model: str, other: str
 ) -> None:
     """A LoRA made for the other family is a ValueError naming both families (it would load only partly)."""
-    with pytest.raises(ValueError, match=f"LoRA {other}-grain is for {other} models, not {FLOW_MODELS[model]}"):
+    with pytest.raises(ValueError, match=f"LoRA {other}-grain is for {other} models, not {FLOW_FAMILIES[model]}"):
         _render(cache, root, model, f"a red fox <lora:{other}-grain:1>", loras)
 
 
-@pytest.mark.parametrize("model", FLOW_MODELS)
+@pytest.mark.parametrize("model", FLOW_FAMILIES)
 def test_a_registry_fuse_lora_renders_as_the_lora_at_full_weight(
     root: Path, loras: tuple[LoraEntry, ...], model: str
 ) -> None:
     """A flow model entry's ``fuse_lora`` is merged into the transformer at load: its images are the per-job LoRA's
     at weight 1 (within float rounding), and no LoRA layers stay."""
-    family = FLOW_MODELS[model]
+    family = FLOW_FAMILIES[model]
     [lora] = [entry for entry in loras if entry.family == family]
     spec = BUILTIN_MODELS[model]
     fused_entry = ModelEntry(f"{model}-fused", spec.source, family, fuse_lora=lora.path, base_size=spec.base_size)
-    config = EngineConfig(model, spec.source, family, str(root), models=(*ENTRIES, fused_entry), max_loaded_models=2)
+    config = EngineConfig(
+        model, spec.source, family, str(root), models=(*FLOW_ENTRIES, fused_entry), max_loaded_models=2
+    )
     cache = ModelCache(config)
     per_job = _render(cache, root, model, f"a red fox <lora:{lora.name}:1>", loras)
     fused = _render(cache, root, fused_entry.name, "a red fox", loras)

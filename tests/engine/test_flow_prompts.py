@@ -17,15 +17,9 @@ from engine.flow_families import sequence_length
 from engine.flow_prompts import flow_blended_embeddings
 from engine.pipelines import ModelCache
 from engine.prompt_weights import blend
-from engine.protocol import EngineConfig, ModelEntry, RenderTask
+from engine.protocol import RenderTask
 from engine.render import Hooks, render_task
-
-FLOW_MODELS = ("tiny-sd3", "tiny-flux")
-ENTRIES = tuple(
-    ModelEntry(name, spec.source, spec.family, base_size=spec.base_size)
-    for name, spec in BUILTIN_MODELS.items()
-    if name in FLOW_MODELS
-)
+from tests.flow_models import FLOW_FAMILIES, flow_engine_config
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +29,7 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def cache(root: Path) -> ModelCache:
-    config = EngineConfig("tiny-sd3", "tiny:sd3", "sd3", str(root), models=ENTRIES, max_loaded_models=2)
+    config = flow_engine_config(root)
     return ModelCache(config)
 
 
@@ -50,7 +44,7 @@ def _pixels(cache: ModelCache, task: RenderTask) -> np.ndarray:
     return np.asarray(image, dtype=np.float32)
 
 
-@pytest.mark.parametrize("model", FLOW_MODELS)
+@pytest.mark.parametrize("model", FLOW_FAMILIES)
 def test_a_multi_prompt_blends_its_parts(cache: ModelCache, root: Path, model: str) -> None:
     """`a red fox:: a blue whale::2` differs from either part alone and from the other weighting; a part repeated
     (`a red fox:: a red fox`) is the plain prompt, since weights are normalised by their sum."""
@@ -63,7 +57,7 @@ def test_a_multi_prompt_blends_its_parts(cache: ModelCache, root: Path, model: s
     assert np.abs(twice - fox).max() <= 1
 
 
-@pytest.mark.parametrize("model", FLOW_MODELS)
+@pytest.mark.parametrize("model", FLOW_FAMILIES)
 def test_a_blend_is_the_weighted_sum_of_each_parts_embeddings(cache: ModelCache, model: str) -> None:
     """`a::1 b::3` is 1/4 of a's sequence and pooled embeddings plus 3/4 of b's, as the pipeline encodes them."""
     loaded = cache.get(model)
@@ -91,7 +85,7 @@ def test_a_negative_part_steers_sd3_through_its_negative_prompt(cache: ModelCach
     assert np.abs(strong - weak).max() > 0
 
 
-@pytest.mark.parametrize("model", FLOW_MODELS)
+@pytest.mark.parametrize("model", FLOW_FAMILIES)
 def test_t5_reads_past_clips_77_tokens(cache: ModelCache, root: Path, model: str) -> None:
     """Two prompts equal in their first 150 tokens and different after render differently: T5 reads on."""
     start = "a fox in a field " * 9  # 153 characters: the tiny T5 tokenizer reads a character as a token

@@ -24,15 +24,9 @@ from engine.render import Hooks, render_task
 from engine.tiny import ensure_tiny_model
 from engine.tiny_flow import build_tiny_flux, build_tiny_sd3
 from tests.builders.flow_export import export_flow_checkpoint
+from tests.flow_models import FLOW_ENTRIES, FLOW_FAMILIES, flow_engine_config
 
 pytestmark = pytest.mark.slow  # every task kind of two families renders here
-
-FLOW_MODELS = ("tiny-sd3", "tiny-flux")
-ENTRIES = tuple(
-    ModelEntry(name, spec.source, spec.family, base_size=spec.base_size)
-    for name, spec in BUILTIN_MODELS.items()
-    if name in FLOW_MODELS
-)
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +36,7 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def config(root: Path) -> EngineConfig:
-    return EngineConfig("tiny-sd3", "tiny:sd3", "sd3", str(root), models=ENTRIES, max_loaded_models=2)
+    return flow_engine_config(root)
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +108,7 @@ KINDS: list[tuple[TaskKind, dict[str, object], tuple[int, int], int]] = [
 ]
 
 
-@pytest.mark.parametrize("model", FLOW_MODELS)
+@pytest.mark.parametrize("model", FLOW_FAMILIES)
 @pytest.mark.parametrize(("kind", "changes", "size", "images"), KINDS)
 def test_every_task_kind_renders(
     cache: ModelCache,
@@ -136,7 +130,7 @@ def test_every_task_kind_renders(
     assert [image.size for image in rendered.images] == [size] * images
 
 
-@pytest.mark.parametrize("model", FLOW_MODELS)
+@pytest.mark.parametrize("model", FLOW_FAMILIES)
 def test_a_sweep_renders_a_labelled_grid(cache: ModelCache, root: Path, model: str) -> None:
     """A cfg × steps sweep gives one image per cell and their grid; the same seed twice gives the same pixels."""
     task = _task(root, model, kind=TaskKind.SWEEP, sweep=(("cfg", ("2", "4")), ("steps", ("1", "2"))))
@@ -152,7 +146,7 @@ def test_a_sweep_renders_a_labelled_grid(cache: ModelCache, root: Path, model: s
     assert again.images[0].tobytes() == rendered.images[3].tobytes()
 
 
-@pytest.mark.parametrize("model", FLOW_MODELS)
+@pytest.mark.parametrize("model", FLOW_FAMILIES)
 @pytest.mark.parametrize("size", [(64, 64), (80, 48)])
 def test_a_preview_of_the_right_size_comes_back_during_a_render(
     cache: ModelCache, root: Path, model: str, size: tuple[int, int]
@@ -167,7 +161,7 @@ def test_a_preview_of_the_right_size_comes_back_during_a_render(
     assert all(image.format == "JPEG" for image in recorder.previews)
 
 
-@pytest.mark.parametrize("model", FLOW_MODELS)
+@pytest.mark.parametrize("model", FLOW_FAMILIES)
 def test_stop_ends_early_and_a_cancel_stops_the_render(cache: ModelCache, root: Path, model: str) -> None:
     """--stop 50 runs half the steps and still gives an image; a job cancelled at step 1 raises, nothing returned."""
     recorder = Recorder()
@@ -227,7 +221,7 @@ def test_what_the_family_cannot_do_is_a_clear_error_in_the_engine_too(
     ],
     ids=["classic-attention", "layout", "slicing-tiling", "compiled"],
 )
-@pytest.mark.parametrize("model", FLOW_MODELS)
+@pytest.mark.parametrize("model", FLOW_FAMILIES)
 def test_memory_and_speed_options_that_run_on_the_cpu(
     config: EngineConfig, root: Path, memory: MemoryOptions, model: str
 ) -> None:
@@ -306,7 +300,7 @@ def test_a_built_in_hub_entry_loads_from_the_hugging_face_cache_offline(
     snapshot = put_in_hub_cache(ensure_tiny_model(family, root / "models"), tmp_path / "hub", spec.source)
     assert hub_snapshot(spec.source) == snapshot and model_is_present(spec)
     entry = ModelEntry(name, spec.source, spec.family, base_size=spec.base_size)
-    cache = ModelCache(dataclasses.replace(config, models=(*ENTRIES, entry)))
+    cache = ModelCache(dataclasses.replace(config, models=(*FLOW_ENTRIES, entry)))
     assert cache.get(name).family == family
     task = dataclasses.replace(_task(root, f"tiny-{family}"), model=name, cfg=spec.cfg)
     assert render_task(cache, task, (), Recorder().hooks).images[0].size == (64, 64)

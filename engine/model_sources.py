@@ -8,7 +8,7 @@ import re
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 TINY_PREFIX = "tiny:"
 SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt")
@@ -287,15 +287,20 @@ def disk_bytes(folder: Path, variant: str | None) -> int:
     return sum(path.stat().st_size for paths in weight_files(folder, variant).values() for path in paths)
 
 
-def safetensors_parameters(path: Path) -> tuple[int, int]:
-    """(parameters, bytes) of the tensors in a safetensors file, from its header alone (a few KiB are read)."""
+def safetensors_header(path: Path) -> dict[str, Any]:
+    """The tensors of a safetensors file by name (each one's dtype, shape and offsets), from its header alone (a few
+    KiB are read)."""
     with path.open("rb") as file:
         (length,) = struct.unpack("<Q", file.read(8))
-        header = json.loads(file.read(length))
+        header: dict[str, Any] = json.loads(file.read(length))
+    header.pop("__metadata__", None)
+    return header
+
+
+def safetensors_parameters(path: Path) -> tuple[int, int]:
+    """(parameters, bytes) of the tensors in a safetensors file, from its header alone."""
     count = size = 0
-    for name, tensor in header.items():
-        if name == "__metadata__":
-            continue
+    for tensor in safetensors_header(path).values():
         numel = math.prod(tensor["shape"])
         count += numel
         size += numel * _DTYPE_BYTES.get(tensor["dtype"], 4)

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import json
 import logging
-import struct
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from engine.model_sources import safetensors_header
 
 log = logging.getLogger(__name__)
 
@@ -44,20 +45,12 @@ diffusers takes a missing VAE or text encoder from the config folder only when i
 names its own files, which a transformers text encoder's are not; so each missing part is loaded here instead."""
 
 
-def safetensors_keys(path: Path) -> list[str]:
-    """The tensor names of a safetensors file, from its header (a few KiB read)."""
-    with path.open("rb") as file:
-        (length,) = struct.unpack("<Q", file.read(8))
-        header = json.loads(file.read(length))
-    return [name for name in header if name != "__metadata__"]
-
-
 def missing_parts(family: str, checkpoint: Path) -> list[str]:
     """The components of ``family`` whose weights a single file lacks (a ``.ckpt`` is assumed to hold them all)."""
     parts = PARTS.get(family, {})
     if not parts or checkpoint.suffix.lower() != ".safetensors":
         return []
-    keys = safetensors_keys(checkpoint)
+    keys = list(safetensors_header(checkpoint))
     return [name for name, prefixes in parts.items() if not any(key.startswith(prefixes) for key in keys)]
 
 

@@ -22,12 +22,22 @@ T5_TOKENIZER_FOLDERS = {"sd3": "tokenizer_3", "flux": "tokenizer_2"}
 TOKENIZER_FILE = "tokenizer.json"
 
 
+_FOUND: dict[tuple[str, str, str], Path] = {}
+"""Tokenizer files already found, by model source, config and models folder: finding a hub model's reads its
+cached snapshot's index and folders, which need not happen on every request (a miss is looked for again: the model
+may be downloaded meanwhile)."""
+
+
 def t5_tokenizer_file(spec: ModelSpec, models_dir: Path) -> Path | None:
     """The T5 tokenizer file of a model as it loads here (its folder, its hub snapshot, a single file's config
     folder, a tiny model's built folder), or None when the family has no T5 or the file is not on this machine."""
     name = T5_TOKENIZER_FOLDERS.get(spec.family)
     if name is None:
         return None
+    key = (spec.source, spec.config, str(models_dir))
+    found = _FOUND.get(key)
+    if found is not None and found.is_file():
+        return found
     if source_kind(spec.source) == "single_file":
         folder: Path | None = Path(spec.config).expanduser() if spec.config else None
     else:
@@ -35,7 +45,10 @@ def t5_tokenizer_file(spec: ModelSpec, models_dir: Path) -> Path | None:
     if folder is None:
         return None
     path = folder / name / TOKENIZER_FILE
-    return path if path.is_file() else None
+    if not path.is_file():
+        return None
+    _FOUND[key] = path
+    return path
 
 
 @functools.lru_cache(maxsize=8)

@@ -33,7 +33,7 @@ from bot.requests.custom_ids import TEMPLATE, Action, make_custom_id, parse_cust
 from bot.requests.describe import DESCRIBE_TEMPLATE, DescribeUnavailableError, make_describe_id, parse_describe_id
 from bot.requests.image_prompt_limits import BLEND_DIMENSIONS, MAX_BLEND_IMAGES, MIN_BLEND_IMAGES
 from bot.requests.image_prompts import awaited_image_prompts
-from bot.requests.model_limits import ModelChoice
+from bot.requests.model_limits import ModelChoice, model_choice
 from bot.requests.moderation import BlockedPromptError, ChannelNotAllowedError, ServerOnlyError
 from bot.requests.preferences import Preferences
 from bot.requests.preparation import Prepared
@@ -118,6 +118,7 @@ __all__ = [
     "engines_headline",
     "make_custom_id",
     "make_describe_id",
+    "model_choice",
     "needs_delivery",
     "parse_custom_id",
     "parse_describe_id",

@@ -29,11 +29,23 @@ from fastapi import APIRouter, Request
 from PIL import Image
 from pydantic import BaseModel, Field
 
-from bot.core import Actor, ImageResult, ImagineService, Job, JobFiles, Lane, Prepared, ReceivedImage, Status
+from bot.core import (
+    Actor,
+    ImageResult,
+    ImagineService,
+    Job,
+    JobFiles,
+    Lane,
+    ModelChoice,
+    Prepared,
+    ReceivedImage,
+    Status,
+    model_choice,
+)
 from config.settings import Settings
 from web.a1111_common import GENERATION_ERRORS, ActorDep, decode_a1111_image, refusal, waiting_jobs
 from web.a1111_info import filled_parameters, generation_info
-from web.a1111_mapping import Guidance, resolve_checkpoint, translate
+from web.a1111_mapping import resolve_checkpoint, translate
 from web.a1111_requests import A1111RequestError, Img2ImgRequest, Txt2ImgRequest
 from web.errors import ApiError
 from web.feed import ENDS, JobFeed
@@ -72,17 +84,17 @@ async def _prepare(
     except A1111RequestError as error:
         raise refusal(error) from None
     model = override or (await service.member.preferences(actor)).model or settings.model
-    spec = settings.registry.get(model)
+    choice = _choice(settings, model)
     try:
         translated = translate(
             body,
             images_per_job=settings.images_per_job,
             max_jobs=settings.max_prompts_per_message,
             available_samplers=service.member.samplers(),
-            model_samplers=spec.samplers if spec is not None else None,
+            model_samplers=choice.samplers if choice is not None else None,
             model=model,
             model_override=override,
-            guidance=_guidance(settings, model),
+            guidance=choice.guidance if choice is not None else "cfg",
         )
     except A1111RequestError as error:
         raise refusal(error) from None
@@ -98,12 +110,10 @@ async def _prepare(
     return prepared, translated.lane
 
 
-def _guidance(settings: Settings, model: str) -> Guidance:
-    """How ``model`` is guided (a model not in the registry: as Stable Diffusion is)."""
+def _choice(settings: Settings, model: str) -> ModelChoice | None:
+    """What ``model`` takes (its samplers, how it is guided); None for a name that is no model (the core says so)."""
     spec = settings.registry.get(model)
-    if spec is None:
-        return Guidance()
-    return Guidance(distilled=spec.distilled_guidance, takes_guidance=spec.takes_guidance)
+    return model_choice(model, spec, settings.max_steps) if spec is not None else None
 
 
 @contextlib.asynccontextmanager
@@ -171,7 +181,8 @@ async def _generate(request: Request, actor: Actor, body: Txt2ImgRequest) -> Gen
     log.info("A1111 %s of member %s: job(s) %s", request.url.path, actor.user_id, job_ids)
     async with _registered(request, actor, job_ids):
         ended = await wait_for_jobs(service, feed_of(request), actor, job_ids)
-    return await _answer(body, ended, distilled=_guidance(settings, admitted.jobs[0].job.params.model).distilled)
+    choice = _choice(settings, admitted.jobs[0].job.params.model)
+    return await _answer(body, ended, distilled=choice is not None and choice.guidance != "cfg")
 
 
 async def _answer(body: Txt2ImgRequest, ended: Sequence[JobFiles], *, distilled: bool) -> GenerationResponse:

@@ -76,23 +76,14 @@ class Translated:
     sampler: str | None
 
 
-@dataclass(frozen=True)
-class Guidance:
-    """How the request's model is guided, which decides what A1111's guidance fields become."""
-
-    distilled: bool = False
-    """A guidance-distilled model (FLUX.1): ``cfg_scale`` and ``negative_prompt`` do not apply to it."""
-    takes_guidance: bool = True
-    """It takes a guidance value (``--cfg``) at all; FLUX.1-schnell does not."""
-
-
-def guidance_settings(request: Txt2ImgRequest, guidance: Guidance) -> tuple[float | None, str]:
-    """The ``--cfg`` (None: the model's default) and negative prompt a request's jobs get: A1111's ``cfg_scale``
-    and ``negative_prompt``; on a guidance-distilled model, Forge's ``distilled_cfg_scale`` (when the model takes a
-    guidance value) and no negative prompt (see the module's note)."""
-    if not guidance.distilled:
+def guidance_settings(request: Txt2ImgRequest, guidance: str) -> tuple[float | None, str]:
+    """The ``--cfg`` (None: the model's default) and negative prompt a request's jobs get, by how the model is
+    guided (:attr:`bot.core.ModelChoice.guidance`): on ``cfg``, A1111's ``cfg_scale`` and ``negative_prompt``; on a
+    guidance-distilled model, Forge's ``distilled_cfg_scale`` (``distilled``; ``none`` takes no guidance value) and
+    no negative prompt (see the module's note)."""
+    if guidance == "cfg":
         return request.cfg_scale, request.negative_prompt or ""
-    return (request.distilled_cfg_scale if guidance.takes_guidance else None), ""
+    return (request.distilled_cfg_scale if guidance == "distilled" else None), ""
 
 
 def escape_prompt(text: str) -> str:
@@ -175,7 +166,7 @@ def translate(
     model_samplers: Collection[str] | None = None,
     model: str = "",
     model_override: str | None = None,
-    guidance: Guidance = Guidance(),
+    guidance: str = "cfg",
 ) -> Translated:
     """An A1111 generation request in our words (see the module's note). ``model`` is the model the jobs will use
     (for the samplers it allows, and how it is ``guidance``-guided); ``model_override`` the one the request itself

@@ -17,7 +17,6 @@ from engine.samplers import SAMPLERS
 from tests.web.a1111_keys import CLIENT_INFO_KEYS
 from web.a1111_info import a1111_guidance, filled_parameters, generation_info, parse_infotext, progress_and_eta
 from web.a1111_mapping import (
-    Guidance,
     format_cfg,
     iteration_seeds,
     prompt_text,
@@ -235,8 +234,8 @@ def test_a_model_override_becomes_the_model_flag() -> None:
     assert translated.prompts == ("a fox --model tiny",)
 
 
-FLUX_DEV = Guidance(distilled=True)
-FLUX_SCHNELL = Guidance(distilled=True, takes_guidance=False)
+FLUX_DEV = "distilled"
+FLUX_SCHNELL = "none"
 CLIENT_GUIDANCE = {"prompt": "a fox", "negative_prompt": "lowres, blur", "cfg_scale": 7, "sampler_name": "Euler"}
 """What an A1111 client sends with every request, whatever the model."""
 
@@ -244,8 +243,8 @@ CLIENT_GUIDANCE = {"prompt": "a fox", "negative_prompt": "lowres, blur", "cfg_sc
 @pytest.mark.parametrize(
     ("fields", "guidance", "expected"),
     [
-        ({}, Guidance(), "a fox --sampler euler --cfg 7 --no lowres, blur"),
-        ({"distilled_cfg_scale": 2.5}, Guidance(), "a fox --sampler euler --cfg 7 --no lowres, blur"),
+        ({}, "cfg", "a fox --sampler euler --cfg 7 --no lowres, blur"),
+        ({"distilled_cfg_scale": 2.5}, "cfg", "a fox --sampler euler --cfg 7 --no lowres, blur"),
         ({}, FLUX_DEV, "a fox --sampler euler"),
         ({"distilled_cfg_scale": 2.5}, FLUX_DEV, "a fox --sampler euler --cfg 2.5"),
         ({"cfg_scale": 1, "distilled_cfg_scale": 3.5}, FLUX_DEV, "a fox --sampler euler --cfg 3.5"),
@@ -253,9 +252,7 @@ CLIENT_GUIDANCE = {"prompt": "a fox", "negative_prompt": "lowres, blur", "cfg_sc
         ({"cfg_scale": None, "negative_prompt": ""}, FLUX_SCHNELL, "a fox --sampler euler"),
     ],
 )
-def test_guidance_fields_follow_how_the_model_is_guided(
-    fields: dict[str, Any], guidance: Guidance, expected: str
-) -> None:
+def test_guidance_fields_follow_how_the_model_is_guided(fields: dict[str, Any], guidance: str, expected: str) -> None:
     """CFG models take cfg_scale and the negative prompt; FLUX.1 takes neither (they are ignored, not refused:
     clients always send them) and its guidance from Forge's distilled_cfg_scale, unless it takes none (schnell)."""
     request = Txt2ImgRequest.model_validate({**CLIENT_GUIDANCE, **fields})

@@ -325,3 +325,23 @@ async def test_the_web_uis_options_follow_the_chosen_model(browser: Browser, bas
     await shot(page, "21-flux-grid")
     await context.close()
     assert problems.errors == []
+
+
+@pytest.mark.parametrize("value", [11, -1, 1e308, "NaN", "Infinity", "7; --steps 999"])
+async def test_a_hostile_distilled_cfg_scale_is_refused_before_charging(
+    client: httpx.AsyncClient, member_key: str, service: ImagineService, value: object
+) -> None:
+    """Out of FLUX.1-dev's range, not finite, text smuggling a flag: 422 naming the guidance, no job, no
+    charge."""
+    before = await balance(client, member_key)
+    body = json.dumps(client_body("tiny-flux", distilled_cfg_scale=value)).replace('"NaN"', "NaN")
+    response = await client.post(
+        "/sdapi/v1/txt2img",
+        content=body.replace('"Infinity"', "Infinity"),
+        headers={**basic(member_key), "Content-Type": "application/json"},
+    )
+
+    assert response.status_code == 422, response.text
+    assert "cfg" in response.text.lower()
+    assert await job_count(service) == 0
+    assert await balance(client, member_key) == before

@@ -65,6 +65,19 @@ class Peers(Protocol):
         ...
 
 
+class Alone:
+    """The :class:`Peers` of a worker with no others: nothing is free elsewhere, nobody else to wake."""
+
+    def affinity_for(self, worker: Worker) -> Affinity | None:
+        return None
+
+    def other_is_free(self, worker: Worker) -> bool:
+        return False
+
+    def wake_all(self) -> None:
+        return None
+
+
 class BatchRecorder(Protocol):
     """Told when a batch is handed to the engine and when its results are in (engine busy time, batch sizes)."""
 
@@ -106,8 +119,8 @@ class Worker:
         peers: Peers | None = None,
     ) -> None:
         self.scheduler = scheduler
-        self.peers = peers
-        """The pool's other workers (several engines); None for a worker alone."""
+        self.peers: Peers = peers if peers is not None else Alone()
+        """The pool's other workers (several engines); :class:`Alone` for a worker alone."""
         self.batches_in_engine = 0
         """Batches handed to the engine and not yet recorded (2 while one waits behind the one rendering)."""
         self.telemetry = telemetry
@@ -216,17 +229,15 @@ class Worker:
     async def _next_jobs(self, *, behind_another: bool = False) -> list[Job]:
         """Up to ``scheduler.max_batch`` compatible jobs (one at a time for the CLI's own jobs); ``behind_another``:
         they will wait in the engine behind the batch it renders."""
-        if self.only is None:
-            if self.peers is None:
-                return await self.scheduler.dispatch(behind_another=behind_another)
-            if behind_another and self.peers.other_is_free(self):
-                return []  # a free engine starts it now; here it would wait for the batch rendering
-            jobs = await self.scheduler.dispatch(behind_another=behind_another, affinity=self.peers.affinity_for(self))
-            if jobs and len(self.scheduler.index):
-                self.peers.wake_all()  # more waits: a free engine takes it (or the one its model is loaded on)
-            return jobs
-        job = await self.scheduler.claim_next(self.only)
-        return [job] if job is not None else []
+        if self.only is not None:
+            job = await self.scheduler.claim_next(self.only)
+            return [job] if job is not None else []
+        if behind_another and self.peers.other_is_free(self):
+            return []  # a free engine starts it now; here it would wait for the batch rendering
+        jobs = await self.scheduler.dispatch(behind_another=behind_another, affinity=self.peers.affinity_for(self))
+        if jobs and len(self.scheduler.index):
+            self.peers.wake_all()  # more waits: a free engine takes it (or the one its model is loaded on)
+        return jobs
 
     async def run_jobs(self, jobs: list[Job]) -> None:
         """Render a batch of compatible jobs in one engine call; each job ends on its own."""
@@ -288,8 +299,7 @@ class Worker:
         try:
             await self._end_batch(batch)
         finally:
-            if self.peers is not None:
-                self.peers.wake_all()
+            self.peers.wake_all()
 
     async def _end_batch(self, batch: _InFlight) -> None:
         jobs = batch.jobs
@@ -345,8 +355,7 @@ class Worker:
             except JobNotFoundError:
                 return
             await self.events.emit(JobEvent(EventKind.REQUEUED, requeued, message=reason))
-            if self.peers is not None:
-                self.peers.wake_all()  # another engine takes it while this one restarts
+            self.peers.wake_all()  # another engine takes it while this one restarts
             self.wake()
         else:
             message = f"the engine crashed {job.attempts} times on this job; giving up ({reason})"

@@ -25,6 +25,8 @@ from typing import Protocol
 from bot.events import EventBus
 from bot.running.engine_config import engine_config
 from bot.running.engine_devices import EngineDevice, local_engine_devices
+from bot.running.engine_host import StartRun
+from bot.running.engine_run import EngineRun
 from bot.running.engine_supervisor import EngineSupervisor
 from bot.running.waiting import ExternalWait, passthrough
 from bot.running.worker import BatchRecorder, Worker
@@ -32,6 +34,7 @@ from bot.scheduling.affinity import Affinity
 from bot.scheduling.scheduler import Scheduler
 from config.errors import ConfigError
 from config.settings import Settings
+from engine.protocol import EngineConfig
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +58,16 @@ class EngineProvider(Protocol):
         ...
 
 
+def supervised_engine(settings: Settings, config: EngineConfig, start_run: StartRun = EngineRun) -> EngineSupervisor:
+    """An engine (not started) run by ``start_run`` with ``config``, under the settings' start and job timeouts."""
+    return EngineSupervisor(
+        config,
+        start_timeout_s=settings.engine_start_timeout_s,
+        job_timeout_s=settings.job_timeout_s,
+        start_run=start_run,
+    )
+
+
 class LocalEngines:
     """One engine process per device of this machine (``engine.devices``)."""
 
@@ -75,10 +88,7 @@ class LocalEngines:
     def create(self, index: int) -> tuple[EngineSupervisor, str]:
         device = self.devices[index]
         config = replace(engine_config(self.settings), device=device.device, visible_devices=device.visible)
-        engine = EngineSupervisor(
-            config, start_timeout_s=self.settings.engine_start_timeout_s, job_timeout_s=self.settings.job_timeout_s
-        )
-        return engine, device.label
+        return supervised_engine(self.settings, config), device.label
 
     def close(self) -> None:
         return None

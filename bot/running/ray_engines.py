@@ -15,6 +15,7 @@ import math
 from collections.abc import Mapping
 
 from bot.running.engine_config import engine_config
+from bot.running.engine_pool import supervised_engine
 from bot.running.engine_supervisor import EngineSupervisor
 from bot.running.ray_engine import RayEngineRun
 from config.errors import ConfigError
@@ -69,13 +70,7 @@ class RayEngines:
             name=f"imaginebot-engine-{index}",
             data_dir=settings.engine.ray_data_dir,
         )
-        engine = EngineSupervisor(
-            engine_config(settings),
-            start_timeout_s=settings.engine_start_timeout_s,
-            job_timeout_s=settings.job_timeout_s,
-            start_run=start_run,
-        )
-        return engine, f"ray:{index}"
+        return supervised_engine(settings, engine_config(settings), start_run), f"ray:{index}"
 
     def close(self) -> None:
         """Leave the cluster, when this provider joined it."""

@@ -14,8 +14,6 @@ as a lossless WebP and 35 ms as a lossy WebP of the same size, on one core of a 
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from pathlib import Path
@@ -23,6 +21,7 @@ from typing import TypeVar
 
 from PIL import Image
 
+from engine.atomic_files import write_atomically
 from engine.grid import compose_grid
 from engine.metadata import ImageParameters, jpeg_bytes, parameters_for, png_bytes
 from engine.protocol import COMPACT_ABOVE_BYTES, RenderTask, TaskDone
@@ -133,15 +132,3 @@ def compact_jpeg(image: Image.Image, limit: int, parameters: ImageParameters) ->
             if len(data) <= limit:
                 return data
         rgb = rgb.resize((max(1, rgb.width * 3 // 4), max(1, rgb.height * 3 // 4)))
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder: all of it appears, or nothing."""
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(data)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise

@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
+
+from engine.atomic_files import write_atomically
 
 HEARTBEAT_NAME = "heartbeat.json"
 HEARTBEAT_EVERY_S = 30.0
@@ -104,14 +104,7 @@ def heartbeat_file(data_dir: Path) -> Path:
 
 def write_heartbeat(path: Path, beat: Heartbeat) -> None:
     """Replace the heartbeat file at once (a reader never sees half a file). Raises OSError."""
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as file:
-            file.write(beat.to_json())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    write_atomically(path, beat.to_json().encode("utf-8"))
 
 
 def remove_heartbeat(path: Path) -> None:

@@ -15,8 +15,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-import os
-import tempfile
 import threading
 import uuid
 from collections import deque
@@ -26,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.running.engine_run import RunState
+from engine.atomic_files import write_atomically
 from engine.protocol import (
     Cancel,
     EngineConfig,
@@ -89,14 +88,7 @@ def _write(folder: Path, remote_path: str, data: bytes) -> str:
     if name in ("", ".", ".."):
         raise ValueError(f"the engine named a file {remote_path!r}")
     target = folder / name
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(data)
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    write_atomically(target, data)
     return str(target)
 
 

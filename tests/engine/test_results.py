@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from engine import results
+from engine import atomic_files, results
 from engine.grid import compose_grid
 from engine.metadata import ImageParameters, parameters_for, read_parameters
 from engine.protocol import RenderTask, TaskKind
@@ -115,14 +115,14 @@ def test_a_sweep_keeps_its_labelled_sheet_instead_of_a_grid(tmp_path: Path) -> N
 
 def test_a_grid_that_cannot_be_written_leaves_no_partial_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The rename of the finished grid fails (a full disk, say): no grid.jpg and no temporary file remain."""
-    real_replace = results.os.replace
+    real_replace = atomic_files.os.replace
 
     def failing_replace(source: str, target: Path) -> None:
         if Path(target).name == "grid.jpg":
             raise OSError(28, "No space left on device")
         real_replace(source, target)
 
-    monkeypatch.setattr(results.os, "replace", failing_replace)
+    monkeypatch.setattr(atomic_files.os, "replace", failing_replace)
     task = _task(tmp_path)
     with pytest.raises(OSError, match="No space left"):
         results.write_results("tiny", task, _rendered(task), 0.5)
